@@ -1,0 +1,227 @@
+import {createHash, type Hash} from 'node:crypto'
+import {createReadStream, createWriteStream, type ReadStream} from 'node:fs'
+import {mkdir, open, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {pipeline} from 'node:stream/promises'
+import {Readable, Transform} from 'node:stream'
+
+import {IntegrityError} from '../errors.js'
+import {digestHex, sha256Digest} from '../util/digest.js'
+
+// The content-addressed blob cache of PRODUCT.md §6.
+//
+//   <root>/blobs/sha256/<hex>   verified blobs only, published by rename (atomic, so readers never see half a blob)
+//   <root>/partial/<hex>        an interrupted download, resumed with an HTTP Range request
+//   <root>/partial/<hex>.lock   held by the process currently downloading <hex> (pid inside); a dead owner's
+//                               lock is taken over, so a SIGKILLed build resumes where it stopped
+//
+// Several processes can share one cache: they never write the same partial file at once, and a blob that
+// another process publishes meanwhile is simply used.
+
+export interface BlobSource {
+  /** Opens the blob's bytes from `offset` on. `start` is where the returned body really begins (0 if the
+   *  server ignored the Range request). */
+  (offset: number): Promise<{body: AsyncIterable<Uint8Array> | Readable; start: number}>
+}
+
+export interface IngestResult {
+  digest: string
+  size: number
+  /** Already in the cache: nothing was downloaded. */
+  hit: boolean
+  /** Bytes transferred by this call (0 on a hit; less than size when resumed). */
+  transferred: number
+  resumedFrom: number
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache')
+  return path.join(base, 'airpack')
+}
+
+export class BlobStore {
+  constructor(readonly root: string) {}
+
+  blobPath(digest: string): string {
+    return path.join(this.root, 'blobs', 'sha256', digestHex(digest))
+  }
+
+  private partialPath(digest: string): string {
+    return path.join(this.root, 'partial', digestHex(digest))
+  }
+
+  async init(): Promise<void> {
+    await mkdir(path.join(this.root, 'blobs', 'sha256'), {recursive: true})
+    await mkdir(path.join(this.root, 'partial'), {recursive: true})
+  }
+
+  /** Size of a cached blob, or undefined. Only verified blobs are ever under blobs/, so presence is proof. */
+  async size(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).size
+    } catch {
+      return undefined
+    }
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return (await this.size(digest)) !== undefined
+  }
+
+  openRead(digest: string, options: {highWaterMark?: number} = {}): ReadStream {
+    return createReadStream(this.blobPath(digest), {highWaterMark: options.highWaterMark ?? 1 << 20})
+  }
+
+  async readBytes(digest: string): Promise<Buffer> {
+    return readFile(this.blobPath(digest))
+  }
+
+  /** Store small content held in memory (manifests, generated configs). Returns its digest. */
+  async putBytes(bytes: Uint8Array, expectedDigest?: string): Promise<string> {
+    const digest = sha256Digest(bytes)
+    if (expectedDigest !== undefined && expectedDigest !== digest) {
+      throw new IntegrityError('DIGEST_MISMATCH', `content digest is ${digest}, expected ${expectedDigest}`, {
+        details: {expected: expectedDigest, actual: digest},
+      })
+    }
+    if (await this.has(digest)) return digest
+    await this.init()
+    const tmp = `${this.partialPath(digest)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+    await writeFile(tmp, bytes)
+    await rename(tmp, this.blobPath(digest))
+    return digest
+  }
+
+  /**
+   * Bring one blob into the cache from `source`, verifying size and sha256 before publishing it. On a broken
+   * stream the partial file is kept (the next call resumes it); on a digest or size mismatch it is deleted and
+   * an IntegrityError is thrown, so nothing unverified survives.
+   */
+  async ingest(digest: string, expectedSize: number | undefined, source: BlobSource): Promise<IngestResult> {
+    const cached = await this.size(digest)
+    if (cached !== undefined) return {digest, size: cached, hit: true, transferred: 0, resumedFrom: 0}
+    await this.init()
+    const release = await this.lock(digest)
+    try {
+      const raced = await this.size(digest)
+      if (raced !== undefined) return {digest, size: raced, hit: true, transferred: 0, resumedFrom: 0}
+      return await this.download(digest, expectedSize, source)
+    } finally {
+      await release()
+    }
+  }
+
+  private async download(digest: string, expectedSize: number | undefined, source: BlobSource): Promise<IngestResult> {
+    const partial = this.partialPath(digest)
+    let have = 0
+    try {
+      have = (await stat(partial)).size
+    } catch {}
+    if (expectedSize !== undefined && have > expectedSize) {
+      await rm(partial, {force: true})
+      have = 0
+    }
+    const hash = createHash('sha256')
+    if (have > 0) await hashFilePrefix(partial, have, hash)
+
+    const {body, start} = await source(have)
+    if (start !== have) {
+      // The server sent the whole body (no Range support): start over.
+      if (start !== 0) throw new Error(`source answered from offset ${start}, asked for ${have}`)
+      hash.destroy?.()
+      return this.restart(digest, expectedSize, body)
+    }
+    let transferred = 0
+    const limit = expectedSize
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        transferred += chunk.length
+        if (limit !== undefined && have + transferred > limit) {
+          cb(new IntegrityError('BLOB_TOO_LARGE', `blob ${digest} is larger than its descriptor's ${limit} bytes`, {details: {digest}}))
+          return
+        }
+        hash.update(chunk)
+        cb(null, chunk)
+      },
+    })
+    await pipeline(toReadable(body), meter, createWriteStream(partial, {flags: have > 0 ? 'a' : 'w'})).catch(async (error) => {
+      if (error instanceof IntegrityError) await rm(partial, {force: true})
+      throw error
+    })
+    const size = have + transferred
+    const actual = `sha256:${hash.digest('hex')}`
+    if (expectedSize !== undefined && size !== expectedSize) {
+      // Short body with a clean end: keep the bytes, a retry resumes from here.
+      throw new TruncatedBlobError(digest, size, expectedSize)
+    }
+    if (actual !== digest) {
+      await rm(partial, {force: true})
+      throw new IntegrityError('DIGEST_MISMATCH', `blob content hashes to ${actual}, not ${digest}`, {
+        hint: 'The registry or a proxy served different bytes than the manifest names. Nothing was kept; retry, or check the mirror.',
+        details: {expected: digest, actual},
+      })
+    }
+    await rename(partial, this.blobPath(digest))
+    return {digest, size, hit: false, transferred, resumedFrom: have}
+  }
+
+  private async restart(digest: string, expectedSize: number | undefined, body: AsyncIterable<Uint8Array> | Readable): Promise<IngestResult> {
+    await rm(this.partialPath(digest), {force: true})
+    return this.download(digest, expectedSize, async () => ({body, start: 0}))
+  }
+
+  /** Exclusive per-blob lock across processes; a lock whose owner process is gone is taken over. */
+  private async lock(digest: string): Promise<() => Promise<void>> {
+    const lockPath = `${this.partialPath(digest)}.lock`
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fh = await open(lockPath, 'wx')
+        await fh.writeFile(String(process.pid))
+        await fh.close()
+        return async () => {
+          await rm(lockPath, {force: true})
+        }
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      }
+      const owner = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10)
+      if (!Number.isFinite(owner) || !processAlive(owner)) {
+        // Stale: its owner died (SIGKILL, crash). Remove it and race for it again.
+        await rm(lockPath, {force: true})
+        continue
+      }
+      if (await this.has(digest)) return async () => {}
+      await new Promise((r) => setTimeout(r, Math.min(50 * (attempt + 1), 500)))
+    }
+  }
+}
+
+export class TruncatedBlobError extends Error {
+  constructor(
+    readonly digest: string,
+    readonly received: number,
+    readonly expected: number,
+  ) {
+    super(`blob ${digest} ended after ${received} of ${expected} bytes`)
+    this.name = 'TruncatedBlobError'
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+async function hashFilePrefix(file: string, length: number, hash: Hash): Promise<void> {
+  for await (const chunk of createReadStream(file, {start: 0, end: length - 1, highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
+}
+
+function toReadable(body: AsyncIterable<Uint8Array> | Readable): Readable {
+  return body instanceof Readable ? body : Readable.from(body, {objectMode: false})
+}

@@ -1,0 +1,66 @@
+import {Flags} from '@oclif/core'
+
+// Flags shared by several commands, defined once so that names, help and defaults never drift apart
+// (PRODUCT.md §2 is the contract for these names).
+
+export const archFlag = Flags.option({
+  options: ['amd64', 'arm64'] as const,
+  description: 'Target architecture of the edge hosts; only this platform is resolved and bundled.',
+  required: true,
+})
+
+export const modeFlag = Flags.option({
+  options: ['appliance', 'agent'] as const,
+  description: 'Palette Edge deployment mode of the hosts.',
+  default: 'appliance' as const,
+})
+
+export const varFlag = Flags.string({
+  description: 'Value of a cluster profile variable, NAME=VALUE (repeatable); overrides its defaultValue.',
+  multiple: true,
+  default: [],
+})
+
+export const registryFlags = {
+  registries: Flags.file({
+    description: 'Mirrors, rewrites and per-registry TLS/auth in the K3s registries.yaml format.',
+    exists: true,
+  }),
+  'docker-config': Flags.directory({
+    description: 'Directory holding Docker config.json (auths, credHelpers, credsStore). [default: $DOCKER_CONFIG or ~/.docker]',
+  }),
+  'cred-file': Flags.file({
+    description: "Palette registry credentials JSON ({\"image\":[…],\"helm\":[…]}).",
+    exists: true,
+  }),
+  'ca-cert': Flags.file({description: 'Extra CA certificate (PEM) trusted for every registry.', exists: true}),
+  'insecure-registry': Flags.string({
+    description: 'HOST[:PORT] to reach over plain HTTP or with unverified TLS (repeatable; that host only).',
+    multiple: true,
+    default: [],
+  }),
+}
+
+export const concurrencyFlag = Flags.integer({
+  description: 'Parallel registry requests.',
+  min: 1,
+  max: 64,
+  default: 8,
+})
+
+export const cacheDirFlag = Flags.directory({
+  description: 'Blob cache directory. [default: $XDG_CACHE_HOME/airpack or ~/.cache/airpack]',
+})
+
+export const lockFileFlag = Flags.file({description: 'Lock file to write (or, with --locked, to build from).'})
+
+/** Parse repeated `--var NAME=VALUE` flags. */
+export function parseVars(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const v of values) {
+    const eq = v.indexOf('=')
+    if (eq <= 0) throw new Error(`--var ${JSON.stringify(v)} must be NAME=VALUE`)
+    out[v.slice(0, eq)] = v.slice(eq + 1)
+  }
+  return out
+}

@@ -1,0 +1,77 @@
+// The lock file of PRODUCT.md §5 and the resolved-artifact model shared by `profile resolve`, the fetch step and
+// `bundle build`. The registry side produces it; the bundle side consumes it together with the blob cache.
+// Canonical JSON (sorted keys) makes two locks diff cleanly.
+
+export interface Platform {
+  os: string
+  architecture: string
+  variant?: string
+}
+
+/** An OCI content descriptor, as found in manifests and index.json. */
+export interface Descriptor {
+  mediaType: string
+  digest: string
+  size: number
+  platform?: Platform & {'os.version'?: string; 'os.features'?: string[]}
+  annotations?: Record<string, string>
+  artifactType?: string
+}
+
+export interface LockedImage {
+  /** The reference as the profile names it, normalised (`docker.io/library/nginx:1.27`). */
+  reference: string
+  /** Digest of what the reference points at: an index / manifest list, or a single manifest. */
+  digest: string
+  mediaType: string
+  size: number
+  /** The manifest chosen for the target platform (equals digest/mediaType/size for a single-platform image). */
+  platformManifest: Descriptor
+  /** Every blob the bundle must carry for this image, in no particular order: the root manifest, the platform
+   *  manifest, its config and layers. */
+  blobs: Descriptor[]
+  /** Platforms of the index that are deliberately left out of the bundle. */
+  omittedPlatforms: Platform[]
+  /** Registry host the content was resolved from (a mirror, or the upstream). Never credentials. */
+  source: string
+}
+
+export interface LockedChart {
+  /** Repository as the profile names it: an `https://` classic repo, an `oci://` repository, or a `.tgz` URL. */
+  repository: string
+  name: string
+  version: string
+  /** sha256 of the chart archive (.tgz). */
+  digest: string
+  size: number
+  /** The OCI manifest that carries the chart in the bundle (from the registry, or generated deterministically
+   *  for classic repositories), its config and chart layer. */
+  manifest: Descriptor
+  blobs: Descriptor[]
+  /** `<host>/<path>/<name>:<version>` — the name annotated in index.json. */
+  reference: string
+  source: string
+}
+
+export interface LockedFile {
+  url: string
+  sha256: string
+  size: number
+}
+
+export interface Lock {
+  lockVersion: 1
+  platform: Platform
+  /** Keyed by normalised reference. */
+  images: Record<string, LockedImage>
+  /** Keyed by `<repository>#<name>@<version>`. */
+  charts: Record<string, LockedChart>
+  /** Keyed by URL. */
+  files: Record<string, LockedFile>
+  /** Input profiles the lock was made from. */
+  profiles: {name: string; version: string; sha256: string; file: string}[]
+}
+
+export function chartKey(repository: string, name: string, version: string): string {
+  return `${repository}#${name}@${version}`
+}

@@ -1,0 +1,23 @@
+// Services log through this interface, never through console or oclif, so they stay free of the CLI layer
+// and every line goes to stderr (stdout belongs to results and --json).
+export interface Logger {
+  info(message: string): void
+  warn(message: string): void
+  /** Whether stderr is an interactive terminal (progress bars) or a pipe/CI log (periodic plain lines). */
+  readonly interactive: boolean
+}
+
+export function stderrLogger(options: {quiet?: boolean} = {}): Logger {
+  const quiet = options.quiet ?? false
+  return {
+    info(message) {
+      if (!quiet) process.stderr.write(message + '\n')
+    },
+    warn(message) {
+      process.stderr.write(`Warning: ${message}\n`)
+    },
+    interactive: Boolean(process.stderr.isTTY) && !process.env.CI && process.env.TERM !== 'dumb',
+  }
+}
+
+export const silentLogger: Logger = {info() {}, warn() {}, interactive: false}
