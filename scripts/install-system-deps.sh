@@ -3,7 +3,7 @@
 # the real consumers of a bundle (skopeo, containerd's ctr, zstd, tar, openssl), ISO tools for site media and
 # htpasswd for the auth tests. Idempotent; run as root (or through sudo).
 set -euo pipefail
-packages=(docker-registry skopeo zstd openssl containerd xorriso genisoimage apache2-utils tar coreutils)
+packages=(docker-registry skopeo zstd openssl containerd xorriso genisoimage apache2-utils tar coreutils time)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then
