@@ -1,0 +1,345 @@
+// The airpack benchmark of issue 6 (docs/benchmarks.md says how to run it and what the targets are).
+//
+//   node --import tsx bench/run.ts [--sizes 1G,4G] [--reps 5] [--images 4] [--platforms amd64,arm64] [--arch amd64]
+//                                  [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR] [--concurrency N] [--keep]
+//
+// For every size (bytes per platform) it seeds a fresh loopback docker-registry with multi-arch content, writes an
+// exported add-on profile listing the images, then runs the pairs below `--reps` times, alternating which side of a
+// pair goes first so drift (page cache, thermal) does not favour one side:
+//   cold   : peer pipeline (skopeo copy of every image into ONE OCI layout, then tar | zstd -T0 -3)
+//            vs airpack bundle build with an empty cache                        target: airpack/peer ≤ 0.5
+//   warm   : floor (tar -cf - <the same blobs> | zstd -T0 -3 > /dev/null)
+//            vs airpack bundle build with the cache of that rep's cold build      target: airpack/floor ≤ 1.2
+//   verify : zstd -d -c bundle | sha256sum  vs  airpack bundle verify bundle      target: speed ratio ≥ 0.8
+// and reports medians, per-pair ratios (median of the per-rep ratios), and airpack's peak memory (< 200 MB, and
+// within 20 % between the smallest and the largest size). Results: a markdown table on stdout and in
+// OUT/results.md, all raw runs in OUT/results.json.
+
+import {execFileSync} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {mkdir, mkdtemp, readdir, rm, stat, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {parseArgs} from 'node:util'
+
+import {benchProfile, parseSize, seedBenchContent, type BenchContent} from '../test/helpers/bench-content.js'
+import {startRegistry, type TestRegistry} from '../test/helpers/registry.js'
+import {measure, median, type Measurement} from './lib/measure.js'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const BIN = path.join(ROOT, 'bin', 'run.js')
+
+const {values: args} = parseArgs({
+  options: {
+    sizes: {type: 'string', default: '1G'},
+    reps: {type: 'string', default: '3'},
+    images: {type: 'string', default: '4'},
+    'layers-per-image': {type: 'string', default: '2'},
+    'base-fraction': {type: 'string', default: '0.3'},
+    platforms: {type: 'string', default: 'amd64,arm64'},
+    arch: {type: 'string', default: 'amd64'},
+    pairs: {type: 'string', default: 'cold,warm,verify'},
+    'work-dir': {type: 'string'},
+    out: {type: 'string', default: path.join(ROOT, 'bench', 'results')},
+    concurrency: {type: 'string'},
+    'compression-level': {type: 'string', default: '3'},
+    keep: {type: 'boolean', default: false},
+    help: {type: 'boolean', default: false},
+  },
+})
+
+if (args.help) {
+  console.log(
+    'usage: node --import tsx bench/run.ts [--sizes 1G,4G] [--reps N] [--images N] [--layers-per-image N] [--base-fraction F]\n' +
+      '       [--platforms amd64,arm64] [--arch amd64] [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR]\n' +
+      '       [--concurrency N] [--compression-level N] [--keep]',
+  )
+  process.exit(0)
+}
+
+type Side = 'peer' | 'airpackCold' | 'floor' | 'airpackWarm' | 'zstdSha' | 'airpackVerify'
+const PAIRS = {
+  cold: {a: 'peer', b: 'airpackCold', target: 'airpack/peer ≤ 0.5'},
+  warm: {a: 'floor', b: 'airpackWarm', target: 'airpack/floor ≤ 1.2'},
+  verify: {a: 'zstdSha', b: 'airpackVerify', target: 'speed airpack/(zstd -d \\| sha256sum) ≥ 0.8'},
+} as const satisfies Record<string, {a: Side; b: Side; target: string}>
+type PairName = keyof typeof PAIRS
+
+interface Run extends Measurement {
+  side: Side
+  rep: number
+  order: number
+  /** Bytes the side produced (bundle / archive), when it produces a file. */
+  outputBytes?: number
+  skipped?: string
+}
+
+const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`)
+const reps = Number(args.reps)
+const pairs = args.pairs!.split(',').map((p) => p.trim()) as PairName[]
+for (const p of pairs) if (!(p in PAIRS)) throw new Error(`unknown pair ${p}; use cold, warm, verify`)
+const arch = args.arch!
+const level = args['compression-level']!
+
+function toolVersion(cmd: string, argv: string[]): string {
+  try {
+    return execFileSync(cmd, argv, {stdio: ['ignore', 'pipe', 'pipe']}).toString().trim().split('\n')[0]!
+  } catch {
+    return 'unavailable'
+  }
+}
+
+const airpackHas = (topic: string, command: string) => existsSync(path.join(ROOT, 'dist', 'commands', topic, `${command}.js`))
+
+async function emptyDir(dir: string): Promise<string> {
+  await rm(dir, {recursive: true, force: true})
+  await mkdir(dir, {recursive: true})
+  return dir
+}
+
+async function findBundle(outputDir: string): Promise<string | undefined> {
+  try {
+    const names = await readdir(outputDir)
+    const whole = names.find((n) => n.endsWith('.tar.zst'))
+    return whole ? path.join(outputDir, whole) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function benchSize(sizeText: string, workRoot: string): Promise<Record<string, unknown>> {
+  const bytesPerPlatform = parseSize(sizeText)
+  const work = await emptyDir(path.join(workRoot, `size-${sizeText}`))
+  const registry: TestRegistry = await startRegistry()
+  try {
+    log(`size ${sizeText}/platform: seeding ${registry.host} (${args.platforms})`)
+    const content: BenchContent = await seedBenchContent(registry, {
+      bytesPerPlatform,
+      platforms: args.platforms!.split(','),
+      images: Number(args.images),
+      layersPerImage: Number(args['layers-per-image']),
+      baseFraction: Number(args['base-fraction']),
+      log,
+    })
+    const profileFile = path.join(work, 'bench-profile.json')
+    await writeFile(profileFile, JSON.stringify(benchProfile(content.images.map((i) => i.reference)), null, 2))
+
+    const runs: Run[] = []
+    const rssFile = path.join(work, 'rss.txt')
+    const airpackBuild = (cacheDir: string, outputDir: string) => [
+      'node',
+      BIN,
+      'bundle',
+      'build',
+      profileFile,
+      '--arch',
+      arch,
+      '--name',
+      'bench',
+      '--insecure-registry',
+      registry.host,
+      '--cache-dir',
+      cacheDir,
+      '--output',
+      outputDir,
+      '--compression-level',
+      level,
+      ...(args.concurrency ? ['--concurrency', args.concurrency] : []),
+    ]
+
+    for (let rep = 1; rep <= reps; rep++) {
+      const repDir = await emptyDir(path.join(work, `rep-${rep}`))
+      const cache = path.join(repDir, 'cache')
+      const coldOut = path.join(repDir, 'out-cold')
+      const warmOut = path.join(repDir, 'out-warm')
+      let coldDone = false
+      const sides: Record<Side, () => Promise<Omit<Run, 'side' | 'rep' | 'order'>>> = {
+        async peer() {
+          const layout = await emptyDir(path.join(repDir, 'peer-layout'))
+          const archive = path.join(repDir, 'peer.tar.zst')
+          const copies = content.images
+            .map((image, i) => `skopeo copy -q --override-os linux --override-arch ${arch} --src-tls-verify=false docker://${image.reference} oci:${layout}:image-${i}`)
+            .join('\n')
+          const m = await measure(`${copies}\ntar -cf - -C ${layout} . | zstd -q -T0 -${level} -o ${archive}`, {rssFile})
+          const outputBytes = existsSync(archive) ? await fileSize(archive) : undefined
+          await rm(layout, {recursive: true, force: true})
+          await rm(archive, {force: true})
+          return {...m, outputBytes}
+        },
+        async airpackCold() {
+          if (!airpackHas('bundle', 'build')) return skipped('airpack bundle build is not built (npm run build)')
+          await emptyDir(cache)
+          await rm(coldOut, {recursive: true, force: true})
+          const m = await measure(airpackBuild(cache, coldOut), {rssFile})
+          coldDone = m.exitCode === 0
+          const bundle = await findBundle(coldOut)
+          return {...m, outputBytes: bundle ? await fileSize(bundle) : undefined}
+        },
+        async floor() {
+          const blobsDir = coldDone ? path.join(cache, 'blobs') : undefined
+          if (!blobsDir || !existsSync(blobsDir)) return skipped('needs the blobs of a cold airpack build')
+          return measure(`tar -cf - -C ${cache} blobs | zstd -q -T0 -${level} > /dev/null`, {rssFile})
+        },
+        async airpackWarm() {
+          if (!coldDone) return skipped('needs a successful cold build first')
+          await rm(warmOut, {recursive: true, force: true})
+          const m = await measure(airpackBuild(cache, warmOut), {rssFile})
+          const bundle = await findBundle(warmOut)
+          return {...m, outputBytes: bundle ? await fileSize(bundle) : undefined}
+        },
+        async zstdSha() {
+          const bundle = (await findBundle(warmOut)) ?? (await findBundle(coldOut))
+          if (!bundle) return skipped('needs a bundle from airpack bundle build')
+          return measure(`zstd -q -d -c ${bundle} | sha256sum > /dev/null`, {rssFile})
+        },
+        async airpackVerify() {
+          const bundle = (await findBundle(warmOut)) ?? (await findBundle(coldOut))
+          if (!airpackHas('bundle', 'verify')) return skipped('airpack bundle verify is not built (npm run build)')
+          if (!bundle) return skipped('needs a bundle from airpack bundle build')
+          return measure(['node', BIN, 'bundle', 'verify', bundle], {rssFile})
+        },
+      }
+      // The cold pair runs first in every rep: warm and verify need its cache and bundle.
+      for (const pairName of (['cold', 'warm', 'verify'] as PairName[]).filter((p) => pairs.includes(p) || (p === 'cold' && pairs.some((q) => q !== 'cold')))) {
+        const {a, b} = PAIRS[pairName]
+        const order: Side[] = rep % 2 === 1 ? [a, b] : [b, a]
+        // A warm build must follow the cold one; only the floor may swap around it, which it does.
+        for (const [i, side] of order.entries()) {
+          const result = await sides[side]()
+          const run: Run = {side, rep, order: i, ...result}
+          runs.push(run)
+          log(
+            `rep ${rep} ${side.padEnd(13)} ${run.skipped ? 'skipped: ' + run.skipped : `${run.seconds.toFixed(2)} s, exit ${run.exitCode}, rss ${fmt(run.maxRssMiB)} MiB (tree ${run.treeRssMiB.toFixed(0)} MiB)${run.outputBytes ? `, output ${(run.outputBytes / 2 ** 20).toFixed(0)} MiB` : ''}`}`,
+          )
+          if (!run.skipped && run.exitCode !== 0) log(`  ${side} failed:\n${run.stderrTail}`)
+        }
+      }
+      if (!args.keep) await rm(repDir, {recursive: true, force: true})
+    }
+    return {size: sizeText, bytesPerPlatform: content.bytesPerPlatform, images: content.images.length, runs, summary: summarize(runs)}
+  } finally {
+    await registry.stop()
+    if (!args.keep) await rm(work, {recursive: true, force: true})
+  }
+}
+
+function skipped(reason: string): Omit<Run, 'side' | 'rep' | 'order'> {
+  return {seconds: Number.NaN, exitCode: -1, treeRssMiB: 0, stderrTail: '', skipped: reason}
+}
+
+async function fileSize(file: string): Promise<number> {
+  return (await stat(file)).size
+}
+
+function fmt(n: number | undefined, digits = 0): string {
+  return n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits)
+}
+
+interface PairSummary {
+  pair: PairName
+  target: string
+  medianA: number
+  medianB: number
+  /** cold/warm: median over reps of b/a (time ratio); verify: median of a/b (speed ratio). */
+  ratio: number
+  met?: boolean
+  reps: number
+}
+
+function summarize(runs: Run[]): {pairs: PairSummary[]; airpackPeakRssMiB?: number; airpackPeakTreeRssMiB?: number} {
+  const ok = (r: Run) => !r.skipped && r.exitCode === 0
+  const out: PairSummary[] = []
+  for (const pair of pairs) {
+    const {a, b, target} = PAIRS[pair]
+    const ratios: number[] = []
+    for (let rep = 1; rep <= reps; rep++) {
+      const ra = runs.find((r) => r.rep === rep && r.side === a && ok(r))
+      const rb = runs.find((r) => r.rep === rep && r.side === b && ok(r))
+      if (ra && rb) ratios.push(pair === 'verify' ? ra.seconds / rb.seconds : rb.seconds / ra.seconds)
+    }
+    const ratio = median(ratios)
+    const limit = pair === 'cold' ? 0.5 : pair === 'warm' ? 1.2 : 0.8
+    out.push({
+      pair,
+      target,
+      medianA: median(runs.filter((r) => r.side === a && ok(r)).map((r) => r.seconds)),
+      medianB: median(runs.filter((r) => r.side === b && ok(r)).map((r) => r.seconds)),
+      ratio,
+      ...(Number.isNaN(ratio) ? {} : {met: pair === 'verify' ? ratio >= limit : ratio <= limit}),
+      reps: ratios.length,
+    })
+  }
+  const airpack = runs.filter((r) => r.side.startsWith('airpack') && ok(r))
+  const rss = airpack.map((r) => r.maxRssMiB).filter((v): v is number => v !== undefined)
+  return {
+    pairs: out,
+    ...(rss.length ? {airpackPeakRssMiB: Math.max(...rss)} : {}),
+    ...(airpack.length ? {airpackPeakTreeRssMiB: Math.max(...airpack.map((r) => r.treeRssMiB))} : {}),
+  }
+}
+
+function markdown(results: Record<string, any>[], meta: Record<string, unknown>): string {
+  const lines = [
+    `# airpack benchmark — ${meta.date}`,
+    '',
+    `Machine: ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB; node ${meta.node}; ${meta.zstd}; ${meta.skopeo}. ` +
+      `Content: ${meta.images} images × (shared base + ${meta.layersPerImage} own layers), platforms ${meta.platforms}, bundle for linux/${meta.arch}; ${meta.reps} reps, alternating.`,
+    '',
+    '| size/platform | pair | A | median A (s) | B | median B (s) | ratio (median of per-rep) | target | met |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ]
+  for (const r of results) {
+    for (const p of r.summary.pairs as PairSummary[]) {
+      const {a, b} = PAIRS[p.pair]
+      lines.push(`| ${r.size} | ${p.pair} | ${a} | ${fmt(p.medianA, 2)} | ${b} | ${fmt(p.medianB, 2)} | ${fmt(p.ratio, 3)} | ${p.target} | ${p.met === undefined ? 'n/a' : p.met ? 'yes' : 'NO'} |`)
+    }
+  }
+  lines.push('', '| size/platform | airpack peak RSS, largest process (MiB) | airpack peak RSS, process tree incl. zstd (MiB) |', '| --- | --- | --- |')
+  for (const r of results) lines.push(`| ${r.size} | ${fmt(r.summary.airpackPeakRssMiB)} | ${fmt(r.summary.airpackPeakTreeRssMiB)} |`)
+  const rss = results.map((r) => r.summary.airpackPeakRssMiB as number | undefined).filter((v): v is number => v !== undefined)
+  if (rss.length >= 2) {
+    const spread = Math.max(...rss) / Math.min(...rss) - 1
+    lines.push('', `Peak memory spread between sizes: ${(spread * 100).toFixed(1)} % (target ≤ 20 %, and every size < 200 MB): ${spread <= 0.2 && Math.max(...rss) < 200 ? 'met' : 'NOT met'}.`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+async function main() {
+  const workRoot = args['work-dir'] ? path.resolve(args['work-dir']) : await mkdtemp(path.join(os.tmpdir(), 'airpack-bench-'))
+  await mkdir(workRoot, {recursive: true})
+  if (!airpackHas('bundle', 'build')) log('note: dist/commands/bundle/build.js is missing — run `npm run build`; airpack sides will be skipped')
+  const meta = {
+    date: new Date().toISOString(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    zstd: toolVersion('zstd', ['--version']),
+    skopeo: toolVersion('skopeo', ['--version']),
+    images: Number(args.images),
+    layersPerImage: Number(args['layers-per-image']),
+    platforms: args.platforms,
+    arch,
+    reps,
+    compressionLevel: level,
+    command: `node --import tsx bench/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  }
+  const results: Record<string, unknown>[] = []
+  try {
+    for (const size of args.sizes!.split(',')) results.push(await benchSize(size.trim(), workRoot))
+  } finally {
+    if (!args.keep && !args['work-dir']) await rm(workRoot, {recursive: true, force: true})
+  }
+  const md = markdown(results, meta)
+  await mkdir(args.out!, {recursive: true})
+  await writeFile(path.join(args.out!, 'results.json'), JSON.stringify({meta, results}, null, 2) + '\n')
+  await writeFile(path.join(args.out!, 'results.md'), md)
+  process.stdout.write(md)
+  log(`wrote ${path.join(args.out!, 'results.json')} and results.md`)
+}
+
+main().catch((error) => {
+  log(`benchmark failed: ${error instanceof Error ? error.stack : String(error)}`)
+  process.exit(1)
+})
