@@ -166,6 +166,49 @@ export class BlobStore {
     return {digest, size, hit: false, transferred, resumedFrom: have}
   }
 
+  /**
+   * Bring in content whose digest is not known in advance (a classic Helm chart archive): streamed to a private
+   * temporary file while hashing, then published under the digest it really has. With `expectedDigest` (a Helm
+   * index digest), a cached copy is used as is and a mismatch deletes the download and throws IntegrityError.
+   */
+  async ingestUnknown(
+    open: () => Promise<AsyncIterable<Uint8Array> | Readable>,
+    expectedDigest?: string,
+  ): Promise<IngestResult> {
+    if (expectedDigest !== undefined) {
+      const cached = await this.size(expectedDigest)
+      if (cached !== undefined) return {digest: expectedDigest, size: cached, hit: true, transferred: 0, resumedFrom: 0}
+    }
+    await this.init()
+    const tmp = path.join(this.root, 'partial', `unknown.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
+    const hash = createHash('sha256')
+    let size = 0
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length
+        hash.update(chunk)
+        cb(null, chunk)
+      },
+    })
+    try {
+      await pipeline(toReadable(await open()), meter, createWriteStream(tmp))
+      const digest = `sha256:${hash.digest('hex')}`
+      if (expectedDigest !== undefined && digest !== expectedDigest) {
+        throw new IntegrityError('DIGEST_MISMATCH', `content hashes to ${digest}, not ${expectedDigest}`, {
+          hint: 'The server sent different bytes than its index names. Nothing was kept; check the repository or mirror.',
+          details: {expected: expectedDigest, actual: digest},
+        })
+      }
+      const hit = await this.has(digest)
+      if (hit) await rm(tmp, {force: true})
+      else await rename(tmp, this.blobPath(digest))
+      return {digest, size, hit, transferred: size, resumedFrom: 0}
+    } catch (error) {
+      await rm(tmp, {force: true})
+      throw error
+    }
+  }
+
   private async restart(digest: string, expectedSize: number | undefined, body: AsyncIterable<Uint8Array> | Readable): Promise<IngestResult> {
     await rm(this.partialPath(digest), {force: true})
     return this.download(digest, expectedSize, async () => ({body, start: 0}))

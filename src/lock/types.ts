@@ -51,6 +51,8 @@ export interface LockedChart {
   /** `<host>/<path>/<name>:<version>` — the name annotated in index.json. */
   reference: string
   source: string
+  /** Classic repositories and direct `.tgz` charts: the archive's URL, so a fetch by digest needs no index. */
+  url?: string
 }
 
 export interface LockedFile {

@@ -1,0 +1,445 @@
+import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+import {Readable} from 'node:stream'
+import type {Response} from 'undici'
+
+import type {BlobSource} from '../cache/store.js'
+import {UsageError} from '../errors.js'
+import type {Logger} from '../util/log.js'
+import {silentLogger} from '../util/log.js'
+import {basicAuthorization, parseChallenge, pullScope, type Challenge} from './auth.js'
+import {CredentialStore, type Credential} from './credentials.js'
+import {RegistryError, describeError, errorCode} from './errors.js'
+import {HttpClient, withRetry, type SendInit} from './http.js'
+import {MANIFEST_ACCEPT, MediaType} from './media-types.js'
+import {apiHost} from './reference.js'
+import {canonicalHost, emptyRegistriesConfig, loadRegistriesConfig, rewriteRepository, type RegistriesConfig} from './registries-config.js'
+
+// A pull-only OCI distribution client: endpoints (mirrors in order, then the upstream), /v2/ ping with the auth
+// challenge it returns, Basic or Bearer (token per scope, cached until it expires), manifests read as the exact
+// bytes served and digest-checked, and blobs exposed as a resumable BlobSource for the cache.
+
+export interface RegistryAccessOptions {
+  registriesFile?: string
+  dockerConfigDir?: string
+  credFile?: string
+  caCertFile?: string
+  insecureRegistries?: string[]
+  concurrency?: number
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+  /** Attempts per request on transient failures (default 4). */
+  attempts?: number
+  /** Base of the exponential backoff in ms (default 250). */
+  retryBaseMs?: number
+}
+
+export interface Endpoint {
+  /** API base, ending in `/v2` (`https://mirror.local:5000/v2`). */
+  base: URL
+  /** host[:port] of the endpoint, as recorded in `source`. */
+  host: string
+  /** Repository path at this endpoint (mirror rewrites applied). */
+  repository: string
+  mirror: boolean
+  /** May fall back to plain HTTP (an --insecure-registry or loopback upstream without an explicit scheme). */
+  httpFallback: boolean
+}
+
+export interface FetchedManifest {
+  bytes: Buffer
+  digest: string
+  mediaType: string
+  size: number
+  json: ManifestJson
+}
+
+export interface ManifestJson {
+  schemaVersion?: number
+  mediaType?: string
+  manifests?: {mediaType: string; digest: string; size: number; platform?: {os: string; architecture: string; variant?: string}; annotations?: Record<string, string>}[]
+  config?: {mediaType: string; digest: string; size: number}
+  layers?: {mediaType: string; digest: string; size: number; annotations?: Record<string, string>}[]
+  artifactType?: string
+}
+
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h)
+}
+
+export async function createRegistryClient(o: RegistryAccessOptions = {}): Promise<RegistryClient> {
+  const config = o.registriesFile ? await loadRegistriesConfig(o.registriesFile) : emptyRegistriesConfig()
+  let extraCaPem: string | undefined
+  if (o.caCertFile) {
+    try {
+      extraCaPem = await readFile(o.caCertFile, 'utf8')
+    } catch (error) {
+      throw new UsageError('CA_CERT_UNREADABLE', `cannot read --ca-cert ${o.caCertFile}: ${(error as Error).message}`)
+    }
+    if (!extraCaPem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new UsageError('CA_CERT_INVALID', `--ca-cert ${o.caCertFile} holds no PEM certificate`, {hint: 'Pass a PEM file with a BEGIN CERTIFICATE block.'})
+    }
+  }
+  return new RegistryClient(config, o, extraCaPem)
+}
+
+interface PingResult {
+  base: URL
+  challenge?: Challenge
+}
+
+export class RegistryClient {
+  readonly http: HttpClient
+  readonly credentials: CredentialStore
+  readonly logger: Logger
+  private readonly insecure: Set<string>
+  private readonly pings = new Map<string, Promise<PingResult>>()
+  private readonly tokens = new Map<string, Promise<{token: string; expiresAt: number}>>()
+  readonly attempts: number
+  readonly retryBaseMs: number
+
+  constructor(
+    readonly config: RegistriesConfig,
+    o: RegistryAccessOptions,
+    extraCaPem?: string,
+  ) {
+    this.insecure = new Set((o.insecureRegistries ?? []).map((h) => h.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '')))
+    this.attempts = o.attempts ?? 4
+    this.retryBaseMs = o.retryBaseMs ?? 250
+    this.http = new HttpClient({extraCaPem, tls: config.tls, insecureHosts: this.insecure, attempts: this.attempts, retryBaseMs: this.retryBaseMs})
+    this.credentials = new CredentialStore({registries: config, credFile: o.credFile, dockerConfigDir: o.dockerConfigDir, env: o.env})
+    this.logger = o.logger ?? silentLogger
+  }
+
+  async close(): Promise<void> {
+    await this.http.close()
+  }
+
+  /** Where to look for `registry/repository`: each mirror endpoint in order (rewrites applied), then upstream. */
+  endpoints(registry: string, repository: string): Endpoint[] {
+    const key = canonicalHost(registry)
+    const mirror = this.config.mirrors.get(key) ?? this.config.mirrors.get('*')
+    const out: Endpoint[] = []
+    for (const url of mirror?.endpoints ?? []) {
+      const base = new URL(url.href)
+      const prefix = base.pathname.replace(/\/+$/, '').replace(/\/v2$/, '')
+      base.pathname = `${prefix}/v2`
+      base.search = ''
+      out.push({base, host: base.host, repository: rewriteRepository(repository, mirror!.rewrites), mirror: true, httpFallback: false})
+    }
+    const host = apiHost(key)
+    if (!out.some((e) => e.host === host && e.repository === repository)) {
+      const insecure = this.insecure.has(host) || this.insecure.has(key) || isLoopback(host)
+      out.push({base: new URL(`https://${host}/v2`), host, repository, mirror: false, httpFallback: insecure})
+    }
+    return out
+  }
+
+  /** Run `fn` against each endpoint in turn until one succeeds. All failures are reported together. */
+  async withEndpoints<T>(registry: string, repository: string, fn: (ep: Endpoint) => Promise<T>): Promise<{value: T; endpoint: Endpoint}> {
+    const failures: {ep: Endpoint; error: unknown}[] = []
+    const endpoints = this.endpoints(registry, repository)
+    for (const ep of endpoints) {
+      try {
+        const value = await fn(ep)
+        for (const f of failures) this.logger.warn(`mirror ${f.ep.host} failed, used ${ep.host}: ${describeError(f.error)}`)
+        return {value, endpoint: ep}
+      } catch (error) {
+        failures.push({ep, error})
+      }
+    }
+    if (failures.length === 1) throw failures[0].error
+    const integrity = failures.find((f) => f.error instanceof RegistryError && f.error.failure === 'integrity')
+    const last = failures.at(-1)!.error
+    const kind = integrity ? 'integrity' : last instanceof RegistryError ? last.failure : 'unreachable'
+    throw new RegistryError(
+      kind,
+      failures.map((f) => `${f.ep.mirror ? 'mirror' : 'upstream'} ${f.ep.host}: ${describeError(f.error)}`).join('; '),
+      failures.at(-1)!.ep.host,
+    )
+  }
+
+  /** GET /v2/ once per endpoint: picks http or https and learns the auth challenge. */
+  private ping(ep: Endpoint): Promise<PingResult> {
+    const key = ep.base.href
+    let p = this.pings.get(key)
+    if (!p) {
+      p = this.doPing(ep)
+      this.pings.set(key, p)
+      p.catch(() => this.pings.delete(key))
+    }
+    return p
+  }
+
+  private async doPing(ep: Endpoint): Promise<PingResult> {
+    const attempt = async (base: URL, retry: boolean): Promise<PingResult> => {
+      const url = new URL(`${base.pathname}/`, base)
+      const res = retry ? await this.http.sendWithRetry(url) : await this.http.send(url)
+      await res.body?.cancel().catch(() => {})
+      if (res.status === 401) return {base, challenge: parseChallenge(res.headers.get('www-authenticate'))}
+      return {base}
+    }
+    if (!ep.httpFallback) return attempt(ep.base, true)
+    try {
+      return await attempt(ep.base, false)
+    } catch (error) {
+      const code = errorCode(error) ?? ''
+      const certProblem = /CERT|VERIFY|SELF_SIGNED|ALTNAME/.test(code) && !this.http.isInsecure(ep.host)
+      if (certProblem) throw error
+      const plain = new URL(ep.base.href)
+      plain.protocol = 'http:'
+      return attempt(plain, true)
+    }
+  }
+
+  private async credentialFor(host: string, kind: 'image' | 'helm'): Promise<Credential | undefined> {
+    return this.credentials.forHost(host, kind)
+  }
+
+  private async authorization(ep: Endpoint, challenge: Challenge | undefined, scope: string, kind: 'image' | 'helm'): Promise<string | undefined> {
+    if (!challenge) return undefined
+    const cred = await this.credentialFor(ep.host, kind)
+    if (challenge.scheme === 'basic') {
+      if (cred?.username === undefined) return undefined
+      return basicAuthorization(cred.username, cred.password ?? '')
+    }
+    const token = await this.token(ep, challenge, scope, cred)
+    return `Bearer ${token}`
+  }
+
+  private async token(ep: Endpoint, challenge: Extract<Challenge, {scheme: 'bearer'}>, scope: string, cred: Credential | undefined): Promise<string> {
+    const key = `${challenge.realm}\0${challenge.service ?? ''}\0${scope}\0${ep.host}`
+    const cached = this.tokens.get(key)
+    if (cached) {
+      const t = await cached.catch(() => undefined)
+      if (t && t.expiresAt > Date.now() + 5000) return t.token
+    }
+    const p = this.fetchToken(ep, challenge, scope, cred)
+    this.tokens.set(key, p)
+    p.catch(() => this.tokens.delete(key))
+    return (await p).token
+  }
+
+  private async fetchToken(
+    ep: Endpoint,
+    challenge: Extract<Challenge, {scheme: 'bearer'}>,
+    scope: string,
+    cred: Credential | undefined,
+  ): Promise<{token: string; expiresAt: number}> {
+    let realm: URL
+    try {
+      realm = new URL(challenge.realm)
+    } catch {
+      throw new RegistryError('protocol', `${ep.host} names a token realm that is not a URL`, ep.host)
+    }
+    let res: Response
+    if (cred?.identityToken) {
+      // OAuth2 refresh-token grant (Docker `identitytoken`): POST to the realm.
+      const form = new URLSearchParams({grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'airpack', scope})
+      if (challenge.service) form.set('service', challenge.service)
+      res = await this.http.sendWithRetry(realm, {
+        method: 'POST',
+        body: form.toString(),
+        headers: {'content-type': 'application/x-www-form-urlencoded'},
+      })
+    } else {
+      const url = new URL(realm.href)
+      if (challenge.service) url.searchParams.set('service', challenge.service)
+      url.searchParams.set('scope', scope)
+      const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
+      res = await this.http.sendWithRetry(url, {authorization})
+    }
+    const text = await res.text()
+    if (res.status === 401 || res.status === 403) {
+      throw new RegistryError(
+        'unauthorized',
+        cred
+          ? `the token service ${realm.host} rejected the credentials for ${ep.host} (from ${cred.origin})`
+          : `the token service ${realm.host} refused anonymous access to ${ep.host}; no credentials found for it`,
+        ep.host,
+        res.status,
+      )
+    }
+    if (res.status !== 200) throw new RegistryError('protocol', `the token service ${realm.host} answered ${res.status}`, ep.host, res.status)
+    let body: {token?: string; access_token?: string; expires_in?: number}
+    try {
+      body = JSON.parse(text)
+    } catch {
+      throw new RegistryError('protocol', `the token service ${realm.host} did not answer JSON`, ep.host)
+    }
+    const token = body.token ?? body.access_token
+    if (!token) throw new RegistryError('protocol', `the token service ${realm.host} answered without a token`, ep.host)
+    const lifetime = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60
+    return {token, expiresAt: Date.now() + lifetime * 1000}
+  }
+
+  /**
+   * An authenticated request to `<base>/<repo>/<path>`: ping first, authorise for the repository's pull scope,
+   * and answer a 401 once by re-reading the challenge (a registry may require auth only on some paths).
+   */
+  async request(ep: Endpoint, path: string, init: SendInit & {kind?: 'image' | 'helm'} = {}): Promise<Response> {
+    const kind = init.kind ?? 'image'
+    const ping = await this.ping(ep)
+    const url = new URL(`${ping.base.pathname}/${ep.repository}/${path}`, ping.base)
+    const scope = pullScope(ep.repository)
+    let challenge = ping.challenge
+    let authorization = await this.authorization(ep, challenge, scope, kind)
+    for (let round = 0; ; round++) {
+      const res = await this.http.sendWithRetry(url, {...init, authorization})
+      if (res.status !== 401) {
+        if (res.status === 403) {
+          await res.body?.cancel().catch(() => {})
+          throw new RegistryError('denied', `${ep.host} denied access to ${ep.repository} (403)`, ep.host, 403)
+        }
+        return res
+      }
+      await res.body?.cancel().catch(() => {})
+      const fresh = parseChallenge(res.headers.get('www-authenticate'))
+      if (round === 0 && fresh && (!authorization || fresh.scheme !== challenge?.scheme)) {
+        challenge = fresh
+        authorization = await this.authorization(ep, challenge, scope, kind)
+        if (authorization) continue
+      }
+      const cred = await this.credentialFor(ep.host, kind)
+      throw new RegistryError(
+        'unauthorized',
+        cred
+          ? `${ep.host} rejected the credentials (from ${cred.origin}) for ${ep.repository}`
+          : `${ep.host} requires authentication for ${ep.repository} and no credentials were found for it`,
+        ep.host,
+        401,
+      )
+    }
+  }
+
+  /** GET a manifest by tag or digest; the bytes are exactly those served, and verified against every digest known. */
+  async getManifest(ep: Endpoint, reference: string, kind: 'image' | 'helm' = 'image'): Promise<FetchedManifest> {
+    const res = await this.request(ep, `manifests/${reference}`, {headers: {accept: MANIFEST_ACCEPT}, kind})
+    const where = `${ep.host}/${ep.repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`
+    if (res.status === 404) {
+      await res.body?.cancel().catch(() => {})
+      throw new RegistryError('not-found', `${where} not found (no such ${reference.startsWith('sha256:') ? 'digest' : 'tag'} or repository)`, ep.host, 404)
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => {})
+      throw new RegistryError('http', `${where}: the registry answered ${res.status}`, ep.host, res.status)
+    }
+    const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
+    if (contentType === 'text/html') {
+      await res.body?.cancel().catch(() => {})
+      throw new RegistryError('protocol', `${ep.host} answered an HTML page instead of the manifest of ${where}; is it a registry (or a login portal)?`, ep.host)
+    }
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, where, ep.host)
+    const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+    const served = res.headers.get('docker-content-digest')
+    if (reference.startsWith('sha256:') && digest !== reference) {
+      throw new RegistryError('integrity', `${where}: the manifest bytes hash to ${digest}, not the digest asked for`, ep.host)
+    }
+    if (served && served.startsWith('sha256:') && served !== digest) {
+      throw new RegistryError('integrity', `${where}: the manifest bytes hash to ${digest}, but the registry says ${served}`, ep.host)
+    }
+    let json: ManifestJson
+    try {
+      json = JSON.parse(bytes.toString('utf8'))
+    } catch {
+      throw new RegistryError('protocol', `${where}: the registry answered ${contentType || 'a body'} that is not a JSON manifest`, ep.host)
+    }
+    if (json === null || typeof json !== 'object') throw new RegistryError('protocol', `${where}: the manifest is not a JSON object`, ep.host)
+    if (json.schemaVersion === 1 || contentType.startsWith(MediaType.dockerSchema1)) {
+      throw new RegistryError('protocol', `${where} is a Docker schema 1 manifest, which airpack does not support; re-push the image with a current client`, ep.host)
+    }
+    const mediaType = json.mediaType ?? (contentType || (json.manifests ? MediaType.ociIndex : MediaType.ociManifest))
+    if (!json.manifests && !json.config) {
+      throw new RegistryError('protocol', `${where}: the document is neither an image index nor an image manifest`, ep.host)
+    }
+    return {bytes, digest, mediaType, size: bytes.length, json}
+  }
+
+  /** The digest a tag points at now (HEAD; GET when the registry sends no Docker-Content-Digest). */
+  async headManifest(ep: Endpoint, reference: string, kind: 'image' | 'helm' = 'image'): Promise<string> {
+    const res = await this.request(ep, `manifests/${reference}`, {method: 'HEAD', headers: {accept: MANIFEST_ACCEPT}, kind})
+    await res.body?.cancel().catch(() => {})
+    const digest = res.headers.get('docker-content-digest')
+    if (res.status === 200 && digest && /^sha256:[a-f0-9]{64}$/.test(digest)) return digest
+    if (res.status === 404) throw new RegistryError('not-found', `${ep.host}/${ep.repository}:${reference} not found`, ep.host, 404)
+    return (await this.getManifest(ep, reference, kind)).digest
+  }
+
+  /** A resumable source of one blob's bytes, for BlobStore.ingest. */
+  blobSource(ep: Endpoint, digest: string, kind: 'image' | 'helm' = 'image'): BlobSource {
+    return async (offset: number) => {
+      const res = await this.request(ep, `blobs/${digest}`, {headers: offset > 0 ? {range: `bytes=${offset}-`} : {}, kind})
+      return bodyFrom(res, offset, `${ep.host}/${ep.repository}@${digest}`, ep.host)
+    }
+  }
+
+  /** A plain URL (classic Helm repository, chart archive): Basic credentials for its host when configured. */
+  async getUrl(url: URL, o: {range?: number; kind?: 'image' | 'helm'} = {}): Promise<Response> {
+    const cred = await this.credentialFor(url.host, o.kind ?? 'helm')
+    const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
+    const res = await this.http.sendWithRetry(url, {authorization, headers: o.range ? {range: `bytes=${o.range}-`} : {}})
+    if (res.status === 401 || res.status === 403) {
+      await res.body?.cancel().catch(() => {})
+      throw new RegistryError(
+        'unauthorized',
+        cred ? `${url.host} rejected the credentials (from ${cred.origin})` : `${url.host} requires authentication and no credentials were found for it`,
+        url.host,
+        res.status,
+      )
+    }
+    return res
+  }
+
+  /** A resumable BlobSource over a plain URL. */
+  urlSource(url: URL): BlobSource {
+    return async (offset: number) => {
+      const res = await this.getUrl(url, {range: offset})
+      return bodyFrom(res, offset, url.href, url.host)
+    }
+  }
+
+  /** Retry wrapper with this client's policy (used around whole blob downloads). */
+  retry<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
+    return withRetry({attempts: this.attempts, retryBaseMs: this.retryBaseMs}, fn)
+  }
+}
+
+function bodyFrom(res: Response, offset: number, what: string, host: string): {body: Readable; start: number} {
+  if (res.status === 404) {
+    void res.body?.cancel().catch(() => {})
+    throw new RegistryError('not-found', `${what} not found`, host, 404)
+  }
+  if (res.status !== 200 && res.status !== 206) {
+    void res.body?.cancel().catch(() => {})
+    throw new RegistryError('http', `${what}: the server answered ${res.status}`, host, res.status)
+  }
+  const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
+  if (contentType === 'text/html') {
+    void res.body?.cancel().catch(() => {})
+    throw new RegistryError('protocol', `${host} answered an HTML page instead of ${what}`, host)
+  }
+  let start = 0
+  if (res.status === 206) {
+    const range = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')
+    start = range ? Number(range[1]) : offset
+  }
+  if (!res.body) throw new RegistryError('protocol', `${what}: empty response`, host)
+  return {body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), start}
+}
+
+async function readLimited(res: Response, limit: number, what: string, host: string): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let total = 0
+  if (!res.body) return Buffer.alloc(0)
+  for await (const chunk of res.body) {
+    total += chunk.length
+    if (total > limit) {
+      throw new RegistryError('protocol', `${what}: the manifest is larger than ${limit} bytes; refusing to read it`, host)
+    }
+    chunks.push(Buffer.from(chunk))
+  }
+  return Buffer.concat(chunks)
+}

@@ -1,0 +1,195 @@
+import {readFile} from 'node:fs/promises'
+import path from 'node:path'
+import {parse as parseYaml} from 'yaml'
+import {z} from 'zod'
+
+import {UsageError} from '../errors.js'
+
+// The K3s / RKE2 `registries.yaml` format (docs.k3s.io "Private Registry Configuration"):
+//
+//   mirrors:
+//     docker.io:                       # or "*" for every registry
+//       endpoint: ["https://mirror.local:5000", "http://10.0.0.5:5000/v2/proxy"]
+//       rewrite: {"^rancher/(.*)": "mirrored/rancher/$1"}
+//   configs:
+//     mirror.local:5000:
+//       auth: {username, password} | {auth: base64(user:pass)} | {identity_token}
+//       tls: {ca_file, cert_file, key_file, insecure_skip_verify}
+//
+// Endpoints are tried in order, then the upstream registry itself. As in K3s, rewrites apply to the mirror
+// endpoints only; the upstream is always asked for the name as written. An `http://` endpoint is plain HTTP.
+
+const AuthSchema = z
+  .object({
+    username: z.string().optional(),
+    password: z.string().optional(),
+    auth: z.string().optional(),
+    identity_token: z.string().optional(),
+  })
+  .strict()
+
+const TlsSchema = z
+  .object({
+    ca_file: z.string().optional(),
+    cert_file: z.string().optional(),
+    key_file: z.string().optional(),
+    insecure_skip_verify: z.boolean().optional(),
+  })
+  .strict()
+
+const RegistriesSchema = z
+  .object({
+    mirrors: z
+      .record(
+        z.string(),
+        z
+          .object({
+            endpoint: z.array(z.string()).optional(),
+            rewrite: z.record(z.string(), z.string()).optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+    configs: z
+      .record(
+        z.string(),
+        z
+          .object({auth: AuthSchema.optional(), tls: TlsSchema.optional()})
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict()
+
+export interface HostAuth {
+  username?: string
+  password?: string
+  identityToken?: string
+}
+
+export interface HostTls {
+  caPem?: string
+  certPem?: string
+  keyPem?: string
+  insecureSkipVerify?: boolean
+}
+
+export interface MirrorConfig {
+  endpoints: URL[]
+  rewrites: {pattern: RegExp; replacement: string}[]
+}
+
+export interface RegistriesConfig {
+  /** Keyed by registry host as written in references (`docker.io`, `ghcr.io`, `*`). */
+  mirrors: Map<string, MirrorConfig>
+  /** Keyed by endpoint host[:port]. */
+  auth: Map<string, HostAuth>
+  tls: Map<string, HostTls>
+}
+
+export const emptyRegistriesConfig = (): RegistriesConfig => ({mirrors: new Map(), auth: new Map(), tls: new Map()})
+
+export async function loadRegistriesConfig(file: string): Promise<RegistriesConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    throw new UsageError('REGISTRIES_UNREADABLE', `cannot read --registries file ${file}: ${(error as Error).message}`, {
+      hint: 'Pass the path of a K3s registries.yaml file.',
+    })
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text) ?? {}
+  } catch (error) {
+    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} is not valid YAML: ${(error as Error).message}`)
+  }
+  const parsed = RegistriesSchema.safeParse(doc)
+  if (!parsed.success) {
+    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} does not follow the K3s registries.yaml format`, {
+      hint: 'Top-level keys are `mirrors` and `configs`; see docs.k3s.io "Private Registry Configuration".',
+      details: {file, problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)},
+    })
+  }
+  const base = path.dirname(path.resolve(file))
+  const out = emptyRegistriesConfig()
+  const problems: string[] = []
+  for (const [host, mirror] of Object.entries(parsed.data.mirrors ?? {})) {
+    const endpoints: URL[] = []
+    for (const [i, raw] of (mirror.endpoint ?? []).entries()) {
+      try {
+        const url = new URL(raw.includes('://') ? raw : `https://${raw}`)
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('only http:// and https:// endpoints exist')
+        endpoints.push(url)
+      } catch (error) {
+        problems.push(`mirrors.${host}.endpoint[${i}]: ${JSON.stringify(raw)} is not a URL (${(error as Error).message})`)
+      }
+    }
+    const rewrites: MirrorConfig['rewrites'] = []
+    for (const [pattern, replacement] of Object.entries(mirror.rewrite ?? {})) {
+      try {
+        rewrites.push({pattern: new RegExp(pattern), replacement})
+      } catch (error) {
+        problems.push(`mirrors.${host}.rewrite: ${JSON.stringify(pattern)} is not a regular expression (${(error as Error).message})`)
+      }
+    }
+    out.mirrors.set(canonicalHost(host), {endpoints, rewrites})
+  }
+  for (const [host, cfg] of Object.entries(parsed.data.configs ?? {})) {
+    const key = canonicalHost(stripScheme(host))
+    if (cfg.auth) {
+      const a = cfg.auth
+      let {username, password} = a
+      if (a.auth) {
+        const decoded = Buffer.from(a.auth, 'base64').toString('utf8')
+        const colon = decoded.indexOf(':')
+        if (colon === -1) problems.push(`configs.${host}.auth.auth: is not base64 of "user:password"`)
+        else {
+          username = decoded.slice(0, colon)
+          password = decoded.slice(colon + 1)
+        }
+      }
+      out.auth.set(key, {username, password, ...(a.identity_token ? {identityToken: a.identity_token} : {})})
+    }
+    if (cfg.tls) {
+      const t = cfg.tls
+      const read = async (field: string, p?: string) => {
+        if (!p) return undefined
+        try {
+          return await readFile(path.resolve(base, p), 'utf8')
+        } catch (error) {
+          problems.push(`configs.${host}.tls.${field}: cannot read ${p} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+          return undefined
+        }
+      }
+      out.tls.set(key, {
+        caPem: await read('ca_file', t.ca_file),
+        certPem: await read('cert_file', t.cert_file),
+        keyPem: await read('key_file', t.key_file),
+        insecureSkipVerify: t.insecure_skip_verify,
+      })
+    }
+  }
+  if (problems.length > 0) {
+    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} has ${problems.length} problem(s)`, {details: {file, problems}})
+  }
+  return out
+}
+
+function stripScheme(host: string): string {
+  return host.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '')
+}
+
+/** Registry host keys compared case-insensitively, with Docker Hub's aliases folded into `docker.io`. */
+export function canonicalHost(host: string): string {
+  const h = host.toLowerCase()
+  return h === 'index.docker.io' || h === 'registry-1.docker.io' ? 'docker.io' : h
+}
+
+/** Apply the first matching rewrite rule of a mirror to a repository path. */
+export function rewriteRepository(repository: string, rewrites: MirrorConfig['rewrites']): string {
+  for (const r of rewrites) {
+    if (r.pattern.test(repository)) return repository.replace(r.pattern, r.replacement)
+  }
+  return repository
+}

@@ -1,0 +1,290 @@
+import {list as tarList} from 'tar'
+import semver from 'semver'
+import {parse as parseYaml} from 'yaml'
+
+import type {BlobStore} from '../cache/store.js'
+import type {Descriptor, LockedChart} from '../lock/types.js'
+import type {RegistryClient} from '../registry/client.js'
+import {RegistryError, describeError} from '../registry/errors.js'
+import {MediaType} from '../registry/media-types.js'
+import {canonicalize} from '../util/canonical-json.js'
+import {sha256Digest} from '../util/digest.js'
+import type {ChartRequestLike} from './requests.js'
+
+// Helm charts from the three places a profile can name them:
+//  - an OCI registry (`oci://host/path` + name + version): the chart manifest as served, tag = version with
+//    `+` → `_` (Helm's rule, since `+` is not allowed in a tag);
+//  - a classic repository: `<repo>/index.yaml` → the entry's first URL, resolved relative to the index URL,
+//    its sha256 checked when the index gives one;
+//  - a direct `.tgz` URL.
+// For the last two, the bundle still needs an OCI manifest, so one is generated deterministically from the chart
+// archive (see chartManifest) and its reference is `<host>/<path>/<name>:<tag>` where host and path come from the
+// repository URL (for a `.tgz` URL: its directory), each path component lowercased with characters not allowed
+// in an OCI name replaced by `-`.
+
+export type ChartSourceKind = 'oci' | 'classic' | 'tgz'
+
+export function chartSourceKind(repository: string): ChartSourceKind {
+  if (repository.startsWith('oci://')) return 'oci'
+  if (/\.tgz(?:$|\?)/i.test(repository)) return 'tgz'
+  return 'classic'
+}
+
+export function chartTag(version: string): string {
+  return version.replaceAll('+', '_')
+}
+
+function sanitizeComponent(c: string): string {
+  const s = c.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+  return s || 'charts'
+}
+
+/** The OCI name a non-OCI chart gets in the bundle: `<host>/<path>/<name>:<tag>`. */
+export function chartReference(repository: string, name: string, version: string): string {
+  if (chartSourceKind(repository) === 'oci') {
+    return `${repository.slice('oci://'.length).replace(/\/+$/, '')}/${name}:${chartTag(version)}`
+  }
+  const url = new URL(repository)
+  let segments = url.pathname.split('/').filter(Boolean)
+  if (chartSourceKind(repository) === 'tgz') segments = segments.slice(0, -1)
+  return [url.host.toLowerCase(), ...segments.map(sanitizeComponent), sanitizeComponent(name)].join('/') + `:${chartTag(version)}`
+}
+
+export interface ChartMetadata {
+  apiVersion?: string
+  name: string
+  version: string
+  appVersion?: string
+  description?: string
+  type?: string
+}
+
+/** The generated OCI manifest and Helm config of a chart archive: same archive → same bytes, always. */
+export function chartManifest(meta: ChartMetadata, archive: {digest: string; size: number}): {config: Buffer; manifest: Buffer} {
+  const configDoc: Record<string, unknown> = {apiVersion: meta.apiVersion ?? 'v2', name: meta.name, version: meta.version}
+  if (meta.appVersion) configDoc.appVersion = meta.appVersion
+  if (meta.description) configDoc.description = meta.description
+  if (meta.type) configDoc.type = meta.type
+  const config = Buffer.from(JSON.stringify(canonicalize(configDoc)))
+  const manifest = Buffer.from(
+    JSON.stringify(
+      canonicalize({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: {mediaType: MediaType.helmConfig, digest: sha256Digest(config), size: config.length},
+        layers: [{mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size}],
+        annotations: {'org.opencontainers.image.title': meta.name, 'org.opencontainers.image.version': meta.version},
+      }),
+    ),
+  )
+  return {config, manifest}
+}
+
+/** Chart.yaml of a chart archive (the `<dir>/Chart.yaml` at depth one), read by streaming the tgz. */
+export async function readChartMetadata(file: string): Promise<ChartMetadata> {
+  let text: string | undefined
+  await tarList({
+    file,
+    onReadEntry(entry) {
+      if (/^[^/]+\/Chart\.yaml$/.test(entry.path) && text === undefined) {
+        const chunks: Buffer[] = []
+        entry.on('data', (c: Buffer) => chunks.push(c))
+        entry.on('end', () => (text = Buffer.concat(chunks).toString('utf8')))
+      } else entry.resume()
+    },
+  })
+  if (text === undefined) throw new Error('the archive has no <chart>/Chart.yaml')
+  const doc = parseYaml(text) as Partial<ChartMetadata> | null
+  if (!doc?.name || doc.version === undefined) throw new Error('its Chart.yaml has no name or version')
+  return {...doc, name: String(doc.name), version: String(doc.version)} as ChartMetadata
+}
+
+interface IndexEntry {
+  version: string
+  urls?: string[]
+  digest?: string
+}
+
+/** Parsed index.yaml per repository URL, shared across the charts of one run (indexes can be tens of MB). */
+export class ChartIndexCache {
+  private readonly indexes = new Map<string, Promise<Record<string, IndexEntry[]>>>()
+
+  constructor(private readonly client: RegistryClient) {}
+
+  get(repository: string): Promise<Record<string, IndexEntry[]>> {
+    const key = repository.replace(/\/+$/, '')
+    let p = this.indexes.get(key)
+    if (!p) {
+      p = this.load(key)
+      this.indexes.set(key, p)
+    }
+    return p
+  }
+
+  private async load(repository: string): Promise<Record<string, IndexEntry[]>> {
+    const url = indexUrl(repository)
+    const res = await this.client.getUrl(url)
+    if (res.status === 404) {
+      await res.body?.cancel().catch(() => {})
+      throw new RegistryError('not-found', `${url.href} not found: is ${repository} a Helm repository?`, url.host, 404)
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => {})
+      throw new RegistryError('http', `${url.href} answered ${res.status}`, url.host, res.status)
+    }
+    const contentType = (res.headers.get('content-type') ?? '').toLowerCase()
+    const text = await res.text()
+    if (contentType.startsWith('text/html') || /^\s*<(!doctype|html)/i.test(text)) {
+      throw new RegistryError('protocol', `${url.href} is an HTML page, not a Helm repository index`, url.host)
+    }
+    let doc: {entries?: Record<string, IndexEntry[]>} | null
+    try {
+      doc = parseYaml(text) as typeof doc
+    } catch (error) {
+      throw new RegistryError('protocol', `${url.href} is not valid YAML: ${(error as Error).message}`, url.host)
+    }
+    if (!doc || typeof doc.entries !== 'object' || doc.entries === null) {
+      throw new RegistryError('protocol', `${url.href} has no "entries": not a Helm repository index`, url.host)
+    }
+    return doc.entries
+  }
+}
+
+export function indexUrl(repository: string): URL {
+  return new URL(`${repository.replace(/\/+$/, '')}/index.yaml`)
+}
+
+/** The index entry for a version: exact match first, then the highest version satisfying a semver range. */
+export function pickIndexEntry(entries: IndexEntry[], version: string): IndexEntry | undefined {
+  const exact = entries.find((e) => String(e.version) === version || String(e.version) === version.replace(/^v/, ''))
+  if (exact) return exact
+  if (!semver.validRange(version)) return undefined
+  const best = semver.maxSatisfying(entries.map((e) => String(e.version)).filter((v) => semver.valid(v)), version)
+  return best ? entries.find((e) => String(e.version) === best) : undefined
+}
+
+export interface ResolveChartContext {
+  client: RegistryClient
+  store: BlobStore
+  indexes: ChartIndexCache
+}
+
+export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<LockedChart> {
+  const kind = chartSourceKind(req.repository)
+  if (kind === 'oci') return resolveOciChart(req, ctx)
+  let archiveUrl: URL
+  let expected: string | undefined
+  if (kind === 'tgz') {
+    archiveUrl = new URL(req.repository)
+  } else {
+    let base: URL
+    try {
+      base = indexUrl(req.repository)
+    } catch {
+      throw new RegistryError('protocol', `chart repository ${JSON.stringify(req.repository)} is not a URL`, req.repository)
+    }
+    const entries = (await ctx.indexes.get(req.repository))[req.name]
+    if (!entries || entries.length === 0) {
+      throw new RegistryError('not-found', `chart ${req.name} is not in ${base.href}`, base.host, 404)
+    }
+    const entry = pickIndexEntry(entries, req.version)
+    if (!entry) {
+      const known = entries.map((e) => String(e.version)).slice(0, 8).join(', ')
+      throw new RegistryError('not-found', `chart ${req.name} has no version ${req.version} in ${base.href} (it has ${known}${entries.length > 8 ? ', …' : ''})`, base.host, 404)
+    }
+    if (!entry.urls?.[0]) throw new RegistryError('protocol', `${base.href}: ${req.name} ${entry.version} has no urls`, base.host)
+    archiveUrl = new URL(entry.urls[0], base)
+    if (entry.digest) expected = entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
+  }
+  const archive = await downloadArchive(archiveUrl, expected, ctx)
+  let meta: ChartMetadata
+  try {
+    meta = await readChartMetadata(ctx.store.blobPath(archive.digest))
+  } catch (error) {
+    throw new RegistryError('protocol', `${archiveUrl.href} is not a Helm chart archive: ${describeError(error)}`, archiveUrl.host)
+  }
+  if (meta.name !== req.name) {
+    throw new RegistryError('protocol', `${archiveUrl.href} holds chart ${meta.name}, not ${req.name}`, archiveUrl.host)
+  }
+  const versionMatches = meta.version === req.version || meta.version === req.version.replace(/^v/, '') || (semver.validRange(req.version) && semver.valid(meta.version) && semver.satisfies(meta.version, req.version))
+  if (!versionMatches) {
+    throw new RegistryError('protocol', `${archiveUrl.href} holds ${meta.name} version ${meta.version}, not ${req.version}`, archiveUrl.host)
+  }
+  const {config, manifest} = chartManifest(meta, archive)
+  const configDigest = await ctx.store.putBytes(config)
+  const manifestDigest = await ctx.store.putBytes(manifest)
+  const manifestDesc: Descriptor = {mediaType: MediaType.ociManifest, digest: manifestDigest, size: manifest.length}
+  return {
+    repository: req.repository,
+    name: req.name,
+    version: req.version,
+    digest: archive.digest,
+    size: archive.size,
+    manifest: manifestDesc,
+    blobs: [
+      manifestDesc,
+      {mediaType: MediaType.helmConfig, digest: configDigest, size: config.length},
+      {mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size},
+    ],
+    reference: chartReference(req.repository, req.name, meta.version),
+    source: archiveUrl.host,
+    url: archiveUrl.href,
+  }
+}
+
+async function downloadArchive(url: URL, expected: string | undefined, ctx: ResolveChartContext): Promise<{digest: string; size: number}> {
+  const result = await ctx.client.retry(async () => {
+    return ctx.store.ingestUnknown(async () => {
+      const res = await ctx.client.getUrl(url)
+      if (res.status === 404) {
+        await res.body?.cancel().catch(() => {})
+        throw new RegistryError('not-found', `chart archive ${url.href} not found`, url.host, 404)
+      }
+      if (res.status !== 200) {
+        await res.body?.cancel().catch(() => {})
+        throw new RegistryError('http', `chart archive ${url.href}: the server answered ${res.status}`, url.host, res.status)
+      }
+      if ((res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html')) {
+        await res.body?.cancel().catch(() => {})
+        throw new RegistryError('protocol', `${url.href} answered an HTML page, not a chart archive`, url.host)
+      }
+      return res.body as unknown as AsyncIterable<Uint8Array>
+    }, expected)
+  }).catch((error) => {
+    if ((error as {code?: string}).code === 'ERR_AIRPACK_DIGEST_MISMATCH') {
+      throw new RegistryError('integrity', `chart archive ${url.href}: ${(error as Error).message}`, url.host)
+    }
+    throw error
+  })
+  return {digest: result.digest, size: result.size}
+}
+
+async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<LockedChart> {
+  const path = req.repository.slice('oci://'.length).replace(/\/+$/, '')
+  const slash = path.indexOf('/')
+  const registry = slash === -1 ? path : path.slice(0, slash)
+  const repository = [slash === -1 ? '' : path.slice(slash + 1), req.name].filter(Boolean).join('/')
+  const tag = chartTag(req.version)
+  const {value: m, endpoint} = await ctx.client.withEndpoints(registry, repository, (ep) => ctx.client.getManifest(ep, tag, 'helm'))
+  const where = `oci://${registry}/${repository}:${tag}`
+  if (m.json.config?.mediaType !== MediaType.helmConfig) {
+    throw new RegistryError('protocol', `${where} is not a Helm chart (config media type ${m.json.config?.mediaType ?? 'none'})`, endpoint.host)
+  }
+  const chart = m.json.layers?.find((l) => l.mediaType === MediaType.helmChart)
+  if (!chart) throw new RegistryError('protocol', `${where} has no ${MediaType.helmChart} layer`, endpoint.host)
+  await ctx.store.putBytes(m.bytes, m.digest)
+  const manifest: Descriptor = {mediaType: m.mediaType, digest: m.digest, size: m.size}
+  const blobs: Descriptor[] = [manifest, {mediaType: m.json.config.mediaType, digest: m.json.config.digest, size: m.json.config.size}]
+  for (const l of m.json.layers ?? []) blobs.push({mediaType: l.mediaType, digest: l.digest, size: l.size})
+  return {
+    repository: req.repository,
+    name: req.name,
+    version: req.version,
+    digest: chart.digest,
+    size: chart.size,
+    manifest,
+    blobs,
+    reference: `${registry}/${repository}:${tag}`,
+    source: endpoint.host,
+  }
+}

@@ -1,0 +1,288 @@
+import {BlobStore, TruncatedBlobError, type IngestResult} from '../cache/store.js'
+import {IntegrityError, ResolveError} from '../errors.js'
+import type {Descriptor, Lock} from '../lock/types.js'
+import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
+import {RegistryError, describeError} from '../registry/errors.js'
+import {isTransient, backoffMs} from '../registry/http.js'
+import {isIndexType, isManifestType} from '../registry/media-types.js'
+import {parseReference} from '../registry/reference.js'
+import {silentLogger, type Logger} from '../util/log.js'
+import {settleAll} from '../util/pool.js'
+import {chartManifest, chartSourceKind, readChartMetadata} from './charts.js'
+
+// The fetch step: every blob a lock names is brought into the cache by digest only (tags are never read here, so
+// a moved tag cannot change what is fetched). Blobs shared by several artifacts are downloaded once; downloads
+// run in parallel up to `concurrency`, retry with backoff on transient failures and truncated bodies, and resume
+// from the partial file with a Range request.
+
+export interface FetchReport {
+  artifacts: {kind: string; reference: string; source: string; bytes: number; downloadedBytes: number; cacheHit: boolean; seconds: number}[]
+  downloadedBytes: number
+  cachedBytes: number
+  seconds: number
+}
+
+export type FetchOptions = RegistryAccessOptions
+
+interface Work {
+  kind: 'image' | 'chart'
+  reference: string
+  source: string
+  blobs: Descriptor[]
+  /** Downloads one blob (not yet in the cache). */
+  fetchBlob: (d: Descriptor) => Promise<IngestResult>
+  /** Blobs that are generated, not downloaded (classic chart manifest and config). */
+  generated?: Set<string>
+  regenerate?: () => Promise<void>
+}
+
+export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = {}): Promise<FetchReport> {
+  const logger = o.logger ?? silentLogger
+  const started = Date.now()
+  const client = await createRegistryClient(o)
+  await store.init()
+  const concurrency = o.concurrency ?? 8
+  try {
+    const work = workOf(lock, client, store)
+    const totalBytes = sumUnique(work.flatMap((w) => w.blobs))
+    const progress = new Progress(logger, totalBytes, work.length)
+    // Which artifact downloaded a shared blob: its bytes count for that artifact only.
+    const owner = new Map<string, number>()
+    const perArtifactSeconds: number[] = []
+
+    // Phase 1: every downloadable blob, deduplicated, bounded. Phase 2 (per artifact): the generated ones.
+    const unique = new Map<string, {d: Descriptor; w: Work; index: number}>()
+    for (const [index, w] of work.entries()) {
+      for (const d of w.blobs) if (!w.generated?.has(d.digest) && !unique.has(d.digest)) unique.set(d.digest, {d, w, index})
+    }
+    const blobResults = await settleAll([...unique.values()], concurrency, async ({d, w, index}) => {
+      const cached = await store.size(d.digest)
+      if (cached !== undefined) {
+        progress.add(0, cached)
+        return {digest: d.digest, size: cached, hit: true, transferred: 0, resumedFrom: 0} satisfies IngestResult
+      }
+      owner.set(d.digest, index)
+      const t0 = Date.now()
+      const r = await w.fetchBlob(d)
+      progress.add(r.transferred, r.size - r.transferred)
+      perArtifactSeconds[index] = (perArtifactSeconds[index] ?? 0) + (Date.now() - t0) / 1000
+      return r
+    })
+    const byDigest = new Map<string, IngestResult>()
+    const failures: string[] = []
+    let integrity = false
+    const jobs = [...unique.values()]
+    for (const [i, r] of blobResults.entries()) {
+      const {d, w} = jobs[i]
+      if (r.status === 'fulfilled') byDigest.set(d.digest, r.value)
+      else {
+        if (r.reason instanceof IntegrityError || (r.reason instanceof RegistryError && r.reason.failure === 'integrity')) integrity = true
+        failures.push(`${w.reference}: blob ${d.digest} (${d.mediaType}): ${describeError(r.reason)}`)
+      }
+    }
+    // Generated chart manifests need their archive; skip those whose archive failed (already reported).
+    const regen = await settleAll(work, concurrency, async (w) => {
+      const archive = w.blobs.find((d) => !w.generated?.has(d.digest))
+      if (w.regenerate && archive && byDigest.has(archive.digest)) await w.regenerate()
+    })
+    for (const [i, r] of regen.entries()) {
+      if (r.status === 'rejected') {
+        if (r.reason instanceof IntegrityError) integrity = true
+        failures.push(`${work[i].reference}: ${describeError(r.reason)}`)
+      }
+    }
+    progress.done()
+    if (failures.length > 0) {
+      const message = `${failures.length} blob${failures.length === 1 ? '' : 's'} could not be fetched`
+      const details = {problems: failures}
+      if (integrity) throw new IntegrityError('DIGEST_MISMATCH', message, {details, hint: 'Nothing unverified was kept in the cache. Check the registry or mirror, then retry.'})
+      throw new ResolveError('FETCH_FAILED', message, {details, hint: 'Check that the registries are reachable and the credentials valid; a retry resumes partial downloads.'})
+    }
+
+    const report: FetchReport = {artifacts: [], downloadedBytes: 0, cachedBytes: 0, seconds: 0}
+    for (const [index, w] of work.entries()) {
+      let bytes = 0
+      let downloaded = 0
+      for (const d of w.blobs) {
+        bytes += d.size
+        const r = byDigest.get(d.digest)
+        if (r && !r.hit && owner.get(d.digest) === index) downloaded += r.transferred
+      }
+      report.artifacts.push({
+        kind: w.kind,
+        reference: w.reference,
+        source: w.source,
+        bytes,
+        downloadedBytes: downloaded,
+        cacheHit: downloaded === 0,
+        seconds: round3(perArtifactSeconds[index] ?? 0),
+      })
+    }
+    for (const r of byDigest.values()) {
+      if (r.hit) report.cachedBytes += r.size
+      else {
+        report.downloadedBytes += r.transferred
+        report.cachedBytes += r.size - r.transferred
+      }
+    }
+    report.seconds = round3((Date.now() - started) / 1000)
+    return report
+  } finally {
+    await client.close()
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000
+}
+
+function sumUnique(ds: Descriptor[]): number {
+  const m = new Map<string, number>()
+  for (const d of ds) m.set(d.digest, d.size)
+  let t = 0
+  for (const s of m.values()) t += s
+  return t
+}
+
+/** One blob from the endpoints in order (the one it was resolved from first), each with retries and resume. */
+async function ingestFromEndpoints(
+  client: RegistryClient,
+  store: BlobStore,
+  registry: string,
+  repository: string,
+  preferred: string,
+  d: Descriptor,
+  kind: 'image' | 'helm',
+): Promise<IngestResult> {
+  const endpoints = client.endpoints(registry, repository)
+  endpoints.sort((a, b) => Number(b.host === preferred) - Number(a.host === preferred))
+  const errors: string[] = []
+  let lastError: unknown
+  for (const ep of endpoints) {
+    try {
+      if (isIndexType(d.mediaType) || isManifestType(d.mediaType)) {
+        // Manifests are served under /manifests/<digest>, not /blobs/; getManifest checks the digest.
+        const m = await client.getManifest(ep, d.digest, kind)
+        await store.putBytes(m.bytes, d.digest)
+        return {digest: d.digest, size: m.size, hit: false, transferred: m.size, resumedFrom: 0}
+      }
+      return await ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.blobSource(ep, d.digest, kind)))
+    } catch (error) {
+      if (error instanceof IntegrityError) throw error
+      lastError = error
+      errors.push(`${ep.mirror ? 'mirror' : 'upstream'} ${ep.host}: ${describeError(error)}`)
+    }
+  }
+  if (errors.length === 1) throw lastError
+  throw new RegistryError(lastError instanceof RegistryError ? lastError.failure : 'unreachable', errors.join('; '), endpoints.at(-1)!.host)
+}
+
+/** Retries transient failures and truncated bodies; each retry resumes from what the cache's partial file holds. */
+async function ingestWithRetry(client: RegistryClient, fn: () => Promise<IngestResult>): Promise<IngestResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn()
+    } catch (error) {
+      const retryable = error instanceof TruncatedBlobError || isTransient(error)
+      if (!retryable || attempt + 1 >= client.attempts) {
+        if (error instanceof TruncatedBlobError) {
+          throw new RegistryError('unreachable', `${error.message}, after ${attempt + 1} attempts`, '')
+        }
+        throw error
+      }
+      await new Promise((r) => setTimeout(r, backoffMs(attempt, client.retryBaseMs)))
+    }
+  }
+}
+
+function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
+  const work: Work[] = []
+  for (const image of Object.values(lock.images)) {
+    const ref = parseReference(image.reference)
+    work.push({
+      kind: 'image',
+      reference: image.reference,
+      source: image.source,
+      blobs: image.blobs,
+      fetchBlob: (d) => ingestFromEndpoints(client, store, ref.registry, ref.repository, image.source, d, 'image'),
+    })
+  }
+  for (const chart of Object.values(lock.charts)) {
+    const kind = chartSourceKind(chart.repository)
+    if (kind === 'oci') {
+      const p = chart.repository.slice('oci://'.length).replace(/\/+$/, '')
+      const slash = p.indexOf('/')
+      const registry = slash === -1 ? p : p.slice(0, slash)
+      const repository = [slash === -1 ? '' : p.slice(slash + 1), chart.name].filter(Boolean).join('/')
+      work.push({
+        kind: 'chart',
+        reference: chart.reference,
+        source: chart.source,
+        blobs: chart.blobs,
+        fetchBlob: (d) => ingestFromEndpoints(client, store, registry, repository, chart.source, d, 'helm'),
+      })
+      continue
+    }
+    if (!chart.url) throw new ResolveError('LOCK_INCOMPLETE', `lock entry for chart ${chart.name} ${chart.version} has no archive url`, {hint: 'Regenerate the lock with `airpack profile resolve --lock-file`.'})
+    const url = new URL(chart.url)
+    const generated = new Set(chart.blobs.filter((b) => b.digest !== chart.digest).map((b) => b.digest))
+    const w: Work = {
+      kind: 'chart',
+      reference: chart.reference,
+      source: chart.source,
+      blobs: chart.blobs,
+      generated,
+      fetchBlob: (d) => ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.urlSource(url))),
+    }
+    w.regenerate = async () => {
+      if ((await Promise.all([...generated].map((g) => store.has(g)))).every(Boolean)) return
+      const meta = await readChartMetadata(store.blobPath(chart.digest))
+      const {config, manifest} = chartManifest(meta, {digest: chart.digest, size: chart.size})
+      const want = (mt: string) => chart.blobs.find((b) => b.mediaType === mt)?.digest
+      await store.putBytes(config, want('application/vnd.cncf.helm.config.v1+json'))
+      await store.putBytes(manifest, chart.manifest.digest)
+    }
+    work.push(w)
+  }
+  return work
+}
+
+/** Progress on stderr: a line every second on a terminal, every 5 s in logs (CI), and a closing line. */
+class Progress {
+  private downloaded = 0
+  private present = 0
+  private readonly started = Date.now()
+  private readonly timer: NodeJS.Timeout | undefined
+  constructor(
+    private readonly logger: Logger,
+    private readonly total: number,
+    private readonly artifacts: number,
+  ) {
+    if (total > 0 && logger !== silentLogger) {
+      this.timer = setInterval(() => this.line(), logger.interactive ? 1000 : 5000)
+      this.timer.unref()
+    }
+  }
+
+  add(downloaded: number, present: number): void {
+    this.downloaded += downloaded
+    this.present += present
+  }
+
+  private line(final = false): void {
+    const secs = Math.max((Date.now() - this.started) / 1000, 0.001)
+    const rate = this.downloaded / secs
+    this.logger.info(
+      `fetch${final ? ' done' : ''}: ${mib(this.downloaded + this.present)} of ${mib(this.total)} (${mib(this.downloaded)} downloaded, ${mib(rate)}/s) for ${this.artifacts} artifact${this.artifacts === 1 ? '' : 's'}`,
+    )
+  }
+
+  done(): void {
+    if (this.timer) clearInterval(this.timer)
+    if (this.logger !== silentLogger) this.line(true)
+  }
+}
+
+function mib(n: number): string {
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`
+}

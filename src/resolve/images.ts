@@ -1,0 +1,126 @@
+import type {BlobStore} from '../cache/store.js'
+import type {Descriptor, LockedImage, Platform} from '../lock/types.js'
+import type {Endpoint, FetchedManifest, RegistryClient} from '../registry/client.js'
+import {RegistryError} from '../registry/errors.js'
+import {isIndexType} from '../registry/media-types.js'
+import {formatPlatform, platformMatches, selectPlatform} from '../registry/platform.js'
+import {parseReference} from '../registry/reference.js'
+
+// One image reference → the pinned LockedImage for one platform: the root manifest (index / manifest list, or a
+// single manifest) exactly as served, the platform manifest chosen from it, and every blob the bundle needs.
+// Attestation entries (`unknown/unknown`) are neither chosen nor listed: they are not platforms, and their
+// manifests are not carried (the index bytes still name them, unchanged).
+
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+export async function resolveImage(
+  client: RegistryClient,
+  reference: string,
+  platform: Platform,
+  store?: BlobStore,
+): Promise<LockedImage> {
+  const ref = parseReference(reference)
+  const target = ref.digest ?? ref.tag ?? 'latest'
+  const {value, endpoint} = await client.withEndpoints(ref.registry, ref.repository, async (ep) => {
+    const root = await client.getManifest(ep, target)
+    if (!isIndexType(root.mediaType) && !root.json.manifests) {
+      const config = await checkSinglePlatform(client, ep, root, reference, platform, store)
+      return {root, platformManifest: root, omitted: [] as Platform[], chosenPlatform: config}
+    }
+    const {chosen, omitted, available} = selectPlatform(root.json.manifests ?? [], platform)
+    if (!chosen) {
+      throw new RegistryError(
+        'platform',
+        `${reference} has no manifest for ${formatPlatform(platform)} (it has ${available.map(formatPlatform).join(', ') || 'no platforms'})`,
+        ep.host,
+      )
+    }
+    const pm = await client.getManifest(ep, chosen.digest)
+    if (pm.json.manifests) throw new RegistryError('protocol', `${reference}: the ${formatPlatform(platform)} entry is itself an index; nested indexes are not supported`, ep.host)
+    if (pm.size !== chosen.size) {
+      throw new RegistryError('integrity', `${reference}: the ${formatPlatform(platform)} manifest is ${pm.size} bytes, the index says ${chosen.size}`, ep.host)
+    }
+    return {root, platformManifest: pm, omitted, chosenPlatform: chosen.platform}
+  })
+  const {root, platformManifest: pm, omitted, chosenPlatform} = value
+  if (store) {
+    await store.putBytes(root.bytes, root.digest)
+    await store.putBytes(pm.bytes, pm.digest)
+  }
+  const blobs = new Map<string, Descriptor>()
+  const add = (d: Descriptor) => {
+    if (!blobs.has(d.digest)) blobs.set(d.digest, d)
+  }
+  add({mediaType: root.mediaType, digest: root.digest, size: root.size})
+  const pmDesc: Descriptor = {
+    mediaType: pm.mediaType,
+    digest: pm.digest,
+    size: pm.size,
+    ...(chosenPlatform ? {platform: cleanPlatform(chosenPlatform)} : {}),
+  }
+  add({mediaType: pm.mediaType, digest: pm.digest, size: pm.size})
+  if (!pm.json.config) throw new RegistryError('protocol', `${reference}: the platform manifest has no config`, endpoint.host)
+  add({mediaType: pm.json.config.mediaType, digest: pm.json.config.digest, size: pm.json.config.size})
+  for (const l of pm.json.layers ?? []) add({mediaType: l.mediaType, digest: l.digest, size: l.size})
+  return {
+    reference,
+    digest: root.digest,
+    mediaType: root.mediaType,
+    size: root.size,
+    platformManifest: pmDesc,
+    blobs: [...blobs.values()],
+    omittedPlatforms: omitted,
+    source: endpoint.host,
+  }
+}
+
+function cleanPlatform(p: Platform): Platform {
+  return {os: p.os, architecture: p.architecture, ...(p.variant ? {variant: p.variant} : {})}
+}
+
+/**
+ * A single-manifest image names its platform only in its config: read it (small, digest-checked, kept in the
+ * cache when there is one) so that an amd64-only image is refused for arm64 before any layer is fetched.
+ */
+async function checkSinglePlatform(
+  client: RegistryClient,
+  ep: Endpoint,
+  manifest: FetchedManifest,
+  reference: string,
+  platform: Platform,
+  store?: BlobStore,
+): Promise<Platform | undefined> {
+  const config = manifest.json.config
+  if (!config || config.size > MAX_CONFIG_BYTES || !/image\.config|container\.image/.test(config.mediaType)) return undefined
+  let bytes: Buffer
+  if (store) {
+    await client.retry(() => store.ingest(config.digest, config.size, client.blobSource(ep, config.digest)))
+    bytes = await store.readBytes(config.digest)
+  } else {
+    const {body} = await client.blobSource(ep, config.digest)(0)
+    const chunks: Buffer[] = []
+    let total = 0
+    for await (const c of body) {
+      total += (c as Buffer).length
+      if (total > config.size) break
+      chunks.push(c as Buffer)
+    }
+    bytes = Buffer.concat(chunks)
+    const {sha256Digest} = await import('../util/digest.js')
+    if (sha256Digest(bytes) !== config.digest) {
+      throw new RegistryError('integrity', `${reference}: its config blob does not hash to ${config.digest}`, ep.host)
+    }
+  }
+  let doc: {os?: string; architecture?: string; variant?: string}
+  try {
+    doc = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (!doc.os || !doc.architecture) return undefined
+  const have: Platform = {os: doc.os, architecture: doc.architecture, ...(doc.variant ? {variant: doc.variant} : {})}
+  if (!platformMatches(have, platform)) {
+    throw new RegistryError('platform', `${reference} is a single-platform image for ${formatPlatform(have)}, not ${formatPlatform(platform)}`, ep.host)
+  }
+  return have
+}

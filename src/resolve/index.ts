@@ -1,0 +1,292 @@
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+import {BlobStore} from '../cache/store.js'
+import {IntegrityError, ResolveError, isAirpackError} from '../errors.js'
+import type {Lock, LockedChart, LockedImage, Platform} from '../lock/types.js'
+import {chartKey} from '../lock/types.js'
+import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
+import {RegistryError} from '../registry/errors.js'
+import {ReferenceError, parseReference} from '../registry/reference.js'
+import {settleAll} from '../util/pool.js'
+import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, pickIndexEntry, resolveChart} from './charts.js'
+import {resolveImage} from './images.js'
+import {origin, type ChartRequestLike, type ImageRequestLike} from './requests.js'
+
+export {readLock, writeLock, diffLocks, serializeLock, type LockChange} from '../lock/io.js'
+export {fetchLock, type FetchReport, type FetchOptions} from './fetch.js'
+export type {RegistryAccessOptions} from '../registry/client.js'
+export type {ImageRequestLike, ChartRequestLike} from './requests.js'
+
+export interface ResolveOptions extends RegistryAccessOptions {
+  platform: Platform
+  /** Receives every manifest read (exact bytes) and generated chart manifests; reports what is already cached. */
+  store?: BlobStore
+}
+
+export interface PlannedArtifact {
+  kind: 'image' | 'chart'
+  reference: string
+  digest: string
+  platformManifest?: string
+  /** Bytes of every blob the bundle carries for this artifact. */
+  size: number
+  /** Of those, bytes already in the cache. */
+  cached: number
+  source: string
+}
+
+export interface ResolvePlan {
+  artifacts: PlannedArtifact[]
+  /** After deduplication of blobs shared between artifacts. */
+  totalBytes: number
+  uniqueBlobs: number
+  cachedBytes: number
+}
+
+export const DEFAULT_CONCURRENCY = 8
+
+interface Failure {
+  what: string
+  where: string
+  error: unknown
+}
+
+function problemLine(f: Failure): string {
+  const reason = f.error instanceof Error ? f.error.message : String(f.error)
+  return `${f.what}${f.where ? ` [${f.where}]` : ''}: ${reason}`
+}
+
+/** One error for every failure: IntegrityError (exit 5) if any is a digest mismatch, else ResolveError (exit 4). */
+function failuresError(failures: Failure[], total: number, verb = 'resolved'): Error {
+  const integrity = failures.some(
+    (f) => (f.error instanceof RegistryError && f.error.failure === 'integrity') || f.error instanceof IntegrityError,
+  )
+  const problems = failures.map(problemLine)
+  const message = `${failures.length} of ${total} artifact${total === 1 ? '' : 's'} could not be ${verb}`
+  const artifacts = failures.map((f) => ({
+    artifact: f.what,
+    ...(f.error instanceof RegistryError ? {registry: f.error.host, failure: f.error.failure} : {}),
+  }))
+  if (integrity) {
+    return new IntegrityError('DIGEST_MISMATCH', message + ' (content does not match its digest)', {
+      hint: 'A registry or mirror served bytes that do not match their digest; nothing unverified was kept. Check the mirror, then retry.',
+      details: {problems, artifacts},
+    })
+  }
+  const kinds = new Set(failures.map((f) => (f.error instanceof RegistryError ? f.error.failure : 'other')))
+  const hints: string[] = []
+  if (kinds.has('unauthorized') || kinds.has('denied')) hints.push('log in (docker login) or pass --docker-config / --cred-file / --registries with credentials')
+  if (kinds.has('not-found')) hints.push('check the tag or version in the profile and that it was pushed')
+  if (kinds.has('platform')) hints.push('pick an image that is published for the target --arch')
+  if (kinds.has('unreachable') || kinds.has('tls')) hints.push('check the host, --registries mirrors, --ca-cert or --insecure-registry')
+  return new ResolveError('UNRESOLVED', message, {
+    hint: hints.length > 0 ? hints.join('; ') + '.' : 'Fix the references listed above, then run again.',
+    details: {problems, artifacts},
+  })
+}
+
+async function withClient<T>(o: RegistryAccessOptions, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
+  const client = await createRegistryClient(o)
+  try {
+    return await fn(client)
+  } finally {
+    await client.close()
+  }
+}
+
+/**
+ * Resolve every request to digests (manifests only, no layers). Stores every manifest read (exact bytes,
+ * digest-verified) into `store` when given. Lists all failures at once in one ResolveError (exit 4), or an
+ * IntegrityError (exit 5) when any of them is a digest mismatch.
+ */
+export async function resolveArtifacts(
+  req: {images: ImageRequestLike[]; charts: ChartRequestLike[]},
+  o: ResolveOptions & {profiles?: Lock['profiles']},
+): Promise<{lock: Lock; plan: ResolvePlan}> {
+  const concurrency = o.concurrency ?? DEFAULT_CONCURRENCY
+  let tmpStoreDir: string | undefined
+  let store = o.store
+  if (!store) {
+    // Classic charts have to be downloaded to learn their digest and Chart.yaml: use a throwaway store.
+    tmpStoreDir = await mkdtemp(path.join(os.tmpdir(), 'airpack-resolve-'))
+    store = new BlobStore(tmpStoreDir)
+  }
+  try {
+    return await withClient(o, async (client) => {
+      const images = groupBy(req.images, (r) => r.reference)
+      const charts = groupBy(req.charts, (r) => chartKey(r.repository, r.name, r.version))
+      const indexes = new ChartIndexCache(client)
+      const failures: Failure[] = []
+      const lockImages: Record<string, LockedImage> = {}
+      const lockCharts: Record<string, LockedChart> = {}
+      const where = (list: {profile?: string; pack?: string; file?: string; line?: number}[]) =>
+        origin(list[0]) + (list.length > 1 ? ` and ${list.length - 1} more` : '')
+
+      type Job = {kind: 'image'; key: string; list: ImageRequestLike[]} | {kind: 'chart'; key: string; list: ChartRequestLike[]}
+      const jobs: Job[] = [
+        ...[...images].map(([key, list]) => ({kind: 'image' as const, key, list})),
+        ...[...charts].map(([key, list]) => ({kind: 'chart' as const, key, list})),
+      ]
+      const settled = await settleAll(jobs, concurrency, async (job) => {
+        if (job.kind === 'image') lockImages[job.key] = await resolveImage(client, job.key, o.platform, store)
+        else lockCharts[job.key] = await resolveChart(job.list[0], {client, store: store!, indexes})
+      })
+      for (const [i, r] of settled.entries()) {
+        if (r.status === 'fulfilled') continue
+        const job = jobs[i]
+        // Bad usage (an unreadable credentials file, a failing credential helper) is not an artifact problem.
+        if (isAirpackError(r.reason) && r.reason.exitCode === 2) throw r.reason
+        const what =
+          job.kind === 'image'
+            ? job.key
+            : `chart ${job.list[0].name} ${job.list[0].version} from ${job.list[0].repository}`
+        const error = r.reason instanceof ReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
+        failures.push({what, where: where(job.list), error})
+      }
+      if (failures.length > 0) throw failuresError(failures, jobs.length)
+
+      const lock: Lock = {
+        lockVersion: 1,
+        platform: o.platform,
+        images: lockImages,
+        charts: lockCharts,
+        files: {},
+        profiles: o.profiles ?? [],
+      }
+      const plan = await planOf(lock, o.store)
+      return {lock, plan}
+    })
+  } finally {
+    if (tmpStoreDir) await rm(tmpStoreDir, {recursive: true, force: true})
+  }
+}
+
+/** Sizes of what a bundle of this lock carries, after deduplication, and how much of it is already cached. */
+export async function planOf(lock: Lock, store?: BlobStore): Promise<ResolvePlan> {
+  const cachedCache = new Map<string, boolean>()
+  const isCached = async (digest: string) => {
+    if (!store) return false
+    let v = cachedCache.get(digest)
+    if (v === undefined) {
+      v = await store.has(digest)
+      cachedCache.set(digest, v)
+    }
+    return v
+  }
+  const unique = new Map<string, number>()
+  const artifacts: PlannedArtifact[] = []
+  const entries: {kind: 'image' | 'chart'; reference: string; digest: string; platformManifest?: string; blobs: {digest: string; size: number}[]; source: string}[] = [
+    ...Object.values(lock.images).map((i) => ({
+      kind: 'image' as const,
+      reference: i.reference,
+      digest: i.digest,
+      platformManifest: i.platformManifest.digest,
+      blobs: i.blobs,
+      source: i.source,
+    })),
+    ...Object.values(lock.charts).map((c) => ({kind: 'chart' as const, reference: c.reference, digest: c.digest, blobs: c.blobs, source: c.source})),
+  ]
+  for (const e of entries.sort((a, b) => (a.reference < b.reference ? -1 : a.reference > b.reference ? 1 : 0))) {
+    let size = 0
+    let cached = 0
+    for (const b of e.blobs) {
+      size += b.size
+      if (await isCached(b.digest)) cached += b.size
+      unique.set(b.digest, b.size)
+    }
+    artifacts.push({
+      kind: e.kind,
+      reference: e.reference,
+      digest: e.digest,
+      ...(e.platformManifest ? {platformManifest: e.platformManifest} : {}),
+      size,
+      cached,
+      source: e.source,
+    })
+  }
+  let totalBytes = 0
+  let cachedBytes = 0
+  for (const [digest, size] of unique) {
+    totalBytes += size
+    if (await isCached(digest)) cachedBytes += size
+  }
+  return {artifacts, totalBytes, uniqueBlobs: unique.size, cachedBytes}
+}
+
+/**
+ * For `--locked`: re-resolve the lock's tags (HEAD, no downloads) and fail with a ResolveError naming every moved
+ * reference (old → new digest). References pinned by digest cannot move and are not asked for.
+ */
+export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Promise<void> {
+  await withClient(o, async (client) => {
+    const indexes = new ChartIndexCache(client)
+    type Check = {what: string; run: () => Promise<string | undefined>; locked: string}
+    const checks: Check[] = []
+    for (const image of Object.values(lock.images)) {
+      const ref = parseReference(image.reference)
+      if (ref.digest) continue
+      checks.push({
+        what: image.reference,
+        locked: image.digest,
+        run: async () => (await client.withEndpoints(ref.registry, ref.repository, (ep) => client.headManifest(ep, ref.tag!))).value,
+      })
+    }
+    for (const chart of Object.values(lock.charts)) {
+      const kind = chartSourceKind(chart.repository)
+      const what = `chart ${chart.name} ${chart.version} from ${chart.repository}`
+      if (kind === 'oci') {
+        const p = chart.repository.slice('oci://'.length).replace(/\/+$/, '')
+        const slash = p.indexOf('/')
+        const registry = slash === -1 ? p : p.slice(0, slash)
+        const repository = [slash === -1 ? '' : p.slice(slash + 1), chart.name].filter(Boolean).join('/')
+        checks.push({
+          what,
+          locked: chart.manifest.digest,
+          run: async () => (await client.withEndpoints(registry, repository, (ep) => client.headManifest(ep, chartTag(chart.version), 'helm'))).value,
+        })
+      } else if (kind === 'classic') {
+        // The index names the archive's digest when it has one; without it, the archive URL is what can move.
+        checks.push({
+          what,
+          locked: chart.digest,
+          run: async () => {
+            const entries = (await indexes.get(chart.repository))[chart.name] ?? []
+            const entry = pickIndexEntry(entries, chart.version)
+            if (!entry) throw new RegistryError('not-found', `${chart.name} ${chart.version} is no longer in ${indexUrl(chart.repository).href}`, indexUrl(chart.repository).host, 404)
+            if (!entry.digest) return undefined
+            return entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
+          },
+        })
+      }
+    }
+    const settled = await settleAll(checks, o.concurrency ?? DEFAULT_CONCURRENCY, (c) => c.run())
+    const moved: string[] = []
+    const failures: Failure[] = []
+    for (const [i, r] of settled.entries()) {
+      const c = checks[i]
+      if (r.status === 'rejected') failures.push({what: c.what, where: '', error: r.reason})
+      else if (r.value !== undefined && r.value !== c.locked) moved.push(`${c.what}: ${c.locked} → ${r.value}`)
+    }
+    if (moved.length > 0) {
+      throw new ResolveError('LOCK_OUTDATED', `${moved.length} reference${moved.length === 1 ? '' : 's'} moved since the lock was written`, {
+        hint: 'Run without --locked (or `airpack profile resolve --lock-file`) to accept the new digests, or pin the old ones by digest.',
+        details: {problems: [...moved, ...failures.map(problemLine)]},
+      })
+    }
+    if (failures.length > 0) throw failuresError(failures, checks.length, 'checked')
+  })
+}
+
+function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>()
+  for (const item of items) {
+    const k = key(item)
+    const list = out.get(k)
+    if (list) list.push(item)
+    else out.set(k, [item])
+  }
+  return out
+}
+
