@@ -24,9 +24,11 @@ const siteSchema = z.strictObject({
   stages: fragmentMap,
 })
 
+const defaultsSchema = z.strictObject({stylus: fragmentMap, install: fragmentMap, stages: fragmentMap}).nullish()
+
 const inventorySchema = z.strictObject({
-  defaults: z.strictObject({stylus: fragmentMap, install: fragmentMap, stages: fragmentMap}).nullish(),
-  sites: z.array(siteSchema).min(1),
+  defaults: z.unknown(),
+  sites: z.array(z.unknown()).min(1),
 })
 
 export interface InventorySite {
@@ -36,10 +38,22 @@ export interface InventorySite {
   fragment: Fragment
 }
 
+/** A problem of the inventory's own shape (not of the user-data it yields). */
+export interface InventoryProblem {
+  /** The site's name, when the entry has one. */
+  site?: string
+  /** `sites[3].naem`, `defaults.stylis`, or the path inside a named site (`stylus`). */
+  path: string
+  message: string
+  line?: number
+}
+
 export interface Inventory {
   file: string
   defaults: Fragment
+  /** The entries whose shape is valid; entries with problems are left out and listed in `problems`. */
   sites: InventorySite[]
+  problems: InventoryProblem[]
   /** 1-based line of a key path of a site's merged fragment: the site's own key if it has it, else the default's. */
   lineOf(siteIndex: number, path: readonly PathSegment[]): number | undefined
 }
@@ -60,62 +74,92 @@ export async function loadInventory(file: string): Promise<Inventory> {
   return parseInventory(text, file)
 }
 
+/**
+ * Parse an inventory. YAML that does not parse, or a document without a `sites` list, throws
+ * (InvalidInputError); a bad `defaults` or site entry is listed in `problems` and the other sites still come
+ * back, so that the caller can report every problem of every site at once.
+ */
 export function parseInventory(text: string, file: string): Inventory {
   const counter = new LineCounter()
   const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter: counter, prettyErrors: false})
-  const problems: string[] = []
   if (doc.errors.length) {
-    for (const e of doc.errors) problems.push(`${file}:${e.linePos?.[0].line ?? 1}: YAML syntax: ${e.message.split('\n')[0]}`)
-    throw invalid(file, problems)
+    throw invalid(
+      file,
+      doc.errors.map((e) => `line ${e.linePos?.[0].line ?? 1}: YAML syntax: ${e.message.split('\n')[0]}`),
+    )
   }
   const raw = doc.toJS({maxAliasCount: 1000}) as unknown
-  const parsed = inventorySchema.safeParse(raw ?? {})
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(...describe(issue, raw, file, doc, counter))
-    throw invalid(file, problems)
+  const problems: InventoryProblem[] = []
+  const collect = (issues: z.core.$ZodIssue[], prefix: PathSegment[]) => {
+    for (const issue of issues) problems.push(...describe({...issue, path: [...prefix, ...issue.path]} as z.core.$ZodIssue, raw, doc, counter))
   }
-  const sites = parsed.data.sites.map((s, index) => {
-    const {name, ...fragment} = s
-    return {name, index, fragment: dropUndefined(fragment)}
-  })
+
+  const top = inventorySchema.safeParse(raw ?? {})
+  if (!top.success) {
+    collect(top.error.issues, [])
+    throw invalid(file, problems.map(formatInventoryProblem))
+  }
+
+  const defaults = defaultsSchema.safeParse(top.data.defaults)
+  if (!defaults.success) collect(defaults.error.issues, ['defaults'])
+
+  const sites: InventorySite[] = []
+  for (const [index, entry] of top.data.sites.entries()) {
+    const parsed = siteSchema.safeParse(entry)
+    if (!parsed.success) {
+      collect(parsed.error.issues, ['sites', index])
+      continue
+    }
+    const {name, ...fragment} = parsed.data
+    sites.push({name, index, fragment: dropUndefined(fragment)})
+  }
   return {
     file,
-    defaults: dropUndefined(parsed.data.defaults ?? {}),
+    defaults: defaults.success ? dropUndefined(defaults.data ?? {}) : {},
     sites,
+    problems,
     lineOf(siteIndex, path) {
       return lineAt(doc, counter, ['sites', siteIndex, ...path]) ?? lineAt(doc, counter, ['defaults', ...path])
     },
   }
 }
 
+export function formatInventoryProblem(p: InventoryProblem): string {
+  return `${p.site ? `site ${p.site}: ` : ''}${p.path ? `${p.path}: ` : ''}${p.message}`
+}
+
 function dropUndefined(fragment: Record<string, unknown>): Fragment {
   return Object.fromEntries(Object.entries(fragment).filter(([, v]) => v !== undefined))
 }
 
-function invalid(file: string, problems: string[]): InvalidInputError {
-  return new InvalidInputError('SITES_INVALID', `the site inventory ${file} is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}); nothing was written`, {
-    hint: 'An inventory is `defaults:` (optional) and `sites:`, a list of entries with a unique `name` and stylus/install/stages keys; see examples/sites/sites.yaml.',
-    details: {file, problems},
-  })
+export function invalid(file: string, problems: string[], findings?: unknown[]): InvalidInputError {
+  return new InvalidInputError(
+    'SITES_INVALID',
+    `${problems.length} problem${problems.length === 1 ? '' : 's'} in the site inventory ${file}; no user-data was written`,
+    {
+      hint: 'Fix each key in the inventory (in the site entry or in defaults), then render again; see examples/sites/sites.yaml for the layout.',
+      details: {file, problems, ...(findings ? {findings} : {})},
+    },
+  )
 }
 
-function describe(issue: z.core.$ZodIssue, raw: unknown, file: string, doc: Document, counter: LineCounter): string[] {
+function describe(issue: z.core.$ZodIssue, raw: unknown, doc: Document, counter: LineCounter): InventoryProblem[] {
   const path = issue.path as PathSegment[]
-  const where = (p: PathSegment[]) => {
+  const make = (p: PathSegment[], message: string): InventoryProblem => {
     const line = lineAt(doc, counter, p)
-    return `${file}${line ? `:${line}` : ''}: ${siteLabel(raw, p)}`
+    return {...siteLabel(raw, p), message, ...(line ? {line} : {})}
   }
   if (issue.code === 'unrecognized_keys') {
     const known = path.length === 0 ? ['defaults', 'sites'] : path[0] === 'defaults' ? [...FRAGMENT_KEYS] : ['name', ...FRAGMENT_KEYS]
     return issue.keys.map((key) => {
       const guess = didYouMean(key, known)
-      return `${where([...path, key])}: unknown key${guess ? `; did you mean \`${guess}\`?` : ` (allowed: ${known.join(', ')})`}`
+      return make([...path, key], `is not an inventory key${guess ? `; did you mean \`${guess}\`?` : ` (allowed here: ${known.join(', ')})`}`)
     })
   }
   const leaf = path.at(-1)
   const value = valueAt(raw, path)
   let message = issue.message
-  if (leaf === 'name' && path[0] === 'sites') {
+  if (leaf === 'name' && path[0] === 'sites' && path.length === 3) {
     message =
       value === undefined
         ? 'is missing: every site needs a unique name (it names the output folder)'
@@ -125,19 +169,20 @@ function describe(issue: z.core.$ZodIssue, raw: unknown, file: string, doc: Docu
   } else if (path.length === 1 && path[0] === 'sites') {
     message = value === undefined ? 'is missing: list the sites to render under `sites:`' : Array.isArray(value) ? 'is empty: list at least one site' : 'must be a list of sites'
   } else if (issue.code === 'invalid_type') {
-    message = `must be ${issue.expected === 'record' || issue.expected === 'object' ? 'a map' : issue.expected === 'array' ? 'a list' : issue.expected}`
+    const expected = issue.expected === 'record' || issue.expected === 'object' ? 'a map' : issue.expected === 'array' ? 'a list' : issue.expected
+    message = value === undefined ? `is missing (${expected})` : `must be ${expected}`
   }
-  return [`${where(path)}: ${message}`]
+  return [make(path, message)]
 }
 
-/** `sites[3] (store-0042).stylus` style label of an inventory path. */
-function siteLabel(raw: unknown, path: PathSegment[]): string {
+/** Which site a path is in (by name when it has one), and the path inside it. */
+function siteLabel(raw: unknown, path: PathSegment[]): {site?: string; path: string} {
   if (path[0] === 'sites' && typeof path[1] === 'number') {
     const name = valueAt(raw, ['sites', path[1], 'name'])
-    const head = typeof name === 'string' ? `site ${name}` : `sites[${path[1]}]`
-    return path.length > 2 ? `${head}: ${formatPath(path.slice(2))}` : head
+    if (typeof name === 'string' && name) return {site: name, path: formatPath(path.slice(2))}
+    return {path: formatPath(path)}
   }
-  return path.length ? formatPath(path) : 'the inventory'
+  return {path: path.length ? formatPath(path) : '(inventory)'}
 }
 
 function valueAt(doc: unknown, path: readonly PathSegment[]): unknown {

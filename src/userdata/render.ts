@@ -1,12 +1,11 @@
 import path from 'node:path'
 
-import {InvalidInputError} from '../errors.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {sha256File, sha256Hex} from '../util/digest.js'
 import {mapLimit} from '../util/pool.js'
 import type {UserDataFinding} from './findings.js'
 import {requireIsoTool, writeSeedIso} from './iso.js'
-import {loadInventory, type Inventory} from './inventory.js'
+import {formatInventoryProblem, invalid, loadInventory, type Inventory} from './inventory.js'
 import {mergeFragments, isPlainMap} from './merge.js'
 import {renderCloudConfig} from './output.js'
 import {loadTemplate, type DeploymentMode} from './templates.js'
@@ -81,8 +80,15 @@ export async function buildSiteDocuments(
   templatesDir?: string,
 ): Promise<{documents: SiteDocument[]; warnings: UserDataFinding[]}> {
   const template = await loadTemplate(mode, templatesDir)
-  const problems: string[] = []
-  const findings: UserDataFinding[] = []
+  const problems: string[] = inventory.problems.map(formatInventoryProblem)
+  const findings: UserDataFinding[] = inventory.problems.map((p) => ({
+    file: inventory.file,
+    ...(p.site ? {site: p.site} : {}),
+    path: p.path,
+    severity: 'error' as const,
+    message: p.message,
+    ...(p.line ? {line: p.line} : {}),
+  }))
   const warnings: UserDataFinding[] = []
   const documents: SiteDocument[] = []
   const report = (site: string, siteIndex: number, f: Omit<UserDataFinding, 'site' | 'file'>) => {
@@ -146,16 +152,7 @@ export async function buildSiteDocuments(
     documents.push({name: site.name, text})
   }
 
-  if (problems.length) {
-    throw new InvalidInputError(
-      'USER_DATA_INVALID',
-      `${problems.length} problem${problems.length === 1 ? '' : 's'} in the sites of ${inventory.file}; no user-data was written`,
-      {
-        hint: 'Fix each key in the inventory (in the site entry or in defaults), then render again.',
-        details: {file: inventory.file, problems, findings},
-      },
-    )
-  }
+  if (problems.length) throw invalid(inventory.file, problems, findings)
   return {documents, warnings}
 }
 

@@ -121,7 +121,9 @@ function fromZodIssue(issue: z.core.$ZodIssue, doc: unknown): RawFinding[] {
       } else if ((issue.expected === 'number' || issue.expected === 'int') && typeof value === 'string') {
         hint = 'Write the number without quotes.'
       }
-      return [error(`expected ${expectedName(issue.expected)}, got ${value === null ? 'null' : got}`, hint)]
+      // A number where a string belongs is shown by type only: YAML already changed it (0042 reads as 34).
+      const gotText = value === null ? 'null' : issue.expected === 'string' && typeof value === 'number' ? typeName(value) : got
+      return [error(`expected ${expectedName(issue.expected)}, got ${gotText}`, hint)]
     }
     case 'invalid_value':
       return [error(`${secret ? 'the value' : shown(value)} is not one of ${issue.values.map(String).join(', ')}`)]
