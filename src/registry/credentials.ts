@@ -50,14 +50,18 @@ export function dockerConfigKey(key: string): string {
 export class CredentialStore {
   private palette?: {image: PaletteEntry[]; helm: PaletteEntry[]}
   private docker?: DockerConfig
-  private loaded = false
+  private loading?: Promise<void>
   private readonly cache = new Map<string, Promise<Credential | undefined>>()
 
   constructor(private readonly sources: CredentialSources) {}
 
-  private async load(): Promise<void> {
-    if (this.loaded) return
-    this.loaded = true
+  /** Reads the files once; concurrent lookups share the one read. */
+  private load(): Promise<void> {
+    this.loading ??= this.read()
+    return this.loading
+  }
+
+  private async read(): Promise<void> {
     if (this.sources.credFile) this.palette = await loadPaletteCredFile(this.sources.credFile)
     this.docker = await loadDockerConfig(this.dockerConfigDir())
   }

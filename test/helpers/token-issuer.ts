@@ -19,6 +19,8 @@ export interface TokenIssuer {
   requests: {user: string | null; scope: string | null; method: string}[]
   /** Tokens handed out, so tests can check that none leaks. */
   issued: string[]
+  /** A token for `scope` (e.g. `repository:team/app:pull,push`), for seeding the registry. */
+  mint(subject: string, scope: string): string
   stop(): Promise<void>
 }
 
@@ -115,6 +117,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
     rootCertPem,
     requests,
     issued,
+    mint,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }
