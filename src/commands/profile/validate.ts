@@ -1,0 +1,51 @@
+import {Args} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {UsageError} from '../../errors.js'
+import {archFlag, modeFlag, parseVars, varFlag} from '../../flags.js'
+import {loadProfiles, renderReport, validateProfiles, type ValidationReport} from '../../profile/index.js'
+
+export default class ProfileValidate extends BaseCommand<ValidationReport> {
+  static summary = 'Check exported profiles against the Palette Edge supported matrix before anything is downloaded.'
+
+  static description = `Reads profiles exported from Palette (.json or .yaml, as "Export Profile" writes them) or a cluster
+definition (.tgz), and checks them as one cluster: cloud type, layers, duplicate packs, distribution x version x
+deployment mode x architecture x OS, CNI/CSI, FIPS, agent version limits, K3s/RKE2 built-ins, content tags and
+{{.spectro.…}} macros. Every finding has a stable code (see \`airpack matrix\`), a severity, the file, pack and line,
+and a fix hint.
+
+Exit codes: 0 no errors (warnings allowed), 3 errors found, 2 unreadable input.`
+
+  static examples = [
+    '<%= config.bin %> profile validate examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64',
+    '<%= config.bin %> profile validate examples/profiles/pxke-agent-infra.yaml --arch arm64 --mode agent --json',
+    '<%= config.bin %> profile validate examples/profiles/cluster-definition.tgz --arch amd64 --var registry_host=registry.local:5000',
+  ]
+
+  static args = {
+    profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
+  }
+
+  static strict = false
+
+  static flags = {
+    arch: archFlag(),
+    mode: modeFlag(),
+    var: varFlag,
+  }
+
+  async run(): Promise<ValidationReport> {
+    const {argv, flags} = await this.parse(ProfileValidate)
+    let vars: Record<string, string>
+    try {
+      vars = parseVars(flags.var)
+    } catch (err) {
+      throw new UsageError('USAGE', (err as Error).message, {hint: 'Write each variable as --var NAME=VALUE.'})
+    }
+    const profiles = await loadProfiles(argv as string[])
+    const report = validateProfiles(profiles, {arch: flags.arch, mode: flags.mode, vars})
+    this.log(renderReport(report))
+    if (!report.valid) this.finishWith(report, 3)
+    return report
+  }
+}

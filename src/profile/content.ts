@@ -1,0 +1,271 @@
+// Content tags → the list of images and charts a bundle must carry. Reads `pack.content.images[].image` (and the
+// known `iamge` typo), `pack.content.charts[]` (`repo` or `repository`), the OS pack's provider image
+// (`options.system.uri`) and the agent image (`stylusPackage`, `container://…/stylus-linux-<arch>`).
+
+import {InvalidInputError} from '../errors.js'
+import {AGENT_IMAGE_PATTERN} from '../matrix/data.js'
+import {ReferenceError, normalizeReference, stripContainerScheme} from '../registry/reference.js'
+import {hasMacro, macroContext, resolveMacros, type MacroContext} from './macros.js'
+import type {Arch, ChartRequest, CollectOptions, Finding, ImageRequest, LoadedProfile, PackModel} from './types.js'
+import {profileLocation} from './types.js'
+import {packFinding, packOption, parseValues, scalarSource, valuesFileLine, type ParsedValues} from './values.js'
+
+export interface ContentScan {
+  images: ImageRequest[]
+  charts: ChartRequest[]
+  findings: Finding[]
+  /** Per pack (by profile index and pack name): how many content tags it declares. */
+  tagCounts: Map<PackModel, number>
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** The architecture embedded in an agent image name, if the reference is one. */
+export function agentArch(reference: string): string | undefined {
+  const noTag = stripContainerScheme(reference).replace(/@.*$/, '').replace(/:[^/:]*$/, '')
+  return AGENT_IMAGE_PATTERN.exec(noTag)?.[1]
+}
+
+export function scanContent(profiles: LoadedProfile[], options: CollectOptions): ContentScan {
+  const ctx = macroContext(profiles, options.vars ?? {})
+  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map()}
+  const seenImages = new Map<string, ImageRequest>()
+  const seenCharts = new Set<string>()
+
+  const addImage = (req: ImageRequest) => {
+    const prior = seenImages.get(req.reference)
+    if (prior) {
+      if (prior.kind === 'image' && req.kind !== 'image') prior.kind = req.kind
+      return
+    }
+    seenImages.set(req.reference, req)
+    scan.images.push(req)
+  }
+
+  for (const profile of profiles) {
+    for (const pack of profile.packs) {
+      const values = parseValues(pack)
+      if (values.error) {
+        scan.findings.push(
+          packFinding(profile, pack, {
+            code: 'AP-VALUES-YAML',
+            severity: 'error',
+            message: `the pack values do not parse: ${values.error.message}`,
+            hint: 'Fix the pack values YAML in Palette (or the exported file) at that line and export again.',
+            path: 'values',
+            valuesLine: true,
+            ...(values.error.line === undefined ? {} : {line: values.error.line}),
+          }),
+        )
+        continue
+      }
+      scanPack(profile, pack, values, ctx, options.arch, scan, addImage, seenCharts)
+    }
+  }
+  return scan
+}
+
+function scanPack(
+  profile: LoadedProfile,
+  pack: PackModel,
+  values: ParsedValues,
+  ctx: MacroContext,
+  arch: Arch,
+  scan: ContentScan,
+  addImage: (r: ImageRequest) => void,
+  seenCharts: Set<string>,
+): void {
+  const file = profileLocation(profile)
+  const finding = (f: Parameters<typeof packFinding>[2]) => scan.findings.push(packFinding(profile, pack, {valuesLine: true, ...f}))
+  let tags = 0
+  const data = values.data ?? {}
+  const content = isObject(data.pack) ? data.pack.content : undefined
+  const isOs = pack.layer === 'os'
+
+  const resolveRef = (raw: string, path: string, line: number | undefined, what: string): string | undefined => {
+    const r = resolveMacros(raw, ctx, profile)
+    if (r.value === undefined) {
+      for (const problem of r.problems)
+        finding({
+          code: 'AP-MACRO-UNRESOLVED',
+          severity: 'error',
+          message: `${what} cannot be resolved: ${problem}`,
+          hint: 'Give the variable a value with --var NAME=VALUE, add the missing option to the pack values, or include the profile that holds the pack.',
+          path,
+          ...(line === undefined ? {} : {line}),
+        })
+      return undefined
+    }
+    return r.value
+  }
+
+  const imageRequest = (original: string, path: string, line: number | undefined, forced?: 'os-provider' | 'agent'): ImageRequest | undefined => {
+    let reference: string
+    try {
+      reference = normalizeReference(original)
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err
+      finding({
+        code: 'AP-IMAGE-REF',
+        severity: 'error',
+        message: `image ${JSON.stringify(original)} is not a valid reference: ${err.reason}`,
+        hint: 'Write it as [registry/]repository[:tag][@sha256:digest], e.g. docker.io/library/nginx:1.27.',
+        path,
+        ...(line === undefined ? {} : {line}),
+      })
+      return undefined
+    }
+    const embedded = agentArch(reference)
+    const kind = forced ?? (embedded ? 'agent' : 'image')
+    if (embedded && embedded !== arch) {
+      finding({
+        code: 'AP-AGENT-ARCH',
+        severity: 'error',
+        message: `agent image ${reference} is for ${embedded}, but the target architecture is ${arch}`,
+        hint: `Use stylus-linux-${arch} in stylusPackage and the content tags (or build for --arch ${embedded}).`,
+        path,
+        ...(line === undefined ? {} : {line}),
+      })
+    }
+    const fileLine = valuesFileLine(pack, line)
+    return {reference, original, kind, profile: profile.name, pack: pack.name, file, ...(line === undefined ? {} : {line}), ...(fileLine === undefined ? {} : {fileLine})}
+  }
+
+  // The OS provider image and the agent image of the OS pack.
+  let provider: ImageRequest | undefined
+  let agent: ImageRequest | undefined
+  let providerRaw: string | undefined
+  if (isOs) {
+    const uri = packOption(values, 'system.uri')
+    if (uri.value !== undefined) {
+      providerRaw = uri.value
+      const resolved = resolveRef(uri.value, 'options.system.uri', uri.line, 'options.system.uri (the OS provider image)')
+      if (resolved !== undefined) provider = imageRequest(resolved, 'options.system.uri', uri.line, 'os-provider')
+    }
+    const stylus = data.stylusPackage
+    if (typeof stylus === 'string' && stylus.trim() !== '') {
+      const line = values.positions.line(['stylusPackage'])
+      const resolved = resolveRef(stylus, 'stylusPackage', line, 'stylusPackage (the agent image)')
+      if (resolved !== undefined) agent = imageRequest(resolved, 'stylusPackage', line, 'agent')
+    }
+  }
+
+  const listed: ImageRequest[] = []
+  if (content !== undefined && content !== null && !isObject(content)) {
+    finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content must be a mapping with images and charts', hint: 'Write pack.content.images: [{image: REF}] and pack.content.charts: [{repo, name, version}].', path: 'pack.content', line: values.positions.line(['pack', 'content'])})
+  }
+  const images = isObject(content) ? content.images : undefined
+  if (images !== undefined && images !== null && !Array.isArray(images)) {
+    finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.images must be a list of {image: REF}', hint: 'Write each image as a list item: `- image: registry/repo:tag`.', path: 'pack.content.images', line: values.positions.line(['pack', 'content', 'images'])})
+  }
+  if (Array.isArray(images)) {
+    images.forEach((item, i) => {
+      const path = `pack.content.images[${i}]`
+      const itemPath = ['pack', 'content', 'images', i]
+      let key: 'image' | 'iamge' = 'image'
+      if (isObject(item) && !('image' in item) && 'iamge' in item) {
+        key = 'iamge'
+        finding({code: 'AP-CONTENT-TYPO', severity: 'warning', message: `${path} uses the key "iamge"; read as "image"`, hint: 'Rename the key to "image" (a known typo in some packs).', path: `${path}.iamge`, line: values.positions.line([...itemPath, 'iamge'])})
+      }
+      const raw = isObject(item) ? item[key] : undefined
+      const line = values.positions.line(isObject(item) ? [...itemPath, key] : itemPath)
+      const text = isObject(item) ? scalarSource(values, [...itemPath, key], raw) : undefined
+      if (text === undefined || text.trim() === '') {
+        finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} has no image reference`, hint: 'Each entry of pack.content.images is `- image: registry/repo:tag`.', path, ...(line === undefined ? {} : {line})})
+        return
+      }
+      tags++
+      const resolved = resolveRef(text, `${path}.image`, line, `content tag ${JSON.stringify(text)}`)
+      if (resolved === undefined) return
+      const isProvider = providerRaw !== undefined && (text === providerRaw || hasMacro(text) && /\.options\.system\.uri\s*\}\}$/.test(text.trim()))
+      const req = imageRequest(resolved, `${path}.image`, line, isProvider ? 'os-provider' : undefined)
+      if (req) listed.push(req)
+    })
+  }
+
+  if (provider && !listed.some((r) => r.reference === provider!.reference)) {
+    finding({code: 'AP-OS-PROVIDER-CONTENT', severity: 'warning', message: `the provider image ${provider.reference} (options.system.uri) is not in pack.content.images; airpack bundles it anyway`, hint: "Add `- image: '{{.spectro.pack." + pack.name + ".options.system.uri}}'` as the first content tag so Palette's own tools bundle it too.", path: 'pack.content.images', ...(provider.line === undefined ? {} : {line: provider.line})})
+    addImage(provider)
+  }
+  for (const req of listed) addImage(req)
+  if (agent) {
+    const listedAgent = listed.find((r) => r.kind === 'agent')
+    if (!listed.some((r) => r.reference === agent!.reference)) {
+      finding({
+        code: 'AP-AGENT-CONTENT',
+        severity: 'warning',
+        message: listedAgent
+          ? `stylusPackage ${agent.reference} differs from the agent image in pack.content.images (${listedAgent.reference})`
+          : `the agent image ${agent.reference} (stylusPackage) is not in pack.content.images; airpack bundles it anyway`,
+        hint: 'List the agent image in pack.content.images with the same container:// reference as stylusPackage.',
+        path: 'stylusPackage',
+        ...(agent.line === undefined ? {} : {line: agent.line}),
+      })
+    }
+    addImage(agent)
+  }
+
+  const charts = isObject(content) ? content.charts : undefined
+  if (charts !== undefined && charts !== null && !Array.isArray(charts)) {
+    finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.charts must be a list of {repo, name, version}', hint: 'Write each chart as `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path: 'pack.content.charts', line: values.positions.line(['pack', 'content', 'charts'])})
+  }
+  if (Array.isArray(charts)) {
+    charts.forEach((item, i) => {
+      const path = `pack.content.charts[${i}]`
+      const itemPath = ['pack', 'content', 'charts', i]
+      const line = values.positions.line(itemPath)
+      if (!isObject(item)) {
+        finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} is not a {repo, name, version} mapping`, hint: 'Write `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path, ...(line === undefined ? {} : {line})})
+        return
+      }
+      const repoKey = 'repo' in item ? 'repo' : 'repository'
+      const field = (k: string) => scalarSource(values, [...itemPath, k], item[k])?.trim()
+      const repo = field(repoKey)
+      const name = field('name')
+      const version = field('version')
+      const missing = [!repo && 'repo', !name && 'name', !version && 'version'].filter(Boolean)
+      if (missing.length > 0) {
+        finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} lacks ${missing.join(', ')}`, hint: 'Each chart needs repo (or repository), name and version.', path, ...(line === undefined ? {} : {line})})
+        return
+      }
+      tags++
+      const r = [repo!, name!, version!].map((t) => resolveRef(t, path, line, `chart ${JSON.stringify(t)}`))
+      if (r.some((x) => x === undefined)) return
+      const [repository, chartName, chartVersion] = r as [string, string, string]
+      if (!/^(https?|oci):\/\/[^\s/]+/.test(repository)) {
+        finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart repository ${JSON.stringify(repository)} is not an http(s):// or oci:// URL`, hint: 'Use the Helm repository URL (https://…), an oci:// repository or the chart archive URL.', path: `${path}.${repoKey}`, ...(line === undefined ? {} : {line})})
+        return
+      }
+      if (/\s|\//.test(chartName) || /\s/.test(chartVersion)) {
+        finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart name ${JSON.stringify(chartName)} or version ${JSON.stringify(chartVersion)} is malformed`, hint: 'A chart name has no slashes or spaces; the version is the chart version, e.g. 1.2.3.', path, ...(line === undefined ? {} : {line})})
+        return
+      }
+      const key = `${repository}#${chartName}@${chartVersion}`
+      if (seenCharts.has(key)) return
+      seenCharts.add(key)
+      const fileLine = valuesFileLine(pack, line)
+      scan.charts.push({repository, name: chartName, version: chartVersion, profile: profile.name, pack: pack.name, file, ...(line === undefined ? {} : {line}), ...(fileLine === undefined ? {} : {fileLine})})
+    })
+  }
+  scan.tagCounts.set(pack, tags + (provider ? 1 : 0) + (agent ? 1 : 0))
+}
+
+/** Content tags after macro resolution (vars override defaultValue), deduplicated by reference, in a stable order.
+ *  Throws InvalidInputError listing every unresolvable macro / malformed tag (validateProfiles reports the same as findings). */
+export function collectContent(profiles: LoadedProfile[], options: CollectOptions): {images: ImageRequest[]; charts: ChartRequest[]} {
+  const scan = scanContent(profiles, options)
+  const errors = scan.findings.filter((f) => f.severity === 'error')
+  if (errors.length > 0) {
+    throw new InvalidInputError('CONTENT_INVALID', `${errors.length} content tag problem${errors.length === 1 ? '' : 's'} in the profiles`, {
+      hint: 'Run `airpack profile validate` on the same profiles for every finding with its line and fix hint.',
+      details: {
+        problems: errors.map((f) => `${f.file}${f.fileLine ? `:${f.fileLine}` : ''} pack ${f.pack ?? '-'}${f.line ? ` (values line ${f.line})` : ''}: ${f.message} [${f.code}]`),
+        findings: errors,
+      },
+    })
+  }
+  return {images: scan.images, charts: scan.charts}
+}
+

@@ -1,0 +1,103 @@
+// Reading a cluster definition `.tgz` (Palette's "SPC": a gzipped tar whose entries all start with `spc/`).
+// The archive is untrusted: entries are read into memory only (never written to disk), and anything that could
+// escape or exhaust (`..`, absolute paths, links, devices, too many or too large entries) rejects the archive.
+
+import {createReadStream} from 'node:fs'
+import {Parser, type ReadEntry} from 'tar'
+
+import {UsageError} from '../errors.js'
+import {LIMITS} from './text.js'
+
+export interface DefinitionEntry {
+  /** The entry path, e.g. `spc/profiles/01-k3s.json`. */
+  path: string
+  bytes: Buffer
+}
+
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile'])
+
+/** Why an entry path is unsafe, or undefined when it is a plain relative path under spc/. */
+export function unsafeEntryPath(path: string): string | undefined {
+  if (path.includes('\0') || /[\u0001-\u001f]/.test(path)) return 'it contains control characters'
+  if (path.startsWith('/') || /^[a-zA-Z]:/.test(path) || path.startsWith('\\')) return 'it is an absolute path'
+  const parts = path.split(/[\\/]/)
+  if (parts.includes('..')) return 'it escapes the archive with ".."'
+  const clean = path.replace(/^\.\//, '')
+  if (!(clean === 'spc' || clean === 'spc/' || clean.startsWith('spc/'))) return 'it is outside spc/ (every entry of a cluster definition starts with spc/)'
+  return undefined
+}
+
+export async function readDefinitionEntries(file: string): Promise<DefinitionEntry[]> {
+  const entries: DefinitionEntry[] = []
+  let count = 0
+  let total = 0
+  return new Promise((resolve, reject) => {
+    const stream = createReadStream(file)
+    const parser = new Parser({strict: true})
+    let settled = false
+    const fail = (message: string, hint: string) => {
+      if (settled) return
+      settled = true
+      stream.destroy()
+      reject(
+        new UsageError('DEFINITION_UNSAFE', `${file}: ${message}`, {
+          hint,
+          details: {file},
+        }),
+      )
+    }
+    parser.on('entry', (entry: ReadEntry) => {
+      if (settled) {
+        entry.resume()
+        return
+      }
+      count++
+      if (count > LIMITS.definitionEntries) {
+        fail(`it has more than ${LIMITS.definitionEntries} entries`, 'A cluster definition holds a few profiles; rebuild it with `airpack bundle build` or Palette.')
+        return
+      }
+      const path = entry.path
+      const unsafe = unsafeEntryPath(path)
+      if (unsafe) {
+        fail(`entry ${JSON.stringify(path)} is refused: ${unsafe}`, 'Use a cluster definition exported by Palette or written by airpack; do not hand-edit the archive.')
+        return
+      }
+      if (entry.type === 'Directory') {
+        entry.resume()
+        return
+      }
+      if (!FILE_TYPES.has(entry.type)) {
+        fail(`entry ${JSON.stringify(path)} is a ${entry.type}, not a regular file (links and devices are refused)`, 'A cluster definition holds only regular files under spc/.')
+        return
+      }
+      if (entry.size > LIMITS.definitionEntryBytes) {
+        fail(`entry ${JSON.stringify(path)} is ${entry.size} bytes, over the ${LIMITS.definitionEntryBytes}-byte limit per entry`, 'A profile is well under 1 MiB; check that this is a cluster definition.')
+        return
+      }
+      total += entry.size
+      if (total > LIMITS.definitionTotalBytes) {
+        fail(`its entries add up to more than ${LIMITS.definitionTotalBytes} bytes`, 'A cluster definition is small; check that this is not a content bundle.')
+        return
+      }
+      const chunks: Buffer[] = []
+      entry.on('data', (chunk: Buffer) => {
+        if (!settled) chunks.push(chunk)
+      })
+      entry.on('end', () => {
+        if (!settled) entries.push({path: path.replace(/^\.\//, ''), bytes: Buffer.concat(chunks)})
+      })
+    })
+    parser.on('error', (err: Error) => {
+      fail(`it is not a readable gzipped tar (${err.message})`, 'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.')
+    })
+    parser.on('end', () => {
+      if (settled) return
+      settled = true
+      resolve(entries)
+    })
+    stream.on('error', (err) => {
+      fail(`cannot be read (${err.message})`, 'Check the path and the file permissions.')
+    })
+    stream.pipe(parser)
+  })
+}

@@ -1,0 +1,138 @@
+// Turning untrusted bytes into a JSON value with line numbers: size and encoding checks, JSON and YAML parsing
+// with bounded alias expansion, and a position index so that findings can name the line they come from.
+
+import {LineCounter, parseDocument, Scalar, isAlias, isNode, type Document, type Node} from 'yaml'
+
+/** Limits for untrusted input. A real exported profile is well under 1 MiB. */
+export const LIMITS = {
+  /** A profile file (.json / .yaml). */
+  profileBytes: 16 * 1024 * 1024,
+  /** A cluster definition .tgz, compressed. */
+  definitionBytes: 64 * 1024 * 1024,
+  /** All entries of a cluster definition, uncompressed. */
+  definitionTotalBytes: 64 * 1024 * 1024,
+  /** One entry of a cluster definition. */
+  definitionEntryBytes: 16 * 1024 * 1024,
+  definitionEntries: 1000,
+  /** Alias expansions allowed when a YAML document is turned into data (a "billion laughs" stops here). */
+  yamlAliases: 100,
+  /** Nesting of macros inside macro values (system.uri composed of other options). */
+  macroDepth: 8,
+} as const
+
+export class TextProblem extends Error {
+  constructor(
+    message: string,
+    readonly line?: number,
+    readonly column?: number,
+  ) {
+    super(message)
+    this.name = 'TextProblem'
+  }
+}
+
+/** Decode bytes as UTF-8 text, refusing binary content (NUL bytes or invalid UTF-8). */
+export function decodeText(bytes: Uint8Array): string {
+  const nul = bytes.indexOf(0)
+  if (nul !== -1) throw new TextProblem(`it is a binary file, not text (NUL byte at offset ${nul})`)
+  try {
+    const text = new TextDecoder('utf-8', {fatal: true}).decode(bytes)
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+  } catch {
+    throw new TextProblem('it is not UTF-8 text (binary content)')
+  }
+}
+
+export function lineColumnAt(text: string, offset: number): {line: number; column: number} {
+  let line = 1
+  let lastBreak = -1
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++
+      lastBreak = i
+    }
+  }
+  return {line, column: offset - lastBreak}
+}
+
+/** Positions of nodes in a parsed document, by path. */
+export class PositionIndex {
+  constructor(
+    private readonly doc: Document | undefined,
+    private readonly lines: LineCounter | undefined,
+  ) {}
+
+  node(path: (string | number)[]): Node | undefined {
+    if (!this.doc) return undefined
+    let node: unknown = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true)
+    if (isAlias(node)) node = node.resolve(this.doc)
+    return isNode(node) ? node : undefined
+  }
+
+  /** 1-based line where the node at `path` starts. */
+  line(path: (string | number)[]): number | undefined {
+    const node = this.node(path)
+    if (!node?.range || !this.lines) return undefined
+    return this.lines.linePos(node.range[0]).line
+  }
+
+  /** Where a YAML string's own line 1 sits in the file. Exact for block scalars (`|`, `>`); otherwise the line
+   *  of the scalar itself (a quoted JSON string holds all its lines on one line of the file). */
+  textStart(path: (string | number)[]): {line: number; block: boolean} | undefined {
+    const node = this.node(path)
+    if (!node?.range || !this.lines) return undefined
+    const line = this.lines.linePos(node.range[0]).line
+    const block = node instanceof Scalar && (node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED)
+    return block ? {line: line + 1, block: true} : {line, block: false}
+  }
+}
+
+export interface ParsedText {
+  value: unknown
+  positions: PositionIndex
+}
+
+/** Parse a YAML document (one only), with line numbers and bounded alias expansion. */
+export function parseYamlText(text: string): ParsedText {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: true})
+  const first = doc.errors[0]
+  if (first) {
+    const pos = first.linePos?.[0]
+    const what = first.code === 'MULTIPLE_DOCS' ? 'it holds several YAML documents; a profile is one document' : first.message.split('\n')[0]!
+    throw new TextProblem(`malformed YAML: ${what}`, pos?.line, pos?.col)
+  }
+  let value: unknown
+  try {
+    value = doc.toJS({maxAliasCount: LIMITS.yamlAliases})
+  } catch (err) {
+    if (err instanceof ReferenceError && /alias/i.test(err.message)) {
+      throw new TextProblem(`YAML alias expansion exceeds the limit of ${LIMITS.yamlAliases} (an alias bomb?)`)
+    }
+    throw new TextProblem(`malformed YAML: ${(err as Error).message}`)
+  }
+  return {value, positions: new PositionIndex(doc, lines)}
+}
+
+/** Parse JSON strictly (JSON.parse), then index positions through the YAML parser (JSON is YAML). */
+export function parseJsonText(text: string): ParsedText {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    const message = (err as Error).message
+    const at = /at position (\d+)/.exec(message)
+    const pos = at ? lineColumnAt(text, Number(at[1])) : text.trim() === '' ? undefined : lineColumnAt(text, text.length)
+    throw new TextProblem(`malformed JSON: ${message.replace(/ in JSON at position \d+.*$/, '').replace(/ \(line \d+ column \d+\)$/, '')}`, pos?.line, pos?.column)
+  }
+  const lines = new LineCounter()
+  const doc = parseDocument(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: false})
+  return {value, positions: new PositionIndex(doc.errors.length === 0 ? doc : undefined, lines)}
+}
+
+/** JSON when the name says so or the text starts like a JSON object; YAML otherwise. */
+export function parseProfileText(text: string, name: string): ParsedText {
+  if (text.trim() === '') throw new TextProblem('it is empty')
+  const json = /\.json$/i.test(name) || (!/\.ya?ml$/i.test(name) && /^\s*[{[]/.test(text))
+  return json ? parseJsonText(text) : parseYamlText(text)
+}
