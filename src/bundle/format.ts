@@ -1,0 +1,97 @@
+import type {Platform} from '../lock/types.js'
+
+// Bundle format version 1 (PRODUCT.md §4): the names and shapes every writer and reader of a bundle agrees on.
+
+export const FORMAT_VERSION = 1
+
+export const BUNDLE_JSON = 'airpack/bundle.json'
+export const BUNDLE_SIG = 'airpack/bundle.json.sig'
+export const OCI_LAYOUT = 'oci-layout'
+export const INDEX_JSON = 'index.json'
+export const DEFINITION_ENTRY = 'airpack/definition.tgz'
+export const PROFILES_DIR = 'airpack/profiles/'
+export const BLOBS_DIR = 'blobs/sha256/'
+
+export const OCI_LAYOUT_CONTENT = '{"imageLayoutVersion":"1.0.0"}'
+
+export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name'
+export const ANNOTATION_TITLE = 'org.opencontainers.image.title'
+export const ANNOTATION_SPECTRO_TYPE = 'io.image.ref.spectrocloud.type'
+
+export const MEDIA = {
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  ociEmpty: 'application/vnd.oci.empty.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  definitionArtifact: 'application/vnd.spectrocloud.cluster-definition.v1',
+} as const
+
+export function isIndexMediaType(mediaType: string | undefined): boolean {
+  return mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList
+}
+
+export function isManifestMediaType(mediaType: string | undefined): boolean {
+  return mediaType === MEDIA.ociManifest || mediaType === MEDIA.dockerManifest
+}
+
+export type ArtifactKind = 'image' | 'chart' | 'definition'
+
+export interface BundleArtifact {
+  kind: ArtifactKind
+  /** Full original reference, also the `org.opencontainers.image.ref.name` of its index.json entry. */
+  reference: string
+  digest: string
+  mediaType: string
+  size: number
+  /** Target platform of the content stored (images); absent for charts and the definition. */
+  platform?: Platform
+  /** For images: the platform manifest stored (equals digest for a single-platform image). */
+  platformManifest?: {digest: string; mediaType: string; size: number}
+  /** Registry host the content came from; never credentials. `local` for generated content. */
+  source: string
+  omittedPlatforms: Platform[]
+  /** Sum of the sizes of the blobs this artifact needs (shared blobs count for each artifact). */
+  contentSize: number
+}
+
+export interface BundleEntry {
+  path: string
+  size: number
+  sha256: string
+}
+
+export interface BundleManifest {
+  formatVersion: 1
+  name: string
+  platform: Platform
+  airpack: {version: string}
+  compression: {algorithm: 'zstd'; version: string; level: number}
+  /** Only when SOURCE_DATE_EPOCH was set: the one time that enters the bundle. */
+  sourceDateEpoch?: number
+  profiles: {name: string; version: string; sha256: string}[]
+  artifacts: BundleArtifact[]
+  /** Every entry of the tar after bundle.json (and its signature), in tar order. */
+  entries: BundleEntry[]
+  /** Present when the bundle is signed: BUNDLE_SIG holds the signature of this file's bytes. */
+  signature?: {algorithm: string; publicKeyFingerprint: string; entry: string}
+  totals: {artifacts: number; images: number; charts: number; blobs: number; blobBytes: number}
+}
+
+/** The parts file written beside a split bundle. */
+export interface PartsFile {
+  formatVersion: 1
+  /** File name of the whole bundle (`NAME.tar.zst`), for `cat NAME.tar.zst.* > NAME.tar.zst`. */
+  file: string
+  size: number
+  sha256: string
+  partSize: number
+  parts: {name: string; size: number; sha256: string}[]
+}
+
+export function platformString(p: Platform | undefined): string {
+  if (!p) return 'unknown'
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`
+}

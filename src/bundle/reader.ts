@@ -1,0 +1,440 @@
+import {createHash, type Hash} from 'node:crypto'
+import {once} from 'node:events'
+import {readFile} from 'node:fs/promises'
+import path from 'node:path'
+
+import {IntegrityError} from '../errors.js'
+import type {Descriptor, Platform} from '../lock/types.js'
+import {
+  ANNOTATION_REF_NAME,
+  BLOBS_DIR,
+  BUNDLE_JSON,
+  BUNDLE_SIG,
+  INDEX_JSON,
+  OCI_LAYOUT,
+  OCI_LAYOUT_CONTENT,
+  isIndexMediaType,
+  isManifestMediaType,
+  platformString,
+  type BundleManifest,
+} from './format.js'
+import {streamVerifier, verifyDocument, type VerifyingKey} from './sign.js'
+import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
+import {TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
+import {startDecompressor} from './zstd.js'
+
+// Reads a bundle as one stream (parts chained → `zstd -dc` child → tar parser), never extracting or joining it
+// on disk. `verify` checks everything PRODUCT.md §4 promises; `inspect` only needs bundle.json and the identity
+// (the sha256 of the uncompressed tar), which takes the same single pass.
+
+const MAX_BUNDLE_JSON = 64 * 1024 * 1024
+/** Blobs up to this size that look like JSON are kept in memory to check manifests' references. */
+const MAX_KEPT_JSON = 4 * 1024 * 1024
+const MAX_PROBLEMS = 100
+
+export type SignatureStatus = 'valid' | 'invalid' | 'absent' | 'not-checked'
+
+export interface BundleReport {
+  bundle: string
+  name: string
+  formatVersion: number
+  platform: Platform
+  /** `sha256:<hex>` of the uncompressed tar. */
+  identity: string
+  airpackVersion: string
+  compression: BundleManifest['compression']
+  profiles: BundleManifest['profiles']
+  artifacts: {kind: string; reference: string; digest: string; mediaType: string; size: number; contentSize: number; platform?: Platform; omittedPlatforms: Platform[]}[]
+  totals: {artifacts: number; images: number; charts: number; blobs: number; blobBytes: number; entries: number; tarBytes: number; compressedBytes: number; parts: number}
+  signature: {signed: boolean; algorithm?: string; publicKeyFingerprint?: string; inner: SignatureStatus; detached: SignatureStatus}
+  parts?: {name: string; size: number}[]
+}
+
+export interface ReadOptions {
+  mode: 'verify' | 'inspect'
+  publicKey?: VerifyingKey
+}
+
+class Fatal extends Error {}
+
+interface SeenEntry {
+  size: number
+  sha256: string
+}
+
+function samePlatform(a: Partial<Platform> | undefined, b: Partial<Platform> | undefined): boolean {
+  return (a?.os ?? '') === (b?.os ?? '') && (a?.architecture ?? '') === (b?.architecture ?? '') && (a?.variant ?? '') === (b?.variant ?? '')
+}
+
+/** Why a path may not appear in a bundle, or undefined if it is a plain relative path. */
+export function unsafePathReason(p: string): string | undefined {
+  if (p === '') return 'an empty path'
+  if (p.startsWith('/')) return 'an absolute path'
+  if (/^[a-zA-Z]:/.test(p) || p.includes('\\')) return 'a Windows path'
+  if (p.includes('\0')) return 'a path with a NUL byte'
+  const parts = p.split('/')
+  if (parts.includes('..')) return 'a path that escapes with ".."'
+  if (parts.some((s) => s === '' || s === '.')) return 'a non-canonical path'
+  return undefined
+}
+
+export async function readBundle(input: string, options: ReadOptions): Promise<BundleReport> {
+  const verify = options.mode === 'verify'
+  const source = await openBundleSource(input)
+  const problems: string[] = []
+  const problem = (message: string) => {
+    if (problems.length < MAX_PROBLEMS) problems.push(message)
+  }
+  const fail = (): never => {
+    throw new IntegrityError('BUNDLE_INVALID', `${input}: ${problems[0]}`, {
+      hint:
+        problems.length > 1
+          ? `${problems.length} problems found. Do not upload this bundle: copy it again from the original, or rebuild it.`
+          : 'Do not upload this bundle: copy it again from the original, or rebuild it.',
+      details: {bundle: input, problems},
+    })
+  }
+
+  // 1. Parts first: a bad or missing part is named before anything is decompressed.
+  if (verify) {
+    for (const p of await checkParts(source)) problem(p)
+    if (problems.length > 0) fail()
+  }
+
+  // 2. One pass over the stream.
+  const state = await streamBundle(source, {verify, publicKey: options.publicKey, problems})
+  if (verify && problems.length > 0) fail()
+  const m = state.manifest
+  return {
+    bundle: input,
+    name: m.name,
+    formatVersion: m.formatVersion,
+    platform: m.platform,
+    identity: `sha256:${state.identity}`,
+    airpackVersion: m.airpack?.version,
+    compression: m.compression,
+    profiles: m.profiles ?? [],
+    artifacts: (m.artifacts ?? []).map((a) => ({
+      kind: a.kind,
+      reference: a.reference,
+      digest: a.digest,
+      mediaType: a.mediaType,
+      size: a.size,
+      contentSize: a.contentSize,
+      ...(a.platform ? {platform: a.platform} : {}),
+      omittedPlatforms: a.omittedPlatforms ?? [],
+    })),
+    totals: {
+      artifacts: m.artifacts?.length ?? 0,
+      images: m.artifacts?.filter((a) => a.kind === 'image').length ?? 0,
+      charts: m.artifacts?.filter((a) => a.kind === 'chart').length ?? 0,
+      blobs: m.totals?.blobs ?? 0,
+      blobBytes: m.totals?.blobBytes ?? 0,
+      entries: (m.entries?.length ?? 0) + 1 + (m.signature ? 1 : 0),
+      tarBytes: state.tarBytes,
+      compressedBytes: source.size,
+      parts: source.partsFile ? source.files.length : 1,
+    },
+    signature: {
+      signed: Boolean(m.signature),
+      ...(m.signature ? {algorithm: m.signature.algorithm, publicKeyFingerprint: m.signature.publicKeyFingerprint} : {}),
+      inner: state.innerSignature,
+      detached: state.detachedSignature,
+    },
+    ...(source.partsFile ? {parts: source.files.map((f) => ({name: f.name, size: f.size}))} : {}),
+  }
+}
+
+interface StreamState {
+  manifest: BundleManifest
+  identity: string
+  tarBytes: number
+  entryCount: number
+  innerSignature: SignatureStatus
+  detachedSignature: SignatureStatus
+}
+
+async function streamBundle(
+  source: BundleSource,
+  ctx: {verify: boolean; publicKey?: VerifyingKey; problems: string[]},
+): Promise<StreamState> {
+  const {verify, problems} = ctx
+  const problem = (message: string) => {
+    if (problems.length < MAX_PROBLEMS) problems.push(message)
+  }
+  const identity = createHash('sha256')
+  const compressedHash = createHash('sha256')
+  let detachedSig: Buffer | undefined
+  if (verify && ctx.publicKey && source.detachedSignature) detachedSig = await readFile(source.detachedSignature)
+  const detachedVerifier = detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined
+
+  let manifest: BundleManifest | undefined
+  let listed = new Map<string, {size: number; sha256: string}>()
+  const seen = new Map<string, SeenEntry>()
+  const kept = new Map<string, Buffer>()
+  let bundleJsonBytes: Buffer | undefined
+  let innerSig: Buffer | undefined
+  let entryCount = 0
+  let tarBytes = 0
+  let early = false
+
+  const onEntry = (h: TarEntryHeader): EntrySink | undefined => {
+    const index = entryCount++
+    if (index === 0) {
+      if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new Fatal(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
+      if (h.size > MAX_BUNDLE_JSON) throw new Fatal(`${BUNDLE_JSON} is ${h.size} bytes, larger than any real inventory`)
+      const chunks: Buffer[] = []
+      return {
+        data: (c) => {
+          chunks.push(Buffer.from(c))
+        },
+        end: () => {
+          bundleJsonBytes = Buffer.concat(chunks)
+          try {
+            manifest = JSON.parse(bundleJsonBytes.toString('utf8')) as BundleManifest
+          } catch {
+            throw new Fatal(`${BUNDLE_JSON} is not valid JSON`)
+          }
+          if (manifest?.formatVersion !== 1) throw new Fatal(`${BUNDLE_JSON} has formatVersion ${JSON.stringify(manifest?.formatVersion)}; this airpack reads format 1`)
+          if (!Array.isArray(manifest.entries)) throw new Fatal(`${BUNDLE_JSON} has no entries list`)
+          listed = new Map(manifest.entries.map((e) => [e.path, {size: e.size, sha256: e.sha256}]))
+          // inspect needs nothing more from the tar; the rest is only hashed for the identity.
+          if (!ctx.verify) early = true
+        },
+      }
+    }
+    if (!verify) return undefined
+    const reason = unsafePathReason(h.path)
+    if (reason) {
+      problem(`entry ${JSON.stringify(h.path)} has ${reason}; a bundle must not write outside its directory`)
+      return undefined
+    }
+    if (h.type !== 'file') {
+      const what = h.type === 'symlink' || h.type === 'hardlink' ? `a ${h.type} to ${JSON.stringify(h.linkName)} (links are not allowed)` : `a ${h.type} (type ${JSON.stringify(h.typeFlag)}), not a regular file`
+      problem(`entry ${h.path} is ${what}`)
+      return undefined
+    }
+    if (seen.has(h.path) || h.path === BUNDLE_JSON) {
+      problem(`entry ${h.path} appears twice`)
+      return undefined
+    }
+    const isSig = h.path === BUNDLE_SIG && index === 1
+    const expected = listed.get(h.path)
+    if (!expected && !isSig) {
+      problem(`entry ${h.path} is not listed in ${BUNDLE_JSON} (an extra file was added)`)
+    } else if (expected && expected.size !== h.size) {
+      problem(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${expected.size}`)
+    }
+    const hash: Hash = createHash('sha256')
+    const keep = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig || (h.path.startsWith(BLOBS_DIR) && h.size <= MAX_KEPT_JSON)
+    let chunks: Buffer[] | undefined = keep ? [] : undefined
+    return {
+      data: (c) => {
+        hash.update(c)
+        if (chunks) {
+          if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR)) chunks = undefined
+          else chunks.push(Buffer.from(c))
+        }
+      },
+      end: () => {
+        const sha256 = hash.digest('hex')
+        seen.set(h.path, {size: h.size, sha256})
+        if (chunks) {
+          const body = Buffer.concat(chunks)
+          if (isSig) innerSig = body
+          else kept.set(h.path, body)
+        }
+        if (expected && expected.sha256 !== sha256) problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
+        if (h.path.startsWith(BLOBS_DIR)) {
+          const hex = h.path.slice(BLOBS_DIR.length)
+          if (!/^[a-f0-9]{64}$/.test(hex)) problem(`entry ${h.path} is not named by a sha256 digest`)
+          else if (hex !== sha256) problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
+        }
+      },
+    }
+  }
+
+  const parser = new TarParser(onEntry)
+  const zstd = startDecompressor()
+  // EPIPE when zstd stops early (corrupt input, or we killed it): its exit status tells the real story.
+  zstd.stdin.on('error', () => {})
+  let stop = false
+
+  const feed = (async () => {
+    for await (const chunk of readCompressed(source)) {
+      if (stop) break
+      compressedHash.update(chunk)
+      detachedVerifier?.update(chunk)
+      if (!zstd.stdin.write(chunk)) {
+        if (zstd.stdin.destroyed) break
+        await Promise.race([once(zstd.stdin, 'drain'), once(zstd.stdin, 'close')])
+      }
+    }
+    if (!stop) zstd.stdin.end()
+  })()
+
+  try {
+    for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
+      identity.update(chunk)
+      tarBytes += chunk.length
+      if (!early) parser.push(chunk)
+    }
+    await feed
+    await zstd.done
+    if (!early) parser.end()
+  } catch (error) {
+    stop = true
+    zstd.kill()
+    await feed.catch(() => {})
+    const zstdError = await zstd.done.then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    if (error instanceof Fatal || error instanceof TarFormatError) {
+      problem(error.message)
+    } else if (zstdError && !(error instanceof Fatal)) {
+      problem(`the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`)
+    } else {
+      throw error
+    }
+    if (!manifest || verify) {
+      throw new IntegrityError('BUNDLE_INVALID', `${source.input}: ${problems[0] ?? 'the bundle cannot be read'}`, {
+        hint: 'Do not upload this bundle: copy it again from the original, or rebuild it.',
+        details: {bundle: source.input, problems},
+      })
+    }
+  }
+
+  if (!manifest) {
+    throw new IntegrityError('BUNDLE_INVALID', `${source.input}: the stream holds no ${BUNDLE_JSON}`, {details: {bundle: source.input}})
+  }
+
+  let innerSignature: SignatureStatus = manifest.signature ? 'not-checked' : 'absent'
+  let detachedSignature: SignatureStatus = source.detachedSignature ? 'not-checked' : 'absent'
+
+  if (verify) {
+    // Every listed entry must be there.
+    for (const [p] of listed) if (!seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
+    // The parts file's whole-file checksum.
+    const whole = compressedHash.digest('hex')
+    if (source.partsFile && source.partsFile.content.sha256 !== whole) {
+      problem(`the joined parts hash to ${whole}, ${path.basename(source.partsFile.path)} says ${source.partsFile.content.sha256}`)
+    }
+    checkLayout(manifest, seen, kept, problem)
+
+    // Signatures.
+    if (manifest.signature && !innerSig) problem(`${BUNDLE_JSON} says the bundle is signed, but ${BUNDLE_SIG} is missing`)
+    if (!manifest.signature && innerSig) problem(`${BUNDLE_SIG} is present but ${BUNDLE_JSON} does not declare a signature`)
+    if (ctx.publicKey) {
+      if (!innerSig && !source.detachedSignature) problem('the bundle is not signed (no airpack/bundle.json.sig and no detached .sig), but --public-key was given')
+      if (innerSig && bundleJsonBytes) {
+        innerSignature = verifyDocument(ctx.publicKey, bundleJsonBytes, innerSig) ? 'valid' : 'invalid'
+        if (innerSignature === 'invalid') {
+          const signedBy = manifest.signature?.publicKeyFingerprint
+          problem(
+            signedBy && signedBy !== ctx.publicKey.publicKeyFingerprint
+              ? `the signature of ${BUNDLE_JSON} does not verify: it was made with key ${signedBy}, not the given public key ${ctx.publicKey.publicKeyFingerprint}`
+              : `the signature of ${BUNDLE_JSON} does not verify with the given public key (bundle.json or its signature was altered)`,
+          )
+        }
+      }
+      if (detachedVerifier && detachedSig) {
+        detachedSignature = detachedVerifier.verify(detachedSig) ? 'valid' : 'invalid'
+        if (detachedSignature === 'invalid') problem(`the detached signature ${path.basename(source.detachedSignature!)} does not verify with the given public key`)
+      }
+    }
+  }
+
+  return {manifest, identity: identity.digest('hex'), tarBytes, entryCount, innerSignature, detachedSignature}
+}
+
+/** The OCI layout is complete: every index.json descriptor and everything it references is present. */
+function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kept: Map<string, Buffer>, problem: (m: string) => void): void {
+  const layout = kept.get(OCI_LAYOUT)
+  if (!layout) problem(`${OCI_LAYOUT} is missing`)
+  else {
+    try {
+      if (JSON.parse(layout.toString('utf8')).imageLayoutVersion !== JSON.parse(OCI_LAYOUT_CONTENT).imageLayoutVersion) problem(`${OCI_LAYOUT} has an unknown imageLayoutVersion`)
+    } catch {
+      problem(`${OCI_LAYOUT} is not valid JSON`)
+    }
+  }
+  const indexBytes = kept.get(INDEX_JSON)
+  if (!indexBytes) {
+    problem(`${INDEX_JSON} is missing`)
+    return
+  }
+  let index: {manifests?: Descriptor[]}
+  try {
+    index = JSON.parse(indexBytes.toString('utf8'))
+  } catch {
+    problem(`${INDEX_JSON} is not valid JSON`)
+    return
+  }
+  const descriptors = Array.isArray(index.manifests) ? index.manifests : []
+  const byRef = new Map<string, Descriptor>()
+  for (const d of descriptors) {
+    const ref = d.annotations?.[ANNOTATION_REF_NAME]
+    if (!ref) problem(`${INDEX_JSON} has an entry ${d.digest} without ${ANNOTATION_REF_NAME}`)
+    else byRef.set(ref, d)
+  }
+  const artifacts = manifest.artifacts ?? []
+  for (const a of artifacts) {
+    const d = byRef.get(a.reference)
+    if (!d) problem(`artifact ${a.reference} is not in ${INDEX_JSON}`)
+    else if (d.digest !== a.digest) problem(`artifact ${a.reference}: ${INDEX_JSON} names ${d.digest}, ${BUNDLE_JSON} says ${a.digest}`)
+    byRef.delete(a.reference)
+  }
+  for (const [ref] of byRef) problem(`${INDEX_JSON} names ${ref}, which ${BUNDLE_JSON} does not list as an artifact`)
+
+  const checked = new Set<string>()
+  const blobEntry = (digest: string) => (/^sha256:[a-f0-9]{64}$/.test(digest) ? seen.get(`${BLOBS_DIR}${digest.slice(7)}`) : undefined)
+  const json = (digest: string): any => {
+    const bytes = kept.get(`${BLOBS_DIR}${digest.slice(7)}`)
+    if (!bytes) return undefined
+    try {
+      return JSON.parse(bytes.toString('utf8'))
+    } catch {
+      return undefined
+    }
+  }
+  const walk = (d: Descriptor, owner: string, omitted: Platform[]) => {
+    const entry = blobEntry(d.digest)
+    if (!entry) {
+      problem(`${owner}: ${d.mediaType} ${d.digest} is missing from the bundle`)
+      return
+    }
+    if (entry.size !== d.size) problem(`${owner}: ${d.digest} is ${entry.size} bytes, its descriptor says ${d.size}`)
+    if (checked.has(d.digest)) return
+    checked.add(d.digest)
+    if (isIndexMediaType(d.mediaType)) {
+      const doc = json(d.digest)
+      if (!doc || !Array.isArray(doc.manifests)) {
+        problem(`${owner}: index ${d.digest} is not a valid image index`)
+        return
+      }
+      for (const child of doc.manifests as Descriptor[]) {
+        if (blobEntry(child.digest)) walk(child, owner, omitted)
+        else if (!omitted.some((p) => samePlatform(p, child.platform))) {
+          problem(`${owner}: manifest ${child.digest} for ${platformString(child.platform as Platform)} is neither in the bundle nor recorded as an omitted platform`)
+        }
+      }
+    } else if (isManifestMediaType(d.mediaType)) {
+      const doc = json(d.digest)
+      if (!doc || !doc.config) {
+        problem(`${owner}: manifest ${d.digest} is not a valid image manifest`)
+        return
+      }
+      walk(doc.config, owner, omitted)
+      for (const layer of (doc.layers ?? []) as Descriptor[]) walk(layer, owner, omitted)
+    }
+  }
+  for (const a of artifacts) {
+    const d = descriptors.find((x) => x.annotations?.[ANNOTATION_REF_NAME] === a.reference)
+    if (!d) continue
+    walk(d, `${a.kind} ${a.reference}`, a.omittedPlatforms ?? [])
+    if (a.platformManifest && !blobEntry(a.platformManifest.digest)) {
+      problem(`image ${a.reference}: its ${platformString(a.platform)} manifest ${a.platformManifest.digest} is missing from the bundle`)
+    }
+  }
+}

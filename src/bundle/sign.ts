@@ -1,0 +1,162 @@
+import {createHash, createPrivateKey, createPublicKey, createSign, createVerify, sign, verify, type KeyObject} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+
+import {UsageError} from '../errors.js'
+
+// Signing with node:crypto only (PRODUCT.md §7). Two signatures:
+//
+// - inner, `airpack/bundle.json.sig`: over the bytes of bundle.json, which lists the size and sha256 of every
+//   other entry, so it covers the whole content (Zarf's pattern).
+// - detached, `NAME.tar.zst.sig`: over the whole compressed file, raw signature bytes.
+//   RSA (PKCS#1 v1.5) and ECDSA P-256 (DER) sign SHA-256 of the data, exactly what
+//     openssl dgst -sha256 -verify pub.pem -signature NAME.tar.zst.sig NAME.tar.zst
+//   checks. Ed25519 has no pre-hashed mode in Node or `openssl dgst`, and signing multi-GB raw bytes would
+//   need them all in memory, so for the detached signature an Ed25519 key signs the 32-byte SHA-256 digest of
+//   the file (streamed). Check it with:
+//     openssl dgst -sha256 -binary NAME.tar.zst > NAME.tar.zst.sha256
+//     openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in NAME.tar.zst.sha256 -sigfile NAME.tar.zst.sig
+//   The inner signature (small file) is plain Ed25519 over bundle.json's bytes.
+
+export type SignatureAlgorithm = 'rsa-sha256' | 'ecdsa-p256-sha256' | 'ed25519'
+
+export interface SigningKey {
+  key: KeyObject
+  algorithm: SignatureAlgorithm
+  /** `sha256:<hex>` of the public key's SPKI DER: names the key without revealing anything secret. */
+  publicKeyFingerprint: string
+}
+
+function algorithmOf(key: KeyObject, file: string): SignatureAlgorithm {
+  const type = key.asymmetricKeyType
+  if (type === 'rsa') return 'rsa-sha256'
+  if (type === 'ed25519') return 'ed25519'
+  if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve
+    if (curve === 'prime256v1' || curve === 'P-256') return 'ecdsa-p256-sha256'
+    throw new UsageError('KEY_UNSUPPORTED', `${file}: ECDSA curve ${curve ?? 'unknown'} is not supported`, {
+      hint: 'Use an RSA, ECDSA P-256 (prime256v1) or Ed25519 key in PEM form.',
+      details: {file},
+    })
+  }
+  throw new UsageError('KEY_UNSUPPORTED', `${file}: key type ${type ?? 'unknown'} is not supported`, {
+    hint: 'Use an RSA, ECDSA P-256 (prime256v1) or Ed25519 key in PEM form.',
+    details: {file},
+  })
+}
+
+export function fingerprint(key: KeyObject): string {
+  const pub = key.type === 'private' ? createPublicKey(key) : key
+  return `sha256:${createHash('sha256').update(pub.export({type: 'spki', format: 'der'})).digest('hex')}`
+}
+
+async function readKeyFile(file: string, flag: string): Promise<Buffer> {
+  try {
+    return await readFile(file)
+  } catch (error) {
+    throw new UsageError('KEY_UNREADABLE', `${flag} ${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, {
+      hint: 'Pass the path of a PEM file.',
+      details: {file},
+    })
+  }
+}
+
+export async function loadSigningKey(file: string): Promise<SigningKey> {
+  const pem = await readKeyFile(file, '--sign-key')
+  let key: KeyObject
+  try {
+    key = createPrivateKey(pem)
+  } catch {
+    // Never echo the key material or the crypto library's message (it may quote it).
+    throw new UsageError('KEY_INVALID', `--sign-key ${file}: not a PEM private key (or it is encrypted)`, {
+      hint: 'Pass an unencrypted PEM private key, e.g. made with `openssl genpkey -algorithm RSA -out key.pem`.',
+      details: {file},
+    })
+  }
+  return {key, algorithm: algorithmOf(key, file), publicKeyFingerprint: fingerprint(key)}
+}
+
+export interface VerifyingKey {
+  key: KeyObject
+  algorithm: SignatureAlgorithm
+  publicKeyFingerprint: string
+}
+
+export async function loadPublicKey(file: string): Promise<VerifyingKey> {
+  const pem = await readKeyFile(file, '--public-key')
+  let key: KeyObject
+  try {
+    key = createPublicKey(pem)
+  } catch {
+    throw new UsageError('KEY_INVALID', `--public-key ${file}: not a PEM public key`, {
+      hint: 'Pass the PEM public key matching the signing key, e.g. `openssl pkey -in key.pem -pubout -out pub.pem`.',
+      details: {file},
+    })
+  }
+  return {key, algorithm: algorithmOf(key, file), publicKeyFingerprint: fingerprint(key)}
+}
+
+/** Signature over a small document held in memory (bundle.json). */
+export function signDocument(signer: SigningKey, data: Buffer): Buffer {
+  return signer.algorithm === 'ed25519' ? sign(null, data, signer.key) : sign('sha256', data, signer.key)
+}
+
+export function verifyDocument(key: VerifyingKey, data: Buffer, signature: Buffer): boolean {
+  try {
+    return key.algorithm === 'ed25519' ? verify(null, data, key.key, signature) : verify('sha256', data, key.key, signature)
+  } catch {
+    return false
+  }
+}
+
+/** Incremental signer for a large file fed chunk by chunk (the .tar.zst, possibly across parts). */
+export interface StreamSigner {
+  update(chunk: Buffer): void
+  sign(): Buffer
+}
+
+export function streamSigner(signer: SigningKey): StreamSigner {
+  if (signer.algorithm === 'ed25519') {
+    const hash = createHash('sha256')
+    return {
+      update: (chunk) => void hash.update(chunk),
+      sign: () => sign(null, hash.digest(), signer.key),
+    }
+  }
+  const s = createSign('sha256')
+  return {
+    update: (chunk) => void s.update(chunk),
+    sign: () => s.sign(signer.key),
+  }
+}
+
+export interface StreamVerifier {
+  update(chunk: Buffer): void
+  verify(signature: Buffer): boolean
+}
+
+export function streamVerifier(key: VerifyingKey): StreamVerifier {
+  if (key.algorithm === 'ed25519') {
+    const hash = createHash('sha256')
+    return {
+      update: (chunk) => void hash.update(chunk),
+      verify(signature) {
+        try {
+          return verify(null, hash.digest(), key.key, signature)
+        } catch {
+          return false
+        }
+      },
+    }
+  }
+  const v = createVerify('sha256')
+  return {
+    update: (chunk) => void v.update(chunk),
+    verify(signature) {
+      try {
+        return v.verify(key.key, signature)
+      } catch {
+        return false
+      }
+    },
+  }
+}

@@ -1,0 +1,152 @@
+import {createHash} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {readFile, stat} from 'node:fs/promises'
+import path from 'node:path'
+
+import {IntegrityError, UsageError} from '../errors.js'
+import type {PartsFile} from './format.js'
+
+// Where a bundle's compressed bytes come from: one `.tar.zst`, or the parts of a split bundle named by its
+// `.parts.json` (given directly, or found beside the first part or beside a missing `.tar.zst`). The parts are
+// read one after another as a single stream; nothing is joined or extracted on disk.
+
+export interface BundleSource {
+  /** What the user passed. */
+  input: string
+  dir: string
+  /** `NAME.tar.zst`: the whole file's name (also for a split bundle). */
+  bundleFile: string
+  files: {path: string; name: string; size: number; sha256?: string}[]
+  partsFile?: {path: string; content: PartsFile}
+  /** The detached signature beside the bundle, if there is one. */
+  detachedSignature?: string
+  size: number
+}
+
+const PART_RE = /^(.*\.tar\.zst)\.(\d{3,})$/
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function readPartsFile(file: string): Promise<PartsFile> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    throw new UsageError('BUNDLE_UNREADABLE', `${file}: cannot read the parts file (${(error as NodeJS.ErrnoException).code ?? error})`, {details: {file}})
+  }
+  let parsed: PartsFile
+  try {
+    parsed = JSON.parse(text) as PartsFile
+  } catch {
+    throw new IntegrityError('PARTS_FILE_INVALID', `${file}: not valid JSON`, {details: {file}})
+  }
+  const bad = Array.isArray(parsed?.parts)
+    ? parsed.parts.find((p) => typeof p?.name === 'string' && (path.basename(p.name) !== p.name || p.name.startsWith('.')))
+    : undefined
+  if (bad) {
+    throw new IntegrityError('PARTS_FILE_INVALID', `${file}: part name ${JSON.stringify(bad.name)} points outside the bundle's directory (".." or a path)`, {
+      hint: 'Parts are plain file names beside the parts file; this parts file was altered.',
+      details: {file, part: bad.name},
+    })
+  }
+  const ok =
+    parsed &&
+    typeof parsed.file === 'string' &&
+    typeof parsed.sha256 === 'string' &&
+    Array.isArray(parsed.parts) &&
+    parsed.parts.length > 0 &&
+    parsed.parts.every((p) => typeof p?.name === 'string' && typeof p.size === 'number' && typeof p.sha256 === 'string' && path.basename(p.name) === p.name && !p.name.startsWith('.'))
+  if (!ok) {
+    throw new IntegrityError('PARTS_FILE_INVALID', `${file}: not an airpack parts file (needs file, sha256 and parts[{name, size, sha256}])`, {details: {file}})
+  }
+  return parsed
+}
+
+export async function openBundleSource(input: string): Promise<BundleSource> {
+  const abs = path.resolve(input)
+  const dir = path.dirname(abs)
+  const base = path.basename(abs)
+  let partsPath: string | undefined
+  let bundleFile: string
+  if (base.endsWith('.parts.json')) {
+    partsPath = abs
+    bundleFile = `${base.slice(0, -'.parts.json'.length)}.tar.zst`
+  } else if (PART_RE.test(base)) {
+    bundleFile = PART_RE.exec(base)![1]
+    partsPath = path.join(dir, `${bundleFile.slice(0, -'.tar.zst'.length)}.parts.json`)
+    if (!(await exists(partsPath))) {
+      throw new IntegrityError('PARTS_FILE_MISSING', `${input} is a part of a split bundle, but ${path.basename(partsPath)} is not beside it`, {
+        hint: 'Copy NAME.parts.json together with all NAME.tar.zst.NNN parts, and pass any of them.',
+        details: {file: partsPath},
+      })
+    }
+  } else {
+    bundleFile = base
+    if (!(await exists(abs))) {
+      const candidate = base.endsWith('.tar.zst') ? path.join(dir, `${base.slice(0, -'.tar.zst'.length)}.parts.json`) : undefined
+      if (candidate && (await exists(candidate))) partsPath = candidate
+      else throw new UsageError('BUNDLE_NOT_FOUND', `${input}: no such file`, {hint: 'Pass NAME.tar.zst, its first part NAME.tar.zst.000, or NAME.parts.json.', details: {file: input}})
+    }
+  }
+
+  const sigPath = path.join(dir, `${bundleFile}.sig`)
+  const detachedSignature = (await exists(sigPath)) ? sigPath : undefined
+
+  if (!partsPath) {
+    const s = await stat(abs)
+    if (!s.isFile()) throw new UsageError('BUNDLE_NOT_FILE', `${input} is not a file`, {details: {file: input}})
+    return {input, dir, bundleFile, files: [{path: abs, name: base, size: s.size}], detachedSignature, size: s.size}
+  }
+  const content = await readPartsFile(partsPath)
+  const files = content.parts.map((p) => ({path: path.join(dir, p.name), name: p.name, size: p.size, sha256: p.sha256}))
+  return {
+    input,
+    dir,
+    bundleFile: content.file || bundleFile,
+    files,
+    partsFile: {path: partsPath, content},
+    detachedSignature,
+    size: files.reduce((s, f) => s + f.size, 0),
+  }
+}
+
+/**
+ * Checks every part is present with its recorded size and sha256, before anything else is read. Returns one
+ * problem per bad part ("part NAME.tar.zst.002 is missing").
+ */
+export async function checkParts(source: BundleSource): Promise<string[]> {
+  if (!source.partsFile) return []
+  const problems: string[] = []
+  for (const f of source.files) {
+    let size: number
+    try {
+      size = (await stat(f.path)).size
+    } catch {
+      problems.push(`part ${f.name} is missing`)
+      continue
+    }
+    if (size !== f.size) {
+      problems.push(`part ${f.name} is ${size} bytes, the parts file says ${f.size} (truncated or wrong file)`)
+      continue
+    }
+    const hash = createHash('sha256')
+    for await (const chunk of createReadStream(f.path, {highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
+    const actual = hash.digest('hex')
+    if (actual !== f.sha256) problems.push(`part ${f.name} is corrupt: sha256 ${actual}, the parts file says ${f.sha256}`)
+  }
+  return problems
+}
+
+/** The compressed bytes of the whole bundle, parts chained in order. */
+export async function* readCompressed(source: BundleSource): AsyncGenerator<Buffer> {
+  for (const f of source.files) {
+    for await (const chunk of createReadStream(f.path, {highWaterMark: 1 << 20})) yield chunk as Buffer
+  }
+}
