@@ -1,0 +1,124 @@
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {BlobStore} from '../../src/cache/store.js'
+import {IntegrityError, ResolveError} from '../../src/errors.js'
+import {MediaType} from '../../src/registry/media-types.js'
+import {checkLockCurrent, fetchLock, resolveArtifacts} from '../../src/resolve/index.js'
+import {chartArchive, startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
+import {startRegistry, type TestRegistry} from '../helpers/registry.js'
+import {blobOf, pushBlob, pushManifest} from '../helpers/seed.js'
+
+// Helm charts from a classic repository (index.yaml over loopback HTTP), an OCI registry (Helm media types) and a
+// direct .tgz URL; the generated OCI manifest of non-OCI charts is deterministic and re-creatable from the lock.
+
+const amd64 = {os: 'linux', architecture: 'amd64'}
+const chart = (repository: string, name: string, version: string) => ({repository, name, version, profile: 'addons', pack: name, file: 'addons.yaml'})
+
+describe('resolving Helm charts', () => {
+  let repo: HelmRepo
+  let html: HelmRepo
+  let badDigest: HelmRepo
+  let reg: TestRegistry
+  let dir: string
+  let ociManifestDigest: string
+  const ociArchive = chartArchive({name: 'podinfo', version: '6.5.0+build.1'})
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-charts-'))
+    repo = await startHelmRepo({charts: [{name: 'redis', version: '17.0.1', appVersion: '7.0'}, {name: 'redis', version: '17.1.0'}, {name: 'nodigest', version: '1.0.0'}]})
+    html = await startHelmRepo({charts: [], html: true})
+    badDigest = await startHelmRepo({charts: [{name: 'tampered', version: '1.0.0'}], wrongDigestFor: 'tampered'})
+    reg = await startRegistry()
+    const config = blobOf(JSON.stringify({name: 'podinfo', version: '6.5.0+build.1', apiVersion: 'v2'}))
+    await pushBlob(reg, 'charts/podinfo', config)
+    await pushBlob(reg, 'charts/podinfo', ociArchive)
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        config: {mediaType: MediaType.helmConfig, digest: config.digest, size: config.size},
+        layers: [{mediaType: MediaType.helmChart, digest: ociArchive.digest, size: ociArchive.size}],
+      }),
+    )
+    ociManifestDigest = (await pushManifest(reg, 'charts/podinfo', '6.5.0_build.1', MediaType.ociManifest, manifest)).digest
+  })
+  afterAll(async () => {
+    await repo?.stop()
+    await html?.stop()
+    await badDigest?.stop()
+    await reg?.stop()
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  it('pins a classic chart, an OCI chart and a direct .tgz; generated manifests are deterministic', async () => {
+    const store = new BlobStore(path.join(dir, 'c1'))
+    const tgz = `${repo.url}/charts/nodigest-1.0.0.tgz`
+    const requests = [chart(repo.url, 'redis', '17.0.1'), chart(`oci://${reg.host}/charts`, 'podinfo', '6.5.0+build.1'), chart(tgz, 'nodigest', '1.0.0')]
+    const {lock, plan} = await resolveArtifacts({images: [], charts: requests}, {platform: amd64, store})
+    const classic = lock.charts[`${repo.url}#redis@17.0.1`]
+    const archive = repo.archives.get('/charts/redis-17.0.1.tgz')!
+    expect(classic.digest).toBe(archive.digest)
+    expect(classic.size).toBe(archive.size)
+    expect(classic.reference).toBe(`${repo.url.slice('http://'.length)}/redis:17.0.1`)
+    expect(classic.url).toBe(`${repo.url}/charts/redis-17.0.1.tgz`)
+    expect(classic.blobs.map((b) => b.mediaType)).toEqual([MediaType.ociManifest, MediaType.helmConfig, MediaType.helmChart])
+    const manifest = JSON.parse((await store.readBytes(classic.manifest.digest)).toString())
+    expect(manifest.config.mediaType).toBe(MediaType.helmConfig)
+    expect(manifest.layers).toEqual([{mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size}])
+    const config = JSON.parse((await store.readBytes(manifest.config.digest)).toString())
+    expect(config).toEqual({apiVersion: 'v2', appVersion: '7.0', description: 'redis test chart', name: 'redis', version: '17.0.1'})
+
+    const oci = lock.charts[`oci://${reg.host}/charts#podinfo@6.5.0+build.1`]
+    expect(oci.reference).toBe(`${reg.host}/charts/podinfo:6.5.0_build.1`)
+    expect(oci.manifest.digest).toBe(ociManifestDigest)
+    expect(oci.digest).toBe(ociArchive.digest)
+    expect(oci.source).toBe(reg.host)
+
+    const direct = lock.charts[`${tgz}#nodigest@1.0.0`]
+    expect(direct.digest).toBe(repo.archives.get('/charts/nodigest-1.0.0.tgz')!.digest)
+    expect(direct.reference).toBe(`${repo.url.slice('http://'.length)}/charts/nodigest:1.0.0`)
+    expect(plan.artifacts.map((a) => a.kind)).toEqual(['chart', 'chart', 'chart'])
+
+    // Same inputs → same lock, byte for byte (the generated manifest does not depend on time or order).
+    const again = await resolveArtifacts({images: [], charts: [...requests].reverse()}, {platform: amd64})
+    expect(again.lock).toEqual(lock)
+
+    // A fresh cache gets everything from the lock alone, generated manifests included.
+    const fresh = new BlobStore(path.join(dir, 'c2'))
+    await fetchLock(lock, fresh, {})
+    for (const c of Object.values(lock.charts)) for (const b of c.blobs) expect(await fresh.has(b.digest)).toBe(true)
+    await checkLockCurrent(lock, {})
+  })
+
+  it('picks the highest version for a semver range', async () => {
+    const {lock} = await resolveArtifacts({images: [], charts: [chart(repo.url, 'redis', '^17.0.0')]}, {platform: amd64})
+    expect(Object.values(lock.charts)[0].digest).toBe(repo.archives.get('/charts/redis-17.1.0.tgz')!.digest)
+  })
+
+  it('lists every failure: unknown version, unknown chart, HTML page, missing OCI tag; a wrong index digest is exit 5', async () => {
+    const error = await resolveArtifacts(
+      {
+        images: [],
+        charts: [chart(repo.url, 'redis', '99.0.0'), chart(repo.url, 'nope', '1.0.0'), chart(html.url, 'x', '1.0.0'), chart(`oci://${reg.host}/charts`, 'podinfo', '0.0.1')],
+      },
+      {platform: amd64},
+    ).catch((e) => e)
+    expect(error).toBeInstanceOf(ResolveError)
+    const problems: string[] = error.details.problems
+    expect(problems).toHaveLength(4)
+    expect(problems[0]).toContain('chart redis has no version 99.0.0')
+    expect(problems[0]).toContain('17.0.1, 17.1.0')
+    expect(problems[1]).toContain('chart nope is not in')
+    expect(problems[2]).toContain('is an HTML page, not a Helm repository index')
+    expect(problems[3]).toMatch(/charts\/podinfo:0\.0\.1 not found/)
+
+    const store = new BlobStore(path.join(dir, 'c3'))
+    const tampered = await resolveArtifacts({images: [], charts: [chart(badDigest.url, 'tampered', '1.0.0')]}, {platform: amd64, store}).catch((e) => e)
+    expect(tampered).toBeInstanceOf(IntegrityError)
+    expect(tampered.exitCode).toBe(5)
+    expect(tampered.details.problems[0]).toContain('tampered-1.0.0.tgz')
+    expect(await store.has(badDigest.archives.get('/charts/tampered-1.0.0.tgz')!.digest)).toBe(false)
+  })
+})
