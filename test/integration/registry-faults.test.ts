@@ -41,7 +41,7 @@ async function startProxy(reg: TestRegistry, mode: Mode): Promise<Proxy> {
     up.headers.forEach((v, k) => {
       if (!['content-length', 'transfer-encoding', 'connection'].includes(k)) out[k] = v
     })
-    let body = Buffer.from(await up.arrayBuffer())
+    let body: Buffer = Buffer.from(await up.arrayBuffer())
     if (transform) body = transform(body)
     if (req.method !== 'HEAD') out['content-length'] = String(body.length)
     res.writeHead(up.status, out)

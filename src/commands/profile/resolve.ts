@@ -1,0 +1,114 @@
+import {Args} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {BlobStore, defaultCacheDir} from '../../cache/store.js'
+import {InvalidInputError, UsageError} from '../../errors.js'
+import {archFlag, cacheDirFlag, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
+import {collectContent, loadProfiles, profileLocation, renderFinding, validateProfiles} from '../../profile/index.js'
+import {resolveArtifacts, writeLock, type ResolvePlan} from '../../resolve/index.js'
+
+export interface ResolveResult extends ResolvePlan {
+  status: 'ok'
+  platform: {os: string; architecture: string}
+  lockFile?: string
+}
+
+export default class ProfileResolve extends BaseCommand<ResolveResult> {
+  static summary = 'Pin every image and chart of the profiles to a digest for one platform, and write the lock.'
+
+  static description = `Validates the profiles, then resolves each image and Helm chart they name through the registries,
+mirrors and credentials given, without downloading layers: the image index (or manifest list) digest, the manifest
+chosen for --arch, and the size of everything a bundle would carry. Prints the plan (totals after deduplication of
+shared layers, and how much is already in the cache) and, with --lock-file, writes the lock that \`bundle build
+--locked\` builds from. Every artifact that cannot be resolved is listed at once.
+
+Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 an artifact could not be resolved,
+5 a registry served content that does not match its digest.`
+
+  static examples = [
+    '<%= config.bin %> profile resolve examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64 --lock-file edge.lock.json',
+    '<%= config.bin %> profile resolve profile.json --arch arm64 --registries /etc/rancher/k3s/registries.yaml --json',
+    '<%= config.bin %> profile resolve profile.json --arch amd64 --cred-file palette-creds.json --insecure-registry registry.local:5000',
+  ]
+
+  static args = {
+    profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
+  }
+
+  static strict = false
+
+  static flags = {
+    arch: archFlag(),
+    mode: modeFlag(),
+    var: varFlag,
+    'lock-file': lockFileFlag,
+    ...registryFlags,
+    concurrency: concurrencyFlag,
+    'cache-dir': cacheDirFlag,
+  }
+
+  async run(): Promise<ResolveResult> {
+    const {argv, flags} = await this.parse(ProfileResolve)
+    let vars: Record<string, string>
+    try {
+      vars = parseVars(flags.var)
+    } catch (err) {
+      throw new UsageError('USAGE', (err as Error).message, {hint: 'Write each variable as --var NAME=VALUE.'})
+    }
+    const profiles = await loadProfiles(argv as string[])
+    const report = validateProfiles(profiles, {arch: flags.arch, mode: flags.mode, vars})
+    if (!report.valid) {
+      const errors = report.findings.filter((f) => f.severity === 'error')
+      throw new InvalidInputError('PROFILE_INVALID', `the profiles have ${errors.length} error${errors.length === 1 ? '' : 's'}; nothing was resolved`, {
+        hint: 'Run `airpack profile validate` with the same arguments for the full report, fix the errors, then resolve again.',
+        details: {problems: errors.map(renderFinding), findings: errors},
+      })
+    }
+    for (const f of report.findings) if (f.severity === 'warning') this.logger.warn(renderFinding(f))
+    const content = collectContent(profiles, {arch: flags.arch, vars})
+    const platform = {os: 'linux', architecture: flags.arch}
+    const store = new BlobStore(flags['cache-dir'] ?? defaultCacheDir())
+    const {lock, plan} = await resolveArtifacts(content, {
+      platform,
+      store,
+      registriesFile: flags.registries,
+      dockerConfigDir: flags['docker-config'],
+      credFile: flags['cred-file'],
+      caCertFile: flags['ca-cert'],
+      insecureRegistries: flags['insecure-registry'],
+      concurrency: flags.concurrency,
+      logger: this.logger,
+      profiles: profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, file: profileLocation(p)})),
+    })
+    if (flags['lock-file']) await writeLock(flags['lock-file'], lock)
+    this.log(renderPlan(plan, `${platform.os}/${platform.architecture}`, flags['lock-file']))
+    return {status: 'ok', platform, ...(flags['lock-file'] ? {lockFile: flags['lock-file']} : {}), ...plan}
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let v = n / 1024
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${v.toFixed(1)} ${units[i]}`
+}
+
+function renderPlan(plan: ResolvePlan, platform: string, lockFile?: string): string {
+  const lines = [`Resolved ${plan.artifacts.length} artifact${plan.artifacts.length === 1 ? '' : 's'} for ${platform}:`]
+  for (const a of plan.artifacts) {
+    lines.push(`  ${a.kind.padEnd(5)} ${a.reference}`)
+    lines.push(`        digest   ${a.digest}`)
+    if (a.platformManifest && a.platformManifest !== a.digest) lines.push(`        ${platform.padEnd(8)} ${a.platformManifest}`)
+    lines.push(`        size     ${formatBytes(a.size)}${a.cached > 0 ? ` (${formatBytes(a.cached)} cached)` : ''}  from ${a.source}`)
+  }
+  lines.push(
+    `Total after deduplication: ${plan.uniqueBlobs} blobs, ${formatBytes(plan.totalBytes)}; already cached: ${formatBytes(plan.cachedBytes)}; to download: ${formatBytes(plan.totalBytes - plan.cachedBytes)}`,
+  )
+  if (lockFile) lines.push(`Lock written to ${lockFile}`)
+  return lines.join('\n')
+}
