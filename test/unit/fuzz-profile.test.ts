@@ -15,49 +15,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {AirpackError} from '../../src/errors.js'
 import {loadProfiles} from '../../src/profile/index.js'
 import {addonProfile, rawTar, yamlAliasBomb} from '../fixtures/bad/corpus.js'
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-type Rand = () => number
-const int = (r: Rand, n: number) => Math.floor(r() * n)
-const pick = <T>(r: Rand, xs: readonly T[]): T => xs[int(r, xs.length)]!
-
-export function mutateBytes(r: Rand, input: Buffer): Buffer {
-  let b = Buffer.from(input)
-  const rounds = 1 + int(r, 4)
-  for (let i = 0; i < rounds; i++) {
-    const at = b.length === 0 ? 0 : int(r, b.length)
-    switch (int(r, 6)) {
-      case 0: // flip a bit
-        if (b.length > 0) b[at] = b[at]! ^ (1 << int(r, 8))
-        break
-      case 1: // truncate
-        b = b.subarray(0, at)
-        break
-      case 2: // delete a range
-        b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + int(r, 64))])
-        break
-      case 3: // insert random bytes
-        b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({length: 1 + int(r, 16)}, () => int(r, 256))), b.subarray(at)])
-        break
-      case 4: // duplicate a range
-        b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + int(r, 200)), b.subarray(at)])
-        break
-      default: // insert a structural token
-        b = Buffer.concat([b.subarray(0, at), Buffer.from(pick(r, ['{', '}', '[', ']', '"', ':', ',', '\n', '\t', '&a ', '*a', '!!binary ', '<<: ', '\\u0000', '\0', '{{.spectro.', '%YAML 1.2\n', '---\n'])), b.subarray(at)])
-    }
-  }
-  return b
-}
+import {int, mulberry32, mutateBytes, pick, type Rand} from '../fixtures/bad/mutate.js'
 
 function randomValue(r: Rand, depth = 0): unknown {
   switch (int(r, depth > 2 ? 6 : 9)) {
