@@ -16,6 +16,8 @@ export interface ContentScan {
   findings: Finding[]
   /** Per pack (by profile index and pack name): how many content tags it declares. */
   tagCounts: Map<PackModel, number>
+  /** Agent references already reported for a wrong architecture (stylusPackage and its content tag name one image). */
+  archReported: Set<string>
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -30,7 +32,7 @@ export function agentArch(reference: string): string | undefined {
 
 export function scanContent(profiles: LoadedProfile[], options: CollectOptions): ContentScan {
   const ctx = macroContext(profiles, options.vars ?? {})
-  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map()}
+  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map(), archReported: new Set()}
   const seenImages = new Map<string, ImageRequest>()
   const seenCharts = new Set<string>()
 
@@ -119,7 +121,8 @@ function scanPack(
     }
     const embedded = agentArch(reference)
     const kind = forced ?? (embedded ? 'agent' : 'image')
-    if (embedded && embedded !== arch) {
+    if (embedded && embedded !== arch && !scan.archReported.has(reference)) {
+      scan.archReported.add(reference)
       finding({
         code: 'AP-AGENT-ARCH',
         severity: 'error',
@@ -173,7 +176,15 @@ function scanPack(
       const line = values.positions.line(isObject(item) ? [...itemPath, key] : itemPath)
       const text = isObject(item) ? scalarSource(values, [...itemPath, key], raw) : undefined
       if (text === undefined || text.trim() === '') {
-        finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} has no image reference`, hint: 'Each entry of pack.content.images is `- image: registry/repo:tag`.', path, ...(line === undefined ? {} : {line})})
+        const flowMap = isObject(raw) || Array.isArray(raw)
+        finding({
+          code: 'AP-CONTENT-MALFORMED',
+          severity: 'error',
+          message: flowMap ? `${path}.${key} is a YAML ${Array.isArray(raw) ? 'list' : 'mapping'}, not an image reference` : `${path} has no image reference`,
+          hint: flowMap ? "Quote a value that starts with {{ (YAML reads {{ as a mapping): `- image: '{{.spectro.…}}'`." : 'Each entry of pack.content.images is `- image: registry/repo:tag`.',
+          path,
+          ...(line === undefined ? {} : {line}),
+        })
         return
       }
       tags++

@@ -19,7 +19,7 @@ export function hasMacro(text: string): boolean {
 export interface MacroContext {
   /** Every pack of every profile, by name (a macro names a pack, not a profile). */
   packs: Map<string, {pack: PackModel; profile: LoadedProfile}>
-  /** The version of the Kubernetes layer, when there is exactly one. */
+  /** The version of the Kubernetes layer (the first one, when a faulty set has several; validation reports that). */
   kubernetesVersion?: string
   profiles: LoadedProfile[]
   /** --var values (they override definition values and defaultValue). */
@@ -34,7 +34,7 @@ export function macroContext(profiles: LoadedProfile[], vars: Record<string, str
       if (!packs.has(pack.name)) packs.set(pack.name, {pack, profile})
       if (pack.layer === 'k8s') k8s.push(pack.version)
     }
-  return {packs, profiles, vars, ...(k8s.length === 1 ? {kubernetesVersion: k8s[0]} : {})}
+  return {packs, profiles, vars, ...(k8s.length > 0 ? {kubernetesVersion: k8s[0]} : {})}
 }
 
 /** A variable's value: --var, then the cluster definition's stored value, then defaultValue (own profile first). */
@@ -76,7 +76,7 @@ function resolveOne(expr: string, whole: string, ctx: MacroContext, profile: Loa
     return resolveMacros(option.value, ctx, target.profile, depth + 1)
   }
   if (K8S_VERSION.test(expr)) {
-    if (ctx.kubernetesVersion === undefined) return {problems: [`${whole}: there is no single Kubernetes layer whose version it could take`]}
+    if (ctx.kubernetesVersion === undefined) return {problems: [`${whole}: no profile has a Kubernetes layer whose version it could take`]}
     return {value: ctx.kubernetesVersion, problems: []}
   }
   m = VAR.exec(expr)
