@@ -22,7 +22,7 @@ export const MEDIA_PART_SIZE: Record<'fat32' | 'exfat' | 'dvd' | 'bd25', number 
 }
 
 /** Smallest part accepted: anything smaller is a typo, not a medium. */
-export const MIN_PART_SIZE = 4096
+export const MIN_PART_SIZE = 1024
 /** Parts are numbered .000–.999 so that a shell glob lists them in order. */
 export const MAX_PARTS = 1000
 

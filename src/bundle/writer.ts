@@ -23,6 +23,7 @@ import {
   FORMAT_VERSION,
   INDEX_JSON,
   MEDIA,
+  isIndexMediaType,
   OCI_LAYOUT,
   OCI_LAYOUT_CONTENT,
   PROFILES_DIR,
@@ -98,6 +99,35 @@ function definitionReference(name: string): string {
   return `airpack.local/spc/${name.toLowerCase()}:latest`
 }
 
+/**
+ * The platforms of an index's children that the bundle does not carry, read from the index itself so that every
+ * child left out (attestations included) is accounted for, whatever the resolver chose to record.
+ */
+async function omittedPlatformsOf(store: BlobStore, digest: string, mediaType: string, stored: Set<string>, recorded: Platform[]): Promise<Platform[]> {
+  const out: Platform[] = []
+  const key = (p: Platform) => `${p.os}/${p.architecture}/${p.variant ?? ''}`
+  const seen = new Set<string>()
+  const add = (p: Platform) => {
+    if (seen.has(key(p))) return
+    seen.add(key(p))
+    out.push(p)
+  }
+  if (isIndexMediaType(mediaType) && (await store.has(digest))) {
+    try {
+      const index = JSON.parse((await store.readBytes(digest)).toString('utf8')) as {manifests?: Descriptor[]}
+      for (const child of index.manifests ?? []) {
+        if (stored.has(child.digest)) continue
+        const p = child.platform
+        add({os: p?.os ?? 'unknown', architecture: p?.architecture ?? 'unknown', ...(p?.variant ? {variant: p.variant} : {})})
+      }
+    } catch {
+      // Not JSON: the verifier will say so; keep what the lock recorded.
+    }
+  }
+  for (const p of recorded) add({os: p.os, architecture: p.architecture, ...(p.variant ? {variant: p.variant} : {})})
+  return out.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
+}
+
 function uniqueBlobs(descriptors: Descriptor[]): Descriptor[] {
   const seen = new Map<string, Descriptor>()
   for (const d of descriptors) if (!seen.has(d.digest)) seen.set(d.digest, d)
@@ -150,7 +180,7 @@ export async function planBundle(options: WriteBundleOptions, zstd: {version: st
       platform,
       platformManifest: {digest: image.platformManifest.digest, mediaType: image.platformManifest.mediaType, size: image.platformManifest.size},
       source: image.source,
-      omittedPlatforms: image.omittedPlatforms ?? [],
+      omittedPlatforms: await omittedPlatformsOf(store, image.digest, image.mediaType, new Set(blobs.map((b) => b.digest)), image.omittedPlatforms ?? []),
       contentSize: blobs.reduce((s, b) => s + b.size, 0),
     })
     indexEntries.push({mediaType: image.mediaType, digest: image.digest, size: image.size, annotations: {[ANNOTATION_REF_NAME]: image.reference}})

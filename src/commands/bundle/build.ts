@@ -1,0 +1,113 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {buildBundle, sourceDateEpochFrom, type BuildReport} from '../../bundle/build.js'
+import {MEDIA_PART_SIZE, parseSize} from '../../bundle/split.js'
+import {formatBytes} from '../../bundle/writer.js'
+import {UsageError} from '../../errors.js'
+import {archFlag, cacheDirFlag, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
+
+export default class BundleBuild extends BaseCommand<BuildReport> {
+  static summary = 'Build the reproducible, signed content bundle (.tar.zst) and cluster definition for an air-gapped site.'
+
+  static description = `Validates the profiles (exit 3 on errors), resolves every image and chart they name to a digest for
+--arch (or, with --locked, checks that no tag of --lock-file moved), fetches the content into the cache by digest,
+and writes into --output:
+
+  NAME.tar.zst             the content bundle: an OCI image layout in a zstd-compressed tar, airpack/bundle.json first
+                           (or NAME.tar.zst.000, .001, … and NAME.parts.json with --split/--media)
+  NAME.tar.zst.sig         with --sign-key: detached signature of the whole .tar.zst
+  NAME.lock.json           every artifact pinned by digest (also written to --lock-file when given)
+  NAME-definition.tgz      the cluster definition for Local UI (also inside the bundle)
+  user-data/SITE/user-data with --sites: one validated #cloud-config per site
+  NAME.report.json         what was fetched, from where, cache hits, bytes, seconds, throughput
+
+Every file appears under its final name only when complete; a failed or interrupted build publishes nothing.
+The same inputs give a byte-identical bundle whatever the cache state, --concurrency or machine; its identity
+(sha256 of the uncompressed tar) is printed at the end. SOURCE_DATE_EPOCH, when set, is the only time used.
+
+Signing: RSA or ECDSA P-256 keys give a detached signature that stock openssl checks:
+  openssl dgst -sha256 -verify pub.pem -signature NAME.tar.zst.sig NAME.tar.zst
+An Ed25519 key signs the file's SHA-256 digest:
+  openssl dgst -sha256 -binary NAME.tar.zst > NAME.sha256
+  openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in NAME.sha256 -sigfile NAME.tar.zst.sig
+
+Needs the zstd program (apt-get install zstd).`
+
+  static examples = [
+    '<%= config.bin %> bundle build examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64 --name store-v1',
+    '<%= config.bin %> bundle build infra.json addons.json --arch arm64 --name retail-2026-06 --sign-key content-key.pem --media fat32 --sites sites.yaml',
+    '<%= config.bin %> bundle build infra.json --arch amd64 --name store-v1 --lock-file store-v1.lock.json --locked --json',
+  ]
+
+  static args = {
+    profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
+  }
+
+  static strict = false
+
+  static flags = {
+    arch: archFlag(),
+    name: Flags.string({description: 'Bundle name: the output files are NAME.tar.zst, NAME.lock.json, …', required: true}),
+    output: Flags.string({char: 'o', description: 'Output directory.', default: './output'}),
+    'lock-file': lockFileFlag,
+    locked: Flags.boolean({description: 'Build exactly --lock-file: refuse if a tag moved or the profiles need something else; fetch by digest only.', default: false}),
+    ...registryFlags,
+    'sign-key': Flags.string({description: 'PEM private key (RSA, ECDSA P-256 or Ed25519) to sign bundle.json and the whole .tar.zst.'}),
+    split: Flags.string({description: 'Split the .tar.zst into parts of at most SIZE (3G, 500M, 4GiB; K/M/G are 1024-based).', exclusive: ['media']}),
+    media: Flags.option({
+      options: ['fat32', 'exfat', 'dvd', 'bd25'] as const,
+      description: 'Split for a medium: fat32 = parts of 4 GiB − 1 byte, exfat = no split, dvd = 4.37 GiB, bd25 = 23.3 GiB.',
+      exclusive: ['split'],
+    })(),
+    sites: Flags.string({description: 'Site inventory (SITES.yaml): also render user-data/SITE/user-data for every site.'}),
+    concurrency: concurrencyFlag,
+    'compression-level': Flags.integer({description: 'zstd compression level (1–19).', min: 1, max: 19, default: 3}),
+    'cache-dir': cacheDirFlag,
+    var: varFlag,
+    mode: modeFlag(),
+  }
+
+  async run(): Promise<BuildReport> {
+    const {argv, flags} = await this.parse(BundleBuild)
+    let vars: Record<string, string>
+    try {
+      vars = parseVars(flags.var)
+    } catch (err) {
+      throw new UsageError('USAGE', (err as Error).message, {hint: 'Write each variable as --var NAME=VALUE.'})
+    }
+    const partSize = flags.split !== undefined ? parseSize(flags.split) : flags.media ? MEDIA_PART_SIZE[flags.media] : undefined
+    const report = await buildBundle({
+      profiles: argv as string[],
+      arch: flags.arch,
+      mode: flags.mode,
+      vars,
+      name: flags.name,
+      outputDir: flags.output,
+      lockFile: flags['lock-file'],
+      locked: flags.locked,
+      registry: {
+        registriesFile: flags.registries,
+        dockerConfigDir: flags['docker-config'],
+        credFile: flags['cred-file'],
+        caCertFile: flags['ca-cert'],
+        insecureRegistries: flags['insecure-registry'],
+        concurrency: flags.concurrency,
+      },
+      signKeyFile: flags['sign-key'],
+      partSize,
+      sitesFile: flags.sites,
+      compressionLevel: flags['compression-level'],
+      cacheDir: flags['cache-dir'],
+      airpackVersion: this.config.version,
+      sourceDateEpoch: sourceDateEpochFrom(process.env),
+      logger: this.logger,
+    })
+    const t = report.totals
+    this.log(`Bundle ${report.name} for ${report.platform.os}/${report.platform.architecture}: ${t.images} image(s), ${t.charts} chart(s), ${t.blobs} blobs, ${formatBytes(t.bytes)}`)
+    this.log(`  fetched ${formatBytes(t.downloadedBytes)} (${formatBytes(t.cachedBytes)} from cache), compressed to ${formatBytes(report.bundle.compressedBytes)} in ${t.seconds} s`)
+    for (const f of report.files) this.log(`  ${f}`)
+    this.log(`Identity: ${report.identity}`)
+    return report
+  }
+}
