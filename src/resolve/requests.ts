@@ -9,7 +9,10 @@ export interface ImageRequestLike {
   profile?: string
   pack?: string
   file?: string
+  /** Line in the pack's values YAML. */
   line?: number
+  /** Line in the profile file, when known. */
+  fileLine?: number
 }
 
 export interface ChartRequestLike {
@@ -21,11 +24,14 @@ export interface ChartRequestLike {
   pack?: string
   file?: string
   line?: number
+  fileLine?: number
 }
 
 /** "profile › pack (file:line)" — where a request came from, for error lists. */
-export function origin(r: {profile?: string; pack?: string; file?: string; line?: number}): string {
+export function origin(r: {profile?: string; pack?: string; file?: string; line?: number; fileLine?: number}): string {
   const where = [r.profile, r.pack].filter(Boolean).join(' › ')
-  const file = r.file ? `${r.file}${r.line ? `:${r.line}` : ''}` : ''
+  const file = r.file
+    ? `${r.file}${r.fileLine ? `:${r.fileLine}` : ''}${r.line && r.line !== r.fileLine ? `${r.fileLine ? ', ' : ' '}values line ${r.line}` : ''}`
+    : ''
   return [where, file && `(${file})`].filter(Boolean).join(' ')
 }

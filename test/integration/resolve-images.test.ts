@@ -12,7 +12,7 @@ import {MT, layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 // Resolution and fetch of every manifest type against a real distribution registry on loopback.
 const amd64 = {os: 'linux', architecture: 'amd64'}
 const arm64 = {os: 'linux', architecture: 'arm64'}
-const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'edge', pack: 'app', file: 'profile.yaml', line: 7})
+const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'edge', pack: 'app', file: 'profile.yaml', line: 3, fileLine: 7})
 
 describe('resolving images', () => {
   let reg: TestRegistry
@@ -105,7 +105,7 @@ describe('resolving images', () => {
     expect(error.message).toBe('3 of 5 artifacts could not be resolved')
     const problems: string[] = error.details.problems
     expect(problems).toHaveLength(3)
-    expect(problems[0]).toContain(`${reg.host}/team/oci:9.9 [edge › app (profile.yaml:7)]`)
+    expect(problems[0]).toContain(`${reg.host}/team/oci:9.9 [edge › app (profile.yaml:7, values line 3)]`)
     expect(problems[0]).toMatch(/not found/)
     expect(problems[1]).toContain('has no manifest for linux/amd64 (it has linux/arm64)')
     expect(problems.find((p) => p.includes('team/single'))).toBeUndefined()
