@@ -27,7 +27,7 @@ const siteSchema = z.strictObject({
 const defaultsSchema = z.strictObject({stylus: fragmentMap, install: fragmentMap, stages: fragmentMap}).nullish()
 
 const inventorySchema = z.strictObject({
-  defaults: z.unknown(),
+  defaults: z.unknown().optional(),
   sites: z.array(z.unknown()).min(1),
 })
 
@@ -81,7 +81,7 @@ export async function loadInventory(file: string): Promise<Inventory> {
  */
 export function parseInventory(text: string, file: string): Inventory {
   const counter = new LineCounter()
-  const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter: counter, prettyErrors: false})
+  const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter: counter})
   if (doc.errors.length) {
     throw invalid(
       file,

@@ -40,7 +40,7 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
   }
 
   const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter, prettyErrors: false})
+  const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter})
   if (doc.errors.length > 0) {
     for (const error of doc.errors) {
       findings.push(at({path: '', severity: 'error', line: error.linePos?.[0].line, message: `YAML syntax: ${error.message.split('\n')[0]}`}))
