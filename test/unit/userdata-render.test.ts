@@ -158,7 +158,7 @@ describe('renderSites failures', () => {
     expect((await failure('sites: []\n')).details!.problems).toEqual(['sites: is empty: list at least one site'])
     expect((await failure('default: {}\nsites: [{name: a}]\n')).details!.problems).toEqual(['default: is not an inventory key; did you mean `defaults`?'])
     expect((await failure('defaults: {stylus: []}\nsites: [{name: a}]\n')).details!.problems).toEqual(['defaults.stylus: must be a map'])
-    expect((await failure('sites: [\n')).details!.problems[0]).toMatch(/^line \d+: YAML syntax/)
+    expect(((await failure('sites: [\n')).details!.problems as string[])[0]).toMatch(/^line \d+: YAML syntax/)
   })
 
   it('renders only locally managed hosts', async () => {
