@@ -126,6 +126,19 @@ export function decide(plan: FaultPlan, digest: string, attempt: number, faultsS
   return {kind, at}
 }
 
+/** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
+function drained(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
+
 function emptyCounters(): ProxyCounters {
   return {requests: 0, blobGets: 0, passed: 0, faults: {status: 0, cut: 0, stall: 0, flip: 0}, bytesSent: 0, perDigest: {}, events: []}
 }
@@ -272,7 +285,7 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
                 }
               }
             }
-            if (chunk.length > 0 && !send(chunk)) await new Promise<void>((resolve) => res.once('drain', resolve).once('close', resolve))
+            if (chunk.length > 0 && !send(chunk)) await drained(res)
             if (res.destroyed) {
               up.destroy()
               return
