@@ -7,15 +7,11 @@ import {renderSites, type RenderResult} from '../../userdata/index.js'
 export default class UserDataRender extends BaseCommand<RenderResult> {
   static summary = 'Render one validated #cloud-config user-data per site from a site inventory.'
 
-  static description = `Merges, for every site of SITES.yaml, the template of the deployment mode (templates/appliance.yaml or
-templates/agent.yaml, both with stylus.managementMode: local), the inventory's \`defaults\` and the site's own
-entry (maps merge key by key; scalars and lists of the site replace the default's; null removes a key), checks
-the result against the user-data schema and writes DIR/<site>/user-data.
-
-Nothing is written unless every site is valid: otherwise the command exits 3 and lists every problem of every
-site with its key path. With --iso it also writes DIR/<site>/site-user-data.iso, a NoCloud seed image (volume
-id cidata, user-data and an empty meta-data) to attach or copy to USB at the site; it needs xorriso (or
-genisoimage) on PATH and is byte-reproducible with xorriso (SOURCE_DATE_EPOCH sets its dates).`
+  static description = [
+    "Merges, for every site of SITES.yaml, the template of the deployment mode (templates/appliance.yaml or templates/agent.yaml, both with stylus.managementMode: local), the inventory's `defaults` and the site's own entry (maps merge key by key; scalars and lists of the site replace the default's; null removes a key), checks the result against the user-data schema and writes DIR/<site>/user-data.",
+    'Nothing is written unless every site is valid: otherwise the command exits 3 and lists every problem of every site with its key path.',
+    'With --iso it also writes DIR/<site>/site-user-data.iso, a NoCloud seed image (volume id cidata, user-data and an empty meta-data) to attach or copy to USB at the site. It needs xorriso (or genisoimage) on PATH; with xorriso the image is byte-reproducible (SOURCE_DATE_EPOCH sets its dates).',
+  ].join('\n\n')
 
   static examples = [
     '<%= config.bin %> user-data render --sites examples/sites/sites.yaml --output out/user-data',

@@ -21,13 +21,10 @@ export interface UserDataValidateResult {
 export default class UserDataValidate extends BaseCommand<UserDataValidateResult> {
   static summary = 'Check hand-written or rendered user-data files against the user-data schema.'
 
-  static description = `Checks each FILE: the #cloud-config header, YAML syntax, and the stylus, install and stages keys
-(types, enums, addresses and masks, gateways inside their subnet, PEM certificates, ports, names, SSH keys;
-unknown keys under stylus are errors, with a did-you-mean hint). Deprecated keys such as
-stylus.installationMode are warnings naming their replacement.
-
-Exits 0 when no file has an error (warnings are printed), 3 when any file has one; every finding is printed
-with its file, line and key path.`
+  static description = [
+    'Checks each FILE: the #cloud-config header, YAML syntax, and the stylus, install and stages keys (types, enums, addresses and masks, gateways inside their subnet, PEM certificates, ports, names, SSH keys). Unknown keys under stylus are errors, with a did-you-mean hint; deprecated keys such as stylus.installationMode are warnings naming their replacement.',
+    'Exits 0 when no file has an error (warnings are printed), 3 when any file has one; every finding is printed with its file, line and key path.',
+  ].join('\n\n')
 
   static examples = [
     '<%= config.bin %> user-data validate out/user-data/store-0042/user-data',
