@@ -1,0 +1,284 @@
+import {execFileSync} from 'node:child_process'
+import {createHash, generateKeyPairSync} from 'node:crypto'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {BlobStore} from '../../src/cache/store.js'
+import {buildDefinitionTgz} from '../../src/bundle/definition.js'
+import {readBundle} from '../../src/bundle/reader.js'
+import {loadPublicKey, loadSigningKey} from '../../src/bundle/sign.js'
+import {encodeFileHeader, padding} from '../../src/bundle/tar.js'
+import {writeBundle, type WriteBundleOptions} from '../../src/bundle/writer.js'
+import {fixtureLock} from '../helpers/bundle-fixtures.js'
+
+// The bundle writer and reader on inputs made directly (a BlobStore and a Lock), without a registry.
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+let root: string
+let keys: {priv: string; pub: string; otherPub: string}
+
+beforeAll(() => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'airpack-bundle-'))
+  const pair = generateKeyPairSync('rsa', {modulusLength: 2048})
+  const other = generateKeyPairSync('rsa', {modulusLength: 2048})
+  keys = {priv: path.join(root, 'key.pem'), pub: path.join(root, 'key.pub'), otherPub: path.join(root, 'other.pub')}
+  writeFileSync(keys.priv, pair.privateKey.export({type: 'pkcs8', format: 'pem'}))
+  writeFileSync(keys.pub, pair.publicKey.export({type: 'spki', format: 'pem'}))
+  writeFileSync(keys.otherPub, other.publicKey.export({type: 'spki', format: 'pem'}))
+})
+
+afterAll(() => rmSync(root, {recursive: true, force: true}))
+
+let counter = 0
+async function build(extra: Partial<WriteBundleOptions> & {cache?: string; out?: string} = {}) {
+  const id = counter++
+  const cache = extra.cache ?? path.join(root, `cache-${id}`)
+  const out = extra.out ?? path.join(root, `out-${id}`)
+  const {store, lock, profiles} = await fixtureLock(cache)
+  const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: extra.sourceDateEpoch ?? 0})
+  const pending = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0', ...extra})
+  await pending.commit()
+  return {pending, out, cache, store, lock}
+}
+
+function tarOf(file: string): Buffer {
+  return execFileSync('zstd', ['-dc', file], {maxBuffer: 1 << 28})
+}
+
+function zstdOf(tar: Buffer, file: string): void {
+  writeFileSync(file, execFileSync('zstd', ['-q', '-c', '-3'], {input: tar, maxBuffer: 1 << 28}))
+}
+
+/** Insert an extra regular entry just before the end-of-archive blocks. */
+function withExtraEntry(tar: Buffer, name: string, body: Buffer): Buffer {
+  const end = tar.length - 1024
+  return Buffer.concat([tar.subarray(0, end), encodeFileHeader(name, body.length, {mtime: 0}), body, padding(body.length), Buffer.alloc(1024)])
+}
+
+async function verifyError(file: string, publicKey?: string): Promise<{message: string; problems: string[]; exitCode: number}> {
+  const error = await readBundle(file, {mode: 'verify', publicKey: publicKey ? await loadPublicKey(publicKey) : undefined}).then(
+    () => undefined,
+    (e: any) => e,
+  )
+  expect(error, 'verify should have failed').toBeDefined()
+  return {message: error.message, problems: error.details?.problems ?? [], exitCode: error.exitCode}
+}
+
+describe('bundle writer', () => {
+  it('writes an OCI layout with bundle.json first, every blob once, sorted, and verifies', async () => {
+    const {pending, out} = await build()
+    const tar = tarOf(path.join(out, 'demo.tar.zst'))
+    expect(`sha256:${sha(tar)}`).toBe(pending.identity)
+    const names = execFileSync('tar', ['-t'], {input: tar}).toString().trim().split('\n')
+    expect(names.slice(0, 5)).toEqual(['airpack/bundle.json', 'oci-layout', 'index.json', 'airpack/definition.tgz', 'airpack/profiles/01-edge-addons.json'])
+    const blobs = names.filter((n) => n.startsWith('blobs/sha256/'))
+    expect(blobs).toEqual([...blobs].sort())
+    expect(new Set(blobs).size).toBe(blobs.length)
+
+    const index = JSON.parse(execFileSync('tar', ['-xO', 'index.json'], {input: tar}).toString())
+    const refs = index.manifests.map((m: any) => m.annotations['org.opencontainers.image.ref.name'])
+    expect(refs).toEqual([
+      'registry.example.com/legacy/tool:0.9',
+      'registry.example.com/solo/one:latest',
+      'registry.example.com/team/app:1.0',
+      'registry.example.com/team/sidecar:2.1',
+      'airpack.local/spc/demo:latest',
+      'registry.example.com/charts/hello:0.1.0',
+    ])
+    const spc = index.manifests.find((m: any) => m.annotations['io.image.ref.spectrocloud.type'] === 'spc')
+    expect(spc).toBeDefined()
+
+    const manifest = JSON.parse(execFileSync('tar', ['-xO', 'airpack/bundle.json'], {input: tar}).toString())
+    expect(manifest).toMatchObject({formatVersion: 1, name: 'demo', platform: {os: 'linux', architecture: 'amd64'}, compression: {algorithm: 'zstd', level: 3}})
+    expect(manifest.entries.map((e: any) => e.path)).toEqual(names.slice(1))
+    const app = manifest.artifacts.find((a: any) => a.reference === 'registry.example.com/team/app:1.0')
+    expect(app.omittedPlatforms).toEqual([
+      {os: 'linux', architecture: 'arm64', variant: 'v8'},
+      {os: 'unknown', architecture: 'unknown'},
+    ])
+
+    const report = await readBundle(path.join(out, 'demo.tar.zst'), {mode: 'verify'})
+    expect(report.identity).toBe(pending.identity)
+    expect(report.totals).toMatchObject({artifacts: 6, images: 4, charts: 1, parts: 1})
+  })
+
+  it('stores the image index byte-for-byte and only the target platform content', async () => {
+    const {out, store, lock} = await build()
+    const tar = tarOf(path.join(out, 'demo.tar.zst'))
+    const app = lock.images['registry.example.com/team/app:1.0']
+    const stored = execFileSync('tar', ['-xO', `blobs/sha256/${app.digest.slice(7)}`], {input: tar})
+    expect(stored).toEqual(await store.readBytes(app.digest))
+    const index = JSON.parse(stored.toString())
+    const arm = index.manifests.find((m: any) => m.platform.architecture === 'arm64')
+    const names = execFileSync('tar', ['-t'], {input: tar}).toString()
+    expect(names).not.toContain(arm.digest.slice(7))
+    expect(names).toContain(app.platformManifest.digest.slice(7))
+  })
+
+  it('is byte-identical from another cache filled in another order, and SOURCE_DATE_EPOCH is the only time used', async () => {
+    const a = await build()
+    // A second cache with unrelated extra blobs, filled after a different first write.
+    const cacheB = path.join(root, 'cache-reordered')
+    const other = new BlobStore(cacheB)
+    await other.init()
+    for (let i = 0; i < 5; i++) await other.putBytes(Buffer.from(`unrelated ${i}`))
+    const b = await build({cache: cacheB})
+    expect(b.pending.identity).toBe(a.pending.identity)
+    expect(readFileSync(path.join(b.out, 'demo.tar.zst'))).toEqual(readFileSync(path.join(a.out, 'demo.tar.zst')))
+    const dated = await build({sourceDateEpoch: 1_700_000_000})
+    expect(dated.pending.identity).not.toBe(a.pending.identity)
+    const again = await build({sourceDateEpoch: 1_700_000_000})
+    expect(again.pending.identity).toBe(dated.pending.identity)
+  })
+
+  it('splits into plain byte ranges whose cat equals the unsplit file, with a parts file', async () => {
+    const whole = await build()
+    const split = await build({partSize: 2048})
+    const names = readdirSync(split.out).filter((n) => /^demo\.tar\.zst\.\d{3}$/.test(n)).sort()
+    expect(names.length).toBeGreaterThan(1)
+    expect(existsSync(path.join(split.out, 'demo.tar.zst'))).toBe(false)
+    const joined = Buffer.concat(names.map((n) => readFileSync(path.join(split.out, n))))
+    expect(joined).toEqual(readFileSync(path.join(whole.out, 'demo.tar.zst')))
+    const parts = JSON.parse(readFileSync(path.join(split.out, 'demo.parts.json'), 'utf8'))
+    expect(parts.sha256).toBe(sha(joined))
+    expect(parts.parts.map((p: any) => p.name)).toEqual(names)
+    for (const p of parts.parts) expect(p.sha256).toBe(sha(readFileSync(path.join(split.out, p.name))))
+    for (const n of names.slice(0, -1)) expect(readFileSync(path.join(split.out, n)).length).toBe(2048)
+
+    for (const input of ['demo.parts.json', 'demo.tar.zst.000', 'demo.tar.zst']) {
+      const report = await readBundle(path.join(split.out, input), {mode: 'verify'})
+      expect(report.identity).toBe(whole.pending.identity)
+      expect(report.totals.parts).toBe(names.length)
+    }
+  })
+
+  it('leaves no stale parts or unsplit file from an earlier build of the same name', async () => {
+    const out = path.join(root, 'restale')
+    await build({out, partSize: 1024})
+    const many = readdirSync(out).filter((n) => n.includes('.tar.zst.')).length
+    await build({out, partSize: 4096})
+    const fewer = readdirSync(out).filter((n) => n.includes('.tar.zst.')).sort()
+    expect(fewer.length).toBeLessThan(many)
+    const parts = JSON.parse(readFileSync(path.join(out, 'demo.parts.json'), 'utf8'))
+    expect(fewer).toEqual(parts.parts.map((p: any) => p.name))
+    await build({out})
+    expect(readdirSync(out).sort()).toEqual(['demo.tar.zst'])
+  })
+
+  it('signs bundle.json inside and the whole file beside, and verify checks both', async () => {
+    const signingKey = await loadSigningKey(keys.priv)
+    const {out} = await build({signingKey})
+    const file = path.join(out, 'demo.tar.zst')
+    const names = execFileSync('tar', ['-t'], {input: tarOf(file)}).toString().trim().split('\n')
+    expect(names.slice(0, 2)).toEqual(['airpack/bundle.json', 'airpack/bundle.json.sig'])
+    expect(execFileSync('openssl', ['dgst', '-sha256', '-verify', keys.pub, '-signature', `${file}.sig`, file]).toString()).toContain('Verified OK')
+    const report = await readBundle(file, {mode: 'verify', publicKey: await loadPublicKey(keys.pub)})
+    expect(report.signature).toMatchObject({signed: true, algorithm: 'rsa-sha256', inner: 'valid', detached: 'valid'})
+
+    const wrong = await verifyError(file, keys.otherPub)
+    expect(wrong.exitCode).toBe(5)
+    expect(wrong.problems.join('\n')).toMatch(/signature of airpack\/bundle\.json does not verify/)
+    expect(wrong.problems.join('\n')).toMatch(/detached signature demo\.tar\.zst\.sig does not verify/)
+  })
+
+  it('refuses a cache that is missing a blob, before writing anything', async () => {
+    const cache = path.join(root, 'cache-missing')
+    const out = path.join(root, 'out-missing')
+    const {store, lock, profiles} = await fixtureLock(cache)
+    const app = lock.images['registry.example.com/team/app:1.0']
+    unlinkSync(store.blobPath(app.blobs[app.blobs.length - 1].digest))
+    const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: 0})
+    const error = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0'}).catch((e) => e)
+    expect(error).toMatchObject({code: 'ERR_AIRPACK_BLOB_NOT_CACHED', exitCode: 4})
+    expect(error.details.problems[0]).toContain('registry.example.com/team/app:1.0')
+    expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
+  })
+})
+
+describe('bundle verify on tampered bundles', () => {
+  let good: string
+  let goodTar: Buffer
+  beforeAll(async () => {
+    const {out} = await build()
+    good = path.join(out, 'demo.tar.zst')
+    goodTar = tarOf(good)
+  })
+
+  it('a flipped byte in the compressed file', async () => {
+    const bad = path.join(root, 'flipped.tar.zst')
+    const bytes = readFileSync(good)
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff
+    writeFileSync(bad, bytes)
+    const e = await verifyError(bad)
+    expect(e.exitCode).toBe(5)
+    expect(e.message).toMatch(/corrupt|does not match|sha256/)
+  })
+
+  it('a flipped byte inside a blob names the blob', async () => {
+    const names = execFileSync('tar', ['-tv'], {input: goodTar}).toString()
+    expect(names).toContain('blobs/sha256/')
+    // Find the last blob's body: its header is the 512-byte block whose name starts with blobs/.
+    const tar = Buffer.from(goodTar)
+    let offset = 0
+    let lastBody = -1
+    let lastName = ''
+    while (offset < tar.length - 1024) {
+      const name = tar.subarray(offset, offset + 100).toString().replace(/\0.*$/s, '')
+      const size = Number.parseInt(tar.subarray(offset + 124, offset + 135).toString(), 8)
+      if (name.startsWith('blobs/sha256/')) {
+        lastBody = offset + 512
+        lastName = name
+      }
+      offset += 512 + Math.ceil(size / 512) * 512
+    }
+    tar[lastBody] ^= 0x01
+    const bad = path.join(root, 'blob-flipped.tar.zst')
+    zstdOf(tar, bad)
+    const e = await verifyError(bad)
+    expect(e.problems.join('\n')).toContain(lastName)
+    expect(e.message).toContain(lastName)
+  })
+
+  it('an extra entry', async () => {
+    const bad = path.join(root, 'extra.tar.zst')
+    zstdOf(withExtraEntry(goodTar, 'airpack/smuggled.sh', Buffer.from('#!/bin/sh\n')), bad)
+    const e = await verifyError(bad)
+    expect(e.message).toContain('airpack/smuggled.sh')
+    expect(e.message).toMatch(/not listed/)
+  })
+
+  it('a ../ path', async () => {
+    const bad = path.join(root, 'escape.tar.zst')
+    zstdOf(withExtraEntry(goodTar, '../../etc/cron.d/evil', Buffer.from('x')), bad)
+    const e = await verifyError(bad)
+    expect(e.message).toContain('../../etc/cron.d/evil')
+    expect(e.message).toMatch(/escapes/)
+  })
+
+  it('a missing part, and a corrupt part, are named before anything else', async () => {
+    const {out} = await build({partSize: 1024})
+    const parts = JSON.parse(readFileSync(path.join(out, 'demo.parts.json'), 'utf8'))
+    const second = parts.parts[1].name
+    const saved = readFileSync(path.join(out, second))
+    unlinkSync(path.join(out, second))
+    let e = await verifyError(path.join(out, 'demo.parts.json'))
+    expect(e.message).toContain(`part ${second} is missing`)
+    const corrupt = Buffer.from(saved)
+    corrupt[10] ^= 0xff
+    writeFileSync(path.join(out, second), corrupt)
+    e = await verifyError(path.join(out, 'demo.tar.zst.000'))
+    expect(e.message).toContain(`part ${second} is corrupt`)
+    expect(e.problems).toHaveLength(1)
+  })
+
+  it('an entry listed in bundle.json but missing, and a truncated stream', async () => {
+    const bad = path.join(root, 'truncated.tar.zst')
+    const bytes = readFileSync(good)
+    writeFileSync(bad, bytes.subarray(0, bytes.length - 40))
+    const e = await verifyError(bad)
+    expect(e.exitCode).toBe(5)
+    expect(e.message).toMatch(/cut short|truncated|corrupt/)
+  })
+})
