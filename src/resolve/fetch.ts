@@ -45,7 +45,7 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
   try {
     const work = workOf(lock, client, store)
     const totalBytes = sumUnique(work.flatMap((w) => w.blobs))
-    const progress = new Progress(logger, totalBytes, work.length)
+    const progress = new Progress(logger, totalBytes, work)
     // Which artifact downloaded a shared blob: its bytes count for that artifact only.
     const owner = new Map<string, number>()
     const perArtifactSeconds: number[] = []
@@ -58,13 +58,13 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
     const blobResults = await settleAll([...unique.values()], concurrency, async ({d, w, index}) => {
       const cached = await store.size(d.digest)
       if (cached !== undefined) {
-        progress.add(0, cached)
+        progress.add(d.digest, 0, cached)
         return {digest: d.digest, size: cached, hit: true, transferred: 0, resumedFrom: 0} satisfies IngestResult
       }
       owner.set(d.digest, index)
       const t0 = Date.now()
       const r = await w.fetchBlob(d)
-      progress.add(r.transferred, r.size - r.transferred)
+      progress.add(d.digest, r.transferred, r.size - r.transferred)
       perArtifactSeconds[index] = (perArtifactSeconds[index] ?? 0) + (Date.now() - t0) / 1000
       return r
     })
@@ -247,33 +247,45 @@ function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
   return work
 }
 
-/** Progress on stderr: a line every second on a terminal, every 5 s in logs (CI), and a closing line. */
+/** Progress on stderr (bytes, rate, artifacts done): a line every second on a terminal, every 5 s in logs (CI),
+ *  and a closing line. */
 class Progress {
   private downloaded = 0
   private present = 0
+  private artifactsDone = 0
   private readonly started = Date.now()
   private readonly timer: NodeJS.Timeout | undefined
+  /** Per artifact, the downloadable blobs not yet in the cache; and which artifacts wait for each digest. */
+  private readonly remaining: number[]
+  private readonly waiting = new Map<string, number[]>()
+
   constructor(
     private readonly logger: Logger,
     private readonly total: number,
-    private readonly artifacts: number,
+    private readonly work: Work[],
   ) {
+    this.remaining = work.map((w, i) => {
+      const digests = new Set(w.blobs.filter((d) => !w.generated?.has(d.digest)).map((d) => d.digest))
+      for (const d of digests) this.waiting.set(d, [...(this.waiting.get(d) ?? []), i])
+      return digests.size
+    })
     if (total > 0 && logger !== silentLogger) {
       this.timer = setInterval(() => this.line(), logger.interactive ? 1000 : 5000)
       this.timer.unref()
     }
   }
 
-  add(downloaded: number, present: number): void {
+  add(digest: string, downloaded: number, present: number): void {
     this.downloaded += downloaded
     this.present += present
+    for (const i of this.waiting.get(digest) ?? []) if (--this.remaining[i] === 0) this.artifactsDone++
   }
 
   private line(final = false): void {
     const secs = Math.max((Date.now() - this.started) / 1000, 0.001)
     const rate = this.downloaded / secs
     this.logger.info(
-      `fetch${final ? ' done' : ''}: ${mib(this.downloaded + this.present)} of ${mib(this.total)} (${mib(this.downloaded)} downloaded, ${mib(rate)}/s) for ${this.artifacts} artifact${this.artifacts === 1 ? '' : 's'}`,
+      `fetch${final ? ' done' : ''}: ${this.artifactsDone}/${this.work.length} artifacts, ${mib(this.downloaded + this.present)} of ${mib(this.total)} (${mib(this.downloaded)} downloaded, ${mib(rate)}/s)`,
     )
   }
 

@@ -117,7 +117,10 @@ describe('resolving images', () => {
   it('fetches every blob once into the cache, then a warm fetch downloads nothing; the lock detects a moved tag', async () => {
     const store = new BlobStore(path.join(dir, 'cache2'))
     const {lock} = await resolveArtifacts({images: [img(oci.reference), img(docker.reference)], charts: []}, {platform: amd64})
-    const cold = await fetchLock(lock, store, {concurrency: 3})
+    const lines: string[] = []
+    const logger = {info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), interactive: false}
+    const cold = await fetchLock(lock, store, {concurrency: 3, logger})
+    expect(lines.at(-1)).toMatch(/^fetch done: 2\/2 artifacts, [\d.]+ MiB of [\d.]+ MiB \([\d.]+ MiB downloaded, [\d.]+ MiB\/s\)$/)
     const all = new Map<string, number>()
     for (const i of Object.values(lock.images)) for (const b of i.blobs) all.set(b.digest, b.size)
     const total = [...all.values()].reduce((a, b) => a + b, 0)
