@@ -1,0 +1,134 @@
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {buildDefinitionTgz} from '../../src/bundle/definition.js'
+import {writeBundle} from '../../src/bundle/writer.js'
+import {fixtureLock, type FixtureImage} from '../helpers/bundle-fixtures.js'
+import {startRegistry, type TestRegistry} from '../helpers/registry.js'
+
+// The real consumers of a bundle (PRODUCT.md §4): skopeo reads it as an OCI archive after `zstd -d`, and a
+// containerd started here imports it with `zstd -dc … | ctr images import --platform linux/amd64 -`.
+// This machine is amd64, so the bundles are built for amd64.
+
+let root: string
+let bundle: string
+let tarFile: string
+let images: FixtureImage[]
+
+beforeAll(async () => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'airpack-consumers-'))
+  // No chart here: containerd 1.6's `ctr import` unpacks every named entry and a Helm chart is not an image.
+  const fx = await fixtureLock(path.join(root, 'cache'), {arch: 'amd64', withChart: false})
+  images = fx.images
+  const definitionTgz = buildDefinitionTgz({name: 'site', cloudType: 'edge-native', profiles: fx.profiles, variables: {}, mtime: 0})
+  const pending = await writeBundle({
+    name: 'site',
+    outputDir: path.join(root, 'out'),
+    lock: fx.lock,
+    store: fx.store,
+    profiles: fx.profiles,
+    definitionTgz,
+    compressionLevel: 3,
+    airpackVersion: '0.1.0',
+  })
+  await pending.commit()
+  bundle = path.join(root, 'out', 'site.tar.zst')
+  tarFile = path.join(root, 'site.tar')
+  execFileSync('zstd', ['-d', '-q', '-f', bundle, '-o', tarFile])
+})
+
+afterAll(() => rmSync(root, {recursive: true, force: true}))
+
+describe('skopeo', () => {
+  let reg: TestRegistry
+  beforeAll(async () => {
+    reg = await startRegistry()
+  })
+  afterAll(async () => {
+    await reg?.stop()
+  })
+
+  it('inspects every OCI-typed image by its original reference', () => {
+    for (const img of images.filter((i) => i.locked.mediaType.includes('oci'))) {
+      const out = JSON.parse(execFileSync('skopeo', ['inspect', `oci-archive:${tarFile}:${img.locked.reference}`]).toString())
+      expect(out.Architecture).toBe('amd64')
+      expect(out.Digest).toBe(img.locked.digest)
+    }
+  })
+
+  it('copies an image to a registry keeping its platform manifest digest', () => {
+    const img = images.find((i) => i.locked.reference.endsWith('team/app:1.0'))!
+    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${tarFile}:${img.locked.reference}`, `docker://${reg.host}/copied/app:1.0`])
+    const raw = execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/copied/app:1.0`])
+    const digest = 'sha256:' + execFileSync('sha256sum', {input: raw}).toString().split(' ')[0]
+    expect(digest).toBe(img.platformDigest)
+  })
+})
+
+describe('containerd', () => {
+  let dir: string
+  let child: ChildProcess | undefined
+  let socket: string
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'airpack-ctd-'))
+    socket = path.join(dir, 'containerd.sock')
+    mkdirSync(path.join(dir, 'root'))
+    const config = [
+      'version = 2',
+      `root = ${JSON.stringify(path.join(dir, 'root'))}`,
+      `state = ${JSON.stringify(path.join(dir, 'state'))}`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
+      '[grpc]',
+      `  address = ${JSON.stringify(socket)}`,
+      '[ttrpc]',
+      `  address = ${JSON.stringify(socket + '.ttrpc')}`,
+    ].join('\n')
+    writeFileSync(path.join(dir, 'config.toml'), config + '\n')
+    child = spawn('containerd', ['--config', path.join(dir, 'config.toml')], {stdio: 'ignore'})
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      if (existsSync(socket)) {
+        try {
+          execFileSync('ctr', ['--address', socket, 'version'], {stdio: 'pipe'})
+          break
+        } catch {}
+      }
+      if (Date.now() > deadline) throw new Error('containerd did not start within 20 s')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r))
+      child.kill('SIGTERM')
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+    // Unpacked snapshots may hold overlay mounts briefly; ignore what cannot be removed.
+    try {
+      execFileSync('bash', ['-c', `grep -o "${dir}[^ ]*" /proc/mounts | xargs -r umount -l`], {stdio: 'ignore'})
+    } catch {}
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('imports the bundle from a pipe and lists every image under its original name and index digest', () => {
+    const out = execFileSync('bash', ['-c', `zstd -dc "${bundle}" | ctr --address "${socket}" -n k8s.io images import --platform linux/amd64 -`]).toString()
+    expect(out).toContain('unpacking')
+    const listed = execFileSync('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'ls']).toString()
+    const rows = new Map(
+      listed
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((line) => line.split(/\s+/))
+        .map((cols) => [cols[0], cols[2]]),
+    )
+    for (const img of images) expect(rows.get(img.locked.reference), img.locked.reference).toBe(img.locked.digest)
+    expect(rows.has('airpack.local/spc/site:latest')).toBe(true)
+  })
+})
