@@ -5,7 +5,7 @@ import {z} from 'zod'
 import {InvalidInputError, UsageError} from '../errors.js'
 import {didYouMean, formatPath, type PathSegment} from './findings.js'
 import type {Fragment} from './merge.js'
-import {YAML_OPTIONS} from './validate.js'
+import {MAX_ALIAS_COUNT, YAML_OPTIONS} from './validate.js'
 
 // The site inventory (PRODUCT.md §9): `defaults`, a user-data fragment shared by every site, and `sites`, each
 // a unique `name` plus the fragment that differs. Fragments use the installer's own keys (stylus, install,
@@ -85,10 +85,16 @@ export function parseInventory(text: string, file: string): Inventory {
   if (doc.errors.length) {
     throw invalid(
       file,
-      doc.errors.map((e) => `line ${e.linePos?.[0].line ?? 1}: YAML syntax: ${e.message.split('\n')[0]}`),
+      doc.errors.map((e) => `line ${e.linePos?.[0].line ?? 1}: YAML syntax: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`),
     )
   }
-  const raw = doc.toJS({maxAliasCount: 1000}) as unknown
+  let raw: unknown
+  try {
+    raw = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
+  } catch (error) {
+    // yaml refuses alias bombs (a few lines that expand to gigabytes) with a ReferenceError.
+    throw invalid(file, [`YAML: ${(error as Error).message}`])
+  }
   const problems: InventoryProblem[] = []
   const collect = (issues: z.core.$ZodIssue[], prefix: PathSegment[]) => {
     for (const issue of issues) problems.push(...describe({...issue, path: [...prefix, ...issue.path]} as z.core.$ZodIssue, raw, doc, counter))

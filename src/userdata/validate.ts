@@ -7,6 +7,9 @@ import {knownKeysAt, userDataSchema} from './schema.js'
 
 export const CLOUD_CONFIG_HEADER = '#cloud-config'
 
+/** Alias expansions allowed when reading YAML: plenty for anchors in an inventory, far too few for a bomb. */
+export const MAX_ALIAS_COUNT = 1000
+
 export interface ValidationResult {
   valid: boolean
   findings: UserDataFinding[]
@@ -43,11 +46,18 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
   const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter})
   if (doc.errors.length > 0) {
     for (const error of doc.errors) {
-      findings.push(at({path: '', severity: 'error', line: error.linePos?.[0].line, message: `YAML syntax: ${error.message.split('\n')[0]}`}))
+      findings.push(at({path: '', severity: 'error', line: error.linePos?.[0].line, message: `YAML syntax: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`}))
     }
     return {valid: false, findings}
   }
-  const value = doc.toJS({maxAliasCount: 100})
+  let value: unknown
+  try {
+    value = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
+  } catch (error) {
+    // yaml refuses alias bombs (a few lines that expand to gigabytes) with a ReferenceError.
+    findings.push(at({path: '', severity: 'error', message: `YAML: ${(error as Error).message}`, hint: 'Write the values out instead of through many nested aliases (*name).'}))
+    return {valid: false, findings}
+  }
   if (value === null || value === undefined) {
     findings.push(at({path: '', severity: 'warning', message: 'holds no keys; the agent runs with its defaults (central management)', hint: 'Add `stylus.managementMode: local` for a locally managed host.'}))
     return {valid: !findings.some((f) => f.severity === 'error'), findings}
@@ -57,7 +67,7 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
     return {valid: false, findings}
   }
 
-  for (const {segments, ...f} of checkUserDataObject(value)) {
+  for (const {segments, ...f} of checkUserDataObject(value as Record<string, unknown>)) {
     findings.push(at({...f, ...lineOf(doc, lineCounter, segments)}))
   }
   // Document order reads best: by line, the header and syntax findings first.

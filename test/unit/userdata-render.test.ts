@@ -161,6 +161,16 @@ describe('renderSites failures', () => {
     expect(((await failure('sites: [\n')).details!.problems as string[])[0]).toMatch(/^line \d+: YAML syntax/)
   })
 
+  it('reports a site entry that is not a map, and still checks the others', async () => {
+    const error = await failure('sites:\n  - store-1\n  - {name: b, stylus: {debug: maybe}}\n')
+    expect(error.details!.problems).toEqual(['sites[0]: must be a map', expect.stringMatching(/^site b: stylus\.debug: expected true or false/)])
+  })
+
+  it('refuses an inventory that is an alias bomb', async () => {
+    const bomb = ['x: &a [x,x,x,x,x,x,x,x,x,x]', 'y: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'z: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'sites: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]', ''].join('\n')
+    expect((await failure(bomb)).details!.problems).toEqual([expect.stringMatching(/alias/i)])
+  })
+
   it('renders only locally managed hosts', async () => {
     const error = await failure('sites:\n  - {name: a, stylus: {managementMode: central}}\n')
     expect(error.details!.problems).toEqual([expect.stringMatching(/^site a: stylus\.managementMode: is 'central'; airpack renders user-data for locally managed hosts/)])
@@ -249,6 +259,29 @@ describe('site ISO (NoCloud seed)', () => {
     const a = await renderSites({sitesFile: SITES, mode: 'agent', outputDir: await tmp(), iso: true})
     const b = await renderSites({sitesFile: SITES, mode: 'agent', outputDir: await tmp(), iso: true})
     expect(b.sites.map((s) => s.isoSha256)).toEqual(a.sites.map((s) => s.isoSha256))
+  })
+
+  it('takes its dates from SOURCE_DATE_EPOCH', async () => {
+    const render = async (epoch: string | undefined) => {
+      const saved = process.env.SOURCE_DATE_EPOCH
+      if (epoch === undefined) delete process.env.SOURCE_DATE_EPOCH
+      else process.env.SOURCE_DATE_EPOCH = epoch
+      try {
+        const {sites} = await renderSites({sitesFile: SITES, mode: 'appliance', outputDir: await tmp(), iso: true})
+        return sites[0]
+      } finally {
+        if (saved === undefined) delete process.env.SOURCE_DATE_EPOCH
+        else process.env.SOURCE_DATE_EPOCH = saved
+      }
+    }
+    const a = await render('1700000000')
+    const b = await render('1700000000')
+    const c = await render('1800000000')
+    expect(b.isoSha256).toBe(a.isoSha256)
+    expect(c.isoSha256).not.toBe(a.isoSha256)
+    // 1700000000 is 2023-11-14T22:13:20Z.
+    const {stdout} = await execa('xorriso', ['-indev', a.iso!, '-pvd_info'], {all: true})
+    expect(stdout).toMatch(/Creation Time: 2023111422132000/)
   })
 
   it('falls back to genisoimage when xorriso is not on PATH', async () => {

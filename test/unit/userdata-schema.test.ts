@@ -186,6 +186,13 @@ describe('validateUserData on text', () => {
     expect(r.findings).toEqual([expect.objectContaining({path: 'stylus.installationMode', severity: 'warning'})])
   })
 
+  it('refuses an alias bomb instead of expanding it', () => {
+    const bomb = ['#cloud-config', 'a: &a [x,x,x,x,x,x,x,x,x,x]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]', ''].join('\n')
+    const r = validateUserData(bomb)
+    expect(r.valid).toBe(false)
+    expect(r.findings[0].message).toMatch(/alias/i)
+  })
+
   it('rejects a document that is not a map', () => {
     expect(validateUserData('#cloud-config\n- a\n- b\n').valid).toBe(false)
   })
