@@ -206,6 +206,12 @@ export const userNameCheck: Check<string> = (value) =>
     ? undefined
     : {message: `'${value}' is not a valid Linux user name`, hint: 'Use at most 32 lower-case letters, digits, "_" and "-", starting with a letter or "_".'}
 
+/** A Linux network interface name: at most 15 characters, no '/', ':' or white space. */
+export const interfaceNameCheck: Check<string> = (value) =>
+  /^[A-Za-z0-9_.@-]{1,15}$/.test(value) && value !== '.' && value !== '..'
+    ? undefined
+    : {message: `'${value}' is not a network interface name`, hint: 'Use the name the host shows in `ip link`, e.g. enp1s0 or eth0 (at most 15 characters).'}
+
 export function splitList(value: string): string[] {
   return value
     .split(/[,\s]+/)

@@ -40,7 +40,8 @@ export interface RenderResult {
   warnings: UserDataFinding[]
 }
 
-interface SiteDocument {
+/** One site's rendered user-data, in memory (validated, not yet written). */
+export interface SiteDocument {
   name: string
   text: string
 }

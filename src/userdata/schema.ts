@@ -33,7 +33,7 @@ const networkSchema = z.strictObject({
   httpsProxy: checked(c.proxyUrlCheck).optional(),
   noProxy: checked(c.noProxyCheck).optional(),
   nameserver: checked(c.nameserverCheck).optional(),
-  interfaces: z.record(str, interfaceSchema).optional(),
+  interfaces: z.record(checked(c.interfaceNameCheck), interfaceSchema).optional(),
 })
 
 const siteSchema = z.strictObject({

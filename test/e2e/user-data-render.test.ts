@@ -86,6 +86,18 @@ describe('airpack user-data render', () => {
     expect(json.stdout + json.stderr).not.toContain('s3cr3tpass')
   })
 
+  it('exits 0 with warnings on stderr, naming the site and key', async () => {
+    const dir = await tmp()
+    const sites = path.join(dir, 'sites.yaml')
+    writeFileSync(sites, 'sites:\n  - name: old-style\n    stylus: {installationMode: airgap}\n')
+    const r = await runCli(['user-data', 'render', '--sites', sites, '--output', path.join(dir, 'out')])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stderr).toContain('Warning: site old-style: stylus.installationMode: is deprecated')
+    expect(r.stdout).toContain('Rendered 1 site (appliance mode, local management) with 1 warning(s).')
+    const json = await runCli(['user-data', 'render', '--sites', sites, '--output', path.join(dir, 'out'), '--json'])
+    expect(json.json().warnings).toEqual([expect.objectContaining({site: 'old-style', path: 'stylus.installationMode', severity: 'warning'})])
+  })
+
   it('exits 2 for an unreadable inventory or a bad flag', async () => {
     const out = await tmp()
     const missing = await runCli(['user-data', 'render', '--sites', path.join(out, 'nope.yaml'), '--output', out])
