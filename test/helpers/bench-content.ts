@@ -31,6 +31,8 @@ export interface BenchContentOptions {
   /** Repository prefix. Default 'bench'. */
   prefix?: string
   tag?: string
+  /** Basic-auth credentials for a registry behind htpasswd. */
+  auth?: {username: string; password: string}
   log?: (line: string) => void
 }
 
@@ -133,9 +135,12 @@ function layerStream(seed: string, payloadSize: number): {stream: Readable; tarD
   return {stream: gz, tarDigest: () => tarDigest}
 }
 
-function request(url: URL, method: string, headers: Record<string, string | number>, body?: Readable): Promise<{status: number; headers: http.IncomingHttpHeaders; text: string}> {
+type Auth = {username: string; password: string} | undefined
+
+function request(url: URL, method: string, headers: Record<string, string | number>, body?: Readable, auth?: Auth): Promise<{status: number; headers: http.IncomingHttpHeaders; text: string}> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {method, headers}, (res) => {
+    const all = auth ? {...headers, authorization: 'Basic ' + Buffer.from(`${auth.username}:${auth.password}`).toString('base64')} : headers
+    const req = http.request(url, {method, headers: all}, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (d) => (text += d))
@@ -149,8 +154,8 @@ function request(url: URL, method: string, headers: Record<string, string | numb
 }
 
 /** Generate one layer and upload it to `repo` with a single streaming PATCH. Memory stays at a few MiB. */
-export async function pushGeneratedLayer(registryUrl: string, repo: string, seed: string, payloadSize: number): Promise<GeneratedLayer> {
-  const start = await request(new URL(`/v2/${repo}/blobs/uploads/`, registryUrl), 'POST', {'content-length': 0})
+export async function pushGeneratedLayer(registryUrl: string, repo: string, seed: string, payloadSize: number, auth?: Auth): Promise<GeneratedLayer> {
+  const start = await request(new URL(`/v2/${repo}/blobs/uploads/`, registryUrl), 'POST', {'content-length': 0}, undefined, auth)
   if (start.status !== 202) throw new Error(`upload start for ${repo}: ${start.status} ${start.text}`)
   const {stream, tarDigest} = layerStream(seed, payloadSize)
   const gzHash = createHash('sha256')
@@ -162,22 +167,22 @@ export async function pushGeneratedLayer(registryUrl: string, repo: string, seed
       cb(null, chunk)
     },
   })
-  const patch = await request(new URL(start.headers.location!, registryUrl), 'PATCH', {'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked'}, stream.pipe(meter))
+  const patch = await request(new URL(start.headers.location!, registryUrl), 'PATCH', {'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked'}, stream.pipe(meter), auth)
   if (patch.status !== 202) throw new Error(`upload PATCH for ${repo}: ${patch.status} ${patch.text}`)
   const digest = 'sha256:' + gzHash.digest('hex')
   const done = new URL(patch.headers.location!, registryUrl)
   done.searchParams.set('digest', digest)
-  const put = await request(done, 'PUT', {'content-length': 0})
+  const put = await request(done, 'PUT', {'content-length': 0}, undefined, auth)
   if (put.status !== 201) throw new Error(`upload PUT for ${repo}: ${put.status} ${put.text}`)
   return {digest, diffId: tarDigest(), size}
 }
 
 /** Make `digest` (already in `fromRepo`) available in `repo` without re-uploading it. */
-async function mountBlob(registryUrl: string, repo: string, digest: string, fromRepo: string): Promise<void> {
+async function mountBlob(registryUrl: string, repo: string, digest: string, fromRepo: string, auth?: Auth): Promise<void> {
   const url = new URL(`/v2/${repo}/blobs/uploads/`, registryUrl)
   url.searchParams.set('mount', digest)
   url.searchParams.set('from', fromRepo)
-  const res = await request(url, 'POST', {'content-length': 0})
+  const res = await request(url, 'POST', {'content-length': 0}, undefined, auth)
   if (res.status !== 201) throw new Error(`cross-repository mount of ${digest} into ${repo}: ${res.status} ${res.text}`)
 }
 
@@ -190,6 +195,7 @@ export async function seedBenchContent(registry: TestRegistry, options: BenchCon
   const prefix = options.prefix ?? 'bench'
   const tag = options.tag ?? 'v1'
   const log = options.log ?? (() => {})
+  const auth = options.auth
   const baseSize = Math.floor(options.bytesPerPlatform * baseFraction)
   const ownSize = Math.floor((options.bytesPerPlatform - baseSize) / (imagesCount * layersPerImage))
 
@@ -204,18 +210,18 @@ export async function seedBenchContent(registry: TestRegistry, options: BenchCon
 
   for (const arch of options.platforms) {
     const started = Date.now()
-    const base = await pushGeneratedLayer(registry.url, images[0]!.repository, `${seed}/${arch}/base`, baseSize)
+    const base = await pushGeneratedLayer(registry.url, images[0]!.repository, `${seed}/${arch}/base`, baseSize, auth)
     let distinct = base.size
     for (const [i, image] of images.entries()) {
-      if (i > 0) await mountBlob(registry.url, image.repository, base.digest, images[0]!.repository)
+      if (i > 0) await mountBlob(registry.url, image.repository, base.digest, images[0]!.repository, auth)
       const own: GeneratedLayer[] = []
-      for (let l = 0; l < layersPerImage; l++) own.push(await pushGeneratedLayer(registry.url, image.repository, `${seed}/${arch}/app-${i}/layer-${l}`, ownSize))
+      for (let l = 0; l < layersPerImage; l++) own.push(await pushGeneratedLayer(registry.url, image.repository, `${seed}/${arch}/app-${i}/layer-${l}`, ownSize, auth))
       const layers = [base, ...own]
       distinct += own.reduce((n, l) => n + l.size, 0)
       const config = blobOf(
         JSON.stringify({architecture: arch, os: 'linux', rootfs: {type: 'layers', diff_ids: layers.map((l) => l.diffId)}, config: {Cmd: ['/bin/true']}}),
       )
-      await pushBlob(registry, image.repository, config)
+      await pushBlob(registry, image.repository, config, auth)
       const manifest = Buffer.from(
         JSON.stringify({
           schemaVersion: 2,
@@ -224,7 +230,7 @@ export async function seedBenchContent(registry: TestRegistry, options: BenchCon
           layers: layers.map((l) => ({mediaType: MT.ociLayer, digest: l.digest, size: l.size})),
         }),
       )
-      const m = await pushManifest(registry, image.repository, blobOf(manifest).digest, MT.ociManifest, manifest)
+      const m = await pushManifest(registry, image.repository, blobOf(manifest).digest, MT.ociManifest, manifest, auth)
       image.platforms[arch] = {manifestDigest: m.digest, layerDigests: layers.map((l) => l.digest), bytes: layers.reduce((n, l) => n + l.size, 0) + config.size}
       entries[i]!.push({mediaType: MT.ociManifest, digest: m.digest, size: m.size, platform: {architecture: arch, os: 'linux'}})
     }
@@ -233,7 +239,7 @@ export async function seedBenchContent(registry: TestRegistry, options: BenchCon
   }
   for (const [i, image] of images.entries()) {
     const index = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MT.ociIndex, manifests: entries[i]}))
-    image.indexDigest = (await pushManifest(registry, image.repository, tag, MT.ociIndex, index)).digest
+    image.indexDigest = (await pushManifest(registry, image.repository, tag, MT.ociIndex, index, auth)).digest
   }
   return {images, bytesPerPlatform}
 }

@@ -48,6 +48,7 @@ export async function startFaultFixture(
     layersPerImage: 2,
     seed: options.seed ?? 'airpack-fault-tests',
     prefix: 'fault',
+    ...(options.registry?.htpasswd ? {auth: Object.entries(options.registry.htpasswd).map(([username, password]) => ({username, password}))[0]} : {}),
   })
   const proxy = await startFaultProxy(registry.url)
   const references = content.images.map((i) => i.reference.replace(registry.host, proxy.host))
