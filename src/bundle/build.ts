@@ -15,7 +15,7 @@ import {buildSiteDocuments, loadInventory} from '../userdata/index.js'
 import {buildDefinitionTgz} from './definition.js'
 import {loadSigningKey} from './sign.js'
 import {BUNDLE_NAME_RE, diskFull, formatBytes, writeBundle, type PendingBundle} from './writer.js'
-import {zstdVersion} from './zstd.js'
+import {killAllZstd, zstdVersion} from './zstd.js'
 
 // `airpack bundle build` as a service: validate → resolve (or check the given lock) → fetch → write every output
 // of PRODUCT.md §3 under temporary names → publish them all. A failure or an interrupt at any step publishes
@@ -186,7 +186,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
 
   const outputs: AtomicOutput[] = []
   let pending: PendingBundle | undefined
-  const uninstall = installInterruptCleanup(() => {}, logger)
+  const uninstall = installInterruptCleanup(killAllZstd, logger)
   try {
     // Resolve, or check the given lock.
     const t0 = Date.now()

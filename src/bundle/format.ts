@@ -89,6 +89,8 @@ export interface PartsFile {
   sha256: string
   partSize: number
   parts: {name: string; size: number; sha256: string}[]
+  /** How to rebuild the whole file: a glob of the numbered parts only (NAME.tar.zst.* would also match .sig). */
+  join?: string
 }
 
 export function platformString(p: Platform | undefined): string {

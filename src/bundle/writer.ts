@@ -445,6 +445,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
         sha256: split.sha256,
         partSize: options.partSize!,
         parts: split.parts.map((p) => ({name: p.name, size: p.size, sha256: p.sha256})),
+        join: `cat ${bundleFile}.[0-9][0-9][0-9] > ${bundleFile}`,
       }
       const partsOut = await atomicOutput(path.join(options.outputDir, `${options.name}.parts.json`))
       outputs.push(partsOut)

@@ -48,7 +48,16 @@ export interface ZstdProcess {
   kill(): void
 }
 
+// Children still running, so that an interrupted build can stop them at once (they would otherwise keep
+// compressing into a file that no longer exists).
+const running = new Set<ResultPromise>()
+
+export function killAllZstd(): void {
+  for (const child of running) child.kill('SIGKILL')
+}
+
 function wrap(child: ResultPromise, what: string): ZstdProcess {
+  running.add(child)
   const done = (async () => {
     try {
       await child
@@ -57,6 +66,8 @@ function wrap(child: ResultPromise, what: string): ZstdProcess {
       const e = error as {stderr?: string; isTerminated?: boolean; signal?: string; shortMessage?: string}
       const detail = String(e.stderr ?? '').trim() || e.shortMessage || String(error)
       throw new Error(`zstd ${what} failed: ${detail}`, {cause: error})
+    } finally {
+      running.delete(child)
     }
   })()
   // Attach a handler now so an early failure is not an unhandled rejection before a caller awaits it.

@@ -22,6 +22,9 @@ and writes into --output:
   user-data/SITE/user-data with --sites: one validated #cloud-config per site
   NAME.report.json         what was fetched, from where, cache hits, bytes, seconds, throughput
 
+Split parts are plain byte ranges: \`cat NAME.tar.zst.[0-9][0-9][0-9] > NAME.tar.zst\` rebuilds the file (a bare
+NAME.tar.zst.* would also pick up NAME.tar.zst.sig). \`bundle verify\` and \`bundle inspect\` read the parts directly.
+
 Every file appears under its final name only when complete; a failed or interrupted build publishes nothing.
 The same inputs give a byte-identical bundle whatever the cache state, --concurrency or machine; its identity
 (sha256 of the uncompressed tar) is printed at the end. SOURCE_DATE_EPOCH, when set, is the only time used.

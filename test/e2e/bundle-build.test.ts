@@ -1,0 +1,224 @@
+import {execFileSync, spawn} from 'node:child_process'
+import {generateKeyPairSync, randomBytes} from 'node:crypto'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {gzipSync} from 'node:zlib'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {PROJECT_ROOT, runCli} from '../helpers/cli.js'
+import {startRegistry, type TestRegistry} from '../helpers/registry.js'
+import {blobOf, layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
+
+// `airpack bundle build | verify | inspect` through the built CLI against a real registry on loopback.
+
+let reg: TestRegistry
+let root: string
+let app: SeededImage
+let tool: SeededImage
+let profile: string
+
+function addonProfile(name: string, images: string[]): object {
+  const values = `pack:\n  namespace: web\n  content:\n    images:\n${images.map((i) => `      - image: ${i}\n`).join('')}`
+  return {
+    metadata: {name, labels: {}},
+    spec: {version: '1.0.0', template: {type: 'add-on', cloudType: 'all', packs: [{name: 'web', type: 'spectro', layer: 'addon', version: '1.0.0', tag: '1.0.0', values}]}},
+  }
+}
+
+function write(name: string, data: string | Buffer): string {
+  const file = path.join(root, name)
+  mkdirSync(path.dirname(file), {recursive: true})
+  writeFileSync(file, data)
+  return file
+}
+
+const registryArgs = () => ['--insecure-registry', reg.host]
+
+beforeAll(async () => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'airpack-e2e-bundle-'))
+  reg = await startRegistry()
+  const shared = layerOf({'etc/shared': 'shared by both platforms'})
+  app = await pushImage(
+    reg,
+    'team/app',
+    '1.0',
+    [
+      {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'amd64 build'})]},
+      {architecture: 'arm64', variant: 'v8', layers: [shared, layerOf({'bin/app': 'arm64 build'})]},
+    ],
+    {attestations: true},
+  )
+  tool = await pushImage(reg, 'legacy/tool', '2', [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'x'})]}, {architecture: 'arm64', layers: [layerOf({'bin/tool': 'y'})]}], {
+    format: 'docker',
+  })
+  profile = write('addon.json', JSON.stringify(addonProfile('web-addon', [app.reference, tool.reference]), null, 2))
+}, 120_000)
+
+afterAll(async () => {
+  await reg?.stop()
+  rmSync(root, {recursive: true, force: true})
+})
+
+describe('bundle build', () => {
+  it('writes every output, and verify and inspect agree on the identity', async () => {
+    const out = path.join(root, 'out-a')
+    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'site', '--output', out, '--cache-dir', path.join(root, 'cache-a'), '--concurrency', '1', ...registryArgs(), '--json'])
+    expect(res.exitCode, res.stderr).toBe(0)
+    const report = res.json()
+    expect(report.identity).toMatch(/^sha256:[a-f0-9]{64}$/)
+    expect(readdirSync(out).sort()).toEqual(['site-definition.tgz', 'site.lock.json', 'site.report.json', 'site.tar.zst'])
+    const onDisk = JSON.parse(readFileSync(path.join(out, 'site.report.json'), 'utf8'))
+    expect(onDisk.identity).toBe(report.identity)
+    expect(onDisk.artifacts.map((a: any) => a.reference).sort()).toEqual([tool.reference, app.reference].sort())
+    for (const a of onDisk.artifacts) {
+      expect(a.source).toBe(reg.host)
+      expect(typeof a.seconds).toBe('number')
+      expect(typeof a.cacheHit).toBe('boolean')
+    }
+    expect(onDisk.totals.writeThroughputMBps).toBeGreaterThan(0)
+
+    const verify = await runCli(['bundle', 'verify', path.join(out, 'site.tar.zst'), '--json'])
+    expect(verify.exitCode, verify.stderr + verify.stdout).toBe(0)
+    expect(verify.json()).toMatchObject({status: 'ok', identity: report.identity, name: 'site'})
+
+    const inspect = await runCli(['bundle', 'inspect', path.join(out, 'site.tar.zst'), '--json'])
+    expect(inspect.exitCode).toBe(0)
+    const info = inspect.json()
+    expect(info).toMatchObject({name: 'site', platform: {os: 'linux', architecture: 'amd64'}, identity: report.identity})
+    const appInfo = info.artifacts.find((a: any) => a.reference === app.reference)
+    expect(appInfo).toMatchObject({kind: 'image', digest: app.digest})
+    expect(info.profiles).toEqual([expect.objectContaining({name: 'web-addon', version: '1.0.0'})])
+
+    const human = await runCli(['bundle', 'inspect', path.join(out, 'site.tar.zst')])
+    expect(human.stdout).toContain(report.identity)
+    expect(human.stdout).toContain(app.reference)
+  })
+
+  it('gives byte-identical bundles from a cold and another cache and another --concurrency; a warm rebuild downloads nothing', async () => {
+    const build = (name: string, cache: string, concurrency: string) =>
+      runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'repro', '--output', path.join(root, name), '--cache-dir', path.join(root, cache), '--concurrency', concurrency, ...registryArgs(), '--json'])
+    const a = await build('repro-a', 'cache-r1', '1')
+    const b = await build('repro-b', 'cache-r2', '8')
+    expect(a.exitCode, a.stderr).toBe(0)
+    expect(b.exitCode, b.stderr).toBe(0)
+    expect(readFileSync(path.join(root, 'repro-b', 'repro.tar.zst'))).toEqual(readFileSync(path.join(root, 'repro-a', 'repro.tar.zst')))
+    expect(readFileSync(path.join(root, 'repro-b', 'repro-definition.tgz'))).toEqual(readFileSync(path.join(root, 'repro-a', 'repro-definition.tgz')))
+    expect(b.json().identity).toBe(a.json().identity)
+    const warm = await build('repro-c', 'cache-r1', '4')
+    expect(warm.exitCode).toBe(0)
+    expect(warm.json().totals.downloadedBytes).toBe(0)
+    expect(warm.json().artifacts.every((x: any) => x.cacheHit)).toBe(true)
+    expect(warm.json().identity).toBe(a.json().identity)
+  })
+
+  it('signs and splits: verify checks parts and both signatures, openssl accepts the joined file', async () => {
+    const pair = generateKeyPairSync('ec', {namedCurve: 'prime256v1'})
+    const key = write('keys/ec.pem', pair.privateKey.export({type: 'pkcs8', format: 'pem'}) as string)
+    const pub = write('keys/ec.pub', pair.publicKey.export({type: 'spki', format: 'pem'}) as string)
+    const out = path.join(root, 'out-signed')
+    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'signed', '--output', out, '--cache-dir', path.join(root, 'cache-a'), '--sign-key', key, '--split', '2K', ...registryArgs()])
+    expect(res.exitCode, res.stderr).toBe(0)
+    const parts = readdirSync(out).filter((n) => /^signed\.tar\.zst\.\d{3}$/.test(n)).sort()
+    expect(parts.length).toBeGreaterThan(1)
+    expect(existsSync(path.join(out, 'signed.parts.json'))).toBe(true)
+    const joined = path.join(root, 'signed-joined.tar.zst')
+    execFileSync('bash', ['-c', `cat "${out}"/signed.tar.zst.[0-9][0-9][0-9] > "${joined}"`])
+    expect(execFileSync('openssl', ['dgst', '-sha256', '-verify', pub, '-signature', path.join(out, 'signed.tar.zst.sig'), joined]).toString()).toContain('Verified OK')
+
+    const verify = await runCli(['bundle', 'verify', path.join(out, 'signed.tar.zst.000'), '--public-key', pub, '--json'])
+    expect(verify.exitCode, verify.stdout).toBe(0)
+    expect(verify.json().signature).toMatchObject({signed: true, inner: 'valid', detached: 'valid'})
+
+    const other = generateKeyPairSync('ec', {namedCurve: 'prime256v1'})
+    const wrong = write('keys/other.pub', other.publicKey.export({type: 'spki', format: 'pem'}) as string)
+    const bad = await runCli(['bundle', 'verify', path.join(out, 'signed.parts.json'), '--public-key', wrong])
+    expect(bad.exitCode).toBe(5)
+    expect(bad.stderr).toMatch(/signature of airpack\/bundle\.json does not verify/)
+    expect(bad.stderr).not.toMatch(/BEGIN/)
+  })
+
+  it('--locked builds the lock and refuses when a tag moved', async () => {
+    const out = path.join(root, 'out-locked')
+    const lockFile = path.join(root, 'pinned.lock.json')
+    const first = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'pinned', '--output', out, '--lock-file', lockFile, '--cache-dir', path.join(root, 'cache-a'), ...registryArgs()])
+    expect(first.exitCode, first.stderr).toBe(0)
+    expect(readFileSync(lockFile, 'utf8')).toBe(readFileSync(path.join(out, 'pinned.lock.json'), 'utf8'))
+    const locked = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'pinned2', '--output', out, '--lock-file', lockFile, '--locked', '--cache-dir', path.join(root, 'cache-a'), ...registryArgs()])
+    expect(locked.exitCode, locked.stderr).toBe(0)
+
+    // Move the tag of the Docker image: a new build under the same name.
+    const moved = await pushImage(reg, 'legacy/tool', '2', [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'moved'})]}], {format: 'docker'})
+    expect(moved.digest).not.toBe(tool.digest)
+    const refused = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'pinned3', '--output', out, '--lock-file', lockFile, '--locked', '--cache-dir', path.join(root, 'cache-a'), ...registryArgs()])
+    expect(refused.exitCode).toBe(4)
+    expect(refused.stderr).toContain(tool.reference)
+    expect(refused.stderr).toContain('moved')
+    expect(readdirSync(out).filter((n) => n.startsWith('pinned3'))).toEqual([])
+    // Put the old tag back for the other tests.
+    await pushImage(reg, 'legacy/tool', '2', [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'x'})]}, {architecture: 'arm64', layers: [layerOf({'bin/tool': 'y'})]}], {format: 'docker'})
+  })
+
+  it('renders user-data per site with --sites and records the hashes in the report', async () => {
+    const out = path.join(root, 'out-sites')
+    const sites = write('sites.yaml', 'sites:\n  - name: store-0042\n    stylus:\n      site:\n        hostName: edge-store-0042\n')
+    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'withsites', '--output', out, '--sites', sites, '--cache-dir', path.join(root, 'cache-a'), ...registryArgs(), '--json'])
+    expect(res.exitCode, res.stderr).toBe(0)
+    const file = path.join(out, 'user-data', 'store-0042', 'user-data')
+    expect(readFileSync(file, 'utf8')).toMatch(/^#cloud-config/)
+    expect(res.json().userData).toEqual([expect.objectContaining({site: 'store-0042', file: path.join('user-data', 'store-0042', 'user-data')})])
+  })
+
+  it('exits 3 on an invalid profile and 4 on an image that does not exist, writing nothing', async () => {
+    const bad = write('bad.json', JSON.stringify({metadata: {name: 'bad'}, spec: {version: '1.0.0', template: {type: 'add-on', cloudType: 'all', packs: [{name: 'x', type: 'spectro', layer: 'addon', version: '1.0.0', tag: '1.0.0', values: 'pack:\n  content: just a string\n'}]}}}))
+    const out = path.join(root, 'out-bad')
+    const invalid = await runCli(['bundle', 'build', bad, '--arch', 'amd64', '--name', 'bad', '--output', out, ...registryArgs()])
+    expect(invalid.exitCode, invalid.stderr).toBe(3)
+    expect(invalid.stderr).toContain('AP-CONTENT-MALFORMED')
+    const missing = write('missing.json', JSON.stringify(addonProfile('missing', [`${reg.host}/nope/none:1`])))
+    const unresolved = await runCli(['bundle', 'build', missing, '--arch', 'amd64', '--name', 'missing', '--output', out, '--cache-dir', path.join(root, 'cache-a'), ...registryArgs(), '--json'])
+    expect(unresolved.exitCode, unresolved.stdout).toBe(4)
+    expect(unresolved.json()).toMatchObject({status: 'error', exitCode: 4})
+    expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
+  })
+
+  it('says how to install zstd when it is missing', async () => {
+    const bin = path.join(root, 'bin-without-zstd')
+    mkdirSync(bin, {recursive: true})
+    symlinkSync(process.execPath, path.join(bin, 'node'))
+    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'nozstd', '--output', path.join(root, 'out-nozstd'), ...registryArgs()], {env: {PATH: bin}})
+    expect(res.exitCode).toBe(2)
+    expect(res.stderr).toContain('apt-get install zstd')
+    expect(existsSync(path.join(root, 'out-nozstd'))).toBe(false)
+  })
+
+  it('an interrupted build (SIGTERM) leaves no file that looks finished', async () => {
+    // A large incompressible layer at a slow level keeps zstd busy long enough to interrupt it mid-write.
+    const big = blobOf(gzipSync(randomBytes(48 * 1024 * 1024), {level: 1}))
+    const image = await pushImage(reg, 'big/blob', '1', [{architecture: 'amd64', layers: [big]}], {single: true})
+    const p = write('big.json', JSON.stringify(addonProfile('big', [image.reference])))
+    const out = path.join(root, 'out-interrupted')
+    const child = spawn('node', [path.join(PROJECT_ROOT, 'bin', 'run.js'), 'bundle', 'build', p, '--arch', 'amd64', '--name', 'big', '--output', out, '--compression-level', '19', '--cache-dir', path.join(root, 'cache-big'), ...registryArgs()], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`never reached the write step: ${stderr}`)), 90_000)
+      child.stderr.on('data', (d) => {
+        stderr += d.toString()
+        if (stderr.includes('Writing big.tar.zst')) {
+          clearTimeout(timer)
+          setTimeout(resolve, 300)
+        }
+      })
+    })
+    child.kill('SIGTERM')
+    const code = await exited
+    expect(code).not.toBe(0)
+    expect(stderr).toMatch(/interrupted/)
+    const left = existsSync(out) ? readdirSync(out) : []
+    expect(left.filter((n) => !n.startsWith('.'))).toEqual([])
+    expect(left).toEqual([])
+  }, 120_000)
+})
