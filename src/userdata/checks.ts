@@ -74,6 +74,9 @@ export const noProxyCheck: Check<string> = (value) => {
 /** One or more PEM CERTIFICATE blocks, each a certificate node:crypto can parse. */
 export const pemCertificatesCheck: Check<string> = (value) => {
   const blocks = value.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)
+  // The installer reference says caCerts "must be base64-encoded" while its template shows PEM: accept both,
+  // a base64 string counting when it decodes to a PEM or DER certificate.
+  if (!blocks && isBase64Certificate(value)) return undefined
   if (!blocks) {
     return {
       message: 'is not a PEM certificate (no -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE----- block)',
@@ -95,6 +98,20 @@ export const pemCertificatesCheck: Check<string> = (value) => {
     }
   }
   return undefined
+}
+
+function isBase64Certificate(value: string): boolean {
+  const compact = value.replace(/\s+/g, '')
+  if (compact.length < 64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) return false
+  const bytes = Buffer.from(compact, 'base64')
+  const text = bytes.toString('latin1')
+  try {
+    if (text.includes('-----BEGIN CERTIFICATE-----')) return pemCertificatesCheck(text) === undefined
+    new X509Certificate(bytes)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** Kubernetes node names come from it: an RFC 1123 name in lower case. */

@@ -74,6 +74,7 @@ const rules: Rule[] = [
   {rule: 'network key type', bad: site({network: {interfaces: ['enp1s0']}}), good: site({network: {interfaces: {enp1s0: {type: 'dhcp'}}}}), path: 'stylus.site.network.interfaces', message: /expected a map/},
 
   {rule: 'CA certificate is PEM', bad: site({caCerts: ['MIIBroken']}), good: site({caCerts: [CA]}), path: 'stylus.site.caCerts[0]', message: /not a PEM certificate/},
+  {rule: 'CA certificate as base64 of the PEM', bad: site({caCerts: [Buffer.from('not a certificate at all, only some text that is long enough').toString('base64')]}), good: site({caCerts: [Buffer.from(CA).toString('base64')]}), path: 'stylus.site.caCerts[0]', message: /not a PEM certificate/},
   {rule: 'CA certificate parses', bad: site({caCerts: [CA.replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA')]}), good: site({caCerts: [CA + CA]}), path: 'stylus.site.caCerts[0]', message: /malformed/},
   {rule: 'no private key among certificates', bad: site({caCerts: [CA + '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n']}), good: site({caCerts: [CA]}), path: 'stylus.site.caCerts[0]', hint: /never a private key/},
   {rule: 'caCerts is a list', bad: site({caCerts: CA}), good: site({caCerts: [CA]}), path: 'stylus.site.caCerts', message: /expected a list/},
