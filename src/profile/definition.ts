@@ -1,8 +1,10 @@
 // Reading a cluster definition `.tgz` (Palette's "SPC": a gzipped tar whose entries all start with `spc/`).
-// The archive is untrusted: entries are read into memory only (never written to disk), and anything that could
+// The archive is untrusted: it is inflated (bounded) and read in memory only (never written to disk), and anything that could
 // escape or exhaust (`..`, absolute paths, links, devices, too many or too large entries) rejects the archive.
 
-import {createReadStream} from 'node:fs'
+import {readFile} from 'node:fs/promises'
+import {promisify} from 'node:util'
+import {gunzip} from 'node:zlib'
 import {Parser, type ReadEntry} from 'tar'
 
 import {UsageError} from '../errors.js'
@@ -13,6 +15,8 @@ export interface DefinitionEntry {
   path: string
   bytes: Buffer
 }
+
+const gunzipAsync = promisify(gunzip)
 
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile'])
 
@@ -32,13 +36,11 @@ export async function readDefinitionEntries(file: string): Promise<DefinitionEnt
   let count = 0
   let total = 0
   return new Promise((resolve, reject) => {
-    const stream = createReadStream(file)
     const parser = new Parser({strict: true})
     let settled = false
     const fail = (message: string, hint: string) => {
       if (settled) return
       settled = true
-      stream.destroy()
       reject(
         new UsageError('DEFINITION_UNSAFE', `${file}: ${message}`, {
           hint,
@@ -95,9 +97,31 @@ export async function readDefinitionEntries(file: string): Promise<DefinitionEnt
       settled = true
       resolve(entries)
     })
-    stream.on('error', (err) => {
-      fail(`cannot be read (${err.message})`, 'Check the path and the file permissions.')
-    })
-    stream.pipe(parser)
+    // Inflate with a hard bound first (a gzip bomb stops at the limit; data after the tar's end blocks is never
+    // parsed), then parse the tar from memory in one write.
+    readFile(file)
+      .then((compressed) => gunzipAsync(compressed, {maxOutputLength: LIMITS.definitionTarBytes}))
+      .then(
+        (tarBytes) => {
+          if (settled) return
+          // Only a plain tar may follow: node-tar would also inflate a nested gzip/zstd/brotli stream, unbounded.
+          const first = tarBytes.subarray(0, 512)
+          const ustar = first.length === 512 && first.subarray(257, 262).toString('latin1') === 'ustar'
+          if (!ustar && !(first.length === 512 && first.every((b) => b === 0))) {
+            fail('it is not a readable gzipped tar (the inflated data is not a ustar/pax archive)', 'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.')
+            return
+          }
+          parser.end(tarBytes)
+        },
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
+            fail(`it inflates to more than ${LIMITS.definitionTarBytes} bytes`, 'A cluster definition is small; check that this is not a content bundle or a gzip bomb.')
+          } else if (err.code?.startsWith('Z_') || /header|zlib|unexpected end/i.test(err.message)) {
+            fail(`it is not a readable gzipped tar (${err.message})`, 'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.')
+          } else {
+            fail(`cannot be read (${err.code ?? err.message})`, 'Check the path and the file permissions.')
+          }
+        },
+      )
   })
 }

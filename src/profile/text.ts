@@ -14,6 +14,8 @@ export const LIMITS = {
   /** One entry of a cluster definition. */
   definitionEntryBytes: 16 * 1024 * 1024,
   definitionEntries: 1000,
+  /** The decompressed tar stream of a cluster definition (entries plus headers and padding). */
+  definitionTarBytes: 80 * 1024 * 1024,
   /** Alias expansions allowed when a YAML document is turned into data (a "billion laughs" stops here). */
   yamlAliases: 100,
   /** Nesting of macros inside macro values (system.uri composed of other options). */

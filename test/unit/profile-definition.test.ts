@@ -138,6 +138,30 @@ describe('cluster definition .tgz', () => {
     expect(err.message).toContain(file)
   })
 
+  it('stops inflating a gzip bomb at the limit', async () => {
+    const file = path.join(tmp, 'bomb.tgz')
+    writeFileSync(file, gzipSync(Buffer.alloc(81 * 1024 * 1024), {level: 9}))
+    const err = await failure(file)
+    expect(err).toBeInstanceOf(UsageError)
+    expect(err.message).toMatch(/inflates to more than 83886080 bytes/)
+  })
+
+  it('refuses a gzip inside the gzip (it would inflate without a bound)', async () => {
+    const file = path.join(tmp, 'nested.tgz')
+    writeFileSync(file, gzipSync(rawTgz([{path: 'spc/profiles/01.json', body: profileJson}])))
+    const err = await failure(file)
+    expect(err).toBeInstanceOf(UsageError)
+    expect(err.message).toMatch(/not a ustar\/pax archive/)
+  })
+
+  it('refuses a .tgz that is not gzip at all', async () => {
+    const file = path.join(tmp, 'plain.tgz')
+    writeFileSync(file, '{"metadata": {}}')
+    const err = await failure(file)
+    expect(err).toBeInstanceOf(UsageError)
+    expect(err.message).toMatch(/not a readable gzipped tar/)
+  })
+
   it('refuses gzip data that is not a tar', async () => {
     const file = path.join(tmp, 'not-tar.tgz')
     writeFileSync(file, gzipSync(Buffer.from('hello, this is not a tar archive at all '.repeat(40))))
