@@ -36,7 +36,9 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
         path: '',
         severity: 'error',
         line: 1,
-        message: `the first line is ${firstLine.trim() ? `'${firstLine.slice(0, 40)}'` : 'empty'}, not '#cloud-config'`,
+        message: firstLine.startsWith('\uFEFF')
+          ? 'the file starts with a byte-order mark before #cloud-config'
+          : `the first line is ${firstLine.trim() ? `'${firstLine.slice(0, 40)}'` : 'empty'}, not '#cloud-config'`,
         hint: 'Put `#cloud-config` alone on the first line; the installer ignores user-data without it.',
       }),
     )
@@ -78,25 +80,24 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
   return {valid: !sorted.some((f) => f.severity === 'error'), findings: sorted}
 }
 
-interface PathedFinding extends Omit<UserDataFinding, 'file' | 'path'> {
-  path: string
+/** A finding on a parsed document: its path both formatted and as segments (to find its line). */
+export interface ObjectFinding extends Omit<UserDataFinding, 'file' | 'line'> {
   segments: PathSegment[]
 }
 
-/** Check a parsed user-data document: the schema, then the cross-field checks. Findings sorted by path. */
-export function checkUserDataObject(doc: Record<string, unknown>): (Omit<UserDataFinding, 'file'> & {segments: PathSegment[]})[] {
+/** Check a parsed user-data document: the schema's findings, then those of the cross-field checks. */
+export function checkUserDataObject(doc: Record<string, unknown>): ObjectFinding[] {
   const raw: RawFinding[] = []
   const parsed = userDataSchema.safeParse(doc)
   if (!parsed.success) for (const issue of parsed.error.issues) raw.push(...fromZodIssue(issue, doc))
   raw.push(...semanticFindings(doc))
-  const out: PathedFinding[] = raw.map((r) => ({
+  return raw.map((r) => ({
     segments: r.path,
     path: formatPath(r.path),
     severity: r.severity,
     message: r.message,
     ...(r.hint ? {hint: r.hint} : {}),
   }))
-  return out
 }
 
 function fromZodIssue(issue: z.core.$ZodIssue, doc: unknown): RawFinding[] {

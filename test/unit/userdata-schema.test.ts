@@ -151,6 +151,8 @@ describe('validateUserData on text', () => {
     expect(bad.valid).toBe(false)
     expect(bad.findings[0]).toMatchObject({file: 'x', path: '', line: 1, severity: 'error'})
     expect(validateUserData('#cloud-config\nstylus:\n  managementMode: local\n')).toEqual({valid: true, findings: []})
+    expect(validateUserData('#cloud-config\r\nstylus:\r\n  managementMode: local\r\n').valid).toBe(true)
+    expect(validateUserData('\uFEFF#cloud-config\nstylus: {}\n').findings[0].message).toMatch(/byte-order mark/)
   })
 
   it('reports YAML syntax errors with their line', () => {
