@@ -167,9 +167,10 @@ export class RegistryClient {
     const key = ep.base.href
     let p = this.pings.get(key)
     if (!p) {
+      // A failed ping stays cached for the run (it was already retried): a dead mirror costs its retries once,
+      // not once per artifact.
       p = this.doPing(ep)
       this.pings.set(key, p)
-      p.catch(() => this.pings.delete(key))
     }
     return p
   }

@@ -166,7 +166,7 @@ async function ingestFromEndpoints(
         await store.putBytes(m.bytes, d.digest)
         return {digest: d.digest, size: m.size, hit: false, transferred: m.size, resumedFrom: 0}
       }
-      return await ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.blobSource(ep, d.digest, kind)))
+      return await ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.blobSource(ep, d.digest, kind)), ep.host)
     } catch (error) {
       if (error instanceof IntegrityError) throw error
       lastError = error
@@ -178,7 +178,7 @@ async function ingestFromEndpoints(
 }
 
 /** Retries transient failures and truncated bodies; each retry resumes from what the cache's partial file holds. */
-async function ingestWithRetry(client: RegistryClient, fn: () => Promise<IngestResult>): Promise<IngestResult> {
+async function ingestWithRetry(client: RegistryClient, fn: () => Promise<IngestResult>, host = ''): Promise<IngestResult> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn()
@@ -186,7 +186,7 @@ async function ingestWithRetry(client: RegistryClient, fn: () => Promise<IngestR
       const retryable = error instanceof TruncatedBlobError || isTransient(error)
       if (!retryable || attempt + 1 >= client.attempts) {
         if (error instanceof TruncatedBlobError) {
-          throw new RegistryError('unreachable', `${error.message}, after ${attempt + 1} attempts`, '')
+          throw new RegistryError('unreachable', `${error.message}, after ${attempt + 1} attempts${host ? ` from ${host}` : ''}`, host)
         }
         throw error
       }
@@ -232,7 +232,7 @@ function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
       source: chart.source,
       blobs: chart.blobs,
       generated,
-      fetchBlob: (d) => ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.urlSource(url))),
+      fetchBlob: (d) => ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.urlSource(url)), url.host),
     }
     w.regenerate = async () => {
       if ((await Promise.all([...generated].map((g) => store.has(g)))).every(Boolean)) return

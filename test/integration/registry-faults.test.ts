@@ -18,7 +18,7 @@ import {layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 const amd64 = {os: 'linux', architecture: 'amd64'}
 const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'p', pack: 'k', file: 'f.yaml'})
 
-type Mode = 'pass' | 'html' | 'loop' | 'bad-digest' | 'cut' | 'flaky' | 'redirect-auth'
+type Mode = 'pass' | 'html' | 'loop' | 'bad-digest' | 'cut' | 'cut-always' | 'flaky' | 'redirect-auth'
 
 interface Proxy {
   host: string
@@ -88,7 +88,8 @@ async function startProxy(reg: TestRegistry, mode: Mode): Promise<Proxy> {
       void forward(req, res, pathname, (b) => Buffer.concat([b, Buffer.from(' ')]))
       return
     }
-    if (mode === 'cut' && pathname.includes('/blobs/') && req.method === 'GET' && !cutDone && pathname.endsWith(bigDigest)) {
+    const cutting = (mode === 'cut' && !cutDone) || mode === 'cut-always'
+    if (cutting && pathname.includes('/blobs/') && req.method === 'GET' && pathname.endsWith(bigDigest) && (mode === 'cut-always' || !req.headers.range)) {
       cutDone = true
       void (async () => {
         const up = await reg.fetch(pathname)
@@ -187,6 +188,19 @@ describe('registry faults', () => {
     const size = lock.images[via(cut)].blobs.find((b) => b.digest === bigDigest)!.size
     expect(report.downloadedBytes).toBeLessThan(lock.images[via(cut)].blobs.reduce((a, b) => a + b.size, 0))
     expect(size).toBeGreaterThan(100_000)
+  })
+
+  it('a blob that is always cut short fails after the retries, naming the blob, image and host (exit 4)', async () => {
+    const cut = await proxy('cut-always')
+    const {lock} = await resolveArtifacts({images: [img(via(cut))], charts: []}, {platform: amd64})
+    const store = new BlobStore(path.join(dir, 'cut-always'))
+    // The proxy ignores Range here and cuts every answer: each attempt starts over and is cut again.
+    const error = await fetchLock(lock, store, {retryBaseMs: 5, attempts: 3}).catch((e) => e)
+    expect(error).toBeInstanceOf(ResolveError)
+    expect(error.exitCode).toBe(4)
+    expect(error.details.problems).toHaveLength(1)
+    expect(error.details.problems[0]).toContain(`${via(cut)}: blob ${bigDigest}`)
+    expect(await store.has(bigDigest)).toBe(false)
   })
 
   it('retries 429 and 503 with backoff', async () => {
