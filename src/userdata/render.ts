@@ -119,7 +119,8 @@ export async function buildSiteDocuments(
 
     const userData = mergeFragments(template, inventory.defaults, site.fragment)
     const stylus = isPlainMap(userData.stylus) ? userData.stylus : {}
-    if (stylus.managementMode !== 'local') {
+    // Any other value than local/central is already an enum error of the schema.
+    if (stylus.managementMode === undefined || stylus.managementMode === 'central') {
       report(site.name, site.index, {
         path: 'stylus.managementMode',
         severity: 'error',
