@@ -45,7 +45,13 @@ export function chartReference(repository: string, name: string, version: string
     return `${repository.slice('oci://'.length).replace(/\/+$/, '')}/${name}:${chartTag(version)}`
   }
   const url = new URL(repository)
-  let segments = url.pathname.split('/').filter(Boolean)
+  let segments = url.pathname.split('/').filter(Boolean).map((c) => {
+    try {
+      return decodeURIComponent(c)
+    } catch {
+      return c
+    }
+  })
   if (chartSourceKind(repository) === 'tgz') segments = segments.slice(0, -1)
   return [url.host.toLowerCase(), ...segments.map(sanitizeComponent), sanitizeComponent(name)].join('/') + `:${chartTag(version)}`
 }
