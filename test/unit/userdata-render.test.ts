@@ -172,8 +172,11 @@ describe('renderSites failures', () => {
   })
 
   it('renders only locally managed hosts', async () => {
-    const error = await failure('sites:\n  - {name: a, stylus: {managementMode: central}}\n')
-    expect(error.details!.problems).toEqual([expect.stringMatching(/^site a: stylus\.managementMode: is 'central'; airpack renders user-data for locally managed hosts/)])
+    const error = await failure('sites:\n  - {name: a, stylus: {managementMode: central}}\n  - {name: b, stylus: {managementMode: null}}\n')
+    expect(error.details!.problems).toEqual([
+      expect.stringMatching(/^site a: stylus\.managementMode: is 'central'; airpack renders user-data for locally managed hosts/),
+      expect.stringMatching(/^site b: stylus\.managementMode: is unset/),
+    ])
   })
 
   it('treats a missing inventory as unreadable input (exit 2)', async () => {
