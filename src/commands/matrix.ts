@@ -6,9 +6,10 @@ type MatrixDocument = ReturnType<typeof matrixDocument>
 export default class Matrix extends BaseCommand<MatrixDocument> {
   static summary = 'Print the Palette Edge supported matrix airpack validates against, with its documentation sources.'
 
-  static description = `Distributions (PXK-E, PXK-E FIPS, K3s, RKE2, Canonical) with Kubernetes versions, deployment modes,
-architectures, OS, CNI and CSI packs, agent upgrade limits, the documented limitations and the validation rule codes.
-Each entry names the Palette documentation page it comes from.`
+  static description = [
+    'Distributions (PXK-E, PXK-E FIPS, K3s, RKE2, Canonical) with their Kubernetes versions, deployment modes, architectures, OS, CNI and CSI packs, the agent upgrade limits, the documented limitations and the validation rule codes.',
+    'Each entry names the Palette documentation page (L:) or CanvOS file (C:) it comes from.',
+  ].join('\n\n')
 
   static examples = ['<%= config.bin %> matrix', '<%= config.bin %> matrix --json | jq \'.distributions[].pack\'']
 

@@ -151,6 +151,17 @@ describe('airpack profile validate', () => {
     }
   })
 
+  it('every example in --help runs and exits 0', async () => {
+    const help = await runCli(['profile', 'validate', '--help'])
+    expect(help.exitCode).toBe(0)
+    const examples = help.stdout.split('\n').filter((l) => l.trim().startsWith('$ airpack profile validate')).map((l) => l.trim().split(/\s+/).slice(2))
+    expect(examples.length).toBe(3)
+    for (const args of examples) {
+      const r = await runCli(args)
+      expect([args.join(' '), r.exitCode]).toEqual([args.join(' '), 0])
+    }
+  })
+
   it('--var changes the resolved content and is checked against the variable format', async () => {
     const r = await runCli(['profile', 'validate', `${EX}/pxke-agent-infra.yaml`, '--arch', 'amd64', '--mode', 'agent', '--var', 'pod_cidr=10.0.0.0/33', '--json'])
     expect(r.exitCode).toBe(3)

@@ -8,18 +8,16 @@ import {loadProfiles, renderReport, validateProfiles, type ValidationReport} fro
 export default class ProfileValidate extends BaseCommand<ValidationReport> {
   static summary = 'Check exported profiles against the Palette Edge supported matrix before anything is downloaded.'
 
-  static description = `Reads profiles exported from Palette (.json or .yaml, as "Export Profile" writes them) or a cluster
-definition (.tgz), and checks them as one cluster: cloud type, layers, duplicate packs, distribution x version x
-deployment mode x architecture x OS, CNI/CSI, FIPS, agent version limits, K3s/RKE2 built-ins, content tags and
-{{.spectro.…}} macros. Every finding has a stable code (see \`airpack matrix\`), a severity, the file, pack and line,
-and a fix hint.
-
-Exit codes: 0 no errors (warnings allowed), 3 errors found, 2 unreadable input.`
+  static description = [
+    'Reads profiles exported from Palette (.json or .yaml, as "Export Profile" writes them) or a cluster definition (.tgz), and checks them as one cluster: cloud type, layers, duplicate packs, distribution × Kubernetes version × deployment mode × architecture × OS, CNI and CSI, FIPS, agent version limits, K3s/RKE2 built-ins, content tags and {{.spectro.…}} macros.',
+    'Every finding has a stable code (listed by `airpack matrix`), a severity, the file, pack and line, and a fix hint. Errors mean the cluster cannot work as specified; warnings mark what the documentation leaves open.',
+    'Exit codes: 0 no errors (warnings allowed), 3 errors found or not a profile, 2 unreadable or malformed input.',
+  ].join('\n\n')
 
   static examples = [
     '<%= config.bin %> profile validate examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64',
-    '<%= config.bin %> profile validate examples/profiles/pxke-agent-infra.yaml --arch arm64 --mode agent --json',
-    '<%= config.bin %> profile validate examples/profiles/cluster-definition.tgz --arch amd64 --var registry_host=registry.local:5000',
+    '<%= config.bin %> profile validate examples/profiles/pxke-agent-infra.yaml --arch amd64 --mode agent --json',
+    '<%= config.bin %> profile validate examples/profiles/cluster-definition.tgz --arch amd64 --var grafana_version=11.4.0',
   ]
 
   static args = {
