@@ -154,7 +154,7 @@ describe('airpack profile validate', () => {
   it('every example in --help runs and exits 0', async () => {
     const help = await runCli(['profile', 'validate', '--help'])
     expect(help.exitCode).toBe(0)
-    const examples = help.stdout.split('\n').filter((l) => l.trim().startsWith('$ airpack profile validate')).map((l) => l.trim().split(/\s+/).slice(2))
+    const examples = help.stdout.slice(help.stdout.indexOf('EXAMPLES')).split('\n').filter((l) => l.trim().startsWith('$ airpack profile validate')).map((l) => l.trim().split(/\s+/).slice(2))
     expect(examples.length).toBe(3)
     for (const args of examples) {
       const r = await runCli(args)
