@@ -247,8 +247,8 @@ function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
   return work
 }
 
-/** Progress on stderr (bytes, rate, artifacts done): a line every second on a terminal, every 5 s in logs (CI),
- *  and a closing line. */
+/** Progress on stderr (bytes, rate, artifacts done): a status line rewritten 4 times a second on a terminal, a
+ *  plain line every 5 s in logs (CI), and a closing line. */
 class Progress {
   private downloaded = 0
   private present = 0
@@ -270,7 +270,7 @@ class Progress {
       return digests.size
     })
     if (total > 0 && logger !== silentLogger) {
-      this.timer = setInterval(() => this.line(), logger.interactive ? 1000 : 5000)
+      this.timer = setInterval(() => this.line(), logger.interactive ? 250 : 5000)
       this.timer.unref()
     }
   }
@@ -284,9 +284,12 @@ class Progress {
   private line(final = false): void {
     const secs = Math.max((Date.now() - this.started) / 1000, 0.001)
     const rate = this.downloaded / secs
-    this.logger.info(
-      `fetch${final ? ' done' : ''}: ${this.artifactsDone}/${this.work.length} artifacts, ${mib(this.downloaded + this.present)} of ${mib(this.total)} (${mib(this.downloaded)} downloaded, ${mib(rate)}/s)`,
-    )
+    const text = `fetch${final ? ' done' : ''}: ${this.artifactsDone}/${this.work.length} artifacts, ${mib(this.downloaded + this.present)} of ${mib(this.total)} (${mib(this.downloaded)} downloaded, ${mib(rate)}/s)`
+    // A terminal gets one line rewritten in place; logs get a plain line every few seconds.
+    if (this.logger.interactive && this.logger.status) {
+      this.logger.status(final ? '' : text)
+      if (final) this.logger.info(text)
+    } else this.logger.info(text)
   }
 
   done(): void {

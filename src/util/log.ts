@@ -5,6 +5,8 @@ export interface Logger {
   warn(message: string): void
   /** Whether stderr is an interactive terminal (progress bars) or a pipe/CI log (periodic plain lines). */
   readonly interactive: boolean
+  /** On a terminal: replace the current status line in place (an empty string clears it). Optional. */
+  status?(line: string): void
 }
 
 export function stderrLogger(options: {quiet?: boolean} = {}): Logger {
@@ -17,6 +19,9 @@ export function stderrLogger(options: {quiet?: boolean} = {}): Logger {
       process.stderr.write(`Warning: ${message}\n`)
     },
     interactive: Boolean(process.stderr.isTTY) && !process.env.CI && process.env.TERM !== 'dumb',
+    status(line) {
+      if (!quiet && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`)
+    },
   }
 }
 

@@ -128,7 +128,11 @@ describe('resolving images', () => {
     expect(cold.artifacts.every((a) => !a.cacheHit)).toBe(true)
     for (const digest of all.keys()) expect(await store.has(digest)).toBe(true)
     expect(await readdir(path.join(store.root, 'partial'))).toEqual([])
-    const warm = await fetchLock(lock, store, {})
+    const statuses: string[] = []
+    const tty = {info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), interactive: true, status: (l: string) => statuses.push(l)}
+    const warm = await fetchLock(lock, store, {logger: tty})
+    expect(statuses.at(-1)).toBe('')
+    expect(lines.at(-1)).toMatch(/^fetch done: 2\/2 artifacts, .* \(0\.0 MiB downloaded/)
     expect(warm.downloadedBytes).toBe(0)
     expect(warm.cachedBytes).toBe(total)
     expect(warm.artifacts.every((a) => a.cacheHit)).toBe(true)
