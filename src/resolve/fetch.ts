@@ -1,4 +1,6 @@
-import {BlobStore, TruncatedBlobError, type IngestResult} from '../cache/store.js'
+import {Readable} from 'node:stream'
+
+import {BlobStore, TruncatedBlobError, type BlobSource, type IngestResult} from '../cache/store.js'
 import {IntegrityError, ResolveError} from '../errors.js'
 import type {Descriptor, Lock} from '../lock/types.js'
 import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
@@ -64,7 +66,7 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
       owner.set(d.digest, index)
       const t0 = Date.now()
       const r = await w.fetchBlob(d)
-      progress.add(d.digest, r.transferred, r.size - r.transferred)
+      progress.add(d.digest, r.transferred, Math.max(0, r.size - r.transferred))
       perArtifactSeconds[index] = (perArtifactSeconds[index] ?? 0) + (Date.now() - t0) / 1000
       return r
     })
@@ -122,7 +124,7 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
       if (r.hit) report.cachedBytes += r.size
       else {
         report.downloadedBytes += r.transferred
-        report.cachedBytes += r.size - r.transferred
+        report.cachedBytes += Math.max(0, r.size - r.transferred)
       }
     }
     report.seconds = round3((Date.now() - started) / 1000)
@@ -161,12 +163,15 @@ async function ingestFromEndpoints(
   for (const ep of endpoints) {
     try {
       if (isIndexType(d.mediaType) || isManifestType(d.mediaType)) {
-        // Manifests are served under /manifests/<digest>, not /blobs/; getManifest checks the digest.
-        const m = await client.getManifest(ep, d.digest, kind)
-        await store.putBytes(m.bytes, d.digest)
-        return {digest: d.digest, size: m.size, hit: false, transferred: m.size, resumedFrom: 0}
+        // Manifests are served under /manifests/<digest>, not /blobs/ (getManifest checks the digest); going
+        // through ingest still gives them the cross-process lock, so two builds fetch each one once.
+        const source: BlobSource = async (offset) => {
+          const m = await client.getManifest(ep, d.digest, kind)
+          return {body: Readable.from([m.bytes.subarray(offset)]), start: offset}
+        }
+        return await ingestCounted(client, store, d, source, ep.host)
       }
-      return await ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.blobSource(ep, d.digest, kind)), ep.host)
+      return await ingestCounted(client, store, d, client.blobSource(ep, d.digest, kind), ep.host)
     } catch (error) {
       if (error instanceof IntegrityError) throw error
       lastError = error
@@ -175,6 +180,23 @@ async function ingestFromEndpoints(
   }
   if (errors.length === 1) throw lastError
   throw new RegistryError(lastError instanceof RegistryError ? lastError.failure : 'unreachable', errors.join('; '), endpoints.at(-1)!.host)
+}
+
+/** ingest with retries, reporting as `transferred` every byte received in this run, cut attempts included. */
+async function ingestCounted(client: RegistryClient, store: BlobStore, d: Descriptor, source: BlobSource, host: string): Promise<IngestResult> {
+  let received = 0
+  const counting: BlobSource = async (offset) => {
+    const {body, start} = await source(offset)
+    async function* count() {
+      for await (const chunk of body) {
+        received += (chunk as Uint8Array).length
+        yield chunk as Uint8Array
+      }
+    }
+    return {body: count(), start}
+  }
+  const r = await ingestWithRetry(client, () => store.ingest(d.digest, d.size, counting), host)
+  return r.hit ? r : {...r, transferred: received}
 }
 
 /** Retries transient failures and truncated bodies; each retry resumes from what the cache's partial file holds. */
@@ -232,7 +254,7 @@ function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
       source: chart.source,
       blobs: chart.blobs,
       generated,
-      fetchBlob: (d) => ingestWithRetry(client, () => store.ingest(d.digest, d.size, client.urlSource(url)), url.host),
+      fetchBlob: (d) => ingestCounted(client, store, d, client.urlSource(url), url.host),
     }
     w.regenerate = async () => {
       if ((await Promise.all([...generated].map((g) => store.has(g)))).every(Boolean)) return
