@@ -18,6 +18,8 @@ export const LIMITS = {
   definitionTarBytes: 80 * 1024 * 1024,
   /** Alias expansions allowed when a YAML document is turned into data (a "billion laughs" stops here). */
   yamlAliases: 100,
+  /** JSON files up to this size get line numbers (indexed through the YAML parser, which is slower than JSON.parse). */
+  jsonPositionBytes: 4 * 1024 * 1024,
   /** Nesting of macros inside macro values (system.uri composed of other options). */
   macroDepth: 8,
 } as const
@@ -127,6 +129,8 @@ export function parseJsonText(text: string): ParsedText {
     const pos = at ? lineColumnAt(text, Number(at[1])) : text.trim() === '' ? undefined : lineColumnAt(text, text.length)
     throw new TextProblem(`malformed JSON: ${message.replace(/ in JSON at position \d+.*$/, '').replace(/ \(line \d+ column \d+\)$/, '')}`, pos?.line, pos?.column)
   }
+  // Line numbers cost a second, slower parse; past a size no real export reaches, findings go without them.
+  if (text.length > LIMITS.jsonPositionBytes) return {value, positions: new PositionIndex(undefined, undefined)}
   const lines = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: false})
   return {value, positions: new PositionIndex(doc.errors.length === 0 ? doc : undefined, lines)}

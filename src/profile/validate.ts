@@ -96,7 +96,9 @@ function checkProfiles(profiles: LoadedProfile[], emit: Emit): void {
     }
     const byLayer = new Map<string, PackModel[]>()
     for (const pack of profile.packs) {
-      byLayer.set(pack.layer, [...(byLayer.get(pack.layer) ?? []), pack])
+      const sameLayer = byLayer.get(pack.layer)
+      if (sameLayer) sameLayer.push(pack)
+      else byLayer.set(pack.layer, [pack])
       const prior = seenPacks.get(pack.name)
       if (prior) {
         emit(packFinding(profile, pack, {code: 'AP-PACK-DUPLICATE', severity: 'error', message: `pack "${pack.name}" is also in profile "${prior.name}"${prior === profile ? ' (twice in this profile)' : ''}`, hint: 'A pack may appear once across all profiles of a cluster; remove one of them.', path: 'name'}))
