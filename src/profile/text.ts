@@ -103,7 +103,12 @@ export function parseYamlText(text: string): ParsedText {
   const first = doc.errors[0]
   if (first) {
     const pos = first.linePos?.[0] ?? lines.linePos(first.pos[0])
-    const what = first.code === 'MULTIPLE_DOCS' ? 'it holds several YAML documents; a profile is one document' : first.message.split('\n')[0]!
+    const what =
+      first.code === 'MULTIPLE_DOCS'
+        ? 'it holds several YAML documents; a profile is one document'
+        : /call stack/i.test(first.message)
+          ? 'it nests too deeply to be a profile'
+          : first.message.split('\n')[0]!
     throw new TextProblem(`malformed YAML: ${what}`, pos?.line, pos?.col)
   }
   let value: unknown

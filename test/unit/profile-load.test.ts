@@ -194,3 +194,20 @@ describe('loadProfiles: bad input', () => {
     expect(err).toBeInstanceOf(UsageError)
   })
 })
+
+describe('loadProfiles: pathological nesting', () => {
+  it('a YAML file nested 100k levels deep is malformed input, not a crash', async () => {
+    const file = path.join(tmp, 'deep.yaml')
+    writeFileSync(file, 'a: ' + '['.repeat(100_000) + ']'.repeat(100_000))
+    const err = await failure([file])
+    expect(err).toBeInstanceOf(UsageError)
+    expect(err.message).toMatch(/nests too deeply/)
+  })
+
+  it('pack values nested 100k levels deep are a finding', async () => {
+    const file = path.join(tmp, 'deep-values.json')
+    writeFileSync(file, JSON.stringify({metadata: {name: 'x'}, spec: {version: '1', template: {type: 'add-on', cloudType: 'all', packs: [{name: 'a', layer: 'addon', version: '1', values: 'a: ' + '['.repeat(100_000) + ']'.repeat(100_000)}]}}}))
+    const report = validateProfiles(await loadProfiles([file]), {arch: 'amd64', mode: 'appliance'})
+    expect(report.findings).toEqual([expect.objectContaining({code: 'AP-VALUES-YAML', pack: 'a', message: expect.stringContaining('nests too deeply')})])
+  })
+})
