@@ -192,7 +192,12 @@ export class RegistryClient {
       if (certProblem) throw error
       const plain = new URL(ep.base.href)
       plain.protocol = 'http:'
-      return attempt(plain, true)
+      try {
+        return await attempt(plain, true)
+      } catch (plainError) {
+        // Neither worked: the HTTPS failure says more (a TLS server that dropped us) than plain HTTP's.
+        throw code === 'ECONNREFUSED' ? plainError : error
+      }
     }
   }
 

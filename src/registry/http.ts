@@ -1,7 +1,7 @@
 import {rootCertificates} from 'node:tls'
 import {Agent, fetch, type Dispatcher, type Response} from 'undici'
 
-import {RegistryError, describeError, isNetworkError, isTlsError} from './errors.js'
+import {RegistryError, describeError, errorCode, isNetworkError, isTlsError} from './errors.js'
 import type {HostTls} from './registries-config.js'
 
 // HTTP for registries: one undici Agent per TLS setting (extra CA, client certificate, unverified TLS for
@@ -136,7 +136,13 @@ export function networkFailure(url: URL, error: unknown): RegistryError {
   if (isTlsError(error)) {
     return new RegistryError('tls', `TLS to ${url.host} failed: ${describeError(error)}`, url.host, undefined, {cause: error})
   }
-  return new RegistryError('unreachable', `cannot reach ${url.host}: ${describeError(error)}`, url.host, undefined, {cause: error})
+  const code = errorCode(error)
+  // A server that wants a client certificate and gets none just drops the connection after the handshake.
+  const mtlsHint =
+    url.protocol === 'https:' && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')
+      ? ' (if it requires a client certificate, set cert_file and key_file under configs in --registries)'
+      : ''
+  return new RegistryError('unreachable', `cannot reach ${url.host}: ${describeError(error)}${mtlsHint}`, url.host, undefined, {cause: error})
 }
 
 /** Exponential backoff with full jitter: base·2^n·[0.5, 1.5), capped at 10 s; honours Retry-After up to 10 s. */

@@ -5,7 +5,10 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {ResolveError} from '../../src/errors.js'
 import {resolveArtifacts, writeLock} from '../../src/resolve/index.js'
-import {startRegistry, type TestRegistry} from '../helpers/registry.js'
+import {execFileSync} from 'node:child_process'
+import https from 'node:https'
+
+import {makeTlsMaterial, startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 import {startTokenIssuer, type TokenIssuer} from '../helpers/token-issuer.js'
 
@@ -132,6 +135,52 @@ describe('registry authentication', () => {
     const direct = await dockerConfig('identitytoken', {auths: {[tokenReg.host]: {identitytoken: 'refresh-XYZ-123456'}}})
     const r2 = await resolveArtifacts({images: [img(tokenImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: direct})
     expect(r2.lock.images[tokenImage.reference].digest).toBe(tokenImage.digest)
+  })
+
+  it('mutual TLS: the client certificate and key of registries.yaml configs.<host>.tls', async () => {
+    // An https front that demands a client certificate signed by its CA, forwarding to a plain registry.
+    const plain = await startRegistry()
+    const mtlsDir = path.join(dir, 'mtls')
+    await mkdir(mtlsDir)
+    const tls = makeTlsMaterial(mtlsDir)
+    const run = (args: string[]) => execFileSync('openssl', args, {cwd: mtlsDir, stdio: 'pipe'})
+    run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=airpack client'])
+    run(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2'])
+    const server = https.createServer(
+      {key: await readFile(tls.keyFile), cert: await readFile(tls.certFile), ca: tls.caPem, requestCert: true, rejectUnauthorized: true},
+      (req, res) => {
+        void (async () => {
+          const up = await plain.fetch(req.url ?? '/', {method: req.method, headers: req.headers.accept ? {accept: String(req.headers.accept)} : {}})
+          const body = Buffer.from(await up.arrayBuffer())
+          const headers: Record<string, string> = {}
+          up.headers.forEach((v, k) => {
+            if (!['content-length', 'transfer-encoding', 'connection'].includes(k)) headers[k] = v
+          })
+          res.writeHead(up.status, {...headers, 'content-length': String(body.length)})
+          res.end(req.method === 'HEAD' ? undefined : body)
+        })()
+      },
+    )
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const host = `127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`
+    try {
+      const seeded = await pushImage(plain, 'mtls/app', '1', [{architecture: 'amd64', layers: [layerOf({a: 'mtls'})]}])
+      const ref = `${host}/mtls/app:1`
+      const file = path.join(dir, 'mtls.yaml')
+      const tlsBlock = `    tls:\n      ca_file: ${tls.caFile}\n`
+      await writeFile(file, `configs:\n  "${host}":\n${tlsBlock}      cert_file: ${path.join(mtlsDir, 'client.pem')}\n      key_file: ${path.join(mtlsDir, 'client.key')}\n`)
+      const {lock} = await resolveArtifacts({images: [img(ref)], charts: []}, {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none')})
+      expect(lock.images[ref].digest).toBe(seeded.digest)
+      await writeFile(file, `configs:\n  "${host}":\n${tlsBlock}`)
+      const refused = await resolveArtifacts({images: [img(ref)], charts: []}, {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none'), attempts: 1}).catch((e) => e)
+      expect(refused).toBeInstanceOf(ResolveError)
+      expect(refused.details.problems[0]).toContain(host)
+      expect(refused.details.problems[0]).toContain('set cert_file and key_file')
+    } finally {
+      server.closeAllConnections()
+      await new Promise((r) => server.close(r))
+      await plain.stop()
+    }
   })
 
   it('fails clearly, naming artifact and registry and never the secret: wrong password, no credentials, untrusted TLS', async () => {
