@@ -383,10 +383,14 @@ export class RegistryClient {
   }
 
   /** A plain URL (classic Helm repository, chart archive): Basic credentials for its host when configured. */
-  async getUrl(url: URL, o: {range?: number; kind?: 'image' | 'helm'} = {}): Promise<Response> {
+  async getUrl(url: URL, o: {range?: number; kind?: 'image' | 'helm'; compressed?: boolean} = {}): Promise<Response> {
     const cred = await this.credentialFor(url.host, o.kind ?? 'helm')
     const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
-    const res = await this.http.sendWithRetry(url, {authorization, headers: o.range ? {range: `bytes=${o.range}-`} : {}})
+    const headers: Record<string, string> = {}
+    if (o.range) headers.range = `bytes=${o.range}-`
+    // A Helm index is text that is only parsed, never hashed: let it travel compressed.
+    if (o.compressed) headers['accept-encoding'] = 'gzip, br'
+    const res = await this.http.sendWithRetry(url, {authorization, headers})
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel().catch(() => {})
       throw new RegistryError(

@@ -27,6 +27,8 @@ export interface SendInit {
 }
 
 const MAX_REDIRECTS = 10
+// A stalled server fails (and is retried) after a minute rather than undici's five.
+const TIMEOUTS = {keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 60_000}
 
 export class HttpClient {
   private readonly agents = new Map<string, Agent>()
@@ -54,7 +56,7 @@ export class HttpClient {
           rejectUnauthorized: !this.isInsecure(host),
           timeout: 15_000,
         },
-        keepAliveTimeout: 10_000,
+        ...TIMEOUTS,
       })
       this.agents.set(key, agent)
     }
@@ -64,7 +66,7 @@ export class HttpClient {
   private plainAgent(): Agent {
     let agent = this.agents.get('plain')
     if (!agent) {
-      agent = new Agent({connect: {timeout: 15_000}, keepAliveTimeout: 10_000})
+      agent = new Agent({connect: {timeout: 15_000}, ...TIMEOUTS})
       this.agents.set('plain', agent)
     }
     return agent
@@ -76,7 +78,8 @@ export class HttpClient {
     let current = url
     let authorization = init.authorization
     for (let hop = 0; ; hop++) {
-      const headers: Record<string, string> = {...init.headers, 'user-agent': 'airpack'}
+      // identity: blobs and manifests are hashed as sent; a proxy's gzip would be undone by fetch and break digests.
+      const headers: Record<string, string> = {'accept-encoding': 'identity', ...init.headers, 'user-agent': 'airpack'}
       if (authorization) headers.authorization = authorization
       let res: Response
       try {
@@ -99,7 +102,7 @@ export class HttpClient {
       if (seen.has(next.href) || hop + 1 >= MAX_REDIRECTS) {
         throw new RegistryError(
           'redirect',
-          `${url.host} redirects in a loop (${hop + 1} hops, last to ${next.origin}${next.pathname})`,
+          `${url.host} ${seen.has(next.href) ? 'redirects in a loop' : 'redirects too many times'} (${hop + 1} hops, last to ${next.origin}${next.pathname})`,
           url.host,
           res.status,
         )

@@ -129,7 +129,7 @@ export class ChartIndexCache {
 
   private async load(repository: string): Promise<Record<string, IndexEntry[]>> {
     const url = indexUrl(repository)
-    const res = await this.client.getUrl(url)
+    const res = await this.client.getUrl(url, {compressed: true})
     if (res.status === 404) {
       await res.body?.cancel().catch(() => {})
       throw new RegistryError('not-found', `${url.href} not found: is ${repository} a Helm repository?`, url.host, 404)

@@ -23,7 +23,7 @@ type Mode = 'pass' | 'html' | 'loop' | 'bad-digest' | 'cut' | 'cut-always' | 'fl
 interface Proxy {
   host: string
   mode: Mode
-  requests: {method: string; path: string; range?: string; authorization?: string}[]
+  requests: {method: string; path: string; range?: string; authorization?: string; acceptEncoding?: string}[]
   storageRequests: {path: string; authorization?: string}[]
   stop(): Promise<void>
 }
@@ -55,7 +55,13 @@ async function startProxy(reg: TestRegistry, mode: Mode): Promise<Proxy> {
   const storagePort = (storage.address() as import('node:net').AddressInfo).port
   const server = http.createServer((req, res) => {
     const pathname = req.url ?? '/'
-    requests.push({method: req.method ?? '', path: pathname, range: req.headers.range, authorization: req.headers.authorization})
+    requests.push({
+      method: req.method ?? '',
+      path: pathname,
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+      acceptEncoding: req.headers['accept-encoding'],
+    })
     if (mode === 'html') {
       res.writeHead(200, {'content-type': 'text/html'})
       res.end('<html><body>Sign in to continue</body></html>')
@@ -184,6 +190,8 @@ describe('registry faults', () => {
     expect(big).toHaveLength(2)
     expect(big[0].range).toBeUndefined()
     expect(big[1].range).toMatch(/^bytes=[1-9]\d*-$/)
+    // No transfer compression: bytes are hashed as sent, and ranges index the stored bytes.
+    expect(cut.requests.every((r) => r.acceptEncoding === 'identity')).toBe(true)
     expect(await store.has(bigDigest)).toBe(true)
     const size = lock.images[via(cut)].blobs.find((b) => b.digest === bigDigest)!.size
     // Bytes of the cut attempt count as downloaded; the resume fetched exactly the rest.
