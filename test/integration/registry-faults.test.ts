@@ -191,7 +191,7 @@ describe('registry faults', () => {
     expect(big[0].range).toBeUndefined()
     expect(big[1].range).toMatch(/^bytes=[1-9]\d*-$/)
     // No transfer compression: bytes are hashed as sent, and ranges index the stored bytes.
-    expect(cut.requests.every((r) => r.acceptEncoding === 'identity')).toBe(true)
+    expect(cut.requests.filter((r) => !/^identity(, identity)*$/.test(r.acceptEncoding ?? ''))).toEqual([])
     expect(await store.has(bigDigest)).toBe(true)
     const size = lock.images[via(cut)].blobs.find((b) => b.digest === bigDigest)!.size
     // Bytes of the cut attempt count as downloaded; the resume fetched exactly the rest.
