@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -150,8 +151,9 @@ export async function resolveArtifacts(
       const lock: Lock = {
         lockVersion: 1,
         platform: o.platform,
-        images: lockImages,
-        charts: lockCharts,
+        // Sorted keys in memory too, so every consumer iterates artifacts in one order whatever finished first.
+        images: sortedRecord(lockImages),
+        charts: sortedRecord(lockCharts),
         files: {},
         profiles: o.profiles ?? [],
       }
@@ -246,17 +248,22 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
           locked: chart.manifest.digest,
           run: async () => (await client.withEndpoints(registry, repository, (ep) => client.headManifest(ep, chartTag(chart.version), 'helm'))).value,
         })
-      } else if (kind === 'classic') {
-        // The index names the archive's digest when it has one; without it, the archive URL is what can move.
+      } else {
+        // A classic index names the archive's digest when it has one; otherwise (and for a direct .tgz URL) the
+        // archive is hashed as it streams by, without being stored. A moved index entry (another URL) counts too.
         checks.push({
           what,
           locked: chart.digest,
           run: async () => {
-            const entries = (await indexes.get(chart.repository))[chart.name] ?? []
-            const entry = pickIndexEntry(entries, chart.version)
-            if (!entry) throw new RegistryError('not-found', `${chart.name} ${chart.version} is no longer in ${indexUrl(chart.repository).href}`, indexUrl(chart.repository).host, 404)
-            if (!entry.digest) return undefined
-            return entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
+            let url = chart.url ? new URL(chart.url) : new URL(chart.repository)
+            if (kind === 'classic') {
+              const entries = (await indexes.get(chart.repository))[chart.name] ?? []
+              const entry = pickIndexEntry(entries, chart.version)
+              if (!entry) throw new RegistryError('not-found', `${chart.name} ${chart.version} is no longer in ${indexUrl(chart.repository).href}`, indexUrl(chart.repository).host, 404)
+              if (entry.digest) return entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
+              if (entry.urls?.[0]) url = new URL(entry.urls[0], indexUrl(chart.repository))
+            }
+            return hashUrl(client, url)
           },
         })
       }
@@ -277,6 +284,21 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
     }
     if (failures.length > 0) throw failuresError(failures, checks.length, 'checked')
   })
+}
+
+async function hashUrl(client: RegistryClient, url: URL): Promise<string> {
+  const res = await client.getUrl(url)
+  if (res.status !== 200) {
+    await res.body?.cancel().catch(() => {})
+    throw new RegistryError(res.status === 404 ? 'not-found' : 'http', `${url.href} answered ${res.status}`, url.host, res.status)
+  }
+  const hash = createHash('sha256')
+  for await (const chunk of res.body ?? []) hash.update(chunk)
+  return `sha256:${hash.digest('hex')}`
+}
+
+function sortedRecord<T>(r: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 }
 
 function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {

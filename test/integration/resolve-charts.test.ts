@@ -92,6 +92,23 @@ describe('resolving Helm charts', () => {
     await checkLockCurrent(lock, {})
   })
 
+  it('--locked notices a chart archive that changed under the same version (index without digests, direct .tgz)', async () => {
+    const mutable = await startHelmRepo({charts: [{name: 'app', version: '1.0.0'}], digests: false})
+    try {
+      const tgz = `${mutable.url}/charts/app-1.0.0.tgz`
+      const {lock} = await resolveArtifacts({images: [], charts: [chart(mutable.url, 'app', '1.0.0'), chart(tgz, 'app', '1.0.0')]}, {platform: amd64})
+      await checkLockCurrent(lock, {})
+      mutable.archives.set('/charts/app-1.0.0.tgz', chartArchive({name: 'app', version: '1.0.0', files: {'NOTES.txt': 'rebuilt'}}))
+      const moved = await checkLockCurrent(lock, {}).catch((e) => e)
+      expect(moved).toBeInstanceOf(ResolveError)
+      expect(moved.code).toBe('ERR_AIRPACK_LOCK_OUTDATED')
+      expect(moved.details.problems).toHaveLength(2)
+      for (const p of moved.details.problems) expect(p).toMatch(/^chart app 1\.0\.0 from http:\/\/127\.0\.0\.1:\d+(\/charts\/app-1\.0\.0\.tgz)?: sha256:[a-f0-9]{64} → sha256:[a-f0-9]{64}$/)
+    } finally {
+      await mutable.stop()
+    }
+  })
+
   it('picks the highest version for a semver range', async () => {
     const {lock} = await resolveArtifacts({images: [], charts: [chart(repo.url, 'redis', '^17.0.0')]}, {platform: amd64})
     expect(Object.values(lock.charts)[0].digest).toBe(repo.archives.get('/charts/redis-17.1.0.tgz')!.digest)
