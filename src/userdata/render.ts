@@ -1,3 +1,4 @@
+import {rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import {writeFileAtomic} from '../util/atomic.js'
@@ -10,6 +11,9 @@ import {mergeFragments, isPlainMap} from './merge.js'
 import {renderCloudConfig} from './output.js'
 import {loadTemplate, type DeploymentMode} from './templates.js'
 import {validateUserData} from './validate.js'
+
+/** File name of the NoCloud seed image beside each site's user-data. */
+export const ISO_NAME = 'site-user-data.iso'
 
 export interface RenderedSite {
   name: string
@@ -59,13 +63,15 @@ export async function renderSites(options: RenderOptions): Promise<RenderResult>
   const outputDir = path.resolve(options.outputDir)
   const sites = await mapLimit(documents, 8, async ({name, text}) => {
     const file = path.join(outputDir, name, 'user-data')
+    // An ISO of an earlier run would no longer match this user-data: remove it before writing the new file.
+    await rm(path.join(outputDir, name, ISO_NAME), {force: true})
     await writeFileAtomic(file, text)
     return {name, file, sha256: sha256Hex(text)} as RenderedSite
   })
   if (tool) {
     // Two cores: one ISO tool process per core.
     await mapLimit(documents, 2, async ({name, text}, i) => {
-      const iso = path.join(outputDir, name, 'site-user-data.iso')
+      const iso = path.join(outputDir, name, ISO_NAME)
       await writeSeedIso({userData: text, output: iso, tool})
       sites[i].iso = iso
       sites[i].isoSha256 = (await sha256File(iso)).hex

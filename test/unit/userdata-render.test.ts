@@ -258,6 +258,15 @@ describe('site ISO (NoCloud seed)', () => {
     expect(stdout).toContain("'meta-data'")
   })
 
+  it('removes the ISO of an earlier run when rendering without --iso', async () => {
+    const out = await tmp()
+    await renderSites({sitesFile: SITES, mode: 'appliance', outputDir: out, iso: true})
+    expect(existsSync(path.join(out, 'alpha', 'site-user-data.iso'))).toBe(true)
+    const {sites} = await renderSites({sitesFile: SITES, mode: 'agent', outputDir: out})
+    expect(sites[0].iso).toBeUndefined()
+    expect(existsSync(path.join(out, 'alpha', 'site-user-data.iso'))).toBe(false)
+  })
+
   it('is byte-reproducible with xorriso', async () => {
     const a = await renderSites({sitesFile: SITES, mode: 'agent', outputDir: await tmp(), iso: true})
     const b = await renderSites({sitesFile: SITES, mode: 'agent', outputDir: await tmp(), iso: true})
