@@ -132,6 +132,8 @@ export class RegistryClient {
     }
     const host = apiHost(key)
     if (!out.some((e) => e.host === host && e.repository === repository)) {
+      // Like Docker and containerd, a loopback registry may speak plain HTTP without --insecure-registry: HTTPS
+      // (verified) is tried first, and plain HTTP only when the server does not speak TLS at all.
       const insecure = this.insecure.has(host) || this.insecure.has(key) || isLoopback(host)
       out.push({base: new URL(`https://${host}/v2`), host, repository, mirror: false, httpFallback: insecure})
     }
