@@ -1,7 +1,8 @@
-import {rm} from 'node:fs/promises'
+import {access, constants, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {writeFileAtomic} from '../util/atomic.js'
+import {UsageError} from '../errors.js'
 import {sha256File, sha256Hex} from '../util/digest.js'
 import {mapLimit} from '../util/pool.js'
 import type {UserDataFinding} from './findings.js'
@@ -61,6 +62,7 @@ export async function renderSites(options: RenderOptions): Promise<RenderResult>
   const tool = options.iso ? await requireIsoTool(options.searchPath) : undefined
 
   const outputDir = path.resolve(options.outputDir)
+  await checkOutputDir(outputDir)
   const sites = await mapLimit(documents, 8, async ({name, text}) => {
     const file = path.join(outputDir, name, 'user-data')
     // An ISO of an earlier run would no longer match this user-data: remove it before writing the new file.
@@ -78,6 +80,35 @@ export async function renderSites(options: RenderOptions): Promise<RenderResult>
     })
   }
   return {mode: options.mode, sites, warnings}
+}
+
+/** The output directory must be a writable directory, or not exist yet (its nearest existing parent is checked). */
+async function checkOutputDir(dir: string): Promise<void> {
+  let probe = dir
+  for (;;) {
+    const info = await stat(probe).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined
+      throw error
+    })
+    if (info) {
+      const problem = !info.isDirectory()
+        ? `${probe} is a file, not a directory`
+        : await access(probe, constants.W_OK).then(
+            () => undefined,
+            () => `${probe} is not writable`,
+          )
+      if (problem) {
+        throw new UsageError('OUTPUT_UNUSABLE', `cannot write user-data under ${dir}: ${problem}`, {
+          hint: 'Pass --output a directory you can write to (it is created if missing).',
+          details: {output: dir},
+        })
+      }
+      return
+    }
+    const parent = path.dirname(probe)
+    if (parent === probe) return
+    probe = parent
+  }
 }
 
 /** Merge and validate every site in memory; throws with every problem of every site, writes nothing. */

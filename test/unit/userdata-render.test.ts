@@ -185,6 +185,16 @@ describe('renderSites failures', () => {
     expect(error.message).toContain('/nonexistent/sites.yaml')
   })
 
+  it('refuses an output path that is a file, before writing anything (exit 2)', async () => {
+    const dir = await tmp()
+    writeFileSync(path.join(dir, 'taken'), 'x')
+    for (const output of [path.join(dir, 'taken'), path.join(dir, 'taken', 'sub')]) {
+      const error = await renderSites({sitesFile: SITES, mode: 'appliance', outputDir: output}).catch((e) => e)
+      expect(error).toBeInstanceOf(UsageError)
+      expect(error.message).toContain(`${path.join(dir, 'taken')} is a file, not a directory`)
+    }
+  })
+
   it('returns warnings with the site and does not fail on them', async () => {
     const file = await inventoryFile('sites:\n  - {name: a, stylus: {installationMode: airgap}}\n')
     const result = await renderSites({sitesFile: file, mode: 'appliance', outputDir: await tmp()})
