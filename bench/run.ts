@@ -25,7 +25,7 @@ import {parseArgs} from 'node:util'
 
 import {benchProfile, parseSize, seedBenchContent, type BenchContent} from '../test/helpers/bench-content.js'
 import {startRegistry, type TestRegistry} from '../test/helpers/registry.js'
-import {measure, median, type Measurement} from './lib/measure.js'
+import {killActiveRuns, measure, median, type Measurement} from './lib/measure.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
@@ -44,6 +44,7 @@ const {values: args} = parseArgs({
     out: {type: 'string', default: path.join(ROOT, 'bench', 'results')},
     concurrency: {type: 'string'},
     'compression-level': {type: 'string', default: '3'},
+    'run-timeout': {type: 'string', default: '1800'},
     keep: {type: 'boolean', default: false},
     help: {type: 'boolean', default: false},
   },
@@ -53,7 +54,7 @@ if (args.help) {
   console.log(
     'usage: node --import tsx bench/run.ts [--sizes 1G,4G] [--reps N] [--images N] [--layers-per-image N] [--base-fraction F]\n' +
       '       [--platforms amd64,arm64] [--arch amd64] [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR]\n' +
-      '       [--concurrency N] [--compression-level N] [--keep]',
+      '       [--concurrency N] [--compression-level N] [--run-timeout SECONDS] [--keep]',
   )
   process.exit(0)
 }
@@ -81,6 +82,7 @@ const pairs = args.pairs!.split(',').map((p) => p.trim()) as PairName[]
 for (const p of pairs) if (!(p in PAIRS)) throw new Error(`unknown pair ${p}; use cold, warm, verify`)
 const arch = args.arch!
 const level = args['compression-level']!
+const timeoutMs = Number(args['run-timeout']) * 1000
 
 function toolVersion(cmd: string, argv: string[]): string {
   try {
@@ -161,7 +163,7 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
           const copies = content.images
             .map((image, i) => `skopeo copy -q --override-os linux --override-arch ${arch} --src-tls-verify=false docker://${image.reference} oci:${layout}:image-${i}`)
             .join('\n')
-          const m = await measure(`${copies}\ntar -cf - -C ${layout} . | zstd -q -T0 -${level} -o ${archive}`, {rssFile})
+          const m = await measure(`${copies}\ntar -cf - -C ${layout} . | zstd -q -T0 -${level} -o ${archive}`, {rssFile, timeoutMs})
           const outputBytes = existsSync(archive) ? await fileSize(archive) : undefined
           await rm(layout, {recursive: true, force: true})
           await rm(archive, {force: true})
@@ -171,7 +173,7 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
           if (!airpackHas('bundle', 'build')) return skipped('airpack bundle build is not built (npm run build)')
           await emptyDir(cache)
           await rm(coldOut, {recursive: true, force: true})
-          const m = await measure(airpackBuild(cache, coldOut), {rssFile})
+          const m = await measure(airpackBuild(cache, coldOut), {rssFile, timeoutMs})
           coldDone = m.exitCode === 0
           const bundle = await findBundle(coldOut)
           return {...m, outputBytes: bundle ? await fileSize(bundle) : undefined}
@@ -179,25 +181,25 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
         async floor() {
           const blobsDir = coldDone ? path.join(cache, 'blobs') : undefined
           if (!blobsDir || !existsSync(blobsDir)) return skipped('needs the blobs of a cold airpack build')
-          return measure(`tar -cf - -C ${cache} blobs | zstd -q -T0 -${level} > /dev/null`, {rssFile})
+          return measure(`tar -cf - -C ${cache} blobs | zstd -q -T0 -${level} > /dev/null`, {rssFile, timeoutMs})
         },
         async airpackWarm() {
           if (!coldDone) return skipped('needs a successful cold build first')
           await rm(warmOut, {recursive: true, force: true})
-          const m = await measure(airpackBuild(cache, warmOut), {rssFile})
+          const m = await measure(airpackBuild(cache, warmOut), {rssFile, timeoutMs})
           const bundle = await findBundle(warmOut)
           return {...m, outputBytes: bundle ? await fileSize(bundle) : undefined}
         },
         async zstdSha() {
           const bundle = (await findBundle(warmOut)) ?? (await findBundle(coldOut))
           if (!bundle) return skipped('needs a bundle from airpack bundle build')
-          return measure(`zstd -q -d -c ${bundle} | sha256sum > /dev/null`, {rssFile})
+          return measure(`zstd -q -d -c ${bundle} | sha256sum > /dev/null`, {rssFile, timeoutMs})
         },
         async airpackVerify() {
           const bundle = (await findBundle(warmOut)) ?? (await findBundle(coldOut))
           if (!airpackHas('bundle', 'verify')) return skipped('airpack bundle verify is not built (npm run build)')
           if (!bundle) return skipped('needs a bundle from airpack bundle build')
-          return measure(['node', BIN, 'bundle', 'verify', bundle], {rssFile})
+          return measure(['node', BIN, 'bundle', 'verify', bundle], {rssFile, timeoutMs})
         },
       }
       // The cold pair runs first in every rep: warm and verify need its cache and bundle.
@@ -326,17 +328,32 @@ async function main() {
     command: `node --import tsx bench/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
   }
   const results: Record<string, unknown>[] = []
+  await mkdir(args.out!, {recursive: true})
+  // Written after every size, so a long run that is stopped keeps what it finished.
+  const save = async () => {
+    const md = markdown(results, meta)
+    await writeFile(path.join(args.out!, 'results.json'), JSON.stringify({meta, results}, null, 2) + '\n')
+    await writeFile(path.join(args.out!, 'results.md'), md)
+    return md
+  }
   try {
-    for (const size of args.sizes!.split(',')) results.push(await benchSize(size.trim(), workRoot))
+    for (const size of args.sizes!.split(',')) {
+      results.push(await benchSize(size.trim(), workRoot))
+      await save()
+    }
   } finally {
     if (!args.keep && !args['work-dir']) await rm(workRoot, {recursive: true, force: true})
   }
-  const md = markdown(results, meta)
-  await mkdir(args.out!, {recursive: true})
-  await writeFile(path.join(args.out!, 'results.json'), JSON.stringify({meta, results}, null, 2) + '\n')
-  await writeFile(path.join(args.out!, 'results.md'), md)
-  process.stdout.write(md)
+  process.stdout.write(await save())
   log(`wrote ${path.join(args.out!, 'results.json')} and results.md`)
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping the runs in flight`)
+    killActiveRuns()
+    process.exit(130)
+  })
 }
 
 main().catch((error) => {

@@ -15,9 +15,22 @@ export interface Measurement {
   /** Peak of the sum of RSS over the process tree, sampled every 50 ms. */
   treeRssMiB: number
   stderrTail: string
+  /** Killed after the run's time limit. */
+  timedOut?: boolean
 }
 
 const GNU_TIME = '/usr/bin/time'
+
+/** Process groups of the runs in flight, so that stopping the benchmark stops them too. */
+const active = new Set<number>()
+
+export function killActiveRuns(): void {
+  for (const pgid of active) {
+    try {
+      process.kill(-pgid, 'SIGKILL')
+    } catch {}
+  }
+}
 
 async function processTable(): Promise<Map<number, {ppid: number; rssKiB: number}>> {
   const table = new Map<number, {ppid: number; rssKiB: number}>()
@@ -50,12 +63,23 @@ async function treeRssKiB(root: number): Promise<number> {
 }
 
 /** Run `argv` (no shell) or a bash script (string), measured. */
-export async function measure(command: string[] | string, options: {cwd?: string; env?: NodeJS.ProcessEnv; rssFile: string}): Promise<Measurement> {
+export async function measure(command: string[] | string, options: {cwd?: string; env?: NodeJS.ProcessEnv; rssFile: string; timeoutMs?: number}): Promise<Measurement> {
   const argv = typeof command === 'string' ? ['bash', '-o', 'pipefail', '-ec', command] : command
   const useTime = existsSync(GNU_TIME)
   const full = useTime ? [GNU_TIME, '-f', '%M', '-o', options.rssFile, ...argv] : argv
   const started = process.hrtime.bigint()
-  const child = spawn(full[0]!, full.slice(1), {cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe']})
+  // Its own process group, so a run that hangs can be killed with all its children (zstd, skopeo, tar).
+  const child = spawn(full[0]!, full.slice(1), {cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], detached: true})
+  if (child.pid !== undefined) active.add(child.pid)
+  let timedOut = false
+  const timer = options.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true
+        try {
+          process.kill(-child.pid!, 'SIGKILL')
+        } catch {}
+      }, options.timeoutMs)
+    : undefined
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000)
@@ -70,6 +94,8 @@ export async function measure(command: string[] | string, options: {cwd?: string
   })()
   const exitCode = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)))
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  if (timer) clearTimeout(timer)
+  if (child.pid !== undefined) active.delete(child.pid)
   sampling = false
   await sampler
   let maxRssMiB: number | undefined
@@ -80,7 +106,8 @@ export async function measure(command: string[] | string, options: {cwd?: string
     await rm(options.rssFile, {force: true})
   }
   // GNU time's own few MiB are included in the tree sum; they are noise next to node's.
-  return {seconds, exitCode, maxRssMiB, treeRssMiB: peakTree / 1024, stderrTail: stderr.trim().split('\n').slice(-15).join('\n')}
+  const stderrTail = (timedOut ? `timed out after ${options.timeoutMs! / 1000} s and was killed\n` : '') + stderr.trim().split('\n').slice(-15).join('\n')
+  return {seconds, exitCode: timedOut ? -1 : exitCode, maxRssMiB, treeRssMiB: peakTree / 1024, stderrTail, ...(timedOut ? {timedOut} : {})}
 }
 
 export function median(values: number[]): number {
