@@ -53,7 +53,7 @@ export interface BuildReport {
     files: string[]
     tarBytes: number
     compressedBytes: number
-    compressedSha256: string
+    compressedSha256?: string
     compressionLevel: number
     zstdVersion: string
     parts?: {name: string; size: number; sha256: string}[]
@@ -288,7 +288,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
         files: bundleFiles,
         tarBytes: pending.tarSize,
         compressedBytes: pending.compressedSize,
-        compressedSha256: pending.compressedSha256,
+        ...(pending.compressedSha256 ? {compressedSha256: pending.compressedSha256} : {}),
         compressionLevel: options.compressionLevel,
         zstdVersion: zstd,
         ...(pending.parts ? {parts: pending.parts.parts} : {}),

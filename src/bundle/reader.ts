@@ -1,5 +1,3 @@
-import {createHash, type Hash} from 'node:crypto'
-import {once} from 'node:events'
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
@@ -18,9 +16,10 @@ import {
   platformString,
   type BundleManifest,
 } from './format.js'
+import {streamHash, type StreamHash} from './hash.js'
 import {streamVerifier, verifyDocument, type VerifyingKey} from './sign.js'
 import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
-import {TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
+import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
 import {startDecompressor} from './zstd.js'
 
 // Reads a bundle as one stream (parts chained → `zstd -dc` child → tar parser), never extracting or joining it
@@ -162,8 +161,12 @@ async function streamBundle(
   const problem = (message: string) => {
     if (problems.length < MAX_PROBLEMS) problems.push(message)
   }
-  const identity = createHash('sha256')
-  const compressedHash = createHash('sha256')
+  const identity = streamHash()
+  const compressedHash: StreamHash | undefined = verify && source.partsFile ? streamHash() : undefined
+  // Hash writes waiting on a child's pipe, and entries whose digest is still being computed.
+  const waiting: Promise<void>[] = []
+  const finishing: Promise<void>[] = []
+  const hashers = new Set<StreamHash>()
   let detachedSig: Buffer | undefined
   if (verify && ctx.publicKey && source.detachedSignature) detachedSig = await readFile(source.detachedSignature)
   const detachedVerifier = detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined
@@ -171,6 +174,7 @@ async function streamBundle(
   let manifest: BundleManifest | undefined
   let listed = new Map<string, {size: number; sha256: string}>()
   const seen = new Map<string, SeenEntry>()
+  const paths = new Set<string>()
   const kept = new Map<string, Buffer>()
   let bundleJsonBytes: Buffer | undefined
   let innerSig: Buffer | undefined
@@ -214,10 +218,11 @@ async function streamBundle(
       problem(`entry ${h.path} is ${what}`)
       return undefined
     }
-    if (seen.has(h.path) || h.path === BUNDLE_JSON) {
+    if (paths.has(h.path) || h.path === BUNDLE_JSON) {
       problem(`entry ${h.path} appears twice`)
       return undefined
     }
+    paths.add(h.path)
     const isSig = h.path === BUNDLE_SIG && index === 1
     const expected = listed.get(h.path)
     if (!expected && !isSig) {
@@ -225,31 +230,38 @@ async function streamBundle(
     } else if (expected && expected.size !== h.size) {
       problem(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${expected.size}`)
     }
-    const hash: Hash = createHash('sha256')
+    if (!expected && !isSig) return undefined // reported above; not worth hashing (it may be a bomb)
+    const hash = streamHash(h.size)
+    hashers.add(hash)
     const keep = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig || (h.path.startsWith(BLOBS_DIR) && h.size <= MAX_KEPT_JSON)
     let chunks: Buffer[] | undefined = keep ? [] : undefined
     return {
       data: (c) => {
-        hash.update(c)
+        const w = hash.write(c)
+        if (w) waiting.push(w)
         if (chunks) {
           if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR)) chunks = undefined
           else chunks.push(Buffer.from(c))
         }
       },
       end: () => {
-        const sha256 = hash.digest('hex')
-        seen.set(h.path, {size: h.size, sha256})
         if (chunks) {
           const body = Buffer.concat(chunks)
           if (isSig) innerSig = body
           else kept.set(h.path, body)
         }
-        if (expected && expected.sha256 !== sha256) problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
-        if (h.path.startsWith(BLOBS_DIR)) {
-          const hex = h.path.slice(BLOBS_DIR.length)
-          if (!/^[a-f0-9]{64}$/.test(hex)) problem(`entry ${h.path} is not named by a sha256 digest`)
-          else if (hex !== sha256) problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
-        }
+        const done = hash.digest().then((sha256) => {
+            hashers.delete(hash)
+            seen.set(h.path, {size: h.size, sha256})
+            if (expected && expected.sha256 !== sha256) problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
+            if (h.path.startsWith(BLOBS_DIR)) {
+              const hex = h.path.slice(BLOBS_DIR.length)
+              if (!/^[a-f0-9]{64}$/.test(hex)) problem(`entry ${h.path} is not named by a sha256 digest`)
+              else if (hex !== sha256) problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
+            }
+          })
+        done.catch(() => {}) // awaited with the others below; never an unhandled rejection meanwhile
+        finishing.push(done)
       },
     }
   }
@@ -263,11 +275,12 @@ async function streamBundle(
   const feed = (async () => {
     for await (const chunk of readCompressed(source)) {
       if (stop) break
-      compressedHash.update(chunk)
+      const w = compressedHash?.write(chunk)
+      if (w) await w
       detachedVerifier?.update(chunk)
       if (!zstd.stdin.write(chunk)) {
         if (zstd.stdin.destroyed) break
-        await Promise.race([once(zstd.stdin, 'drain'), once(zstd.stdin, 'close')])
+        await drained(zstd.stdin)
       }
     }
     if (!stop) zstd.stdin.end()
@@ -275,16 +288,23 @@ async function streamBundle(
 
   try {
     for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
-      identity.update(chunk)
+      const w = identity.write(chunk)
       tarBytes += chunk.length
       if (!early) parser.push(chunk)
+      if (w) waiting.push(w)
+      if (waiting.length > 0) await Promise.all(waiting.splice(0))
     }
     await feed
     await zstd.done
     if (!early) parser.end()
+    await Promise.all(finishing)
   } catch (error) {
     stop = true
     zstd.kill()
+    identity.destroy()
+    compressedHash?.destroy()
+    for (const h of hashers) h.destroy()
+    await Promise.allSettled([...waiting, ...finishing])
     await feed.catch(() => {})
     const zstdError = await zstd.done.then(
       () => undefined,
@@ -297,12 +317,10 @@ async function streamBundle(
     } else {
       throw error
     }
-    if (!manifest || verify) {
-      throw new IntegrityError('BUNDLE_INVALID', `${source.input}: ${problems[0] ?? 'the bundle cannot be read'}`, {
-        hint: 'Do not upload this bundle: copy it again from the original, or rebuild it.',
-        details: {bundle: source.input, problems},
-      })
-    }
+    throw new IntegrityError('BUNDLE_INVALID', `${source.input}: ${problems[0] ?? 'the bundle cannot be read'}`, {
+      hint: 'Do not upload this bundle: copy it again from the original, or rebuild it.',
+      details: {bundle: source.input, problems},
+    })
   }
 
   if (!manifest) {
@@ -316,8 +334,8 @@ async function streamBundle(
     // Every listed entry must be there.
     for (const [p] of listed) if (!seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
     // The parts file's whole-file checksum.
-    const whole = compressedHash.digest('hex')
-    if (source.partsFile && source.partsFile.content.sha256 !== whole) {
+    const whole = compressedHash ? await compressedHash.digest() : undefined
+    if (source.partsFile && whole && source.partsFile.content.sha256 !== whole) {
       problem(`the joined parts hash to ${whole}, ${path.basename(source.partsFile.path)} says ${source.partsFile.content.sha256}`)
     }
     checkLayout(manifest, seen, kept, problem)
@@ -345,7 +363,7 @@ async function streamBundle(
     }
   }
 
-  return {manifest, identity: identity.digest('hex'), tarBytes, entryCount, innerSignature, detachedSignature}
+  return {manifest, identity: await identity.digest(), tarBytes, entryCount, innerSignature, detachedSignature}
 }
 
 /** The OCI layout is complete: every index.json descriptor and everything it references is present. */

@@ -1,10 +1,10 @@
-import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {IntegrityError, UsageError} from '../errors.js'
 import type {PartsFile} from './format.js'
+import {hashFile} from './hash.js'
 
 // Where a bundle's compressed bytes come from: one `.tar.zst`, or the parts of a split bundle named by its
 // `.parts.json` (given directly, or found beside the first part or beside a missing `.tar.zst`). The parts are
@@ -136,9 +136,7 @@ export async function checkParts(source: BundleSource): Promise<string[]> {
       problems.push(`part ${f.name} is ${size} bytes, the parts file says ${f.size} (truncated or wrong file)`)
       continue
     }
-    const hash = createHash('sha256')
-    for await (const chunk of createReadStream(f.path, {highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
-    const actual = hash.digest('hex')
+    const actual = await hashFile(f.path, size)
     if (actual !== f.sha256) problems.push(`part ${f.name} is corrupt: sha256 ${actual}, the parts file says ${f.sha256}`)
   }
   return problems

@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {createWriteStream, type WriteStream} from 'node:fs'
 import path from 'node:path'
@@ -6,6 +5,7 @@ import type {Readable} from 'node:stream'
 
 import {UsageError} from '../errors.js'
 import {atomicOutput, type AtomicOutput} from '../util/atomic.js'
+import {streamHash, type StreamHash} from './hash.js'
 
 // Splitting for removable media (PRODUCT.md §8): plain byte ranges of the one .tar.zst, so
 // `cat NAME.tar.zst.* > NAME.tar.zst` rebuilds it. The compressed stream is cut into parts as it comes out of
@@ -90,9 +90,9 @@ export async function writeParts(
   source: Readable,
   options: {dir: string; bundleFile: string; partSize: number; onChunk?: (chunk: Buffer) => void},
 ): Promise<SplitResult> {
-  const whole = createHash('sha256')
+  const whole = streamHash()
   const parts: WrittenPart[] = []
-  let current: {stream: WriteStream; hash: ReturnType<typeof createHash>; size: number; output: AtomicOutput; name: string; error?: Error} | undefined
+  let current: {stream: WriteStream; hash: StreamHash; size: number; output: AtomicOutput; name: string; error?: Error} | undefined
   let total = 0
 
   const closeCurrent = async () => {
@@ -105,7 +105,7 @@ export async function writeParts(
       current = c
       throw c.error
     }
-    parts.push({name: c.name, size: c.size, sha256: c.hash.digest('hex'), output: c.output})
+    parts.push({name: c.name, size: c.size, sha256: await c.hash.digest(), output: c.output})
   }
   const openNext = async () => {
     const index = parts.length
@@ -117,7 +117,7 @@ export async function writeParts(
     const name = partName(options.bundleFile, index)
     const output = await atomicOutput(path.join(options.dir, name))
     const stream = createWriteStream(output.tmpPath)
-    const entry: NonNullable<typeof current> = {stream, hash: createHash('sha256'), size: 0, output, name}
+    const entry: NonNullable<typeof current> = {stream, hash: streamHash(options.partSize), size: 0, output, name}
     // Kept and rethrown at close: a write error (ENOSPC) must fail the build, never drop bytes silently.
     stream.on('error', (error) => (entry.error = error))
     current = entry
@@ -127,7 +127,8 @@ export async function writeParts(
     for await (const raw of source) {
       let chunk = raw as Buffer
       options.onChunk?.(chunk)
-      whole.update(chunk)
+      const hashing = whole.write(chunk)
+      if (hashing) await hashing
       total += chunk.length
       while (chunk.length > 0) {
         if (!current) await openNext()
@@ -135,7 +136,8 @@ export async function writeParts(
         const room = options.partSize - c.size
         const piece = chunk.length <= room ? chunk : chunk.subarray(0, room)
         chunk = chunk.length <= room ? Buffer.alloc(0) : chunk.subarray(room)
-        c.hash.update(piece)
+        const partHashing = c.hash.write(piece)
+        if (partHashing) await partHashing
         c.size += piece.length
         if (!c.stream.write(piece)) await waitDrain(c.stream)
         if (c.size === options.partSize) await closeCurrent()
@@ -143,14 +145,16 @@ export async function writeParts(
     }
     await closeCurrent()
   } catch (error) {
+    whole.destroy()
     if (current) {
+      current.hash.destroy()
       current.stream.destroy()
       await current.output.abort()
     }
     for (const p of parts) await p.output.abort()
     throw error
   }
-  return {parts, size: total, sha256: whole.digest('hex')}
+  return {parts, size: total, sha256: await whole.digest()}
 }
 
 async function waitDrain(stream: WriteStream): Promise<void> {

@@ -1,6 +1,7 @@
-import {createHash, type Hash} from 'node:crypto'
 import {once} from 'node:events'
 import type {Readable, Writable} from 'node:stream'
+
+import {PIPE_AHEAD, streamHash, type StreamHash} from './hash.js'
 
 // A minimal POSIX (ustar + PAX) tar writer and a streaming reader, written here rather than taken from a
 // library because the bytes are part of the bundle's identity: every header field is fixed by this file
@@ -8,6 +9,7 @@ import type {Readable, Writable} from 'node:stream'
 // change a bundle. test/unit/bundle-tar.test.ts pins the output with a golden hash.
 
 export const BLOCK = 512
+
 const USTAR_NAME_MAX = 100
 /** Largest size an 11-digit octal field holds (8 GiB − 1); larger entries get a PAX `size` record. */
 const USTAR_SIZE_MAX = 0o77777777777
@@ -86,7 +88,7 @@ export function entryTarSize(path: string, size: number): number {
  * written (the hash of the uncompressed tar is the bundle's identity).
  */
 export class TarWriter {
-  private readonly hash: Hash = createHash('sha256')
+  private readonly hash: StreamHash = streamHash()
   private written = 0
 
   constructor(
@@ -100,9 +102,20 @@ export class TarWriter {
 
   private async write(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return
-    this.hash.update(chunk)
     this.written += chunk.length
-    if (!this.out.write(chunk)) await drained(this.out)
+    this.out.write(chunk)
+    // Keep several MiB queued ahead of the pipe (its own 16 KiB mark would stall us on every chunk), and listen
+    // for 'drain' before waiting on anything else, or it could fire unseen.
+    const outputDrained = this.out.writableLength > PIPE_AHEAD ? drained(this.out) : undefined
+    const hashing = this.hash.write(chunk)
+    if (hashing && outputDrained) await Promise.all([hashing, outputDrained])
+    else if (hashing) await hashing
+    else if (outputDrained) await outputDrained
+  }
+
+  /** Stop the identity hasher after a failure. */
+  abort(): void {
+    this.hash.destroy()
   }
 
   async addBuffer(path: string, data: Buffer): Promise<void> {
@@ -128,11 +141,12 @@ export class TarWriter {
   /** Writes the two zero blocks that end a tar and returns the sha256 (hex) of everything written. */
   async finish(): Promise<{sha256: string; size: number}> {
     await this.write(Buffer.alloc(2 * BLOCK))
-    return {sha256: this.hash.digest('hex'), size: this.written}
+    return {sha256: await this.hash.digest(), size: this.written}
   }
 }
 
-async function drained(out: Writable): Promise<void> {
+/** Resolves on the stream's next 'drain'; rejects if it closes first. Call it right after write() returned false. */
+export async function drained(out: Writable): Promise<void> {
   if (out.destroyed) throw new Error('output stream closed early')
   // Reject rather than hang if the consumer (a zstd child) dies while we wait.
   const ac = new AbortController()
