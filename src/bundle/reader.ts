@@ -16,7 +16,7 @@ import {
   platformString,
   type BundleManifest,
 } from './format.js'
-import {streamHash, type StreamHash} from './hash.js'
+import {PIPE_AHEAD, streamHash, type StreamHash} from './hash.js'
 import {streamVerifier, verifyDocument, type VerifyingKey} from './sign.js'
 import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
 import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
@@ -278,7 +278,8 @@ async function streamBundle(
       const w = compressedHash?.write(chunk)
       if (w) await w
       detachedVerifier?.update(chunk)
-      if (!zstd.stdin.write(chunk)) {
+      zstd.stdin.write(chunk)
+      if (zstd.stdin.writableLength > PIPE_AHEAD) {
         if (zstd.stdin.destroyed) break
         await drained(zstd.stdin)
       }

@@ -334,7 +334,10 @@ export class TarParser {
     const pax = this.pax
     this.pax = undefined
     if (pax?.path !== undefined) name = pax.path
-    if (pax?.size !== undefined) size = Number(pax.size)
+    if (pax?.size !== undefined) {
+      if (!/^\d{1,15}$/.test(pax.size)) throw new TarFormatError(`a PAX size record ${JSON.stringify(pax.size.slice(0, 40))} is not a byte count`)
+      size = Number(pax.size)
+    }
     const linkName = pax?.linkpath ?? cString(block.subarray(157, 257))
     const type = TYPE_BY_FLAG[typeFlag] ?? 'other'
     // Only regular files carry a body we stream; others' sizes still have to be skipped.
