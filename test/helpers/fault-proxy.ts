@@ -233,8 +233,9 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
         counters.faults[decision.kind]++
         counter.faults++
       }
+      // A candidate for the hold; the first response to reach `afterBytes` takes it (a blob smaller than that
+      // never does, so it cannot use the hold up).
       const holdHere = hold && !held && (!hold.digests || hold.digests.includes(digest)) ? hold : undefined
-      if (holdHere) held = true
       record({...event, status, ...(decision.kind !== 'pass' ? {offset: faultOffset} : {})})
 
       res.writeHead(status, up.headers)
@@ -250,7 +251,8 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
         try {
           for await (const raw of up) {
             let chunk = raw as Buffer
-            if (holdHere && sent + chunk.length > holdHere.afterBytes && sent <= holdHere.afterBytes) {
+            if (holdHere && hold === holdHere && !held && sent + chunk.length > holdHere.afterBytes && sent <= holdHere.afterBytes) {
+              held = true
               const head = chunk.subarray(0, Math.max(0, holdHere.afterBytes - sent))
               if (head.length > 0) send(head)
               chunk = chunk.subarray(head.length)

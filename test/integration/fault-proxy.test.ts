@@ -145,6 +145,22 @@ describe('fault proxy', () => {
   })
 })
 
+describe('holds', () => {
+  it('a blob smaller than afterBytes passes and does not use the hold up', async () => {
+    const small = blobOf(randomBytes(1000))
+    await pushBlob(registry, REPO, small)
+    proxy.setPlan({})
+    proxy.resetCounters()
+    const heldAt = proxy.holdBlobs({afterBytes: 64 * 1024})
+    const first = await getBlob(small.digest)
+    expect(sha(first.body!)).toBe(small.digest)
+    const pending = getBlob(blob.digest)
+    expect((await heldAt).digest).toBe(blob.digest)
+    proxy.release()
+    expect(sha((await pending).body!)).toBe(blob.digest)
+  })
+})
+
 describe('fault decisions', () => {
   const digests = Array.from({length: 2000}, (_, i) => sha(Buffer.from(String(i))))
 
