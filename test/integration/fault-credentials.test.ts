@@ -9,7 +9,7 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
@@ -17,6 +17,9 @@ import {benchProfile} from '../helpers/bench-content.js'
 import {layerOf, pushImage} from '../helpers/seed.js'
 import {startTokenIssuer, type TokenIssuer} from '../helpers/token-issuer.js'
 import {BUNDLE_NAME, listFiles, startFaultFixture, type FaultFixture} from './fault-fixture.js'
+
+// Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
+vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})
 
 const USER = 'fault-user'
 const PASSWORD = 'Pw-7f3a9c1e-TOP-SECRET-d41d8cd9'

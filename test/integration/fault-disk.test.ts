@@ -6,9 +6,12 @@
 import {execFileSync} from 'node:child_process'
 import {mkdirSync} from 'node:fs'
 import path from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import {finalOutputs, listFiles, startFaultFixture, unverifiedCacheBlobs, type FaultFixture} from './fault-fixture.js'
+
+// Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
+vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})
 
 let fx: FaultFixture
 const mounts: string[] = []

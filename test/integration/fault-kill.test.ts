@@ -7,7 +7,7 @@
 import {existsSync} from 'node:fs'
 import {readdir, readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import {
   amd64Layers,
@@ -21,6 +21,9 @@ import {
   waitFor,
   type FaultFixture,
 } from './fault-fixture.js'
+
+// Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
+vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})
 
 const LEVEL = ['--compression-level', '19']
 let fx: FaultFixture
