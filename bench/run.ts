@@ -17,7 +17,7 @@
 
 import {execFileSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
-import {mkdir, mkdtemp, readdir, rm, stat, writeFile} from 'node:fs/promises'
+import {cp, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -28,7 +28,9 @@ import {startRegistry, type TestRegistry} from '../test/helpers/registry.js'
 import {killActiveRuns, measure, median, type Measurement} from './lib/measure.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const BIN = path.join(ROOT, 'bin', 'run.js')
+// Set in main(): the airpack under test, a snapshot of the built CLI taken at the start (see snapshotAirpack).
+let BIN = path.join(ROOT, 'bin', 'run.js')
+let AIRPACK_ROOT = ROOT
 
 const {values: args} = parseArgs({
   options: {
@@ -46,6 +48,7 @@ const {values: args} = parseArgs({
     'compression-level': {type: 'string', default: '3'},
     'run-timeout': {type: 'string', default: '1800'},
     keep: {type: 'boolean', default: false},
+    'no-snapshot': {type: 'boolean', default: false},
     help: {type: 'boolean', default: false},
   },
 })
@@ -54,7 +57,7 @@ if (args.help) {
   console.log(
     'usage: node --import tsx bench/run.ts [--sizes 1G,4G] [--reps N] [--images N] [--layers-per-image N] [--base-fraction F]\n' +
       '       [--platforms amd64,arm64] [--arch amd64] [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR]\n' +
-      '       [--concurrency N] [--compression-level N] [--run-timeout SECONDS] [--keep]',
+      '       [--concurrency N] [--compression-level N] [--run-timeout SECONDS] [--keep] [--no-snapshot]',
   )
   process.exit(0)
 }
@@ -92,7 +95,22 @@ function toolVersion(cmd: string, argv: string[]): string {
   }
 }
 
-const airpackHas = (topic: string, command: string) => existsSync(path.join(ROOT, 'dist', 'commands', topic, `${command}.js`))
+const airpackHas = (topic: string, command: string) => existsSync(path.join(AIRPACK_ROOT, 'dist', 'commands', topic, `${command}.js`))
+
+/**
+ * Copy the built CLI (bin, dist, package.json, manifest; node_modules linked) into the work dir, so that a
+ * rebuild of dist/ during a long benchmark cannot change or break the airpack being measured.
+ */
+async function snapshotAirpack(workRoot: string): Promise<string> {
+  const snap = path.join(workRoot, 'airpack-snapshot')
+  await rm(snap, {recursive: true, force: true})
+  await mkdir(snap, {recursive: true})
+  for (const entry of ['bin', 'dist', 'package.json', 'oclif.manifest.json']) {
+    if (existsSync(path.join(ROOT, entry))) await cp(path.join(ROOT, entry), path.join(snap, entry), {recursive: true})
+  }
+  await symlink(path.join(ROOT, 'node_modules'), path.join(snap, 'node_modules'))
+  return snap
+}
 
 async function emptyDir(dir: string): Promise<string> {
   await rm(dir, {recursive: true, force: true})
@@ -310,6 +328,11 @@ function markdown(results: Record<string, any>[], meta: Record<string, unknown>)
 async function main() {
   const workRoot = args['work-dir'] ? path.resolve(args['work-dir']) : await mkdtemp(path.join(os.tmpdir(), 'airpack-bench-'))
   await mkdir(workRoot, {recursive: true})
+  if (!args['no-snapshot'] && existsSync(path.join(ROOT, 'dist'))) {
+    AIRPACK_ROOT = await snapshotAirpack(workRoot)
+    BIN = path.join(AIRPACK_ROOT, 'bin', 'run.js')
+    log(`measuring a snapshot of the built airpack in ${AIRPACK_ROOT}`)
+  }
   if (!airpackHas('bundle', 'build')) log('note: dist/commands/bundle/build.js is missing — run `npm run build`; airpack sides will be skipped')
   const meta = {
     date: new Date().toISOString(),
