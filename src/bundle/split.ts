@@ -100,7 +100,7 @@ export async function writeParts(
     const c = current
     current = undefined
     c.stream.end()
-    if (!c.stream.closed) await once(c.stream, 'close')
+    await closed(c.stream)
     if (c.error) {
       current = c
       throw c.error
@@ -149,12 +149,20 @@ export async function writeParts(
     if (current) {
       current.hash.destroy()
       current.stream.destroy()
+      // The file may still be being opened: remove it only once the stream has closed.
+      await closed(current.stream)
       await current.output.abort()
     }
     for (const p of parts) await p.output.abort()
     throw error
   }
   return {parts, size: total, sha256: await whole.digest()}
+}
+
+/** Resolves when the stream has closed, even after an error (events.once would reject on 'error'). */
+function closed(stream: WriteStream): Promise<void> {
+  if (stream.closed) return Promise.resolve()
+  return new Promise((resolve) => stream.once('close', () => resolve()))
 }
 
 async function waitDrain(stream: WriteStream): Promise<void> {

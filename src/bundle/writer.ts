@@ -5,7 +5,7 @@ import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
 
 import type {BlobStore} from '../cache/store.js'
-import {ResolveError, UsageError} from '../errors.js'
+import {AirpackError, ResolveError, UsageError} from '../errors.js'
 import type {Descriptor, Lock, Platform} from '../lock/types.js'
 import {atomicOutput, type AtomicOutput} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
@@ -407,17 +407,20 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
     split = await partsPromise
   } catch (error) {
     tar.abort()
-    let cause: unknown = partsError ?? error
-    if (partsError === undefined && (isPipeBreak(error) || stdinError !== undefined)) {
-      // zstd went away first: its own error (e.g. a full disk) is the real one.
-      cause = (await zstd.done.then(
-        () => undefined,
-        (e: unknown) => e,
-      )) ?? error
-    }
+    // Several things fail together when one does (zstd, the parts writer, our writes into zstd): report the
+    // one that explains it. A full disk first, then an airpack error, then zstd's own message when our error
+    // is only the broken pipe it left behind.
     zstd.kill()
-    await zstd.done.catch(() => {})
     await partsPromise?.catch(() => {})
+    const zstdError = await zstd.done.then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    const candidates = [partsError, zstdError, stdinError, error].filter((e) => e !== undefined)
+    const cause =
+      candidates.find(isDiskFull) ??
+      candidates.find((e) => e instanceof AirpackError) ??
+      (isPipeBreak(error) || stdinError !== undefined ? (zstdError ?? error) : error)
     await abortAll()
     if (isDiskFull(cause)) throw diskFull(options.outputDir, cause)
     throw cause

@@ -197,6 +197,29 @@ describe('bundle writer', () => {
   })
 })
 
+describe('a full disk', () => {
+  let mnt: string
+  beforeAll(() => {
+    // A 4 KiB tmpfs (one page): smaller than any bundle. The tests run as root, as CI does.
+    mnt = mkdtempSync(path.join(os.tmpdir(), 'airpack-full-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', mnt])
+  })
+  afterAll(() => {
+    execFileSync('umount', [mnt])
+    rmSync(mnt, {recursive: true, force: true})
+  })
+
+  for (const partSize of [undefined, 1024]) {
+    it(`gives a clean error and leaves nothing behind (${partSize ? 'split' : 'whole'})`, async () => {
+      const out = path.join(mnt, `out-${partSize ?? 'whole'}`)
+      const error = await build({out, partSize}).catch((e) => e)
+      expect(error).toMatchObject({code: 'ERR_AIRPACK_DISK_FULL', exitCode: 2})
+      expect(error.message).toContain(out)
+      expect(readdirSync(out)).toEqual([])
+    })
+  }
+})
+
 describe('bundle verify on tampered bundles', () => {
   let good: string
   let goodTar: Buffer
