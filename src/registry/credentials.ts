@@ -11,6 +11,7 @@ import {canonicalHost, type HostAuth, type RegistriesConfig} from './registries-
 //   2. `--registries` `configs.<host>.auth` (K3s),
 //   3. Docker's config.json: `credHelpers[host]`, then `credsStore`, then `auths[host]` (`auth` or
 //      `identitytoken`). Helpers run as `docker-credential-<name> get` with the server URL on stdin.
+//   4. Without an explicit --docker-config: podman's auth.json ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers).
 // Nothing here ever logs or returns a secret in an error message.
 
 export interface Credential {
@@ -50,6 +51,7 @@ export function dockerConfigKey(key: string): string {
 export class CredentialStore {
   private palette?: {image: PaletteEntry[]; helm: PaletteEntry[]}
   private docker?: DockerConfig
+  private containers?: Promise<NonNullable<DockerConfig['auths']>>
   private loading?: Promise<void>
   private readonly cache = new Map<string, Promise<Credential | undefined>>()
 
@@ -102,7 +104,7 @@ export class CredentialStore {
       return {...k3s, origin: 'registries.yaml configs'}
     }
     const docker = this.docker
-    if (!docker) return undefined
+    if (!docker) return this.fromContainersAuth(host)
     const helper = Object.entries(docker.credHelpers ?? {}).find(([k]) => dockerConfigKey(k) === host)?.[1]
     if (helper) {
       const fromHelper = await this.runHelper(helper, host)
@@ -113,17 +115,19 @@ export class CredentialStore {
       const fromStore = await this.runHelper(docker.credsStore, host)
       if (fromStore) return fromStore
     }
-    if (auth) {
-      const [, a] = auth
-      if (a.identitytoken) return {identityToken: a.identitytoken, origin: 'docker config auths'}
-      if (a.auth) {
-        const decoded = Buffer.from(a.auth, 'base64').toString('utf8')
-        const colon = decoded.indexOf(':')
-        if (colon > 0) return {username: decoded.slice(0, colon), password: decoded.slice(colon + 1), origin: 'docker config auths'}
-      }
-      if (a.username !== undefined) return {username: a.username, password: a.password, origin: 'docker config auths'}
-    }
-    return undefined
+    return (auth && fromAuthEntry(auth[1], 'docker config auths')) ?? this.fromContainersAuth(host)
+  }
+
+  /**
+   * Podman / skopeo / buildah logins (`containers-auth.json`: `$REGISTRY_AUTH_FILE`, then
+   * `$XDG_RUNTIME_DIR/containers/auth.json`), used only when --docker-config was not given explicitly.
+   */
+  private async fromContainersAuth(host: string): Promise<Credential | undefined> {
+    if (this.sources.dockerConfigDir) return undefined
+    this.containers ??= loadContainersAuth(this.sources.env ?? process.env)
+    const auths = await this.containers
+    const entry = Object.entries(auths).find(([k]) => dockerConfigKey(k) === host)
+    return entry ? fromAuthEntry(entry[1], 'containers auth.json') : undefined
   }
 
   private async runHelper(name: string, host: string): Promise<Credential | undefined> {
@@ -154,6 +158,36 @@ export class CredentialStore {
       throw new UsageError('CREDENTIAL_HELPER_FAILED', `docker-credential-${name} get for ${host} did not print the helper JSON`)
     }
   }
+}
+
+type AuthEntry = NonNullable<DockerConfig['auths']>[string]
+
+function fromAuthEntry(a: AuthEntry, origin: string): Credential | undefined {
+  if (a.identitytoken) return {identityToken: a.identitytoken, origin}
+  if (a.auth) {
+    const decoded = Buffer.from(a.auth, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    if (colon > 0) return {username: decoded.slice(0, colon), password: decoded.slice(colon + 1), origin}
+  }
+  if (a.username !== undefined) return {username: a.username, password: a.password, origin}
+  return undefined
+}
+
+async function loadContainersAuth(env: NodeJS.ProcessEnv): Promise<NonNullable<DockerConfig['auths']>> {
+  const files = [env.REGISTRY_AUTH_FILE, env.XDG_RUNTIME_DIR && path.join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json')].filter(
+    (f): f is string => Boolean(f),
+  )
+  for (const file of files) {
+    try {
+      return (JSON.parse(await readFile(file, 'utf8')) as DockerConfig).auths ?? {}
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw new UsageError('CONTAINERS_AUTH_INVALID', `cannot read ${file}: ${(error as Error).message}`, {
+        hint: 'Fix the file (podman login writes it), or pass --docker-config to use a Docker config instead.',
+      })
+    }
+  }
+  return {}
 }
 
 async function loadDockerConfig(dir: string): Promise<DockerConfig | undefined> {

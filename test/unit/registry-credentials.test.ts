@@ -60,6 +60,16 @@ describe('credential sources', () => {
     expect((await store.forHost('charts.local', 'helm'))?.username).toBe('h')
   })
 
+  it("falls back to podman's auth.json only when --docker-config is not given", async () => {
+    const authFile = path.join(dir, 'auth.json')
+    await writeFile(authFile, JSON.stringify({auths: {'registry.example.com': {auth: Buffer.from('pod:man').toString('base64')}}}))
+    const env = {HOME: path.join(dir, 'empty-home'), REGISTRY_AUTH_FILE: authFile}
+    expect(await new CredentialStore({env}).forHost('registry.example.com')).toEqual({username: 'pod', password: 'man', origin: 'containers auth.json'})
+    expect(await new CredentialStore({env, dockerConfigDir: path.join(dir, 'docker')}).forHost('registry.example.com')).toBeUndefined()
+    await writeFile(authFile, '{')
+    await expect(new CredentialStore({env}).forHost('registry.example.com')).rejects.toBeInstanceOf(UsageError)
+  })
+
   it('rejects a malformed --cred-file with every problem listed', async () => {
     const credFile = path.join(dir, 'bad.json')
     await writeFile(credFile, JSON.stringify({image: [{endpoint: 'a'}, {endpoint: 'b', username: 'u', password: 7}], helm: {}}))
