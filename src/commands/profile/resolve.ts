@@ -102,9 +102,9 @@ function renderPlan(plan: ResolvePlan, platform: string, lockFile?: string): str
   const lines = [`Resolved ${plan.artifacts.length} artifact${plan.artifacts.length === 1 ? '' : 's'} for ${platform}:`]
   for (const a of plan.artifacts) {
     lines.push(`  ${a.kind.padEnd(5)} ${a.reference}`)
-    lines.push(`        digest   ${a.digest}`)
-    if (a.platformManifest && a.platformManifest !== a.digest) lines.push(`        ${platform.padEnd(8)} ${a.platformManifest}`)
-    lines.push(`        size     ${formatBytes(a.size)}${a.cached > 0 ? ` (${formatBytes(a.cached)} cached)` : ''}  from ${a.source}`)
+    lines.push(`        digest    ${a.digest}`)
+    if (a.platformManifest && a.platformManifest !== a.digest) lines.push(`        platform  ${a.platformManifest} (${platform})`)
+    lines.push(`        size      ${formatBytes(a.size)}${a.cached > 0 ? ` (${formatBytes(a.cached)} cached)` : ''} from ${a.source}`)
   }
   lines.push(
     `Total after deduplication: ${plan.uniqueBlobs} blobs, ${formatBytes(plan.totalBytes)}; already cached: ${formatBytes(plan.cachedBytes)}; to download: ${formatBytes(plan.totalBytes - plan.cachedBytes)}`,
