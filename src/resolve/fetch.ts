@@ -11,6 +11,7 @@ import {parseReference} from '../registry/reference.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {settleAll} from '../util/pool.js'
 import {chartManifest, chartSourceKind, readChartMetadata} from './charts.js'
+import {initStore} from './store-init.js'
 
 // The fetch step: every blob a lock names is brought into the cache by digest only (tags are never read here, so
 // a moved tag cannot change what is fetched). Blobs shared by several artifacts are downloaded once; downloads
@@ -41,8 +42,8 @@ interface Work {
 export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = {}): Promise<FetchReport> {
   const logger = o.logger ?? silentLogger
   const started = Date.now()
+  await initStore(store)
   const client = await createRegistryClient(o)
-  await store.init()
   const concurrency = o.concurrency ?? 8
   try {
     const work = workOf(lock, client, store)

@@ -13,6 +13,7 @@ import {ReferenceError, parseReference} from '../registry/reference.js'
 import {settleAll} from '../util/pool.js'
 import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, pickIndexEntry, resolveChart} from './charts.js'
 import {resolveImage} from './images.js'
+import {initStore} from './store-init.js'
 import {origin, type ChartRequestLike, type ImageRequestLike} from './requests.js'
 
 export {readLock, writeLock, diffLocks, serializeLock, type LockChange} from '../lock/io.js'
@@ -115,6 +116,7 @@ export async function resolveArtifacts(
     store = new BlobStore(tmpStoreDir)
   }
   try {
+    await initStore(store)
     return await withClient(o, async (client) => {
       const images = groupBy(req.images, (r) => r.reference)
       const charts = groupBy(req.charts, (r) => chartKey(r.repository, r.name, r.version))

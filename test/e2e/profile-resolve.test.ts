@@ -143,6 +143,17 @@ describe('airpack profile resolve', () => {
     await expect(readFile(lockFile)).rejects.toThrow()
   })
 
+  it('an unusable cache directory is one usage error (exit 2), not one failure per artifact', async () => {
+    const profile = path.join(dir, 'cache-profile.json')
+    await writeFile(profile, addonProfile([a.reference, b.reference]))
+    const notADir = path.join(dir, 'plain-file')
+    await writeFile(notADir, 'x')
+    const r = await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', notADir, '--json'])
+    expect(r.exitCode).toBe(2)
+    expect(r.json().code).toBe('ERR_AIRPACK_CACHE_UNWRITABLE')
+    expect(r.json().message).toContain(notADir)
+  })
+
   it('refuses invalid profiles with exit 3 before contacting any registry', async () => {
     const profile = path.join(dir, 'bad-tag.json')
     await writeFile(profile, addonProfile(['docker.io/library/Nginx:{{.spectro.var.nope}}']))
