@@ -251,15 +251,15 @@ async function streamBundle(
           else kept.set(h.path, body)
         }
         const done = hash.digest().then((sha256) => {
-            hashers.delete(hash)
-            seen.set(h.path, {size: h.size, sha256})
-            if (expected && expected.sha256 !== sha256) problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
-            if (h.path.startsWith(BLOBS_DIR)) {
-              const hex = h.path.slice(BLOBS_DIR.length)
-              if (!/^[a-f0-9]{64}$/.test(hex)) problem(`entry ${h.path} is not named by a sha256 digest`)
-              else if (hex !== sha256) problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
-            }
-          })
+          hashers.delete(hash)
+          seen.set(h.path, {size: h.size, sha256})
+          if (expected && expected.sha256 !== sha256) problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
+          if (h.path.startsWith(BLOBS_DIR)) {
+            const hex = h.path.slice(BLOBS_DIR.length)
+            if (!/^[a-f0-9]{64}$/.test(hex)) problem(`entry ${h.path} is not named by a sha256 digest`)
+            else if (hex !== sha256) problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
+          }
+        })
         done.catch(() => {}) // awaited with the others below; never an unhandled rejection meanwhile
         finishing.push(done)
       },

@@ -1,0 +1,44 @@
+import {createHash} from 'node:crypto'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+import {hashFile, streamHash} from '../../src/bundle/hash.js'
+
+// The out-of-process hasher (openssl dgst) must give exactly node:crypto's digest, whatever the chunking.
+describe('stream hashing', () => {
+  const data = Buffer.alloc(20 * 1024 * 1024 + 123)
+  for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) % 256
+  const expected = createHash('sha256').update(data).digest('hex')
+
+  it('hashes a large stream in chunks of any size like node:crypto', async () => {
+    for (const chunk of [65536, 1 << 20, 3 * (1 << 20) + 7]) {
+      const h = streamHash(data.length)
+      for (let i = 0; i < data.length; i += chunk) {
+        const w = h.write(data.subarray(i, i + chunk))
+        if (w) await w
+      }
+      expect(await h.digest()).toBe(expected)
+    }
+  })
+
+  it('hashes small streams in process, and an empty stream', async () => {
+    const h = streamHash(10)
+    h.write(Buffer.from('abc'))
+    expect(await h.digest()).toBe(createHash('sha256').update('abc').digest('hex'))
+    expect(await streamHash().digest()).toBe(createHash('sha256').digest('hex'))
+  })
+
+  it('hashes files, large and small', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'airpack-hash-'))
+    try {
+      writeFileSync(path.join(dir, 'big'), data)
+      writeFileSync(path.join(dir, 'small'), 'abc')
+      expect(await hashFile(path.join(dir, 'big'), data.length)).toBe(expected)
+      expect(await hashFile(path.join(dir, 'small'), 3)).toBe(createHash('sha256').update('abc').digest('hex'))
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+})
