@@ -390,6 +390,14 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
   let tarResult: {sha256: string; size: number}
   let split: SplitResult | undefined
   const tar = new TarWriter(zstd.stdin, {mtime})
+  // A line every few seconds on stderr, so a multi-GB write is visibly alive (never on stdout).
+  const started = Date.now()
+  const total = manifest.totals.blobBytes
+  const progress = setInterval(() => {
+    const s = (Date.now() - started) / 1000
+    logger.info(`  wrote ${formatBytes(tar.bytesWritten)} of ~${formatBytes(total)} (${(tar.bytesWritten / 1e6 / s).toFixed(0)} MB/s)`)
+  }, 5000)
+  progress.unref()
   try {
     await tar.addBuffer(BUNDLE_JSON, bundleJson)
     if (signature) await tar.addBuffer(BUNDLE_SIG, signature)
@@ -402,10 +410,12 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
       await tar.addStream(entry.path, entry.size, options.store.openRead(entry.digest!))
     }
     tarResult = await tar.finish()
+    clearInterval(progress)
     zstd.stdin.end()
     await zstd.done
     split = await partsPromise
   } catch (error) {
+    clearInterval(progress)
     tar.abort()
     // Several things fail together when one does (zstd, the parts writer, our writes into zstd): report the
     // one that explains it. A full disk first, then an airpack error, then zstd's own message when our error
