@@ -104,8 +104,10 @@ export function sourceDateEpochFrom(env: NodeJS.ProcessEnv): number | undefined 
 }
 
 function cloudTypeOf(profiles: LoadedProfile[]): string {
+  // Add-on profiles say `all`; the cluster a definition creates through Local UI is always edge-native.
   const infra = profiles.find((p) => p.type === 'infra' || p.type === 'cluster')
-  return (infra ?? profiles[0])?.cloudType || 'edge-native'
+  const cloudType = (infra ?? profiles[0])?.cloudType
+  return !cloudType || cloudType === 'all' ? 'edge-native' : cloudType
 }
 
 /** Under --locked, the lock must pin exactly what the profiles ask for now. */
