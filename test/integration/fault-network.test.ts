@@ -65,6 +65,17 @@ describe('bundle build through a faulty link', () => {
     }
   }, 240_000)
 
+  it('a read that stalls and then dies (a hung mirror that finally drops the connection): identical bundle', async () => {
+    const cache = await fx.fresh('cache')
+    const output = await fx.fresh('out')
+    fx.proxy.setPlan({seed: 11, rate: 1, kinds: ['stall'], stallMs: 1000, afterStall: 'cut', maxFaultsPerDigest: 1})
+    fx.proxy.resetCounters()
+    const result = await fx.build({cache, output})
+    expect(result.exitCode, result.stderr).toBe(0)
+    expect(fx.proxy.counters.faults.stall).toBeGreaterThanOrEqual(amd64Layers(fx.content).length)
+    expect(await sha256File(path.join(output, `${BUNDLE_NAME}.tar.zst`))).toBe(cleanHash)
+  })
+
   it('a cut blob is resumed with a Range request, not downloaded again from byte 0', async () => {
     const cache = await fx.fresh('cache')
     const output = await fx.fresh('out')
