@@ -76,6 +76,19 @@ describe('bundle build through a faulty link', () => {
     expect(await sha256File(path.join(output, `${BUNDLE_NAME}.tar.zst`))).toBe(cleanHash)
   })
 
+  it('a read that stalls for good (the server never sends another byte): the client gives up on it, retries, identical bundle', async () => {
+    // Costs about one client body timeout (60 s in src/registry/http.ts) of mostly idle wall time.
+    const cache = await fx.fresh('cache')
+    const output = await fx.fresh('out')
+    const layer = amd64Layers(fx.content)[1]!
+    fx.proxy.setPlan({rate: 1, kinds: ['stall'], stallMs: 600_000, at: 0.4, digests: [layer], maxFaultsPerDigest: 1})
+    fx.proxy.resetCounters()
+    const result = await fx.build({cache, output})
+    expect(result.exitCode, result.stderr).toBe(0)
+    expect(fx.proxy.counters.perDigest[layer]!.gets).toBeGreaterThanOrEqual(2)
+    expect(await sha256File(path.join(output, `${BUNDLE_NAME}.tar.zst`))).toBe(cleanHash)
+  })
+
   it('a cut blob is resumed with a Range request, not downloaded again from byte 0', async () => {
     const cache = await fx.fresh('cache')
     const output = await fx.fresh('out')
