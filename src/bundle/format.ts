@@ -17,6 +17,18 @@ export const OCI_LAYOUT_CONTENT = '{"imageLayoutVersion":"1.0.0"}'
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name'
 export const ANNOTATION_TITLE = 'org.opencontainers.image.title'
 export const ANNOTATION_SPECTRO_TYPE = 'io.image.ref.spectrocloud.type'
+/**
+ * The name of a Helm chart in index.json. Charts do not carry `org.opencontainers.image.ref.name`: containerd
+ * 1.6's `ctr images import` turns every entry so named into an image and unpacks it, and a chart is not an image
+ * (its config has no rootfs), so the whole import would fail. Under this key the chart keeps its full reference
+ * for OCI tools that copy it by digest (oras, crane), and containerd leaves it alone as plain content.
+ */
+export const ANNOTATION_AIRPACK_REF = 'io.airpack.ref.name'
+
+/** The reference an index.json entry is known by: its OCI ref.name, or the chart key above. */
+export function entryReference(annotations: Record<string, string> | undefined): string | undefined {
+  return annotations?.[ANNOTATION_REF_NAME] ?? annotations?.[ANNOTATION_AIRPACK_REF]
+}
 
 export const MEDIA = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',

@@ -5,6 +5,7 @@ import {IntegrityError} from '../errors.js'
 import type {Descriptor, Platform} from '../lock/types.js'
 import {
   ANNOTATION_REF_NAME,
+  entryReference,
   BLOBS_DIR,
   BUNDLE_JSON,
   BUNDLE_SIG,
@@ -393,7 +394,7 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
   const descriptors = Array.isArray(index.manifests) ? index.manifests : []
   const byRef = new Map<string, Descriptor>()
   for (const d of descriptors) {
-    const ref = d.annotations?.[ANNOTATION_REF_NAME]
+    const ref = entryReference(d.annotations)
     if (!ref) problem(`${INDEX_JSON} has an entry ${d.digest} without ${ANNOTATION_REF_NAME}`)
     else byRef.set(ref, d)
   }
@@ -449,7 +450,7 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
     }
   }
   for (const a of artifacts) {
-    const d = descriptors.find((x) => x.annotations?.[ANNOTATION_REF_NAME] === a.reference)
+    const d = descriptors.find((x) => entryReference(x.annotations) === a.reference)
     if (!d) continue
     walk(d, `${a.kind} ${a.reference}`, a.omittedPlatforms ?? [])
     if (a.platformManifest && !blobEntry(a.platformManifest.digest)) {

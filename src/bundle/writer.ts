@@ -13,6 +13,7 @@ import {digestHex, sha256Digest, sha256Hex} from '../util/digest.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {profileFileName} from './definition.js'
 import {
+  ANNOTATION_AIRPACK_REF,
   ANNOTATION_REF_NAME,
   ANNOTATION_SPECTRO_TYPE,
   ANNOTATION_TITLE,
@@ -204,7 +205,7 @@ export async function planBundle(options: WriteBundleOptions, zstd: {version: st
       mediaType: chart.manifest.mediaType,
       digest: chart.manifest.digest,
       size: chart.manifest.size,
-      annotations: {[ANNOTATION_REF_NAME]: chart.reference},
+      annotations: {[ANNOTATION_AIRPACK_REF]: chart.reference},
     })
   }
 
@@ -288,8 +289,7 @@ export async function planBundle(options: WriteBundleOptions, zstd: {version: st
     canonicalJson({
       schemaVersion: 2,
       mediaType: MEDIA.ociIndex,
-      // Images first, then the definition, then charts: `ctr images import` unpacks entries in this order and
-      // stops at the first it cannot unpack (a Helm chart is not an image), so every image is unpacked by then.
+      // Images, the definition, then charts (named under ANNOTATION_AIRPACK_REF, so containerd skips them).
       manifests: [...indexEntries, ...chartEntries],
     }),
   )

@@ -17,11 +17,14 @@ let root: string
 let bundle: string
 let tarFile: string
 let images: FixtureImage[]
+let charts: string[]
 
 beforeAll(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), 'airpack-consumers-'))
-  // No chart here: containerd 1.6's `ctr import` unpacks every named entry and a Helm chart is not an image.
-  const fx = await fixtureLock(path.join(root, 'cache'), {arch: 'amd64', withChart: false})
+  // With a chart: containerd 1.6's `ctr import` unpacks every entry named by ref.name, and a Helm chart is not an
+  // image, so the import only succeeds because charts are named under airpack's own annotation.
+  const fx = await fixtureLock(path.join(root, 'cache'), {arch: 'amd64', withChart: true})
+  charts = Object.values(fx.lock.charts).map((c) => c.reference)
   images = fx.images
   const definitionTgz = buildDefinitionTgz({name: 'site', cloudType: 'edge-native', profiles: fx.profiles, variables: {}, mtime: 0})
   const pending = await writeBundle({
@@ -130,5 +133,7 @@ describe('containerd', () => {
     )
     for (const img of images) expect(rows.get(img.locked.reference), img.locked.reference).toBe(img.locked.digest)
     expect(rows.has('airpack.local/spc/site:latest')).toBe(true)
+    expect(charts.length).toBeGreaterThan(0)
+    for (const chart of charts) expect(rows.has(chart), chart).toBe(false)
   })
 })

@@ -85,8 +85,10 @@ describe('bundle writer', () => {
       'registry.example.com/team/app:1.0',
       'registry.example.com/team/sidecar:2.1',
       'airpack.local/spc/demo:latest',
-      'registry.example.com/charts/hello:0.1.0',
+      undefined,
     ])
+    // The chart is named for OCI tools, but not under the key containerd turns into an image.
+    expect(index.manifests.at(-1).annotations).toEqual({'io.airpack.ref.name': 'registry.example.com/charts/hello:0.1.0'})
     const spc = index.manifests.find((m: any) => m.annotations['io.image.ref.spectrocloud.type'] === 'spc')
     expect(spc).toBeDefined()
 
