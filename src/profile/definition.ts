@@ -33,6 +33,7 @@ export function unsafeEntryPath(path: string): string | undefined {
 
 export async function readDefinitionEntries(file: string): Promise<DefinitionEntry[]> {
   const entries: DefinitionEntry[] = []
+  const names = new Set<string>()
   let count = 0
   let total = 0
   return new Promise((resolve, reject) => {
@@ -64,6 +65,14 @@ export async function readDefinitionEntries(file: string): Promise<DefinitionEnt
         fail(`entry ${JSON.stringify(path)} is refused: ${unsafe}`, 'Use a cluster definition exported by Palette or written by airpack; do not hand-edit the archive.')
         return
       }
+      // Two entries under one name: tar readers disagree on which wins (the last, usually), so a second copy
+      // could silently replace the profile a reviewer looked at. Refuse the archive instead of picking one.
+      const key = path.replace(/^\.\//, '').replace(/\/+$/, '')
+      if (names.has(key)) {
+        fail(`entry ${JSON.stringify(path)} appears twice (a duplicate entry)`, 'Each file of a cluster definition appears once; re-export it from Palette or rebuild it with `airpack bundle build`.')
+        return
+      }
+      names.add(key)
       if (entry.type === 'Directory') {
         entry.resume()
         return

@@ -44,8 +44,10 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
   const template = spec.template as Json
   const metadata = isObject(root.metadata) ? root.metadata : {}
 
-  const name = scalarString(metadata.name)
-  if (!name || name.trim() === '') problems.push(`metadata.name${at(['metadata'])}: the profile name is missing`)
+  const name = typeof metadata.name === 'string' ? metadata.name : undefined
+  if (metadata.name !== undefined && metadata.name !== null && typeof metadata.name !== 'string') {
+    problems.push(`metadata.name${at(['metadata', 'name'])}: expected a string, got ${typeof metadata.name} ${JSON.stringify(metadata.name)} (quote it in YAML)`)
+  } else if (!name || name.trim() === '') problems.push(`metadata.name${at(['metadata'])}: the profile name is missing`)
   const version = scalarString(spec.version)
   if (version === undefined || version === '') problems.push(`spec.version${at(['spec'])}: the profile version is missing`)
   const rawType = scalarString(template.type)

@@ -1,11 +1,11 @@
-import {readFile, stat} from 'node:fs/promises'
 import {LineCounter, isNode, parseDocument, type Document} from 'yaml'
 import {z} from 'zod'
 
-import {InvalidInputError, UsageError} from '../errors.js'
+import {InvalidInputError} from '../errors.js'
 import {didYouMean, formatPath, type PathSegment} from './findings.js'
 import type {Fragment} from './merge.js'
 import {MAX_ALIAS_COUNT, YAML_OPTIONS} from './validate.js'
+import {readInputText} from '../util/read-input.js'
 
 // The site inventory (PRODUCT.md §9): `defaults`, a user-data fragment shared by every site, and `sites`, each
 // a unique `name` plus the fragment that differs. Fragments use the installer's own keys (stylus, install,
@@ -59,18 +59,11 @@ export interface Inventory {
 }
 
 export async function loadInventory(file: string): Promise<Inventory> {
-  let text: string
-  try {
-    const info = await stat(file)
-    if (!info.isFile()) throw Object.assign(new Error('not a regular file'), {code: 'EISDIR'})
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    throw new UsageError('SITES_UNREADABLE', `cannot read the site inventory ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message}`, {
-      hint: 'Pass the path of a SITES.yaml file to --sites (see examples/sites/sites.yaml).',
-      details: {file},
-    })
-  }
+  const text = await readInputText(file, {
+    code: 'SITES_UNREADABLE',
+    what: 'the site inventory',
+    hint: 'Pass the path of a SITES.yaml file to --sites (see examples/sites/sites.yaml).',
+  })
   return parseInventory(text, file)
 }
 

@@ -1,9 +1,8 @@
 import {Args} from '@oclif/core'
-import {readFile, stat} from 'node:fs/promises'
 
 import {BaseCommand} from '../../base-command.js'
-import {UsageError} from '../../errors.js'
 import {validateUserData, type UserDataFinding} from '../../userdata/index.js'
+import {readInputText} from '../../util/read-input.js'
 
 export interface ValidateFileResult {
   file: string
@@ -68,16 +67,10 @@ export default class UserDataValidate extends BaseCommand<UserDataValidateResult
   }
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    const info = await stat(file)
-    if (!info.isFile()) throw new Error('it is a directory')
-    return await readFile(file, 'utf8')
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    throw new UsageError('USER_DATA_UNREADABLE', `cannot read the user-data file ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, {
-      hint: 'Pass the path of a user-data file (e.g. out/user-data/store-0042/user-data).',
-      details: {file},
-    })
-  }
+function readText(file: string): Promise<string> {
+  return readInputText(file, {
+    code: 'USER_DATA_UNREADABLE',
+    what: 'the user-data file',
+    hint: 'Pass the path of a user-data file (e.g. out/user-data/store-0042/user-data).',
+  })
 }
