@@ -1,7 +1,17 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 
 // Flags shared by several commands, defined once so that names, help and defaults never drift apart
 // (PRODUCT.md §2 is the contract for these names).
+
+/** PROFILE...: the positional arguments of every command that reads profiles (the command sets `strict = false`). */
+export const profileArgs = {
+  profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
+}
+
+/** BUNDLE: the positional argument of the commands that read a bundle. */
+export const bundleArgs = {
+  bundle: Args.string({description: 'NAME.tar.zst, NAME.tar.zst.000 or NAME.parts.json.', required: true}),
+}
 
 export const archFlag = Flags.option({
   options: ['amd64', 'arm64'] as const,

@@ -1,11 +1,11 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {buildBundle, sourceDateEpochFrom, type BuildReport} from '../../bundle/build.js'
 import {MEDIA_PART_SIZE, parseSize} from '../../bundle/split.js'
-import {formatBytes} from '../../bundle/writer.js'
+import {formatBytes} from '../../util/format.js'
 import {UsageError} from '../../errors.js'
-import {archFlag, cacheDirFlag, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
+import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
 
 export default class BundleBuild extends BaseCommand<BuildReport> {
   static summary = 'Build the reproducible, signed content bundle (.tar.zst) and cluster definition for an air-gapped site.'
@@ -43,9 +43,7 @@ Needs the zstd program (apt-get install zstd).`
     '<%= config.bin %> bundle build infra.json --arch amd64 --name store-v1 --lock-file store-v1.lock.json --locked --json',
   ]
 
-  static args = {
-    profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
-  }
+  static args = profileArgs
 
   static strict = false
 

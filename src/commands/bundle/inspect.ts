@@ -1,9 +1,9 @@
-import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
+import {bundleArgs} from '../../flags.js'
 import {platformString} from '../../bundle/format.js'
 import {readBundle, type BundleReport} from '../../bundle/reader.js'
-import {formatBytes} from '../../bundle/writer.js'
+import {formatBytes} from '../../util/format.js'
 
 export default class BundleInspect extends BaseCommand<BundleReport> {
   static summary = 'Show what a content bundle holds: name, platform, identity, profiles, every artifact, totals.'
@@ -14,9 +14,7 @@ It does not check the content: use \`airpack bundle verify\` for that.`
 
   static examples = ['<%= config.bin %> bundle inspect output/store-v1.tar.zst', '<%= config.bin %> bundle inspect output/store-v1.parts.json --json']
 
-  static args = {
-    bundle: Args.string({description: 'NAME.tar.zst, NAME.tar.zst.000 or NAME.parts.json.', required: true}),
-  }
+  static args = bundleArgs
 
   async run(): Promise<BundleReport> {
     const {args} = await this.parse(BundleInspect)

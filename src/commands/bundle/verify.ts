@@ -1,9 +1,10 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
+import {bundleArgs} from '../../flags.js'
 import {readBundle, type BundleReport} from '../../bundle/reader.js'
 import {loadPublicKey} from '../../bundle/sign.js'
-import {formatBytes} from '../../bundle/writer.js'
+import {formatBytes} from '../../util/format.js'
 
 export type VerifyResult = BundleReport & {status: 'ok'}
 
@@ -27,9 +28,7 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
     '<%= config.bin %> bundle verify store-v1.tar.zst.000 --json',
   ]
 
-  static args = {
-    bundle: Args.string({description: 'NAME.tar.zst, NAME.tar.zst.000 or NAME.parts.json.', required: true}),
-  }
+  static args = bundleArgs
 
   static flags = {
     'public-key': Flags.string({description: 'PEM public key: the bundle must carry a valid signature made with its private key.'}),

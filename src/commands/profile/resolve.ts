@@ -1,11 +1,11 @@
-import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {BlobStore, defaultCacheDir} from '../../cache/store.js'
 import {InvalidInputError, UsageError} from '../../errors.js'
-import {archFlag, cacheDirFlag, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
+import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
 import {collectContent, loadProfiles, profileLocation, renderFinding, validateProfiles} from '../../profile/index.js'
 import {resolveArtifacts, writeLock, type ResolvePlan} from '../../resolve/index.js'
+import {formatBytes} from '../../util/format.js'
 
 export interface ResolveResult extends ResolvePlan {
   status: 'ok'
@@ -31,9 +31,7 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
     '<%= config.bin %> profile resolve profile.json --arch amd64 --cred-file palette-creds.json --insecure-registry registry.local:5000',
   ]
 
-  static args = {
-    profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
-  }
+  static args = profileArgs
 
   static strict = false
 
@@ -86,17 +84,6 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
   }
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let v = n / 1024
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return `${v.toFixed(1)} ${units[i]}`
-}
 
 function renderPlan(plan: ResolvePlan, platform: string, lockFile?: string): string {
   const lines = [`Resolved ${plan.artifacts.length} artifact${plan.artifacts.length === 1 ? '' : 's'} for ${platform}:`]

@@ -1,8 +1,7 @@
-import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {UsageError} from '../../errors.js'
-import {archFlag, modeFlag, parseVars, varFlag} from '../../flags.js'
+import {archFlag, modeFlag, profileArgs, parseVars, varFlag} from '../../flags.js'
 import {loadProfiles, renderReport, validateProfiles, type ValidationReport} from '../../profile/index.js'
 
 export default class ProfileValidate extends BaseCommand<ValidationReport> {
@@ -20,9 +19,7 @@ export default class ProfileValidate extends BaseCommand<ValidationReport> {
     '<%= config.bin %> profile validate examples/profiles/cluster-definition.tgz --arch amd64 --var grafana_version=11.4.0',
   ]
 
-  static args = {
-    profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
-  }
+  static args = profileArgs
 
   static strict = false
 
