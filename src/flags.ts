@@ -29,6 +29,7 @@ export const varFlag = Flags.string({
   description: 'Value of a cluster profile variable, NAME=VALUE (repeatable); overrides its defaultValue.',
   multiple: true,
   default: [],
+  defaultHelp: async () => undefined,
 })
 
 export const registryFlags = {
@@ -48,6 +49,7 @@ export const registryFlags = {
     description: 'HOST[:PORT] to reach over plain HTTP or with unverified TLS (repeatable; that host only).',
     multiple: true,
     default: [],
+    defaultHelp: async () => undefined,
   }),
 }
 
