@@ -6,7 +6,8 @@ import {BlobStore, defaultCacheDir} from '../cache/store.js'
 import {InvalidInputError, ResolveError, UsageError} from '../errors.js'
 import {chartKey, type Lock, type Platform} from '../lock/types.js'
 import {collectContent, loadProfiles, renderFinding, validateProfiles, type LoadedProfile} from '../profile/index.js'
-import {checkLockCurrent, fetchLock, readLock, resolveArtifacts, serializeLock, type FetchReport, type RegistryAccessOptions} from '../resolve/index.js'
+import {checkLockCurrent, readLock, resolveArtifacts, serializeLock, type FetchReport, type RegistryAccessOptions} from '../resolve/index.js'
+import {startFetch} from '../resolve/fetch.js'
 import {atomicOutput, pendingTemporaryOutputs, type AtomicOutput} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
 import {sha256Hex} from '../util/digest.js'
@@ -204,11 +205,6 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     }
     const resolveSeconds = (Date.now() - t0) / 1000
 
-    // Fetch by digest only.
-    const t1 = Date.now()
-    const fetched: FetchReport = await fetchLock(lock, store, registry)
-    const fetchSeconds = (Date.now() - t1) / 1000
-
     // Cluster definition: the profiles' documents and the variable values (definition's own, then --var).
     const variables: Record<string, string> = {}
     for (const p of profiles) Object.assign(variables, p.definitionVars ?? {})
@@ -221,8 +217,17 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
       mtime: options.sourceDateEpoch ?? 0,
     })
 
-    const t2 = Date.now()
-    pending = await writeBundle({
+    // Fetch by digest only, and pack while fetching: the writer streams each blob (in digest order, the order
+    // the fetch follows) as soon as the cache has verified and published it. Only verified bytes enter the tar,
+    // and a failed fetch fails the writer, so nothing is published.
+    const t1 = Date.now()
+    const fetching = startFetch(lock, store, registry)
+    let fetchSeconds = 0
+    const fetchDone = fetching.done.then((r) => {
+      fetchSeconds = (Date.now() - t1) / 1000
+      return r
+    })
+    const writing = writeBundle({
       name: options.name,
       outputDir,
       lock,
@@ -235,8 +240,16 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
       signingKey,
       partSize: options.partSize,
       logger,
+      blobReady: fetching.ready,
     })
-    const writeSeconds = (Date.now() - t2) / 1000
+    const [fetchResult, writeResult] = await Promise.allSettled([fetchDone, writing])
+    if (writeResult.status === 'fulfilled') pending = writeResult.value
+    // The fetch's error explains a writer that stopped waiting for a blob, so it comes first.
+    if (fetchResult.status === 'rejected') throw fetchResult.reason
+    if (writeResult.status === 'rejected') throw writeResult.reason
+    const fetched: FetchReport = fetchResult.value
+    pending = writeResult.value
+    const writeSeconds = (Date.now() - t1) / 1000
 
     // The other outputs, all under temporary names until everything is ready.
     const stage = async (file: string, data: string | Buffer) => {

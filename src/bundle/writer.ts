@@ -69,6 +69,12 @@ export interface WriteBundleOptions {
   /** Split the .tar.zst into parts of this many bytes. */
   partSize?: number
   logger?: Logger
+  /**
+   * When the cache is still being filled (a cold build packs while it fetches): settles once the blob is
+   * verified and published in the cache, rejects if it could not be fetched. Each blob is checked and streamed
+   * only after that; without it every blob must already be cached.
+   */
+  blobReady?: (digest: string) => Promise<void>
 }
 
 export interface PendingBundle {
@@ -159,6 +165,9 @@ export async function planBundle(options: WriteBundleOptions, zstd: {version: st
   }
 
   for (const image of Object.values(lock.images).sort(byString((i) => i.reference))) {
+    // The index is read below, so it must be in the cache whatever the fetch's progress (the fetch brings the
+    // small manifests in first).
+    if (options.blobReady && isIndexMediaType(image.mediaType)) await options.blobReady(image.digest)
     const blobs = uniqueBlobs([
       {mediaType: image.mediaType, digest: image.digest, size: image.size},
       image.platformManifest,
@@ -268,21 +277,20 @@ export async function planBundle(options: WriteBundleOptions, zstd: {version: st
     annotations: {[ANNOTATION_REF_NAME]: defRef, [ANNOTATION_SPECTRO_TYPE]: 'spc'},
   })
 
-  // Every cached blob must be there with its recorded size before anything is written.
-  const problems: string[] = []
-  const checked = new Set<string>()
-  for (const n of needed) {
-    if (checked.has(n.digest) || generated.has(n.digest)) continue
-    checked.add(n.digest)
-    const size = await store.size(n.digest)
-    if (size === undefined) problems.push(`${n.owner}: blob ${n.digest} is not in the cache (${store.root})`)
-    else if (size !== n.size) problems.push(`${n.owner}: cached blob ${n.digest} is ${size} bytes, its descriptor says ${n.size}`)
-  }
-  if (problems.length > 0) {
-    throw new ResolveError('BLOB_NOT_CACHED', `${problems.length} blob(s) needed by the bundle are missing from the cache`, {
-      hint: 'Run the build again without --locked changes so the missing content is fetched, or point --cache-dir at the cache used to fetch it.',
-      details: {problems},
-    })
+  // Every cached blob must be there with its recorded size before anything is written (while the cache is
+  // still being filled, each blob is checked the same way just before it is streamed: see writeBundle).
+  const owners = new Map<string, string>()
+  for (const n of needed) if (!owners.has(n.digest)) owners.set(n.digest, n.owner)
+  if (!options.blobReady) {
+    const problems: string[] = []
+    const checked = new Set<string>()
+    for (const n of needed) {
+      if (checked.has(n.digest) || generated.has(n.digest)) continue
+      checked.add(n.digest)
+      const problem = await cacheProblem(store, n)
+      if (problem) problems.push(problem)
+    }
+    if (problems.length > 0) throw blobsNotCached(problems)
   }
 
   const index = Buffer.from(
@@ -326,7 +334,21 @@ export async function planBundle(options: WriteBundleOptions, zstd: {version: st
       : {}),
     totals: {artifacts: artifacts.length, images, charts, blobs: blobs.length, blobBytes: blobs.reduce((s, b) => s + b.size, 0)},
   }
-  return {manifest, entries}
+  return {manifest, entries, owners}
+}
+
+async function cacheProblem(store: BlobStore, n: {digest: string; size: number; owner: string}): Promise<string | undefined> {
+  const size = await store.size(n.digest)
+  if (size === undefined) return `${n.owner}: blob ${n.digest} is not in the cache (${store.root})`
+  if (size !== n.size) return `${n.owner}: cached blob ${n.digest} is ${size} bytes, its descriptor says ${n.size}`
+  return undefined
+}
+
+function blobsNotCached(problems: string[]): ResolveError {
+  return new ResolveError('BLOB_NOT_CACHED', `${problems.length} blob(s) needed by the bundle are missing from the cache`, {
+    hint: 'Run the build again without --locked changes so the missing content is fetched, or point --cache-dir at the cache used to fetch it.',
+    details: {problems},
+  })
 }
 
 function isDiskFull(error: unknown): boolean {
@@ -355,7 +377,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
     })
   }
   const version = await zstdVersion()
-  const {manifest, entries} = await planBundle(options, {version})
+  const {manifest, entries, owners} = await planBundle(options, {version})
   const bundleJson = Buffer.from(canonicalJson(manifest))
   const signature = options.signingKey ? signDocument(options.signingKey, bundleJson) : undefined
 
@@ -407,6 +429,11 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
         continue
       }
       // Blobs are verified against their digest before the cache publishes them, so they are streamed as is.
+      if (options.blobReady) {
+        await options.blobReady(entry.digest!)
+        const problem = await cacheProblem(options.store, {digest: entry.digest!, size: entry.size, owner: owners.get(entry.digest!) ?? 'bundle'})
+        if (problem) throw blobsNotCached([problem])
+      }
       await tar.addStream(entry.path, entry.size, options.store.openRead(entry.digest!))
     }
     tarResult = await tar.finish()

@@ -39,7 +39,67 @@ interface Work {
   regenerate?: () => Promise<void>
 }
 
+/**
+ * A fetch in progress. `ready(digest)` settles once that blob is verified and published in the cache (or at once
+ * for a digest this fetch does not bring in), and rejects if it could not be fetched: a writer can stream each
+ * blob while later ones are still downloading. Blobs are fetched in digest order (the bundle's blob order), the
+ * small manifests first since the writer reads index manifests before its first byte.
+ */
+export interface FetchInProgress {
+  ready(digest: string): Promise<void>
+  done: Promise<FetchReport>
+}
+
+/** Thrown by `ready()` for blobs still pending when the fetch as a whole failed; the fetch's own error explains. */
+export class FetchAbandonedError extends Error {
+  constructor(digest: string) {
+    super(`blob ${digest} was not fetched: the fetch failed`)
+    this.name = 'FetchAbandonedError'
+  }
+}
+
+interface Gate {
+  promise: Promise<void>
+  resolve: () => void
+  reject: (error: unknown) => void
+}
+
+function gate(): Gate {
+  let resolve!: () => void
+  let reject!: (error: unknown) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  // A blob nobody waits for may fail: that must not be an unhandled rejection.
+  promise.catch(() => {})
+  return {promise, resolve, reject}
+}
+
+const isManifestDescriptor = (d: Descriptor) => isIndexType(d.mediaType) || isManifestType(d.mediaType)
+
 export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = {}): Promise<FetchReport> {
+  return startFetch(lock, store, o).done
+}
+
+export function startFetch(lock: Lock, store: BlobStore, o: FetchOptions = {}): FetchInProgress {
+  const gates = new Map<string, Gate>()
+  for (const image of Object.values(lock.images)) for (const d of image.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
+  for (const chart of Object.values(lock.charts)) for (const d of chart.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
+  const done = runFetch(lock, store, o, gates).then(
+    (report) => {
+      for (const g of gates.values()) g.resolve()
+      return report
+    },
+    (error: unknown) => {
+      for (const [digest, g] of gates) g.reject(new FetchAbandonedError(digest))
+      throw error
+    },
+  )
+  return {ready: (digest) => gates.get(digest)?.promise ?? Promise.resolve(), done}
+}
+
+async function runFetch(lock: Lock, store: BlobStore, o: FetchOptions, gates: Map<string, Gate>): Promise<FetchReport> {
   const logger = o.logger ?? silentLogger
   const started = Date.now()
   await initStore(store)
@@ -58,23 +118,35 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
     for (const [index, w] of work.entries()) {
       for (const d of w.blobs) if (!w.generated?.has(d.digest) && !unique.has(d.digest)) unique.set(d.digest, {d, w, index})
     }
-    const blobResults = await settleAll([...unique.values()], concurrency, async ({d, w, index}) => {
-      const cached = await store.size(d.digest)
-      if (cached !== undefined) {
-        progress.add(d.digest, 0, cached)
-        return {digest: d.digest, size: cached, hit: true, transferred: 0, resumedFrom: 0} satisfies IngestResult
+    const jobs = [...unique.values()].sort((a, b) => {
+      const ma = isManifestDescriptor(a.d)
+      const mb = isManifestDescriptor(b.d)
+      if (ma !== mb) return ma ? -1 : 1
+      return a.d.digest < b.d.digest ? -1 : a.d.digest > b.d.digest ? 1 : 0
+    })
+    const blobResults = await settleAll(jobs, concurrency, async ({d, w, index}) => {
+      try {
+        const cached = await store.size(d.digest)
+        if (cached !== undefined) {
+          progress.add(d.digest, 0, cached)
+          gates.get(d.digest)?.resolve()
+          return {digest: d.digest, size: cached, hit: true, transferred: 0, resumedFrom: 0} satisfies IngestResult
+        }
+        owner.set(d.digest, index)
+        const t0 = Date.now()
+        const r = await w.fetchBlob(d)
+        progress.add(d.digest, r.transferred, Math.max(0, r.size - r.transferred))
+        perArtifactSeconds[index] = (perArtifactSeconds[index] ?? 0) + (Date.now() - t0) / 1000
+        gates.get(d.digest)?.resolve()
+        return r
+      } catch (error) {
+        gates.get(d.digest)?.reject(error)
+        throw error
       }
-      owner.set(d.digest, index)
-      const t0 = Date.now()
-      const r = await w.fetchBlob(d)
-      progress.add(d.digest, r.transferred, Math.max(0, r.size - r.transferred))
-      perArtifactSeconds[index] = (perArtifactSeconds[index] ?? 0) + (Date.now() - t0) / 1000
-      return r
     })
     const byDigest = new Map<string, IngestResult>()
     const failures: string[] = []
     let integrity = false
-    const jobs = [...unique.values()]
     for (const [i, r] of blobResults.entries()) {
       const {d, w} = jobs[i]
       if (r.status === 'fulfilled') byDigest.set(d.digest, r.value)
@@ -86,7 +158,10 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
     // Generated chart manifests need their archive; skip those whose archive failed (already reported).
     const regen = await settleAll(work, concurrency, async (w) => {
       const archive = w.blobs.find((d) => !w.generated?.has(d.digest))
-      if (w.regenerate && archive && byDigest.has(archive.digest)) await w.regenerate()
+      if (w.regenerate && archive && byDigest.has(archive.digest)) {
+        await w.regenerate()
+        for (const g of w.generated ?? []) gates.get(g)?.resolve()
+      }
     })
     for (const [i, r] of regen.entries()) {
       if (r.status === 'rejected') {

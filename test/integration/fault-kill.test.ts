@@ -98,7 +98,14 @@ describe('interrupted builds', () => {
     const output = await fx.fresh('out')
     fx.proxy.setPlan({})
     const child = fx.spawnBuild({cache, output, extra: LEVEL})
+    // The build packs while it fetches: wait until the fetch is over and only packing is left.
     await waitFor('zstd to start packing', () => zstdChildOf(child.pid!), 120_000)
+    const layers = amd64Layers(fx.content)
+    await waitFor('every layer in the cache', async () => {
+      const cached = await cachedDigests(cache)
+      return layers.every((d) => cached.has(d)) ? true : undefined
+    }, 120_000)
+    expect(await zstdChildOf(child.pid!), 'still packing when killed').toBeTruthy()
     child.kill('SIGKILL')
     const killed = await child
     expect(killed.signal).toBe('SIGKILL')
