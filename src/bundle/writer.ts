@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {readdir, rm, stat, writeFile} from 'node:fs/promises'
+import {open, readdir, rm, stat, writeFile, type FileHandle} from 'node:fs/promises'
 import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
 
@@ -394,6 +394,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
     outputs.push(single)
   }
   const zstd = startCompressor({level: options.compressionLevel, outputFile: single?.tmpPath})
+  const writeback = single ? new WritebackFlusher(single.tmpPath) : undefined
   let stdinError: unknown
   zstd.stdin.on('error', (error) => (stdinError = error))
   const signer = options.signingKey ? streamSigner(options.signingKey) : undefined
@@ -440,9 +441,11 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
     clearInterval(progress)
     zstd.stdin.end()
     await zstd.done
+    await writeback?.stop()
     split = await partsPromise
   } catch (error) {
     clearInterval(progress)
+    await writeback?.stop().catch(() => {})
     tar.abort()
     // Several things fail together when one does (zstd, the parts writer, our writes into zstd): report the
     // one that explains it. A full disk first, then an airpack error, then zstd's own message when our error
@@ -519,6 +522,49 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
     await abortAll()
     if (isDiskFull(error)) throw diskFull(options.outputDir, error)
     throw error
+  }
+}
+
+/**
+ * Pushes the bundle file's dirty pages to disk while zstd is still writing it, so that the fsync before the
+ * rename (which stays, in atomicOutput.commit) finds little left to flush instead of a whole GiB. One flush at
+ * a time, off the main thread (libuv's pool). A flush error is kept and thrown by stop(): swallowing it here
+ * could hide it from the final fsync.
+ */
+class WritebackFlusher {
+  private fd: FileHandle | undefined
+  private inFlight: Promise<void> | undefined
+  private error: unknown
+  private stopped = false
+  private readonly timer: NodeJS.Timeout
+
+  constructor(private readonly file: string) {
+    this.timer = setInterval(() => this.flush(), 250)
+    this.timer.unref()
+  }
+
+  private flush(): void {
+    if (this.inFlight || this.stopped || this.error !== undefined) return
+    this.inFlight = (async () => {
+      // zstd creates the file when it starts; until then there is nothing to flush.
+      this.fd ??= await open(this.file, 'r').catch(() => undefined)
+      await this.fd?.datasync()
+    })()
+      .catch((error: unknown) => {
+        this.error = error
+      })
+      .finally(() => {
+        this.inFlight = undefined
+      })
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearInterval(this.timer)
+    await this.inFlight
+    await this.fd?.close().catch(() => {})
+    this.fd = undefined
+    if (this.error !== undefined) throw this.error
   }
 }
 
