@@ -1,6 +1,7 @@
 import {spawn, spawnSync, type ChildProcessWithoutNullStreams} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
+import {Worker} from 'node:worker_threads'
 
 // SHA-256 of multi-GB streams. Node 20's bundled OpenSSL hashes at about 750 MB/s here, while the system
 // `openssl` (SHA-NI) does over 2 GB/s; on two cores that is the difference between hashing being the
@@ -90,9 +91,97 @@ class OpensslHash implements StreamHash {
   }
 }
 
-/** A hasher for a stream of about `expectedBytes`: out of process when that is large and openssl exists. */
-export function streamHash(expectedBytes = Number.POSITIVE_INFINITY): StreamHash {
-  return expectedBytes >= 8 * 1024 * 1024 && haveOpenssl() ? new OpensslHash() : new NodeHash()
+// The worker's whole program (CommonJS, evaluated: no file to ship beside dist/ or to transform under tests).
+const HASH_WORKER = `
+const {parentPort} = require('node:worker_threads')
+const hash = require('node:crypto').createHash('sha256')
+parentPort.on('message', (m) => {
+  if (m === null) parentPort.postMessage({hex: hash.digest('hex')})
+  else {
+    hash.update(m)
+    parentPort.postMessage(m.byteLength)
+  }
+})
+`
+
+/**
+ * node:crypto (SHA-NI through Node's OpenSSL, ≈ 1.8 GB/s here with 1 MiB chunks) on a worker thread. Each chunk
+ * is copied once in user space and its copy transferred, where a pipe to an `openssl dgst` child costs two
+ * kernel copies and a wake-up per 64 KiB: measured on a warm 1 GiB build, 0.7 s less system time.
+ */
+class WorkerHash implements StreamHash {
+  private readonly worker = new Worker(HASH_WORKER, {eval: true})
+  /** Bytes posted and not yet hashed: the writer waits when more than PIPE_AHEAD are outstanding. */
+  private outstanding = 0
+  private waiter: {resolve: () => void; reject: (e: unknown) => void} | undefined
+  private result: {resolve: (hex: string) => void; reject: (e: unknown) => void} | undefined
+  private failed: Error | undefined
+
+  constructor() {
+    this.worker.on('message', (m: number | {hex: string}) => {
+      if (typeof m === 'number') {
+        this.outstanding -= m
+        if (this.waiter && this.outstanding <= PIPE_AHEAD / 2) {
+          const w = this.waiter
+          this.waiter = undefined
+          w.resolve()
+        }
+      } else this.result?.resolve(m.hex)
+    })
+    const fail = (error: Error) => {
+      this.failed ??= error
+      this.waiter?.reject(this.failed)
+      this.result?.reject(this.failed)
+    }
+    this.worker.on('error', fail)
+    this.worker.on('exit', (code) => fail(new Error(`the hash worker exited early (${code})`)))
+  }
+
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (this.failed) throw this.failed
+    if (chunk.length === 0) return undefined
+    const copy = new Uint8Array(chunk.length)
+    copy.set(chunk)
+    this.outstanding += copy.length
+    this.worker.postMessage(copy, [copy.buffer])
+    if (this.outstanding <= PIPE_AHEAD) return undefined
+    return new Promise((resolve, reject) => (this.waiter = {resolve, reject}))
+  }
+
+  async digest(): Promise<string> {
+    if (this.failed) throw this.failed
+    const hex = new Promise<string>((resolve, reject) => (this.result = {resolve, reject}))
+    this.worker.postMessage(null)
+    try {
+      return await hex
+    } finally {
+      this.worker.removeAllListeners('exit')
+      await this.worker.terminate()
+    }
+  }
+
+  destroy(): void {
+    this.worker.removeAllListeners('exit')
+    void this.worker.terminate()
+  }
+}
+
+export type HasherKind = 'worker' | 'openssl' | 'node'
+
+function largeHasherKind(): HasherKind {
+  const chosen = process.env.AIRPACK_STREAM_HASH
+  if (chosen === 'node' || process.env.AIRPACK_NO_OPENSSL_HASH === '1') return chosen === 'worker' ? 'worker' : 'node'
+  if (chosen === 'openssl') return haveOpenssl() ? 'openssl' : 'worker'
+  return 'worker'
+}
+
+/**
+ * A hasher for a stream of about `expectedBytes`: on a worker thread when that is large (AIRPACK_STREAM_HASH=
+ * openssl|node picks the `openssl dgst` child or the main thread instead, for measurements), in process else.
+ */
+export function streamHash(expectedBytes = Number.POSITIVE_INFINITY, kind: HasherKind = largeHasherKind()): StreamHash {
+  if (expectedBytes < 8 * 1024 * 1024 || kind === 'node') return new NodeHash()
+  return kind === 'openssl' ? new OpensslHash() : new WorkerHash()
 }
 
 /** sha256 (hex) of a file: `openssl dgst` reads it directly when it is large, else node:crypto. */
