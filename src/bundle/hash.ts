@@ -162,6 +162,9 @@ class WorkerHash implements StreamHash {
 
   destroy(): void {
     this.worker.removeAllListeners('exit')
+    this.failed ??= new Error('hashing stopped')
+    this.waiter?.reject(this.failed)
+    this.result?.reject(this.failed)
     void this.worker.terminate()
   }
 }
@@ -205,4 +208,133 @@ export async function hashFile(file: string, size: number): Promise<string> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(file, {highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
   return hash.digest('hex')
+}
+
+const TAR_HASH_WORKER = `
+const {parentPort} = require('node:worker_threads')
+const {createHash} = require('node:crypto')
+const whole = createHash('sha256')
+const entries = new Map()
+let current
+const entry = (id) => {
+  let h = entries.get(id)
+  if (!h) entries.set(id, (h = createHash('sha256')))
+  return h
+}
+parentPort.on('message', (m) => {
+  if (m.t === 'c') {
+    current = m.b
+    whole.update(current)
+    parentPort.postMessage({t: 'ack', n: current.byteLength})
+  } else if (m.t === 's') entry(m.id).update(current.subarray(m.a, m.z))
+  else if (m.t === 'b') entry(m.id).update(m.b)
+  else if (m.t === 'e') {
+    const hex = entry(m.id).digest('hex')
+    entries.delete(m.id)
+    parentPort.postMessage({t: 'e', id: m.id, hex})
+  } else if (m.t === 'd') parentPort.postMessage({t: 'd', hex: whole.digest('hex')})
+})
+`
+
+export interface EntryHash {
+  /** A piece of the chunk last passed to TarHashes.chunk() (a subarray of it; anything else is copied). */
+  write(piece: Buffer): void
+  digest(): Promise<string>
+}
+
+/**
+ * The hashes a reader needs over an uncompressed tar, in one pass on one worker thread: the whole stream's (the
+ * identity) and each entry's. Each chunk is copied to the worker once; an entry's pieces are sent as offsets into
+ * that chunk, so every byte crosses threads once however many hashes it feeds (a hasher per entry and one for
+ * the identity copied every byte twice and started a thread or a child per large entry).
+ */
+export class TarHashes {
+  private readonly worker = new Worker(TAR_HASH_WORKER, {eval: true})
+  private current: Buffer | undefined
+  private outstanding = 0
+  private nextId = 0
+  private waiter: {resolve: () => void; reject: (e: unknown) => void} | undefined
+  private readonly results = new Map<number | 'whole', {resolve: (hex: string) => void; reject: (e: unknown) => void}>()
+  private failed: Error | undefined
+
+  constructor() {
+    this.worker.on('message', (m: {t: 'ack'; n: number} | {t: 'e'; id: number; hex: string} | {t: 'd'; hex: string}) => {
+      if (m.t === 'ack') {
+        this.outstanding -= m.n
+        if (this.waiter && this.outstanding <= PIPE_AHEAD / 2) {
+          const w = this.waiter
+          this.waiter = undefined
+          w.resolve()
+        }
+        return
+      }
+      const key = m.t === 'e' ? m.id : 'whole'
+      this.results.get(key)?.resolve(m.hex)
+      this.results.delete(key)
+    })
+    this.worker.on('error', (error) => this.fail(error))
+    this.worker.on('exit', (code) => this.fail(new Error(`the hash worker exited early (${code})`)))
+  }
+
+  /** Every pending wait and digest rejects, so that nobody awaits a worker that is gone. */
+  private fail(error: Error): void {
+    this.failed ??= error
+    this.waiter?.reject(this.failed)
+    this.waiter = undefined
+    for (const r of this.results.values()) r.reject(this.failed)
+    this.results.clear()
+  }
+
+  /** The next chunk of the stream; returns a promise when the caller should wait (bounded memory). */
+  chunk(chunk: Buffer): Promise<void> | undefined {
+    if (this.failed) throw this.failed
+    this.current = chunk
+    if (chunk.length === 0) return undefined
+    const copy = new Uint8Array(chunk.length)
+    copy.set(chunk)
+    this.outstanding += copy.length
+    this.worker.postMessage({t: 'c', b: copy}, [copy.buffer])
+    if (this.outstanding <= PIPE_AHEAD) return undefined
+    return new Promise((resolve, reject) => (this.waiter = {resolve, reject}))
+  }
+
+  entry(): EntryHash {
+    const id = this.nextId++
+    return {
+      write: (piece) => {
+        if (this.failed || piece.length === 0) return
+        const c = this.current
+        const offset = c && piece.buffer === c.buffer ? piece.byteOffset - c.byteOffset : -1
+        if (c && offset >= 0 && offset + piece.length <= c.length) this.worker.postMessage({t: 's', id, a: offset, z: offset + piece.length})
+        else {
+          const copy = new Uint8Array(piece.length)
+          copy.set(piece)
+          this.worker.postMessage({t: 'b', id, b: copy}, [copy.buffer])
+        }
+      },
+      digest: () => this.ask(id, {t: 'e', id}),
+    }
+  }
+
+  /** The whole stream's sha256 (hex); the worker stops afterwards. */
+  async digest(): Promise<string> {
+    try {
+      return await this.ask('whole', {t: 'd'})
+    } finally {
+      this.destroy()
+    }
+  }
+
+  private ask(key: number | 'whole', message: object): Promise<string> {
+    if (this.failed) return Promise.reject(this.failed)
+    const hex = new Promise<string>((resolve, reject) => this.results.set(key, {resolve, reject}))
+    this.worker.postMessage(message)
+    return hex
+  }
+
+  destroy(): void {
+    this.worker.removeAllListeners('exit')
+    this.fail(new Error('hashing stopped'))
+    void this.worker.terminate()
+  }
 }

@@ -17,7 +17,7 @@ import {
   platformString,
   type BundleManifest,
 } from './format.js'
-import {PIPE_AHEAD, streamHash, type StreamHash} from './hash.js'
+import {PIPE_AHEAD, streamHash, TarHashes, type StreamHash} from './hash.js'
 import {streamVerifier, verifyDocument, type VerifyingKey} from './sign.js'
 import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
 import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
@@ -162,12 +162,13 @@ async function streamBundle(
   const problem = (message: string) => {
     if (problems.length < MAX_PROBLEMS) problems.push(message)
   }
-  const identity = streamHash()
+  // The identity and every entry's sha256, in one pass on one worker thread.
+  const hashes = new TarHashes()
+  let identityHex = ''
   const compressedHash: StreamHash | undefined = verify && source.partsFile ? streamHash() : undefined
   // Hash writes waiting on a child's pipe, and entries whose digest is still being computed.
   const waiting: Promise<void>[] = []
   const finishing: Promise<void>[] = []
-  const hashers = new Set<StreamHash>()
   let detachedSig: Buffer | undefined
   if (verify && ctx.publicKey && source.detachedSignature) detachedSig = await readFile(source.detachedSignature)
   const detachedVerifier = detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined
@@ -232,14 +233,12 @@ async function streamBundle(
       problem(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${expected.size}`)
     }
     if (!expected && !isSig) return undefined // reported above; not worth hashing (it may be a bomb)
-    const hash = streamHash(h.size)
-    hashers.add(hash)
+    const hash = hashes.entry()
     const keep = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig || (h.path.startsWith(BLOBS_DIR) && h.size <= MAX_KEPT_JSON)
     let chunks: Buffer[] | undefined = keep ? [] : undefined
     return {
       data: (c) => {
-        const w = hash.write(c)
-        if (w) waiting.push(w)
+        hash.write(c)
         if (chunks) {
           if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR)) chunks = undefined
           else chunks.push(Buffer.from(c))
@@ -252,7 +251,6 @@ async function streamBundle(
           else kept.set(h.path, body)
         }
         const done = hash.digest().then((sha256) => {
-          hashers.delete(hash)
           seen.set(h.path, {size: h.size, sha256})
           if (expected && expected.sha256 !== sha256) problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
           if (h.path.startsWith(BLOBS_DIR)) {
@@ -290,7 +288,7 @@ async function streamBundle(
 
   try {
     for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
-      const w = identity.write(chunk)
+      const w = hashes.chunk(chunk)
       tarBytes += chunk.length
       if (!early) parser.push(chunk)
       if (w) waiting.push(w)
@@ -300,12 +298,12 @@ async function streamBundle(
     await zstd.done
     if (!early) parser.end()
     await Promise.all(finishing)
+    identityHex = await hashes.digest()
   } catch (error) {
     stop = true
     zstd.kill()
-    identity.destroy()
+    hashes.destroy()
     compressedHash?.destroy()
-    for (const h of hashers) h.destroy()
     await Promise.allSettled([...waiting, ...finishing])
     await feed.catch(() => {})
     const zstdError = await zstd.done.then(
@@ -365,7 +363,7 @@ async function streamBundle(
     }
   }
 
-  return {manifest, identity: await identity.digest(), tarBytes, entryCount, innerSignature, detachedSignature}
+  return {manifest, identity: identityHex, tarBytes, entryCount, innerSignature, detachedSignature}
 }
 
 /** The OCI layout is complete: every index.json descriptor and everything it references is present. */

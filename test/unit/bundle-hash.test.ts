@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {hashFile, streamHash} from '../../src/bundle/hash.js'
+import {hashFile, streamHash, TarHashes} from '../../src/bundle/hash.js'
 
 // The out-of-process hasher (openssl dgst) must give exactly node:crypto's digest, whatever the chunking.
 describe('stream hashing', () => {
@@ -60,5 +60,39 @@ describe('stream hashing', () => {
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
+  })
+
+  it('TarHashes: the whole stream and each entry (pieces of the chunks, or other buffers) like node:crypto', async () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+    const hashes = new TarHashes()
+    const a = hashes.entry()
+    const b = hashes.entry()
+    const chunk = 3 * (1 << 20) + 11
+    // Entry a: bytes [100, 5 MiB) as subarrays of the chunks; entry b: the rest, as copies.
+    const aEnd = 5 * (1 << 20)
+    for (let i = 0; i < data.length; i += chunk) {
+      const c = data.subarray(i, i + chunk)
+      const w = hashes.chunk(c)
+      const from = Math.max(i, 100)
+      const to = Math.min(i + c.length, aEnd)
+      if (to > from) a.write(c.subarray(from - i, to - i))
+      const bFrom = Math.max(i, aEnd)
+      if (i + c.length > bFrom) b.write(Buffer.from(c.subarray(bFrom - i)))
+      if (w) await w
+    }
+    const [ha, hb] = await Promise.all([a.digest(), b.digest()])
+    expect(ha).toBe(sha(data.subarray(100, aEnd)))
+    expect(hb).toBe(sha(data.subarray(aEnd)))
+    expect(await hashes.digest()).toBe(expected)
+  })
+
+  it('TarHashes: destroy() rejects the digests still pending (no reader waits forever)', async () => {
+    const hashes = new TarHashes()
+    const e = hashes.entry()
+    hashes.chunk(data.subarray(0, 1 << 20))
+    e.write(data.subarray(0, 10))
+    const pending = e.digest()
+    hashes.destroy()
+    await expect(pending).rejects.toThrow(/stopped/)
   })
 })
