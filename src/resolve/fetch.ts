@@ -263,6 +263,10 @@ async function ingestCounted(client: RegistryClient, store: BlobStore, d: Descri
   let received = 0
   const counting: BlobSource = async (offset) => {
     const {body, start} = await source(offset)
+    // The generator below reads the body only when the cache starts consuming it, after a few awaits: an error
+    // the response stream emits meanwhile (a cut connection) must not be an unhandled 'error' event. It is not
+    // lost: iterating an errored stream throws it (and a short body fails the size check in any case).
+    if (body instanceof Readable) body.on('error', () => {})
     async function* count() {
       for await (const chunk of body) {
         received += (chunk as Uint8Array).length

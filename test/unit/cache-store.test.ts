@@ -21,6 +21,29 @@ describe('blob store', () => {
     await rm(dir, {recursive: true, force: true})
   })
 
+  it('publishes a partial file that already holds every byte without asking the source (a Range from the end is a 416)', async () => {
+    const store = new BlobStore(path.join(dir, 'complete-partial'))
+    await mkdir(path.join(store.root, 'partial'), {recursive: true})
+    await writeFile(path.join(store.root, 'partial', digest.slice(7)), data)
+    const r = await store.ingest(digest, data.length, async () => Promise.reject(new Error('the source must not be asked')))
+    expect(r).toEqual({digest, size: data.length, hit: false, transferred: 0, resumedFrom: data.length})
+    expect((await store.readBytes(digest)).equals(data)).toBe(true)
+  })
+
+  it('starts over when a complete-sized partial file holds wrong bytes', async () => {
+    const store = new BlobStore(path.join(dir, 'wrong-partial'))
+    await mkdir(path.join(store.root, 'partial'), {recursive: true})
+    await writeFile(path.join(store.root, 'partial', digest.slice(7)), Buffer.alloc(data.length))
+    const offsets: number[] = []
+    const r = await store.ingest(digest, data.length, async (offset) => {
+      offsets.push(offset)
+      return {body: Readable.from([data.subarray(offset)]), start: offset}
+    })
+    expect(offsets).toEqual([0])
+    expect(r.transferred).toBe(data.length)
+    expect((await store.readBytes(digest)).equals(data)).toBe(true)
+  })
+
   it('keeps a short body as a partial file and resumes it from the offset', async () => {
     const store = new BlobStore(path.join(dir, 'resume'))
     const offsets: number[] = []
