@@ -149,7 +149,7 @@ export class BlobStore {
     const limit = expectedSize
     // A plain loop rather than a stream pipeline (Readable.from → Transform → WriteStream): three stream layers
     // per 64 KiB network chunk cost a cold 1 GiB build about a second of garbage collection on the main thread.
-    // Chunks are batched into writes of ~1 MiB, one write in flight while the next batch is received; on a
+    // Chunks are batched into writes of ~256 KiB, one write in flight while the next batch is received; on a
     // broken stream every byte received is written before the error propagates, so a retry resumes after it.
     const fh = await open(partial, have > 0 ? 'a' : 'w')
     let batch: Uint8Array[] = []
@@ -305,7 +305,7 @@ async function hashFilePrefix(file: string, length: number, hash: Hash): Promise
   for await (const chunk of createReadStream(file, {start: 0, end: length - 1, highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
 }
 
-const WRITE_BATCH = 1 << 20
+const WRITE_BATCH = 256 * 1024
 
 /** Writes every chunk, in order, at the end of the file (a short writev is continued). */
 async function writeAll(fh: FileHandle, chunks: Uint8Array[]): Promise<void> {
