@@ -179,10 +179,13 @@ parentPort.on('message', (m) => {
 })
 `
 
-/** Bytes per slab sent to the worker; PIPE_AHEAD / SLAB slabs may be in flight before a writer waits. */
+/**
+ * Bytes per slab sent to the worker, and how many may be in flight before a writer waits: 4 MiB is a couple of
+ * milliseconds of hashing, so the worker never starves, and every slab in flight is memory the process holds.
+ */
 const SLAB = 1 << 20
-const MAX_SLABS_IN_FLIGHT = PIPE_AHEAD / SLAB
-const MAX_POOLED_SLABS = MAX_SLABS_IN_FLIGHT + 2
+const MAX_SLABS_IN_FLIGHT = 4
+const MAX_POOLED_SLABS = MAX_SLABS_IN_FLIGHT + 1
 
 export interface EntryHash {
   /** A piece of the chunk last passed to TarHashes.chunk() (a subarray of it; anything else is copied). */
@@ -193,7 +196,7 @@ export interface EntryHash {
 /**
  * The hashes a reader needs over an uncompressed tar, in one pass on one worker thread: the whole stream's (the
  * identity) and each entry's. Chunks are copied once into 1 MiB slabs that travel to the worker and back (a
- * fixed pool: no garbage, memory bounded by PIPE_AHEAD); an entry's pieces travel as offsets into the slab, so
+ * fixed pool: no garbage, at most 4 MiB in flight); an entry's pieces travel as offsets into the slab, so
  * every byte crosses threads once however many hashes it feeds. (A hasher per entry plus one for the identity
  * copied every byte twice and started a thread or a child per large entry; fresh copies per chunk left ~100 MB
  * of transferred buffers waiting for the worker's garbage collector.)
