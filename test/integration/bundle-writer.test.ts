@@ -197,6 +197,51 @@ describe('bundle writer', () => {
     expect(error.details.problems[0]).toContain('registry.example.com/team/app:1.0')
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
   })
+
+  it('packing while the cache fills (blobReady): each blob read only once it is ready, the same bytes as a warm write', async () => {
+    const warm = await build()
+    const cache = path.join(root, 'cache-filling')
+    const out = path.join(root, 'out-filling')
+    const {store, lock, profiles} = await fixtureLock(cache)
+    const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: 0})
+    // Hide every blob, then hand each back only when the writer asks for it, a little later.
+    const hidden = new Map<string, Buffer>()
+    for (const image of Object.values(lock.images)) {
+      for (const d of image.blobs) {
+        if (hidden.has(d.digest) || !existsSync(store.blobPath(d.digest))) continue
+        hidden.set(d.digest, readFileSync(store.blobPath(d.digest)))
+        unlinkSync(store.blobPath(d.digest))
+      }
+    }
+    const asked: string[] = []
+    const blobReady = async (digest: string) => {
+      asked.push(digest)
+      await new Promise((r) => setTimeout(r, 5))
+      const bytes = hidden.get(digest)
+      if (bytes && !existsSync(store.blobPath(digest))) writeFileSync(store.blobPath(digest), bytes)
+    }
+    const pending = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0', blobReady})
+    await pending.commit()
+    expect(pending.identity).toBe(warm.pending.identity)
+    expect(sha(readFileSync(path.join(out, 'demo.tar.zst')))).toBe(sha(readFileSync(path.join(warm.out, 'demo.tar.zst'))))
+    for (const d of hidden.keys()) expect(asked, d).toContain(d)
+  })
+
+  it('packing while the cache fills: a blob that cannot be fetched fails the write and leaves no output', async () => {
+    const cache = path.join(root, 'cache-fail')
+    const out = path.join(root, 'out-fail')
+    const {store, lock, profiles} = await fixtureLock(cache)
+    const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: 0})
+    const app = lock.images['registry.example.com/team/app:1.0']
+    const failing = app.blobs[app.blobs.length - 1].digest
+    unlinkSync(store.blobPath(failing))
+    const blobReady = async (digest: string) => {
+      if (digest === failing) throw new Error(`fetch of ${digest} failed`)
+    }
+    const error = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0', blobReady}).catch((e) => e)
+    expect(String(error.message)).toContain(failing)
+    expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
+  })
 })
 
 describe('a full disk', () => {
