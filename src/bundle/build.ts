@@ -8,6 +8,7 @@ import {chartKey, type Lock, type Platform} from '../lock/types.js'
 import {collectContent, loadProfiles, renderFinding, validateProfiles, type LoadedProfile} from '../profile/index.js'
 import {checkLockCurrent, readLock, resolveArtifacts, serializeLock, type FetchReport, type RegistryAccessOptions} from '../resolve/index.js'
 import {startFetch} from '../resolve/fetch.js'
+import {ensureFreeSpace, type SpaceNeed} from '../util/disk.js'
 import {atomicOutput, pendingTemporaryOutputs, type AtomicOutput} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
 import {sha256Hex} from '../util/digest.js'
@@ -204,6 +205,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
       lock = (await resolveArtifacts({images: content.images, charts: content.charts}, {...registry, platform, store, profiles: lockProfiles})).lock
     }
     const resolveSeconds = (Date.now() - t0) / 1000
+    // AIRPACK_SKIP_SPACE_CHECK=1: for filesystems whose free-space figure is wrong (some network mounts, quotas).
+    if (process.env.AIRPACK_SKIP_SPACE_CHECK !== '1') await ensureFreeSpace(await spaceNeeds(lock, store, outputDir))
 
     // Cluster definition: the profiles' documents and the variable values (definition's own, then --var).
     const variables: Record<string, string> = {}
@@ -352,4 +355,28 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
   } finally {
     uninstall()
   }
+}
+
+/**
+ * What a build will write, from the lock's exact sizes: the blobs not yet cached (into the cache), and a bundle
+ * about as large as all its blobs (layers are already compressed, so zstd gains little), plus 1 % for tar
+ * headers, metadata and the other outputs.
+ */
+async function spaceNeeds(lock: Lock, store: BlobStore, outputDir: string): Promise<SpaceNeed[]> {
+  const sizes = new Map<string, number>()
+  for (const image of Object.values(lock.images)) {
+    sizes.set(image.digest, image.size)
+    for (const d of [image.platformManifest, ...image.blobs]) sizes.set(d.digest, d.size)
+  }
+  for (const chart of Object.values(lock.charts)) for (const d of [chart.manifest, ...chart.blobs]) sizes.set(d.digest, d.size)
+  let total = 0
+  let missing = 0
+  for (const [digest, size] of sizes) {
+    total += size
+    if ((await store.size(digest)) === undefined) missing += size
+  }
+  return [
+    {dir: store.root, bytes: missing, what: 'blobs to download into the cache'},
+    {dir: outputDir, bytes: Math.ceil(total * 1.01), what: 'the bundle and its outputs'},
+  ]
 }

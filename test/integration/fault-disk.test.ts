@@ -4,7 +4,7 @@
 // neither under a final name nor as a temporary — and nothing unverified in the cache.
 
 import {execFileSync} from 'node:child_process'
-import {mkdirSync} from 'node:fs'
+import {mkdirSync, statSync} from 'node:fs'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
@@ -45,7 +45,8 @@ describe('disk full', () => {
   it('output directory full: clean error naming the problem, no partial file', async () => {
     const output = smallFilesystem(path.join(fx.dir, 'small-out'), '8m')
     const cache = await fx.fresh('cache')
-    const result = await fx.build({cache, output})
+    // Past the free-space preflight (tested below), so the disk really fills while the bundle is written.
+    const result = await fx.build({cache, output, env: {AIRPACK_SKIP_SPACE_CHECK: '1'}})
     const context = `exit ${result.exitCode}\n${result.stderr}`
     if (process.env.AIRPACK_FAULT_DEBUG) console.log(context)
     expect(result.exitCode, context).not.toBe(0)
@@ -59,7 +60,7 @@ describe('disk full', () => {
   it('cache full: clean error, nothing unverified in the cache, no output', async () => {
     const cache = smallFilesystem(path.join(fx.dir, 'small-cache'), '8m')
     const output = await fx.fresh('out')
-    const result = await fx.build({cache, output, json: true})
+    const result = await fx.build({cache, output, json: true, env: {AIRPACK_SKIP_SPACE_CHECK: '1'}})
     const context = `exit ${result.exitCode}\n${result.stdout}\n${result.stderr}`
     expect(result.exitCode, context).not.toBe(0)
     expect(result.exitCode, context).not.toBe(1)
@@ -67,6 +68,23 @@ describe('disk full', () => {
     expect(doc.status, context).toBe('error')
     expect(JSON.stringify(doc), context).toMatch(SAYS_FULL)
     expect(await unverifiedCacheBlobs(cache)).toEqual([])
+    expect(await finalOutputs(output)).toEqual([])
+  })
+
+  it('preflight: a build that cannot fit stops before downloading anything, naming the filesystem and the sizes', async () => {
+    const cache = smallFilesystem(path.join(fx.dir, 'preflight-cache'), '8m')
+    const output = await fx.fresh('out')
+    const result = await fx.build({cache, output, json: true})
+    const context = `exit ${result.exitCode}\n${result.stdout}\n${result.stderr}`
+    expect(result.exitCode, context).toBe(2)
+    const doc = result.json()
+    expect(doc.code, context).toBe('ERR_AIRPACK_DISK_SPACE')
+    expect(doc.message, context).toContain(cache)
+    expect(doc.message, context).toMatch(/MiB free, the build needs about \d+(\.\d)? MiB/)
+    // Resolving stored the manifests (a few KiB); no layer was downloaded.
+    const cached = await listFiles(path.join(cache, 'blobs'))
+    const bytes = cached.reduce((sum, f) => sum + statSync(path.join(cache, 'blobs', f)).size, 0)
+    expect(bytes, 'only manifests in the cache').toBeLessThan(64 * 1024)
     expect(await finalOutputs(output)).toEqual([])
   })
 })
