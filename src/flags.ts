@@ -1,5 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
+import {UsageError} from './errors.js'
+
 // Flags shared by several commands, defined once so that names, help and defaults never drift apart
 // (PRODUCT.md §2 is the contract for these names).
 
@@ -66,12 +68,12 @@ export const cacheDirFlag = Flags.directory({
 
 export const lockFileFlag = Flags.file({description: 'Lock file to write (or, with --locked, to build from).'})
 
-/** Parse repeated `--var NAME=VALUE` flags. */
+/** Parse repeated `--var NAME=VALUE` flags (UsageError, exit 2, for a malformed one). */
 export function parseVars(values: string[]): Record<string, string> {
   const out: Record<string, string> = {}
   for (const v of values) {
     const eq = v.indexOf('=')
-    if (eq <= 0) throw new Error(`--var ${JSON.stringify(v)} must be NAME=VALUE`)
+    if (eq <= 0) throw new UsageError('USAGE', `--var ${JSON.stringify(v)} must be NAME=VALUE`, {hint: 'Write each variable as --var NAME=VALUE.'})
     out[v.slice(0, eq)] = v.slice(eq + 1)
   }
   return out

@@ -16,7 +16,8 @@ import {silentLogger, type Logger} from '../util/log.js'
 import {buildSiteDocuments, loadInventory} from '../userdata/index.js'
 import {buildDefinitionTgz} from './definition.js'
 import {loadSigningKey} from './sign.js'
-import {BUNDLE_NAME_RE, diskFull, formatBytes, writeBundle, type PendingBundle} from './writer.js'
+import {formatBytes} from '../util/format.js'
+import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
 
 // `airpack bundle build` as a service: validate → resolve (or check the given lock) → fetch → write every output

@@ -37,6 +37,7 @@ import {signDocument, streamSigner, type SigningKey} from './sign.js'
 import {writeParts, type SplitResult} from './split.js'
 import {TarWriter} from './tar.js'
 import {startCompressor, zstdVersion} from './zstd.js'
+import {formatBytes} from '../util/format.js'
 
 // Writes the bundle of PRODUCT.md §4 from a lock and the blob cache: the tar is produced entry by entry straight
 // into a zstd child (blobs streamed from the cache one at a time, backpressure respected), hashed on the way.
@@ -584,14 +585,3 @@ async function removeStaleOutputs(dir: string, name: string, keep: Set<string>):
 
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let v = n / 1024
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`
-}

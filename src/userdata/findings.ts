@@ -82,3 +82,13 @@ export function typeName(value: unknown): string {
 
 /** Keys whose values are secrets: their values never appear in a message. */
 export const SECRET_KEYS = new Set(['password', 'passwd', 'edgeHostToken', 'encodedPassword'])
+
+/** The value at a key path of a parsed document, or undefined where the path leaves it. */
+export function valueAt(doc: unknown, path: readonly PathSegment[]): unknown {
+  let node = doc
+  for (const segment of path) {
+    if (node === null || typeof node !== 'object') return undefined
+    node = (node as Record<string | number, unknown>)[segment]
+  }
+  return node
+}

@@ -2,7 +2,7 @@ import {LineCounter, isNode, parseDocument, type Document} from 'yaml'
 import {z} from 'zod'
 
 import {InvalidInputError} from '../errors.js'
-import {didYouMean, formatPath, type PathSegment} from './findings.js'
+import {didYouMean, formatPath, valueAt, type PathSegment} from './findings.js'
 import type {Fragment} from './merge.js'
 import {MAX_ALIAS_COUNT, YAML_OPTIONS} from './validate.js'
 import {readInputText} from '../util/read-input.js'
@@ -182,15 +182,6 @@ function siteLabel(raw: unknown, path: PathSegment[]): {site?: string; path: str
     return {path: formatPath(path)}
   }
   return {path: path.length ? formatPath(path) : '(inventory)'}
-}
-
-function valueAt(doc: unknown, path: readonly PathSegment[]): unknown {
-  let node = doc
-  for (const segment of path) {
-    if (node === null || typeof node !== 'object') return undefined
-    node = (node as Record<string | number, unknown>)[segment]
-  }
-  return node
 }
 
 function lineAt(doc: Document, counter: LineCounter, path: readonly PathSegment[]): number | undefined {

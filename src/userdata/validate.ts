@@ -1,7 +1,7 @@
 import {LineCounter, parseDocument, isMap, isNode, type Document} from 'yaml'
 import type {z} from 'zod'
 
-import {SECRET_KEYS, didYouMean, formatPath, shown, typeName, type PathSegment, type UserDataFinding} from './findings.js'
+import {SECRET_KEYS, didYouMean, formatPath, shown, typeName, valueAt, type PathSegment, type UserDataFinding} from './findings.js'
 import {semanticFindings, type RawFinding} from './semantic.js'
 import {knownKeysAt, userDataSchema} from './schema.js'
 
@@ -175,15 +175,6 @@ function expectedName(expected: string): string {
     default:
       return expected
   }
-}
-
-function valueAt(doc: unknown, path: readonly PathSegment[]): unknown {
-  let node = doc
-  for (const segment of path) {
-    if (node === null || typeof node !== 'object') return undefined
-    node = (node as Record<string | number, unknown>)[segment]
-  }
-  return node
 }
 
 /** The line of the deepest node of `path` that exists in the document. */

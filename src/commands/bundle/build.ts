@@ -4,7 +4,6 @@ import {BaseCommand} from '../../base-command.js'
 import {buildBundle, sourceDateEpochFrom, type BuildReport} from '../../bundle/build.js'
 import {MEDIA_PART_SIZE, parseSize} from '../../bundle/split.js'
 import {formatBytes} from '../../util/format.js'
-import {UsageError} from '../../errors.js'
 import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
 
 export default class BundleBuild extends BaseCommand<BuildReport> {
@@ -71,12 +70,7 @@ Needs the zstd program (apt-get install zstd).`
 
   async run(): Promise<BuildReport> {
     const {argv, flags} = await this.parse(BundleBuild)
-    let vars: Record<string, string>
-    try {
-      vars = parseVars(flags.var)
-    } catch (err) {
-      throw new UsageError('USAGE', (err as Error).message, {hint: 'Write each variable as --var NAME=VALUE.'})
-    }
+    const vars = parseVars(flags.var)
     const partSize = flags.split !== undefined ? parseSize(flags.split) : flags.media ? MEDIA_PART_SIZE[flags.media] : undefined
     const report = await buildBundle({
       profiles: argv as string[],

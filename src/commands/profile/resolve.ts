@@ -1,7 +1,7 @@
 
 import {BaseCommand} from '../../base-command.js'
 import {BlobStore, defaultCacheDir} from '../../cache/store.js'
-import {InvalidInputError, UsageError} from '../../errors.js'
+import {InvalidInputError} from '../../errors.js'
 import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
 import {collectContent, loadProfiles, profileLocation, renderFinding, validateProfiles} from '../../profile/index.js'
 import {resolveArtifacts, writeLock, type ResolvePlan} from '../../resolve/index.js'
@@ -47,12 +47,7 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
 
   async run(): Promise<ResolveResult> {
     const {argv, flags} = await this.parse(ProfileResolve)
-    let vars: Record<string, string>
-    try {
-      vars = parseVars(flags.var)
-    } catch (err) {
-      throw new UsageError('USAGE', (err as Error).message, {hint: 'Write each variable as --var NAME=VALUE.'})
-    }
+    const vars = parseVars(flags.var)
     const profiles = await loadProfiles(argv as string[])
     const report = validateProfiles(profiles, {arch: flags.arch, mode: flags.mode, vars})
     if (!report.valid) {

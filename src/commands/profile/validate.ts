@@ -1,6 +1,5 @@
 
 import {BaseCommand} from '../../base-command.js'
-import {UsageError} from '../../errors.js'
 import {archFlag, modeFlag, profileArgs, parseVars, varFlag} from '../../flags.js'
 import {loadProfiles, renderReport, validateProfiles, type ValidationReport} from '../../profile/index.js'
 
@@ -31,12 +30,7 @@ export default class ProfileValidate extends BaseCommand<ValidationReport> {
 
   async run(): Promise<ValidationReport> {
     const {argv, flags} = await this.parse(ProfileValidate)
-    let vars: Record<string, string>
-    try {
-      vars = parseVars(flags.var)
-    } catch (err) {
-      throw new UsageError('USAGE', (err as Error).message, {hint: 'Write each variable as --var NAME=VALUE.'})
-    }
+    const vars = parseVars(flags.var)
     const profiles = await loadProfiles(argv as string[])
     const report = validateProfiles(profiles, {arch: flags.arch, mode: flags.mode, vars})
     this.log(renderReport(report))
