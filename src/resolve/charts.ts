@@ -265,11 +265,18 @@ async function downloadArchive(url: URL, expected: string | undefined, ctx: Reso
   return {digest: result.digest, size: result.size}
 }
 
-async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<LockedChart> {
-  const path = req.repository.slice('oci://'.length).replace(/\/+$/, '')
+/** Where an OCI chart lives: `oci://host/path` + name → registry `host`, repository `path/name`. */
+export function ociChartLocation(ociRepository: string, name: string): {registry: string; repository: string} {
+  const path = ociRepository.slice('oci://'.length).replace(/\/+$/, '')
   const slash = path.indexOf('/')
-  const registry = slash === -1 ? path : path.slice(0, slash)
-  const repository = [slash === -1 ? '' : path.slice(slash + 1), req.name].filter(Boolean).join('/')
+  return {
+    registry: slash === -1 ? path : path.slice(0, slash),
+    repository: [slash === -1 ? '' : path.slice(slash + 1), name].filter(Boolean).join('/'),
+  }
+}
+
+async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<LockedChart> {
+  const {registry, repository} = ociChartLocation(req.repository, req.name)
   const tag = chartTag(req.version)
   const {value: m, endpoint} = await ctx.client.withEndpoints(registry, repository, (ep) => ctx.client.getManifest(ep, tag, 'helm'))
   const where = `oci://${registry}/${repository}:${tag}`

@@ -10,7 +10,7 @@ import {isIndexType, isManifestType} from '../registry/media-types.js'
 import {parseReference} from '../registry/reference.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {settleAll} from '../util/pool.js'
-import {chartManifest, chartSourceKind, readChartMetadata} from './charts.js'
+import {chartManifest, chartSourceKind, ociChartLocation, readChartMetadata} from './charts.js'
 import {initStore} from './store-init.js'
 
 // The fetch step: every blob a lock names is brought into the cache by digest only (tags are never read here, so
@@ -312,10 +312,7 @@ function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
   for (const chart of Object.values(lock.charts)) {
     const kind = chartSourceKind(chart.repository)
     if (kind === 'oci') {
-      const p = chart.repository.slice('oci://'.length).replace(/\/+$/, '')
-      const slash = p.indexOf('/')
-      const registry = slash === -1 ? p : p.slice(0, slash)
-      const repository = [slash === -1 ? '' : p.slice(slash + 1), chart.name].filter(Boolean).join('/')
+      const {registry, repository} = ociChartLocation(chart.repository, chart.name)
       work.push({
         kind: 'chart',
         reference: chart.reference,

@@ -11,7 +11,7 @@ import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} f
 import {RegistryError} from '../registry/errors.js'
 import {ReferenceError, parseReference} from '../registry/reference.js'
 import {settleAll} from '../util/pool.js'
-import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, pickIndexEntry, resolveChart} from './charts.js'
+import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, ociChartLocation, pickIndexEntry, resolveChart} from './charts.js'
 import {resolveImage} from './images.js'
 import {initStore} from './store-init.js'
 import {origin, type ChartRequestLike, type ImageRequestLike} from './requests.js'
@@ -241,10 +241,7 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
       const kind = chartSourceKind(chart.repository)
       const what = `chart ${chart.name} ${chart.version} from ${chart.repository}`
       if (kind === 'oci') {
-        const p = chart.repository.slice('oci://'.length).replace(/\/+$/, '')
-        const slash = p.indexOf('/')
-        const registry = slash === -1 ? p : p.slice(0, slash)
-        const repository = [slash === -1 ? '' : p.slice(slash + 1), chart.name].filter(Boolean).join('/')
+        const {registry, repository} = ociChartLocation(chart.repository, chart.name)
         checks.push({
           what,
           locked: chart.manifest.digest,
