@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {UsageError} from './errors.js'
+import type {RegistryAccessOptions} from './resolve/index.js'
 
 // Flags shared by several commands, defined once so that names, help and defaults never drift apart
 // (PRODUCT.md §2 is the contract for these names).
@@ -53,6 +54,25 @@ export const registryFlags = {
     default: [],
     defaultHelp: async () => undefined,
   }),
+}
+
+/** The registry flags (and --concurrency) as the registry layer's options, for every command that takes them. */
+export function registryAccessFrom(flags: {
+  registries?: string
+  'docker-config'?: string
+  'cred-file'?: string
+  'ca-cert'?: string
+  'insecure-registry': string[]
+  concurrency: number
+}): RegistryAccessOptions {
+  return {
+    registriesFile: flags.registries,
+    dockerConfigDir: flags['docker-config'],
+    credFile: flags['cred-file'],
+    caCertFile: flags['ca-cert'],
+    insecureRegistries: flags['insecure-registry'],
+    concurrency: flags.concurrency,
+  }
 }
 
 export const concurrencyFlag = Flags.integer({

@@ -4,7 +4,7 @@ import {BaseCommand} from '../../base-command.js'
 import {buildBundle, sourceDateEpochFrom, type BuildReport} from '../../bundle/build.js'
 import {MEDIA_PART_SIZE, parseSize} from '../../bundle/split.js'
 import {formatBytes} from '../../util/format.js'
-import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
+import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryAccessFrom, registryFlags, varFlag} from '../../flags.js'
 
 export default class BundleBuild extends BaseCommand<BuildReport> {
   static summary = 'Build the reproducible, signed content bundle (.tar.zst) and cluster definition for an air-gapped site.'
@@ -81,14 +81,7 @@ Needs the zstd program (apt-get install zstd).`
       outputDir: flags.output,
       lockFile: flags['lock-file'],
       locked: flags.locked,
-      registry: {
-        registriesFile: flags.registries,
-        dockerConfigDir: flags['docker-config'],
-        credFile: flags['cred-file'],
-        caCertFile: flags['ca-cert'],
-        insecureRegistries: flags['insecure-registry'],
-        concurrency: flags.concurrency,
-      },
+      registry: registryAccessFrom(flags),
       signKeyFile: flags['sign-key'],
       partSize,
       sitesFile: flags.sites,

@@ -2,7 +2,7 @@
 import {BaseCommand} from '../../base-command.js'
 import {BlobStore, defaultCacheDir} from '../../cache/store.js'
 import {InvalidInputError} from '../../errors.js'
-import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryFlags, varFlag} from '../../flags.js'
+import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryAccessFrom, registryFlags, varFlag} from '../../flags.js'
 import {collectContent, loadProfiles, profileLocation, renderFinding, validateProfiles} from '../../profile/index.js'
 import {resolveArtifacts, writeLock, type ResolvePlan} from '../../resolve/index.js'
 import {formatBytes} from '../../util/format.js'
@@ -64,12 +64,7 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
     const {lock, plan} = await resolveArtifacts(content, {
       platform,
       store,
-      registriesFile: flags.registries,
-      dockerConfigDir: flags['docker-config'],
-      credFile: flags['cred-file'],
-      caCertFile: flags['ca-cert'],
-      insecureRegistries: flags['insecure-registry'],
-      concurrency: flags.concurrency,
+      ...registryAccessFrom(flags),
       logger: this.logger,
       profiles: profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, file: profileLocation(p)})),
     })
