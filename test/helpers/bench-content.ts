@@ -13,7 +13,7 @@ import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 
 import type {TestRegistry} from './registry.js'
-import {blobOf, MT, pushBlob, pushManifest} from './seed.js'
+import {blobOf, MT, pushBlob, pushManifest, ustarHeader} from './seed.js'
 
 export interface BenchContentOptions {
   /** Total layer bytes per platform (approximately: tar and gzip framing add a little). */
@@ -86,23 +86,6 @@ export function randomBytesStream(seed: string, size: number): Readable {
   })
 }
 
-function tarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512)
-  h.write(name, 0, 100, 'utf8')
-  h.write('0000644\0', 100)
-  h.write('0000000\0', 108)
-  h.write('0000000\0', 116)
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124)
-  h.write('00000000000\0', 136)
-  h.write('        ', 148)
-  h.write('0', 156)
-  h.write('ustar\0', 257)
-  h.write('00', 263)
-  let sum = 0
-  for (const byte of h) sum += byte
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148)
-  return h
-}
 
 /** A gzip'd single-file tar of seeded bytes, as a stream; `onDone` gets diff_id (sha256 of the tar). */
 function layerStream(seed: string, payloadSize: number): {stream: Readable; tarDigest: () => string} {
@@ -113,7 +96,7 @@ function layerStream(seed: string, payloadSize: number): {stream: Readable; tarD
     transform(chunk: Buffer, _enc, cb) {
       if (!headerSent) {
         headerSent = true
-        const header = tarHeader(`data/${seed.replace(/[^a-zA-Z0-9._-]/g, '_')}.bin`, payloadSize)
+        const header = ustarHeader(`data/${seed.replace(/[^a-zA-Z0-9._-]/g, '_')}.bin`, payloadSize)
         tarHash.update(header)
         this.push(header)
       }

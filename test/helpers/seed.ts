@@ -30,26 +30,31 @@ export function blobOf(bytes: Buffer | string): Blob {
   return {digest: 'sha256:' + createHash('sha256').update(b).digest('hex'), size: b.length, bytes: b}
 }
 
+/** One ustar header block for a regular file (mode 0644, uid/gid 0, mtime 0), checksum filled in. */
+export function ustarHeader(name: string, size: number): Buffer {
+  const header = Buffer.alloc(512)
+  header.write(name, 0, 100, 'utf8')
+  header.write('0000644\0', 100)
+  header.write('0000000\0', 108)
+  header.write('0000000\0', 116)
+  header.write(size.toString(8).padStart(11, '0') + '\0', 124)
+  header.write('00000000000\0', 136)
+  header.write('        ', 148)
+  header.write('0', 156)
+  header.write('ustar\0', 257)
+  header.write('00', 263)
+  let sum = 0
+  for (const byte of header) sum += byte
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148)
+  return header
+}
+
 /** A minimal ustar archive (regular files only), deterministic. */
 export function tarOf(files: Record<string, Buffer | string>): Buffer {
   const parts: Buffer[] = []
   for (const [name, content] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const body = Buffer.isBuffer(content) ? content : Buffer.from(content)
-    const header = Buffer.alloc(512)
-    header.write(name, 0, 100, 'utf8')
-    header.write('0000644\0', 100)
-    header.write('0000000\0', 108)
-    header.write('0000000\0', 116)
-    header.write(body.length.toString(8).padStart(11, '0') + '\0', 124)
-    header.write('00000000000\0', 136)
-    header.write('        ', 148)
-    header.write('0', 156)
-    header.write('ustar\0', 257)
-    header.write('00', 263)
-    let sum = 0
-    for (const byte of header) sum += byte
-    header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148)
-    parts.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512))
+    parts.push(ustarHeader(name, body.length), body, Buffer.alloc((512 - (body.length % 512)) % 512))
   }
   parts.push(Buffer.alloc(1024))
   return Buffer.concat(parts)
