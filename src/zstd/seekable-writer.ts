@@ -1,0 +1,191 @@
+import type {Writable} from 'node:stream'
+
+import {drained} from '../bundle/tar.js'
+import {blockHeader, MAX_BLOCK_SIZE, rawFrameHeader} from './frame.js'
+import {encodeSeekTable, MAX_FRAMES, type SeekTableFrame} from './seek-table.js'
+import {compressFrame, loadZstdWasm, type ZstdWasm} from './wasm.js'
+
+// Writes one plain zstd file made of independent frames and ends it with the seek table (seek-table.ts), so that
+// `zstd -d` of the file (or of the `cat` of its parts) gives the input back, and a reader can jump to any frame.
+//
+// The caller cuts its input into segments (for a bundle: one per tar entry) and says for each whether it is
+// already compressed. Every segment starts a new frame; inside a segment frames are cut every
+// `compressedFrameSize` (compressed segments) or `rawFrameSize` (raw segments) bytes counted from the segment's
+// start. Frame boundaries therefore depend only on the segment lengths, never on how the input stream happened
+// to be chunked, and each compressed frame depends only on its bytes and the level: same input, same file.
+//
+// Memory stays bounded: raw data goes to `out` as it comes (a 3-byte block header before every 128 KiB), and a
+// compressed segment is buffered at most one frame at a time. Writes wait for `out` to drain.
+
+export type FrameMode = 'raw' | 'compressed'
+
+/** Compressed frames hold at most 4 MiB: small enough to buffer, large enough to compress as well as a stream. */
+export const COMPRESSED_FRAME_SIZE = 4 * 1024 * 1024
+/**
+ * Raw frames hold at most 1 GiB, the reference implementation's limit on a frame's decompressed size
+ * (ZSTD_SEEKABLE_MAX_FRAME_DECOMPRESSED_SIZE). A reader never needs to decode one whole: its blocks sit at
+ * fixed offsets.
+ */
+export const RAW_FRAME_SIZE = 1024 * 1024 * 1024
+/** Bytes queued on `out` before a write waits for it to drain. */
+const OUT_AHEAD = 8 * 1024 * 1024
+
+export interface SeekableWriterOptions {
+  /** zstd level of compressed frames. */
+  level: number
+  compressedFrameSize?: number
+  rawFrameSize?: number
+}
+
+export interface SeekableSummary {
+  frames: SeekTableFrame[]
+  /** Bytes of input (the decompressed stream). */
+  decompressedSize: number
+  /** Bytes written to `out`, the seek table included. */
+  compressedSize: number
+  /** Size of the seek table frame at the end. */
+  tableSize: number
+}
+
+interface Segment {
+  mode: FrameMode
+  length: number
+  written: number
+}
+
+interface OpenFrame {
+  /** Content bytes this frame will hold. */
+  size: number
+  filled: number
+  /** Bytes written for it so far (raw frames). */
+  out: number
+}
+
+export class SeekableWriter {
+  private readonly frames: SeekTableFrame[] = []
+  private segment: Segment | undefined
+  private frame: OpenFrame | undefined
+  private readonly pending: Buffer
+  private inBytes = 0
+  private outBytes = 0
+  private finished = false
+  private readonly compressedFrameSize: number
+  private readonly rawFrameSize: number
+
+  private constructor(
+    private readonly out: Writable,
+    private readonly zstd: ZstdWasm,
+    private readonly options: SeekableWriterOptions,
+  ) {
+    this.compressedFrameSize = options.compressedFrameSize ?? COMPRESSED_FRAME_SIZE
+    this.rawFrameSize = options.rawFrameSize ?? RAW_FRAME_SIZE
+    // Both sizes, and a raw frame's block headers, must fit the seek table's 32-bit fields.
+    if (this.rawFrameSize > 2 ** 31 || this.compressedFrameSize > 2 ** 31) throw new Error('seekable writer: frame sizes are limited to 2 GiB')
+    this.pending = Buffer.allocUnsafe(this.compressedFrameSize)
+  }
+
+  /** `out` receives the file's bytes; the caller ends it after finish(). */
+  static async create(out: Writable, options: SeekableWriterOptions): Promise<SeekableWriter> {
+    return new SeekableWriter(out, await loadZstdWasm(), options)
+  }
+
+  get bytesIn(): number {
+    return this.inBytes
+  }
+
+  get bytesOut(): number {
+    return this.outBytes
+  }
+
+  /**
+   * The next `length` bytes written form one segment, starting at a frame boundary. The previous segment must
+   * be complete. A segment of 0 bytes adds no frame.
+   */
+  beginSegment(mode: FrameMode, length: number): void {
+    if (this.finished) throw new Error('seekable writer: beginSegment after finish')
+    if (!Number.isSafeInteger(length) || length < 0) throw new Error(`seekable writer: bad segment length ${length}`)
+    this.assertSegmentComplete()
+    this.segment = {mode, length, written: 0}
+  }
+
+  /**
+   * Appends `chunk` to the current segment. Raw data is handed to `out` without copying: do not modify a chunk
+   * after passing it.
+   */
+  async write(chunk: Buffer): Promise<void> {
+    const segment = this.segment
+    if (!segment) throw new Error('seekable writer: write before beginSegment')
+    if (segment.written + chunk.length > segment.length) {
+      throw new Error(`seekable writer: ${segment.written + chunk.length} bytes written to a segment of ${segment.length}`)
+    }
+    let pos = 0
+    while (pos < chunk.length) {
+      const frame = (this.frame ??= this.openFrame(segment))
+      const take = Math.min(chunk.length - pos, frame.size - frame.filled)
+      const piece = chunk.subarray(pos, pos + take)
+      if (segment.mode === 'raw') this.writeRaw(frame, piece)
+      else piece.copy(this.pending, frame.filled)
+      frame.filled += take
+      segment.written += take
+      pos += take
+      if (frame.filled === frame.size) this.closeFrame(segment, frame)
+    }
+    this.inBytes += chunk.length
+    if (this.out.writableLength > OUT_AHEAD) await drained(this.out)
+  }
+
+  /** Writes the seek table after the last frame. Every segment must be complete. */
+  async finish(): Promise<SeekableSummary> {
+    if (this.finished) throw new Error('seekable writer: finish called twice')
+    this.assertSegmentComplete()
+    this.finished = true
+    const table = encodeSeekTable(this.frames)
+    this.emit(table)
+    if (this.out.writableLength > OUT_AHEAD) await drained(this.out)
+    return {frames: this.frames, decompressedSize: this.inBytes, compressedSize: this.outBytes, tableSize: table.length}
+  }
+
+  private assertSegmentComplete(): void {
+    const s = this.segment
+    if (s && s.written !== s.length) throw new Error(`seekable writer: segment ended after ${s.written} of its ${s.length} bytes`)
+  }
+
+  private openFrame(segment: Segment): OpenFrame {
+    if (this.frames.length >= MAX_FRAMES) throw new Error(`seekable writer: more than ${MAX_FRAMES} frames`)
+    const limit = segment.mode === 'raw' ? this.rawFrameSize : this.compressedFrameSize
+    const size = Math.min(limit, segment.length - segment.written)
+    const frame: OpenFrame = {size, filled: 0, out: 0}
+    if (segment.mode === 'raw') frame.out += this.emit(rawFrameHeader(size))
+    return frame
+  }
+
+  /** Raw content, cut into Raw blocks whose headers go where the 128 KiB boundaries of the frame fall. */
+  private writeRaw(frame: OpenFrame, data: Buffer): void {
+    let pos = 0
+    let filled = frame.filled
+    while (pos < data.length) {
+      const inBlock = filled % MAX_BLOCK_SIZE
+      if (inBlock === 0) {
+        const blockSize = Math.min(MAX_BLOCK_SIZE, frame.size - filled)
+        frame.out += this.emit(blockHeader(blockSize, 'raw', filled + blockSize === frame.size))
+      }
+      const take = Math.min(data.length - pos, MAX_BLOCK_SIZE - inBlock)
+      frame.out += this.emit(pos === 0 && take === data.length ? data : data.subarray(pos, pos + take))
+      pos += take
+      filled += take
+    }
+  }
+
+  private closeFrame(segment: Segment, frame: OpenFrame): void {
+    let compressedSize = frame.out
+    if (segment.mode === 'compressed') compressedSize = this.emit(compressFrame(this.zstd, this.pending.subarray(0, frame.size), this.options.level))
+    this.frames.push({compressedSize, decompressedSize: frame.size})
+    this.frame = undefined
+  }
+
+  private emit(bytes: Buffer): number {
+    this.out.write(bytes)
+    this.outBytes += bytes.length
+    return bytes.length
+  }
+}
