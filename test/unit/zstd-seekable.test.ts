@@ -167,6 +167,20 @@ describe('SeekableWriter', () => {
     }
   })
 
+  it('writes the pinned bytes for a pinned input (a zstd-wasm or frame-layout change shows up here)', async () => {
+    // Same input, same bytes on every machine: compressed frames come from the pinned WebAssembly build, raw
+    // frames from frame.ts. If this changes, bundles stop being byte-identical to earlier builds of the same
+    // inputs: say so in docs/bundle-format.md before updating the hash.
+    const json = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}\n'.repeat(2000))
+    const raw = Buffer.from(Array.from({length: 300000}, (_, i) => (i * 7919) % 251))
+    const {bytes} = await writeSeekable([
+      {mode: 'compressed', data: json},
+      {mode: 'raw', data: raw},
+    ])
+    expect(bytes.length).toBe(300155)
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe('7ba523ea24b0b32ecda98e23bddbb0c4e97c26934b3b72409026c658c55f988e')
+  })
+
   it('refuses writes past a segment and a segment left short', async () => {
     const w = await SeekableWriter.create(new PassThrough(), {level: 3})
     await expect(w.write(Buffer.from('x'))).rejects.toThrow(/before beginSegment/)
