@@ -18,6 +18,15 @@ export interface ContentScan {
   tagCounts: Map<PackModel, number>
   /** Agent references already reported for a wrong architecture (stylusPackage and its content tag name one image). */
   archReported: Set<string>
+  /** Causes already reported per pack (one bad reference or macro reached through options.system.uri and the
+   *  content tag that names it is one finding). */
+  reported: Set<string>
+}
+
+/** `options.system.uri: "NA"`: the Agent Mode preset of the BYOS pack, which names no provider image (agent mode
+ *  installs on the host's own OS). Not an image reference. */
+export function isNoProviderImage(uri: string | undefined): boolean {
+  return uri !== undefined && /^\s*na\s*$/i.test(uri)
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -32,7 +41,7 @@ export function agentArch(reference: string): string | undefined {
 
 export function scanContent(profiles: LoadedProfile[], options: CollectOptions): ContentScan {
   const ctx = macroContext(profiles, options.vars ?? {})
-  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map(), archReported: new Set()}
+  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map(), archReported: new Set(), reported: new Set()}
   const seenImages = new Map<string, ImageRequest>()
   const seenCharts = new Set<string>()
 
@@ -81,6 +90,13 @@ function scanPack(
 ): void {
   const file = profileLocation(profile)
   const finding = (f: Parameters<typeof packFinding>[2]) => scan.findings.push(packFinding(profile, pack, {valuesLine: true, ...f}))
+  /** Report a cause once per pack, whichever path reaches it first. */
+  const once = (cause: string, report: () => void) => {
+    const key = `${profile.name}\u0000${pack.name}\u0000${cause}`
+    if (scan.reported.has(key)) return
+    scan.reported.add(key)
+    report()
+  }
   let tags = 0
   const data = values.data ?? {}
   const content = isObject(data.pack) ? data.pack.content : undefined
@@ -90,14 +106,16 @@ function scanPack(
     const r = resolveMacros(raw, ctx, profile)
     if (r.value === undefined) {
       for (const problem of r.problems)
-        finding({
-          code: 'AP-MACRO-UNRESOLVED',
-          severity: 'error',
-          message: `${what} cannot be resolved: ${problem}`,
-          hint: 'Give the variable a value with --var NAME=VALUE, add the missing option to the pack values, or include the profile that holds the pack.',
-          path,
-          ...(line === undefined ? {} : {line}),
-        })
+        once(`macro\u0000${problem}`, () =>
+          finding({
+            code: 'AP-MACRO-UNRESOLVED',
+            severity: 'error',
+            message: `${what} cannot be resolved: ${problem}`,
+            hint: 'Give the variable a value with --var NAME=VALUE, add the missing option to the pack values, or include the profile that holds the pack.',
+            path,
+            ...(line === undefined ? {} : {line}),
+          }),
+        )
       return undefined
     }
     return r.value
@@ -109,14 +127,16 @@ function scanPack(
       reference = normalizeReference(original)
     } catch (err) {
       if (!(err instanceof ReferenceError)) throw err
-      finding({
-        code: 'AP-IMAGE-REF',
-        severity: 'error',
-        message: `image ${JSON.stringify(original)} is not a valid reference: ${err.reason}`,
-        hint: 'Write it as [registry/]repository[:tag][@sha256:digest], e.g. docker.io/library/nginx:1.27.',
-        path,
-        ...(line === undefined ? {} : {line}),
-      })
+      once(`image\u0000${original}`, () =>
+        finding({
+          code: 'AP-IMAGE-REF',
+          severity: 'error',
+          message: `image ${JSON.stringify(original)} is not a valid reference: ${err.reason}`,
+          hint: 'Write it as [registry/]repository[:tag][@sha256:digest], e.g. docker.io/library/nginx:1.27.',
+          path,
+          ...(line === undefined ? {} : {line}),
+        }),
+      )
       return undefined
     }
     const embedded = agentArch(reference)
@@ -140,9 +160,14 @@ function scanPack(
   let provider: ImageRequest | undefined
   let agent: ImageRequest | undefined
   let providerRaw: string | undefined
+  let noProvider = false
   if (isOs) {
     const uri = packOption(values, 'system.uri')
-    if (uri.value !== undefined) {
+    if (isNoProviderImage(uri.value)) {
+      // Agent Mode preset: nothing to carry. Appliance mode reports it (AP-OS-URI-MISSING, validate.ts).
+      providerRaw = uri.value
+      noProvider = true
+    } else if (uri.value !== undefined) {
       providerRaw = uri.value
       const resolved = resolveRef(uri.value, 'options.system.uri', uri.line, 'options.system.uri (the OS provider image)')
       if (resolved !== undefined) provider = imageRequest(resolved, 'options.system.uri', uri.line, 'os-provider')
@@ -187,10 +212,12 @@ function scanPack(
         })
         return
       }
+      const isProvider = providerRaw !== undefined && (text === providerRaw || (hasMacro(text) && /\.options\.system\.uri\s*\}\}$/.test(text.trim())))
+      // The provider image's content tag under the Agent Mode preset names nothing to carry.
+      if (isProvider && noProvider) return
       tags++
       const resolved = resolveRef(text, `${path}.image`, line, `content tag ${JSON.stringify(text)}`)
       if (resolved === undefined) return
-      const isProvider = providerRaw !== undefined && (text === providerRaw || hasMacro(text) && /\.options\.system\.uri\s*\}\}$/.test(text.trim()))
       const req = imageRequest(resolved, `${path}.image`, line, isProvider ? 'os-provider' : undefined)
       if (req) listed.push(req)
     })

@@ -86,6 +86,9 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
       ...(scalarString(meta?.name) ? {name: scalarString(meta?.name)} : {}),
       ...(scalarString(meta?.kind) ? {kind: scalarString(meta?.kind)} : {}),
     }
+    const manifests = Array.isArray(raw.manifests)
+      ? raw.manifests.filter(isObject).map((m, j) => ({name: scalarString(m.name) ?? `manifest-${j}`, content: typeof m.content === 'string' ? m.content : ''}))
+      : undefined
     const valuesStart = positions.textStart([...path, 'values'])
     if (packName && layer && packVersion) {
       packs.push({
@@ -98,6 +101,7 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
         ...(Object.keys(registry).length > 0 ? {registry} : {}),
         ...(positions.line(path) === undefined ? {} : {fileLine: positions.line(path)}),
         ...(valuesStart ? {valuesFileLine: valuesStart.line, valuesIsBlock: valuesStart.block} : {}),
+        ...(manifests ? {manifests} : {}),
       })
     }
     // The export shape: no pack uid, no registryUid; the registry goes under registry.metadata.

@@ -1,7 +1,7 @@
 // Turning untrusted bytes into a JSON value with line numbers: size and encoding checks, JSON and YAML parsing
 // with bounded alias expansion, and a position index so that findings can name the line they come from.
 
-import {LineCounter, parseDocument, Scalar, isAlias, isNode, type Document, type Node} from 'yaml'
+import {LineCounter, parseAllDocuments, parseDocument, Scalar, isAlias, isNode, isMap, type Document, type Node} from 'yaml'
 
 /** Limits for untrusted input. A real exported profile is well under 1 MiB. */
 export const LIMITS = {
@@ -59,18 +59,28 @@ export function lineColumnAt(text: string, offset: number): {line: number; colum
   return {line, column: offset - lastBreak}
 }
 
-/** Positions of nodes in a parsed document, by path. */
+/** Positions of nodes in a parsed document, by path. For pack values of several YAML documents, a path is looked up
+ *  in the document that provides its top-level key (the first one that has it), as the merged data reads it. */
 export class PositionIndex {
+  private readonly docs: Document[]
+
   constructor(
-    private readonly doc: Document | undefined,
+    doc: Document | Document[] | undefined,
     private readonly lines: LineCounter | undefined,
-  ) {}
+  ) {
+    this.docs = doc === undefined ? [] : Array.isArray(doc) ? doc : [doc]
+  }
 
   node(path: (string | number)[]): Node | undefined {
-    if (!this.doc) return undefined
-    let node: unknown = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true)
-    if (isAlias(node)) node = node.resolve(this.doc)
-    return isNode(node) ? node : undefined
+    for (const doc of this.docs) {
+      let node: unknown = path.length === 0 ? doc.contents : doc.getIn(path, true)
+      if (isAlias(node)) node = node.resolve(doc)
+      if (isNode(node)) return node
+      if (path.length === 0) return undefined
+      // The first document holding the top-level key is the one the merged data took it from.
+      if (isMap(doc.contents) && doc.contents.has(path[0])) return undefined
+    }
+    return undefined
   }
 
   /** 1-based line where the node at `path` starts. */
@@ -96,31 +106,70 @@ export interface ParsedText {
   positions: PositionIndex
 }
 
-/** Parse a YAML document (one only), with line numbers and bounded alias expansion. */
-export function parseYamlText(text: string): ParsedText {
-  const lines = new LineCounter()
-  const doc = parseDocument(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: true})
+function yamlProblem(doc: Document, lines: LineCounter, single: boolean): TextProblem | undefined {
   const first = doc.errors[0]
-  if (first) {
-    const pos = first.linePos?.[0] ?? lines.linePos(first.pos[0])
-    const what =
-      first.code === 'MULTIPLE_DOCS'
-        ? 'it holds several YAML documents; a profile is one document'
-        : /call stack/i.test(first.message)
-          ? 'it nests too deeply to be a profile'
-          : first.message.split('\n')[0]!
-    throw new TextProblem(`malformed YAML: ${what}`, pos?.line, pos?.col)
-  }
-  let value: unknown
+  if (!first) return undefined
+  const pos = first.linePos?.[0] ?? lines.linePos(first.pos[0])
+  const what =
+    first.code === 'MULTIPLE_DOCS' && single
+      ? 'it holds several YAML documents; a profile is one document'
+      : /call stack/i.test(first.message)
+        ? 'it nests too deeply to be a profile'
+        : first.message.split('\n')[0]!
+  return new TextProblem(`malformed YAML: ${what}`, pos?.line, pos?.col)
+}
+
+function toData(doc: Document): unknown {
   try {
-    value = doc.toJS({maxAliasCount: LIMITS.yamlAliases})
+    return doc.toJS({maxAliasCount: LIMITS.yamlAliases})
   } catch (err) {
     if (err instanceof ReferenceError && /alias/i.test(err.message)) {
       throw new TextProblem(`YAML alias expansion exceeds the limit of ${LIMITS.yamlAliases} (an alias bomb?)`)
     }
     throw new TextProblem(`malformed YAML: ${(err as Error).message}`)
   }
-  return {value, positions: new PositionIndex(doc, lines)}
+}
+
+/** Parse a YAML document (one only), with line numbers and bounded alias expansion. */
+export function parseYamlText(text: string): ParsedText {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: true})
+  const problem = yamlProblem(doc, lines, true)
+  if (problem) throw problem
+  return {value: toData(doc), positions: new PositionIndex(doc, lines)}
+}
+
+/** Parse a pack's values, which may be several YAML documents (`---`): Palette reads them all, so the values are
+ *  their top-level keys together (the first document that has a key gives it; Palette's Edge troubleshooting page
+ *  adds Kairos `stages` in a second document after the BYOS values). Line numbers count from the start of the
+ *  whole text, so they stay right in every document. A document that is not a mapping is refused. */
+export function parseYamlDocuments(text: string): ParsedText {
+  const lines = new LineCounter()
+  const docs = parseAllDocuments(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: true})
+  const list = Array.isArray(docs) ? docs : []
+  if (list.length <= 1) {
+    const doc = list[0]
+    if (!doc) return {value: null, positions: new PositionIndex(undefined, lines)}
+    const problem = yamlProblem(doc, lines, false)
+    if (problem) throw problem
+    return {value: toData(doc), positions: new PositionIndex(doc, lines)}
+  }
+  const merged: Record<string, unknown> = {}
+  for (const doc of list) {
+    const problem = yamlProblem(doc, lines, false)
+    if (problem) throw problem
+    const value = toData(doc)
+    if (value === null || value === undefined) continue
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      const start = doc.contents?.range ? lines.linePos(doc.contents.range[0]) : undefined
+      throw new TextProblem('a YAML document of the values is not a mapping', start?.line, start?.col)
+    }
+    // defineProperty, not assignment: a `__proto__` key stays a plain key.
+    for (const [k, v] of Object.entries(value)) {
+      if (!Object.hasOwn(merged, k)) Object.defineProperty(merged, k, {value: v, enumerable: true, writable: true, configurable: true})
+    }
+  }
+  return {value: merged, positions: new PositionIndex(list, lines)}
 }
 
 /** Parse JSON strictly (JSON.parse), then index positions through the YAML parser (JSON is YAML). */

@@ -26,6 +26,8 @@ export interface PackModel {
   valuesFileLine?: number
   /** Whether valuesFileLine maps values lines one to one (YAML block scalar). */
   valuesIsBlock?: boolean
+  /** The Kubernetes manifests of a manifest layer (`type: manifest`, Palette's "Add Manifest"), as written. */
+  manifests?: {name: string; content: string}[]
 }
 
 export interface LoadedProfile {

@@ -18,7 +18,7 @@ import {
   kubernetesVersion,
   osFamily,
 } from '../matrix/index.js'
-import {agentArch, scanContent} from './content.js'
+import {agentArch, isNoProviderImage, scanContent} from './content.js'
 import {macroContext, resolveMacros, variableValue} from './macros.js'
 import type {Finding, ImageRequest, LoadedProfile, PackModel, ValidateOptions, ValidationReport} from './types.js'
 import {profileLocation} from './types.js'
@@ -166,8 +166,19 @@ function checkMatrix(infra: LoadedProfile, profiles: LoadedProfile[], options: V
     }
     if (os.pack.name === 'edge-native-byoi') {
       const values = parseValues(os.pack)
-      if (mode === 'appliance' && !values.error && packOption(values, 'system.uri').value === undefined) {
-        at(os.pack, {code: 'AP-OS-URI-MISSING', severity: 'error', message: 'the BYOS Edge OS pack names no provider image (options.system.uri)', hint: 'Set options.system.uri to the provider image EdgeForge/CanvOS built (registry/repo:<k8s-dist>-<k8s-version>-<pe-version>-<tag>).', path: 'options.system.uri'})
+      const uri = values.error ? undefined : packOption(values, 'system.uri')
+      if (mode === 'appliance' && uri && (uri.value === undefined || isNoProviderImage(uri.value))) {
+        at(os.pack, {
+          code: 'AP-OS-URI-MISSING',
+          severity: 'error',
+          message:
+            uri.value === undefined
+              ? 'the BYOS Edge OS pack names no provider image (options.system.uri); appliance mode installs from a provider image'
+              : `options.system.uri is ${JSON.stringify(uri.value)} (the Agent Mode preset: no provider image); appliance mode needs a provider image`,
+          hint: 'Set options.system.uri to the provider image EdgeForge/CanvOS built (registry/repo:<k8s-dist>-<k8s-version>-<pe-version>-<tag>) and list it in pack.content.images, or build for --mode agent.',
+          path: 'options.system.uri',
+          ...(uri.line === undefined ? {} : {valuesLine: true, line: uri.line}),
+        })
       }
       const major = semver.coerce(os.pack.version)?.major
       if (mode === 'agent' && major !== undefined && major < 2) {
@@ -342,8 +353,35 @@ function checkContentPresence(profiles: LoadedProfile[], counts: Map<PackModel, 
       // come with the provider image (appliance) or the agent (agent mode), not from content tags.
       if (pack.layer === 'k8s' || pack.layer === 'os') continue
       if ((counts.get(pack) ?? 0) > 0) continue
+      if (deploysNoImages(pack)) continue
       emit(packFinding(profile, pack, {code: 'AP-CONTENT-MISSING', severity: 'warning', message: 'the pack has no content tags (pack.content.images / charts); its images would be missing at the site', hint: 'List every image the pack deploys under pack.content.images (and its charts under pack.content.charts).', path: 'pack.content', valuesLine: true}))
     }
+}
+
+/** Kubernetes manifests the pack ships as written (not templates with parameters): a manifest layer's
+ *  (`type: manifest`, Palette's "Add Manifest") or raw `manifests.<name>.contents` in the values, as the Custom CNI
+ *  pack's ConfigMap. Undefined when the pack deploys anything else (a chart, templates airpack cannot see). */
+function rawManifests(pack: PackModel): string[] | undefined {
+  if (pack.type === 'manifest') return (pack.manifests ?? []).map((m) => m.content)
+  const data = parseValues(pack).data
+  const manifests = data?.manifests
+  if (!data || data.charts !== undefined || typeof manifests !== 'object' || manifests === null || Array.isArray(manifests)) return undefined
+  const entries = Object.values(manifests)
+  if (entries.length === 0) return undefined
+  const contents: string[] = []
+  for (const entry of entries) {
+    const text = typeof entry === 'object' && entry !== null ? (entry as Record<string, unknown>).contents : undefined
+    if (typeof text !== 'string') return undefined
+    contents.push(text)
+  }
+  return contents
+}
+
+/** A pack whose only payload is raw manifests that name no image (a custom CNI's ConfigMap): nothing to carry,
+ *  so no content tags are missing. */
+function deploysNoImages(pack: PackModel): boolean {
+  const manifests = rawManifests(pack)
+  return manifests !== undefined && !manifests.some((m) => /^[ \t-]*["']?image["']?[ \t]*:[ \t]*\S/m.test(m))
 }
 
 const FORMATS: Record<string, (v: string) => boolean> = {

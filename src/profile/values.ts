@@ -3,7 +3,7 @@
 
 import {Scalar} from 'yaml'
 
-import {PositionIndex, TextProblem, parseYamlText} from './text.js'
+import {PositionIndex, TextProblem, parseYamlDocuments} from './text.js'
 import type {Finding, LoadedProfile, PackModel} from './types.js'
 import {profileLocation} from './types.js'
 
@@ -25,7 +25,7 @@ export function parseValues(pack: PackModel): ParsedValues {
     result = {data: {}, positions: NO_POSITIONS}
   } else {
     try {
-      const parsed = parseYamlText(pack.values)
+      const parsed = parseYamlDocuments(pack.values)
       const value = parsed.value
       if (value === null || value === undefined) result = {data: {}, positions: parsed.positions}
       else if (typeof value !== 'object' || Array.isArray(value)) {

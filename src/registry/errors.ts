@@ -78,7 +78,11 @@ export function describeError(error: unknown): string {
     const msg = e instanceof Error ? e.message : String(e)
     const code = (e as {code?: unknown}).code
     const item = typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg
-    if (!parts.includes(item)) parts.push(item)
+    // A wrapper usually repeats its cause in its own message ("cannot reach h: fetch failed: getaddrinfo …" over
+    // "fetch failed" over "getaddrinfo …"): say each cause once.
+    const said = parts.join(': ')
+    if (!said.includes(msg)) parts.push(item)
+    else if (item !== msg && !said.includes(`(${code as string})`) && !said.includes(code as string)) parts[parts.length - 1] += ` (${code as string})`
     e = (e as {cause?: unknown}).cause
   }
   return parts.join(': ')

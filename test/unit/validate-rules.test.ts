@@ -8,7 +8,7 @@ import {RULES, validateProfiles, type LoadedProfile} from '../../src/profile/ind
 import {PositionIndex} from '../../src/profile/text.js'
 
 type Doc = Record<string, any>
-type Pack = {name: string; layer: string; version: string; values?: string; type?: string}
+type Pack = {name: string; layer: string; version: string; values?: string; type?: string; manifests?: {name: string; content: string}[]}
 
 const AGENT = (arch = 'amd64', version = 'v4.7.9') => `container://us-docker.pkg.dev/palette-images/edge/stylus-linux-${arch}:${version}`
 
@@ -93,6 +93,16 @@ const CASES: Case[] = [
   {name: 'macros with and without spaces inside the braces', docs: [addonProfile([addon('app', addonValues(['ghcr.io/acme/app:{{ .spectro.var.tag }}', 'ghcr.io/acme/side:{{.spectro.var.tag}}']))], {variables: [{name: 'tag', defaultValue: '1.0.0'}]})]},
   {name: 'charts under "repository" and image digests', docs: [addonProfile([addon('k8gb', addonValues([`docker.io/absaoss/k8gb@sha256:${'a'.repeat(64)}`], '      - repository: https://www.k8gb.io\n        name: k8gb\n        version: 0.12.2'))])]},
   {name: 'an option of another pack in a content tag', docs: [infra(), addonProfile([addon('app', addonValues(['ghcr.io/acme/os-tools:{{.spectro.pack.edge-native-byoi.options.system.k8sDistribution}}']))])]},
+  // Real-world profiles (issue 10)
+  {name: 'BYOS Agent Mode preset (system.uri "NA", no content tags) in agent mode', mode: 'agent', docs: [infra([os(osValues({uri: 'NA', listProvider: false, dist: 'kubeadm'}), 'edge-native-byoi', '2.0.1'), k8s('edge-k8s', '1.32.8', ''), cni()])]},
+  {name: 'BYOS Agent Mode preset keeping the provider content tag, in agent mode', mode: 'agent', docs: [infra([os(osValues({uri: 'NA', dist: 'kubeadm'}), 'edge-native-byoi', '2.0.1'), k8s('edge-k8s', '1.32.8', ''), cni()])]},
+  {name: 'BYOS Agent Mode preset in appliance mode: a provider image is needed, not a syntax hint', docs: [infra([os(osValues({uri: 'NA'})), k8s(), cni()])], errors: ['AP-OS-URI-MISSING']},
+  {name: 'BYOS values with a second YAML document of Kairos stages', docs: [infra([os(osValues() + '\n---\nstages:\n  initramfs:\n    - name: kubeadm path\n      commands:\n        - cp /persistent/spectro/usr/bin/kubeadm /usr/bin/'), k8s(), cni()])]},
+  {name: 'content tags in the second YAML document are read', docs: [addonProfile([addon('app', 'options:\n  x: 1\n---\n' + addonValues(['ghcr.io/Acme/App:1.0']))])], errors: ['AP-IMAGE-REF']},
+  {name: 'Custom CNI shipping only a ConfigMap needs no content tags', docs: [infra([os(), k8s(), cni('cni-custom', 'manifests:\n  byo-cni:\n    contents: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: custom-cni\n      data:\n        custom-cni: "byo-cni"')])]},
+  {name: 'a manifest layer that only creates a namespace needs no content tags', docs: [addonProfile([{name: 'ns', layer: 'addon', version: '1.0.0', type: 'manifest', values: 'pack:\n  spectrocloud.com/install-priority: 0', manifests: [{name: 'ns', content: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: edge-apps'}]}])]},
+  {name: 'a manifest layer running a pod still needs content tags', docs: [addonProfile([{name: 'job', layer: 'addon', version: '1.0.0', type: 'manifest', values: '', manifests: [{name: 'job', content: 'apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: x\n      image: docker.io/library/busybox:1.36'}]}])], warnings: ['AP-CONTENT-MISSING']},
+  {name: 'raw manifests in values that run an image still need content tags', docs: [addonProfile([addon('pod', 'manifests:\n  pod:\n    contents: |\n      kind: Pod\n      spec:\n        containers:\n          - image: docker.io/library/busybox:1.36')])], warnings: ['AP-CONTENT-MISSING']},
   // Profiles and layers
   {name: 'the iamge typo is read, with a warning', docs: [addonProfile([addon('csm', 'pack:\n  content:\n    images:\n      - iamge: docker.io/dellemc/csm:1.11.0')])], warnings: ['AP-CONTENT-TYPO']},
   {name: 'infrastructure cloudType aws', docs: [infra(undefined, {cloudType: 'aws'})], errors: ['AP-CLOUD-TYPE']},
@@ -190,6 +200,35 @@ describe('validateProfiles rules', () => {
       for (const code of c.errors ?? []) expect([code, bySeverity.get(code)]).toEqual([code, 'error'])
       for (const code of c.warnings ?? []) expect([code, bySeverity.get(code)]).toEqual([code, 'warning'])
     }
+  })
+
+  it('reports a bad provider image once, though options.system.uri and its content tag both reach it', () => {
+    const d = infra([os(osValues({uri: 'ttl.sh/Ubuntu:k3s-1.32.1'})), k8s(), cni()])
+    const report = validateProfiles([load(d, 0)], {arch: 'amd64', mode: 'appliance'})
+    const bad = report.findings.filter((f) => f.code === 'AP-IMAGE-REF')
+    expect(bad).toHaveLength(1)
+    expect(bad[0]).toMatchObject({pack: 'edge-native-byoi', path: 'options.system.uri', line: 8})
+    const macro = validateProfiles([load(addonProfile([addon('app', addonValues(['ghcr.io/acme/a:{{.spectro.var.tag}}', 'ghcr.io/acme/b:{{.spectro.var.tag}}']))], {variables: [{name: 'tag'}]}), 0)], {arch: 'amd64', mode: 'appliance'})
+    expect(macro.findings.filter((f) => f.code === 'AP-MACRO-UNRESOLVED')).toHaveLength(1)
+  })
+
+  it('says why "NA" is refused in appliance mode, at the line of options.system.uri', () => {
+    const report = validateProfiles([load(infra([os(osValues({uri: 'NA'})), k8s(), cni()]), 0)], {arch: 'amd64', mode: 'appliance'})
+    expect(report.findings.map((f) => f.code)).toEqual(['AP-OS-URI-MISSING'])
+    const f = report.findings[0]!
+    expect(f.message).toContain('"NA"')
+    expect(f.message).toContain('appliance mode needs a provider image')
+    expect(f.message).not.toMatch(/lowercase/)
+    expect(f).toMatchObject({path: 'options.system.uri', line: 8})
+  })
+
+  it('keeps values line numbers right in every YAML document', () => {
+    const values = ['# first document', 'options:', '  x: 1', '---', '# second document', 'pack:', '  content:', '    images:', '      - image: ghcr.io/acme/ok:1.0', '      - image: ghcr.io/Acme/Bad:1.0'].join('\n')
+    const report = validateProfiles([load(addonProfile([addon('app', values)]), 0)], {arch: 'amd64', mode: 'appliance'})
+    expect(report.findings).toHaveLength(1)
+    expect(report.findings[0]).toMatchObject({code: 'AP-IMAGE-REF', line: 10, path: 'pack.content.images[1].image'})
+    const third = validateProfiles([load(addonProfile([addon('app', 'a: 1\n---\nb: 2\n---\n- not\n- a mapping')]), 0)], {arch: 'amd64', mode: 'appliance'})
+    expect(third.findings[0]).toMatchObject({code: 'AP-VALUES-YAML', line: 5})
   })
 
   it('names the pack, the values line and the macro of an unresolved macro', () => {

@@ -1,0 +1,77 @@
+// Issue 10: profiles and pack values as Palette users write them (fixtures made from public Palette material, each
+// with the images and charts to carry written down by reading the values). `profile validate` and the content scan
+// that `profile resolve` and `bundle build` use must agree with what was read by hand.
+
+import {describe, expect, it} from 'vitest'
+
+import {collectContent, loadProfiles, validateProfiles} from '../../src/profile/index.js'
+import {describeError} from '../../src/registry/errors.js'
+
+const FIX = 'test/fixtures/profiles'
+
+async function check(file: string, mode: 'agent' | 'appliance') {
+  const profiles = await loadProfiles([`${FIX}/${file}`])
+  const report = validateProfiles(profiles, {arch: 'amd64', mode})
+  const codes = (severity: string) => [...new Set(report.findings.filter((f) => f.severity === severity).map((f) => f.code))].sort()
+  return {profiles, report, errors: codes('error'), warnings: codes('warning')}
+}
+
+const refs = (list: {reference: string}[]) => list.map((i) => i.reference).sort()
+
+describe('case 1: the Agent Mode preset of BYOS Edge OS (options.system.uri "NA")', () => {
+  it('is valid in agent mode and carries only the CNI images', async () => {
+    const {profiles, errors, warnings} = await check('byos-agent-mode-preset.yaml', 'agent')
+    expect(errors).toEqual([])
+    expect(warnings).toEqual(['AP-AGENT-MISSING'])
+    const content = collectContent(profiles, {arch: 'amd64'})
+    expect(refs(content.images)).toEqual(['docker.io/calico/cni:v3.29.2', 'docker.io/calico/kube-controllers:v3.29.2', 'docker.io/calico/node:v3.29.2', 'quay.io/tigera/operator:v1.36.5'])
+    expect(content.charts).toEqual([])
+  })
+
+  it('in appliance mode is one error saying a provider image is needed, at the system.uri line', async () => {
+    const {report, errors} = await check('byos-agent-mode-preset.yaml', 'appliance')
+    expect(errors).toEqual(['AP-OS-URI-MISSING'])
+    const f = report.findings.find((x) => x.code === 'AP-OS-URI-MISSING')!
+    expect(f).toMatchObject({pack: 'edge-native-byoi', line: 8, fileLine: 28, path: 'options.system.uri'})
+    expect(f.message).toMatch(/needs a provider image/)
+    expect(report.findings.some((x) => x.code === 'AP-IMAGE-REF')).toBe(false)
+  })
+})
+
+describe('case 2: pack values of several YAML documents (Kairos stages after the BYOS values)', () => {
+  it('reads them as Palette does; the images come from the first document', async () => {
+    const {profiles, errors, warnings} = await check('byos-kairos-stages.yaml', 'appliance')
+    expect(errors).toEqual([])
+    expect(warnings).toEqual(['AP-AGENT-CONTENT'])
+    const content = collectContent(profiles, {arch: 'amd64'})
+    expect(refs(content.images)).toEqual(['docker.io/calico/node:v3.29.1', 'quay.io/tigera/operator:v1.36.2', 'ttl.sh/ubuntu:k3s-1.32.1-v4.7.9-demo', 'us-docker.pkg.dev/palette-images/edge/stylus-linux-amd64:v4.7.9'])
+    expect(content.charts).toEqual([])
+  })
+
+  it('keeps line numbers right: values line 8 is file line 29', async () => {
+    const profiles = await loadProfiles([`${FIX}/byos-kairos-stages.yaml`])
+    const report = validateProfiles(profiles, {arch: 'arm64', mode: 'appliance'})
+    expect(report.findings.find((f) => f.code === 'AP-AGENT-ARCH')).toMatchObject({line: 8, fileLine: 29, path: 'stylusPackage'})
+  })
+})
+
+describe('case 5: messages', () => {
+  it('a Custom CNI that ships only a ConfigMap is not AP-CONTENT-MISSING', async () => {
+    const {profiles, errors, warnings} = await check('custom-cni-configmap.json', 'appliance')
+    expect(errors).toEqual([])
+    expect(warnings).toEqual(['AP-AGENT-CONTENT', 'AP-AGENT-VERSION-UNKNOWN'])
+    const content = collectContent(profiles, {arch: 'amd64'})
+    expect(refs(content.images)).toEqual(['ttl.sh/stylus-linux-amd64:v0.0.0-4f1ab3c', 'ttl.sh/ubuntu:k3s-1.32.1-v4.7.9-4f1ab3c'])
+    expect(content.charts).toEqual([])
+  })
+
+  it('a network error states its cause once', () => {
+    const dns = Object.assign(new Error('getaddrinfo EAI_AGAIN ghcr.io'), {code: 'EAI_AGAIN'})
+    const fetchFailed = new TypeError('fetch failed', {cause: dns})
+    const wrapped = new Error(`cannot reach ghcr.io: ${describeError(fetchFailed)}`, {cause: fetchFailed})
+    expect(describeError(fetchFailed)).toBe('fetch failed: getaddrinfo EAI_AGAIN ghcr.io')
+    expect(describeError(wrapped)).toBe('cannot reach ghcr.io: fetch failed: getaddrinfo EAI_AGAIN ghcr.io')
+    const refused = new TypeError('fetch failed', {cause: Object.assign(new Error('connect failed'), {code: 'ECONNREFUSED'})})
+    expect(describeError(refused)).toBe('fetch failed: connect failed (ECONNREFUSED)')
+  })
+})
