@@ -30,6 +30,15 @@ export abstract class BaseCommand<T> extends Command {
     throw new Errors.ExitError(exitCode)
   }
 
+  /**
+   * One shape for every command's success under --json: `{"status": "ok", ...the command's result}`, the
+   * counterpart of the error envelope's `"status": "error"`.
+   */
+  protected toSuccessJson(result: unknown): unknown {
+    if (result === null || typeof result !== 'object' || Array.isArray(result)) return {status: 'ok', result}
+    return {status: 'ok', ...result}
+  }
+
   protected async catch(err: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err
     const mapped = isOclifUsageError(err)

@@ -2,15 +2,14 @@
 // the exit code of PRODUCT.md §2, and a hint that tells the user how to fix it. Anything else that escapes a
 // command is a bug (exit 1).
 
-export const ExitCode = {
-  ok: 0,
-  bug: 1,
-  usage: 2,
-  invalid: 3,
-  unresolved: 4,
-  integrity: 5,
-} as const
-export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
+export enum ExitCode {
+  ok = 0,
+  bug = 1,
+  usage = 2,
+  invalid = 3,
+  unresolved = 4,
+  integrity = 5,
+}
 
 export interface ErrorOptions {
   hint?: string
@@ -20,7 +19,7 @@ export interface ErrorOptions {
 }
 
 export abstract class AirpackError extends Error {
-  abstract readonly exitCode: ExitCodeValue
+  abstract readonly exitCode: ExitCode
   readonly code: string
   readonly hint?: string
   readonly details?: Record<string, unknown>
@@ -52,6 +51,32 @@ export class ResolveError extends AirpackError {
 /** Digest mismatch, bad signature, tampered or incomplete bundle (exit 5). */
 export class IntegrityError extends AirpackError {
   readonly exitCode = ExitCode.integrity
+}
+
+/** Content whose bytes do not hash to the digest that names it (exit 5). */
+export function digestMismatch(message: string, options: ErrorOptions & {expected?: string; actual?: string} = {}): IntegrityError {
+  const {expected, actual, ...rest} = options
+  const details = expected !== undefined || actual !== undefined ? {expected, actual, ...rest.details} : rest.details
+  return new IntegrityError('DIGEST_MISMATCH', message, {...rest, ...(details ? {details} : {})})
+}
+
+/** --name that is not a portable file name (exit 2). */
+export function badBundleName(name: string): UsageError {
+  return new UsageError('BAD_NAME', `--name ${JSON.stringify(name)} is not a valid bundle name`, {
+    hint: 'Use letters, digits, ".", "_" and "-" (at most 100), starting with a letter or digit.',
+  })
+}
+
+/**
+ * Profiles with validation errors, refused before `outcome` (e.g. "nothing was downloaded") could happen (exit 3).
+ * `problems` are the rendered error findings; `findings` what --json carries.
+ */
+export function invalidProfiles(problems: string[], outcome: string, options: {hint: string; findings: unknown[]}): InvalidInputError {
+  const n = problems.length
+  return new InvalidInputError('PROFILE_INVALID', `the profiles have ${n} error${n === 1 ? '' : 's'}; ${outcome}`, {
+    hint: options.hint,
+    details: {problems, findings: options.findings},
+  })
 }
 
 export function isAirpackError(err: unknown): err is AirpackError {

@@ -3,11 +3,14 @@ import {writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {BlobStore, defaultCacheDir} from '../cache/store.js'
-import {InvalidInputError, ResolveError, UsageError} from '../errors.js'
-import {chartKey, type Lock, type Platform} from '../lock/types.js'
-import {collectContent, loadProfiles, renderFinding, validateProfiles, type LoadedProfile} from '../profile/index.js'
-import {checkLockCurrent, readLock, resolveArtifacts, serializeLock, type FetchReport, type RegistryAccessOptions} from '../resolve/index.js'
+import {badBundleName, UsageError} from '../errors.js'
+import type {Lock} from '../lock/types.js'
+import type {Platform} from '../oci/descriptor.js'
+import {formatPlatform} from '../oci/platform.js'
+import type {LoadedProfile} from '../profile/index.js'
+import {serializeLock, type FetchReport, type RegistryAccessOptions} from '../resolve/index.js'
 import {startFetch} from '../resolve/fetch.js'
+import {loadValidProfiles, lockProfiles} from '../resolve/profiles.js'
 import {ensureFreeSpace, type SpaceNeed} from '../util/disk.js'
 import {atomicOutput, pendingTemporaryOutputs, type AtomicOutput} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
@@ -15,7 +18,7 @@ import {sha256Hex} from '../util/digest.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {buildSiteDocuments, loadInventory} from '../userdata/index.js'
 import {buildDefinitionTgz} from './definition.js'
-import {loadSigningKey} from './sign.js'
+import {loadSigningKey, type SigningKey} from './sign.js'
 import {formatBytes} from '../util/format.js'
 import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
@@ -113,24 +116,6 @@ function cloudTypeOf(profiles: LoadedProfile[]): string {
   return !cloudType || cloudType === 'all' ? 'edge-native' : cloudType
 }
 
-/** Under --locked, the lock must pin exactly what the profiles ask for now. */
-function checkLockCovers(lock: Lock, content: ReturnType<typeof collectContent>, arch: string, lockFile: string): void {
-  const problems: string[] = []
-  if (lock.platform.architecture !== arch) problems.push(`the lock is for ${lock.platform.os}/${lock.platform.architecture}, the build for --arch ${arch}`)
-  const wantImages = new Set(content.images.map((i) => i.reference))
-  const wantCharts = new Set(content.charts.map((c) => chartKey(c.repository, c.name, c.version)))
-  for (const ref of wantImages) if (!lock.images[ref]) problems.push(`the profiles need image ${ref}, which the lock does not pin`)
-  for (const key of wantCharts) if (!lock.charts[key]) problems.push(`the profiles need chart ${key}, which the lock does not pin`)
-  for (const ref of Object.keys(lock.images)) if (!wantImages.has(ref)) problems.push(`the lock pins image ${ref}, which the profiles no longer use`)
-  for (const key of Object.keys(lock.charts)) if (!wantCharts.has(key)) problems.push(`the lock pins chart ${key}, which the profiles no longer use`)
-  if (problems.length > 0) {
-    throw new ResolveError('LOCK_MISMATCH', `--locked: ${lockFile} does not match the profiles`, {
-      hint: 'Re-resolve without --locked (or `airpack profile resolve --lock-file`) and review the lock diff.',
-      details: {file: lockFile, problems},
-    })
-  }
-}
-
 /** Removes every temporary output synchronously: on SIGINT/SIGTERM there is no time for promises. */
 function installInterruptCleanup(extra: () => void, logger: Logger): () => void {
   const handler = (signal: NodeJS.Signals) => {
@@ -147,214 +132,277 @@ function installInterruptCleanup(extra: () => void, logger: Logger): () => void 
   }
 }
 
-export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
-  const logger = options.logger ?? silentLogger
-  const started = Date.now()
-  if (!BUNDLE_NAME_RE.test(options.name)) {
-    throw new UsageError('BAD_NAME', `--name ${JSON.stringify(options.name)} is not a valid bundle name`, {
-      hint: 'Use letters, digits, ".", "_" and "-" (at most 100), starting with a letter or digit.',
-    })
-  }
+/** What does not depend on the network, checked before anything else so that it fails fast. */
+async function preflight(options: BuildOptions): Promise<{zstd: string; signingKey?: SigningKey; outputDir: string}> {
+  if (!BUNDLE_NAME_RE.test(options.name)) throw badBundleName(options.name)
   if (options.locked && !options.lockFile) {
     throw new UsageError('LOCKED_NEEDS_LOCK', '--locked needs --lock-file FILE (the lock to build from)', {
       hint: 'Write a lock with `airpack profile resolve PROFILE... --arch A --lock-file FILE`, then build with --locked --lock-file FILE.',
     })
   }
-  // Fail fast, before any download, on what does not depend on the network.
   const zstd = await zstdVersion()
   const signingKey = options.signKeyFile ? await loadSigningKey(options.signKeyFile) : undefined
-  const outputDir = path.resolve(options.outputDir)
+  return {zstd, signingKey, outputDir: path.resolve(options.outputDir)}
+}
 
-  const profiles = await loadProfiles(options.profiles)
-  const validation = validateProfiles(profiles, {arch: options.arch, mode: options.mode, vars: options.vars})
-  const errors = validation.findings.filter((f) => f.severity === 'error')
-  if (!validation.valid) {
-    throw new InvalidInputError('PROFILE_INVALID', `the profiles have ${errors.length} error${errors.length === 1 ? '' : 's'}; nothing was downloaded`, {
-      hint: 'Fix the findings listed above (or see `airpack profile validate` for the full report), then build again.',
-      details: {problems: errors.map(renderFinding), findings: validation.findings},
-    })
+/** The cluster definition: the profiles' documents and the variable values (definition's own, then --var). */
+function definitionFor(profiles: LoadedProfile[], options: BuildOptions): Buffer {
+  const variables: Record<string, string> = {}
+  for (const p of profiles) Object.assign(variables, p.definitionVars ?? {})
+  Object.assign(variables, options.vars)
+  return buildDefinitionTgz({
+    name: options.name,
+    cloudType: cloudTypeOf(profiles),
+    profiles: profiles.map((p) => ({name: p.name, version: p.version, document: p.document})),
+    variables,
+    mtime: options.sourceDateEpoch ?? 0,
+  })
+}
+
+interface Packed {
+  fetched: FetchReport
+  pending: PendingBundle
+  fetchSeconds: number
+  writeSeconds: number
+}
+
+interface PackInput {
+  lock: Lock
+  store: BlobStore
+  registry: RegistryAccessOptions
+  profiles: LoadedProfile[]
+  definitionTgz: Buffer
+  outputDir: string
+  signingKey?: SigningKey
+  logger: Logger
+}
+
+/**
+ * Fetch by digest only, and pack while fetching: the writer streams each blob (in digest order, the order the
+ * fetch follows) as soon as the cache has verified and published it. Only verified bytes enter the tar, and a
+ * failed fetch fails the writer, so nothing is published. `onPending` learns of a written bundle even when the
+ * fetch failed, so that the caller can abort it.
+ */
+async function fetchAndPack(options: BuildOptions, input: PackInput, onPending: (p: PendingBundle) => void): Promise<Packed> {
+  const t1 = Date.now()
+  const fetching = startFetch(input.lock, input.store, input.registry)
+  let fetchSeconds = 0
+  const fetchDone = fetching.done.then((r) => {
+    fetchSeconds = (Date.now() - t1) / 1000
+    return r
+  })
+  const writing = writeBundle({
+    name: options.name,
+    outputDir: input.outputDir,
+    lock: input.lock,
+    store: input.store,
+    profiles: input.profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, document: p.document})),
+    definitionTgz: input.definitionTgz,
+    compressionLevel: options.compressionLevel,
+    airpackVersion: options.airpackVersion,
+    sourceDateEpoch: options.sourceDateEpoch,
+    signingKey: input.signingKey,
+    partSize: options.partSize,
+    logger: input.logger,
+    blobReady: fetching.ready,
+  })
+  const [fetchResult, writeResult] = await Promise.allSettled([fetchDone, writing])
+  if (writeResult.status === 'fulfilled') onPending(writeResult.value)
+  // The fetch's error explains a writer that stopped waiting for a blob, so it comes first.
+  if (fetchResult.status === 'rejected') throw fetchResult.reason
+  if (writeResult.status === 'rejected') throw writeResult.reason
+  return {fetched: fetchResult.value, pending: writeResult.value, fetchSeconds, writeSeconds: (Date.now() - t1) / 1000}
+}
+
+/** The outputs besides the bundle, all under temporary names until everything is ready. */
+class StagedOutputs {
+  readonly outputs: AtomicOutput[] = []
+
+  constructor(private readonly outputDir: string) {}
+
+  async stage(file: string, data: string | Buffer, finalPath = path.join(this.outputDir, file)): Promise<void> {
+    const out = await atomicOutput(finalPath)
+    this.outputs.push(out)
+    await writeFile(out.tmpPath, data)
   }
-  const warnings = validation.findings.filter((f) => f.severity === 'warning').map(renderFinding)
-  for (const w of warnings) logger.warn(w.split('\n')[0])
 
+  /** The staged files relative to the output directory (a --lock-file elsewhere is not listed). */
+  files(): string[] {
+    return this.outputs.map((o) => path.relative(this.outputDir, o.finalPath))
+  }
+
+  async commit(): Promise<void> {
+    for (const o of this.outputs) await o.commit()
+  }
+
+  async abort(): Promise<void> {
+    for (const o of this.outputs) await o.abort().catch(() => {})
+  }
+}
+
+async function stageSideOutputs(
+  staged: StagedOutputs,
+  options: BuildOptions,
+  lock: Lock,
+  definitionTgz: Buffer,
+  siteDocuments: {name: string; text: string}[],
+): Promise<BuildReport['userData']> {
+  const lockText = serializeLock(lock)
+  await staged.stage(`${options.name}.lock.json`, lockText)
+  if (options.lockFile && !options.locked) await staged.stage('', lockText, path.resolve(options.lockFile))
+  await staged.stage(`${options.name}-definition.tgz`, definitionTgz)
+  const userData: BuildReport['userData'] = []
+  for (const doc of siteDocuments) {
+    const file = path.join('user-data', doc.name, 'user-data')
+    await staged.stage(file, doc.text)
+    userData.push({site: doc.name, file, sha256: sha256Hex(doc.text)})
+  }
+  return userData
+}
+
+function artifactRows(pending: PendingBundle, fetched: FetchReport): BuildReport['artifacts'] {
+  const byRef = new Map(fetched.artifacts.map((a) => [`${a.kind}\0${a.reference}`, a]))
+  return pending.manifest.artifacts
+    .filter((a) => a.kind !== 'definition')
+    .map((a) => {
+      const f = byRef.get(`${a.kind}\0${a.reference}`)
+      return {
+        kind: a.kind,
+        reference: a.reference,
+        digest: a.digest,
+        source: f?.source ?? a.source,
+        bytes: f?.bytes ?? a.contentSize,
+        downloadedBytes: f?.downloadedBytes ?? 0,
+        cacheHit: f?.cacheHit ?? true,
+        seconds: round(f?.seconds ?? 0),
+      }
+    })
+}
+
+interface ReportInput {
+  lock: Lock
+  packed: Packed
+  zstd: string
+  signingKey?: SigningKey
+  outputDir: string
+  userData: BuildReport['userData']
+  warnings: string[]
+  resolveSeconds: number
+  seconds: number
+}
+
+function bundleSection(options: BuildOptions, {packed: {pending}, zstd, signingKey}: ReportInput): BuildReport['bundle'] {
+  return {
+    files: pending.files,
+    tarBytes: pending.tarSize,
+    compressedBytes: pending.compressedSize,
+    ...(pending.compressedSha256 ? {compressedSha256: pending.compressedSha256} : {}),
+    compressionLevel: options.compressionLevel,
+    zstdVersion: zstd,
+    ...(pending.parts ? {parts: pending.parts.parts} : {}),
+    ...(signingKey
+      ? {signature: {algorithm: signingKey.algorithm, publicKeyFingerprint: signingKey.publicKeyFingerprint, file: `${options.name}.tar.zst.sig`}}
+      : {}),
+  }
+}
+
+function totalsSection(artifacts: number, input: ReportInput): BuildReport['totals'] {
+  const {pending, fetched, fetchSeconds, writeSeconds} = input.packed
+  const mb = 1e6
+  return {
+    artifacts,
+    images: pending.manifest.totals.images,
+    charts: pending.manifest.totals.charts,
+    blobs: pending.manifest.totals.blobs,
+    bytes: pending.manifest.totals.blobBytes,
+    downloadedBytes: fetched.downloadedBytes,
+    cachedBytes: fetched.cachedBytes,
+    resolveSeconds: round(input.resolveSeconds),
+    fetchSeconds: round(fetchSeconds),
+    writeSeconds: round(writeSeconds),
+    seconds: round(input.seconds),
+    writeThroughputMBps: round(pending.tarSize / mb / Math.max(writeSeconds, 0.001), 1),
+    downloadThroughputMBps: round(fetched.downloadedBytes / mb / Math.max(fetchSeconds, 0.001), 1),
+  }
+}
+
+function buildReportOf(options: BuildOptions, input: ReportInput, stagedFiles: string[]): BuildReport {
+  const artifacts = artifactRows(input.packed.pending, input.packed.fetched)
+  const reportName = `${options.name}.report.json`
+  const files = [...input.packed.pending.files, ...stagedFiles, reportName].filter((f) => !f.startsWith('..')).sort()
+  return {
+    name: options.name,
+    identity: input.packed.pending.identity,
+    platform: input.lock.platform,
+    airpackVersion: options.airpackVersion,
+    outputDir: input.outputDir,
+    files,
+    bundle: bundleSection(options, input),
+    artifacts,
+    userData: input.userData,
+    warnings: input.warnings,
+    totals: totalsSection(artifacts.length, input),
+  }
+}
+
+export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
+  const logger = options.logger ?? silentLogger
+  const started = Date.now()
+  const {zstd, signingKey, outputDir} = await preflight(options)
+  const valid = await loadValidProfiles({
+    ...options,
+    logger,
+    refusal: {
+      outcome: 'nothing was downloaded',
+      hint: 'Fix the findings listed above (or see `airpack profile validate` for the full report), then build again.',
+    },
+  })
   // Sites are rendered (in memory) before anything is downloaded: an invalid inventory fails fast (exit 3).
-  const siteDocuments = options.sitesFile
-    ? (await buildSiteDocuments(await loadInventory(options.sitesFile), options.mode)).documents
-    : []
-
+  const siteDocuments = options.sitesFile ? (await buildSiteDocuments(await loadInventory(options.sitesFile), options.mode)).documents : []
   const store = new BlobStore(options.cacheDir ? path.resolve(options.cacheDir) : defaultCacheDir())
   await store.init()
   const registry: RegistryAccessOptions = {...options.registry, logger}
-  const platform: Platform = {os: 'linux', architecture: options.arch}
-  const content = collectContent(profiles, {arch: options.arch, vars: options.vars})
-  const lockProfiles = profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, file: p.entry ? `${p.file}#${p.entry}` : p.file}))
 
-  const outputs: AtomicOutput[] = []
+  const staged = new StagedOutputs(outputDir)
   let pending: PendingBundle | undefined
   const uninstall = installInterruptCleanup(killAllZstd, logger)
   try {
-    // Resolve, or check the given lock.
     const t0 = Date.now()
-    let lock: Lock
-    if (options.locked) {
-      lock = await readLock(options.lockFile!)
-      checkLockCovers(lock, content, options.arch, options.lockFile!)
-      logger.info(`Checking that no tag of ${options.lockFile} moved…`)
-      await checkLockCurrent(lock, registry)
-    } else {
-      logger.info(`Resolving ${content.images.length} image reference(s) and ${content.charts.length} chart(s) for ${platform.os}/${platform.architecture}…`)
-      lock = (await resolveArtifacts({images: content.images, charts: content.charts}, {...registry, platform, store, profiles: lockProfiles})).lock
-    }
+    const {images, charts} = valid.content
+    if (!options.locked) logger.info(`Resolving ${images.length} image reference(s) and ${charts.length} chart(s) for ${formatPlatform(valid.platform)}…`)
+    const {lock} = await lockProfiles(valid, {registry, store, lockedFile: options.locked ? options.lockFile : undefined})
     const resolveSeconds = (Date.now() - t0) / 1000
     // AIRPACK_SKIP_SPACE_CHECK=1: for filesystems whose free-space figure is wrong (some network mounts, quotas).
     if (process.env.AIRPACK_SKIP_SPACE_CHECK !== '1') await ensureFreeSpace(await spaceNeeds(lock, store, outputDir))
-
-    // Cluster definition: the profiles' documents and the variable values (definition's own, then --var).
-    const variables: Record<string, string> = {}
-    for (const p of profiles) Object.assign(variables, p.definitionVars ?? {})
-    Object.assign(variables, options.vars)
-    const definitionTgz = buildDefinitionTgz({
-      name: options.name,
-      cloudType: cloudTypeOf(profiles),
-      profiles: profiles.map((p) => ({name: p.name, version: p.version, document: p.document})),
-      variables,
-      mtime: options.sourceDateEpoch ?? 0,
-    })
-
-    // Fetch by digest only, and pack while fetching: the writer streams each blob (in digest order, the order
-    // the fetch follows) as soon as the cache has verified and published it. Only verified bytes enter the tar,
-    // and a failed fetch fails the writer, so nothing is published.
-    const t1 = Date.now()
-    const fetching = startFetch(lock, store, registry)
-    let fetchSeconds = 0
-    const fetchDone = fetching.done.then((r) => {
-      fetchSeconds = (Date.now() - t1) / 1000
-      return r
-    })
-    const writing = writeBundle({
-      name: options.name,
-      outputDir,
-      lock,
-      store,
-      profiles: profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, document: p.document})),
-      definitionTgz,
-      compressionLevel: options.compressionLevel,
-      airpackVersion: options.airpackVersion,
-      sourceDateEpoch: options.sourceDateEpoch,
-      signingKey,
-      partSize: options.partSize,
-      logger,
-      blobReady: fetching.ready,
-    })
-    const [fetchResult, writeResult] = await Promise.allSettled([fetchDone, writing])
-    if (writeResult.status === 'fulfilled') pending = writeResult.value
-    // The fetch's error explains a writer that stopped waiting for a blob, so it comes first.
-    if (fetchResult.status === 'rejected') throw fetchResult.reason
-    if (writeResult.status === 'rejected') throw writeResult.reason
-    const fetched: FetchReport = fetchResult.value
-    pending = writeResult.value
-    const writeSeconds = (Date.now() - t1) / 1000
-
-    // The other outputs, all under temporary names until everything is ready.
-    const stage = async (file: string, data: string | Buffer) => {
-      const out = await atomicOutput(path.join(outputDir, file))
-      outputs.push(out)
-      await writeFile(out.tmpPath, data)
-      return out
-    }
-    const lockText = serializeLock(lock)
-    await stage(`${options.name}.lock.json`, lockText)
-    if (options.lockFile && !options.locked) {
-      const out = await atomicOutput(path.resolve(options.lockFile))
-      outputs.push(out)
-      await writeFile(out.tmpPath, lockText)
-    }
-    await stage(`${options.name}-definition.tgz`, definitionTgz)
-    const userData: BuildReport['userData'] = []
-    for (const doc of siteDocuments) {
-      const file = path.join('user-data', doc.name, 'user-data')
-      await stage(file, doc.text)
-      userData.push({site: doc.name, file, sha256: sha256Hex(doc.text)})
-    }
-
-    const byRef = new Map(fetched.artifacts.map((a) => [`${a.kind}\0${a.reference}`, a]))
-    const artifacts: BuildReport['artifacts'] = pending.manifest.artifacts
-      .filter((a) => a.kind !== 'definition')
-      .map((a) => {
-        const f = byRef.get(`${a.kind}\0${a.reference}`)
-        return {
-          kind: a.kind,
-          reference: a.reference,
-          digest: a.digest,
-          source: f?.source ?? a.source,
-          bytes: f?.bytes ?? a.contentSize,
-          downloadedBytes: f?.downloadedBytes ?? 0,
-          cacheHit: f?.cacheHit ?? true,
-          seconds: round(f?.seconds ?? 0),
-        }
-      })
+    const definitionTgz = definitionFor(valid.profiles, options)
+    const packInput = {lock, store, registry, profiles: valid.profiles, definitionTgz, outputDir, signingKey, logger}
+    const packed = await fetchAndPack(options, packInput, (p) => (pending = p))
+    const userData = await stageSideOutputs(staged, options, lock, definitionTgz, siteDocuments)
     const seconds = (Date.now() - started) / 1000
-    const mb = 1e6
-    const bundleFiles = pending.files
-    const report: BuildReport = {
-      name: options.name,
-      identity: pending.identity,
-      platform: lock.platform,
-      airpackVersion: options.airpackVersion,
-      outputDir,
-      files: [],
-      bundle: {
-        files: bundleFiles,
-        tarBytes: pending.tarSize,
-        compressedBytes: pending.compressedSize,
-        ...(pending.compressedSha256 ? {compressedSha256: pending.compressedSha256} : {}),
-        compressionLevel: options.compressionLevel,
-        zstdVersion: zstd,
-        ...(pending.parts ? {parts: pending.parts.parts} : {}),
-        ...(signingKey
-          ? {signature: {algorithm: signingKey.algorithm, publicKeyFingerprint: signingKey.publicKeyFingerprint, file: `${options.name}.tar.zst.sig`}}
-          : {}),
-      },
-      artifacts,
-      userData,
-      warnings,
-      totals: {
-        artifacts: artifacts.length,
-        images: pending.manifest.totals.images,
-        charts: pending.manifest.totals.charts,
-        blobs: pending.manifest.totals.blobs,
-        bytes: pending.manifest.totals.blobBytes,
-        downloadedBytes: fetched.downloadedBytes,
-        cachedBytes: fetched.cachedBytes,
-        resolveSeconds: round(resolveSeconds),
-        fetchSeconds: round(fetchSeconds),
-        writeSeconds: round(writeSeconds),
-        seconds: round(seconds),
-        writeThroughputMBps: round(pending.tarSize / mb / Math.max(writeSeconds, 0.001), 1),
-        downloadThroughputMBps: round(fetched.downloadedBytes / mb / Math.max(fetchSeconds, 0.001), 1),
-      },
-    }
-    const reportName = `${options.name}.report.json`
-    report.files = [...bundleFiles, ...outputs.map((o) => path.relative(outputDir, o.finalPath)), reportName].filter((f) => !f.startsWith('..')).sort()
-    await stage(reportName, canonicalJson(report))
-
-    // Publish: the bundle (and its parts, signature) first, then the rest.
-    try {
-      await pending.commit()
-      for (const o of outputs) await o.commit()
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw diskFull(outputDir, error)
-      throw error
-    }
-    logger.info(`Wrote ${report.files.length} file(s) to ${outputDir} (${formatBytes(pending.compressedSize)} compressed, ${round(seconds, 1)} s)`)
+    const input = {lock, packed, zstd, signingKey, outputDir, userData, warnings: valid.warnings, resolveSeconds, seconds}
+    const report = buildReportOf(options, input, staged.files())
+    await staged.stage(`${options.name}.report.json`, canonicalJson(report))
+    await publish(packed.pending, staged, outputDir)
+    logger.info(`Wrote ${report.files.length} file(s) to ${outputDir} (${formatBytes(packed.pending.compressedSize)} compressed, ${round(seconds, 1)} s)`)
     return report
   } catch (error) {
     await pending?.abort().catch(() => {})
-    for (const o of outputs) await o.abort().catch(() => {})
+    await staged.abort()
     if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') throw diskFull(outputDir, error)
     throw error
   } finally {
     uninstall()
+  }
+}
+
+/** Publish: the bundle (and its parts, signature) first, then the rest. */
+async function publish(pending: PendingBundle, staged: StagedOutputs, outputDir: string): Promise<void> {
+  try {
+    await pending.commit()
+    await staged.commit()
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw diskFull(outputDir, error)
+    throw error
   }
 }
 

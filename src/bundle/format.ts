@@ -1,4 +1,4 @@
-import type {Platform} from '../lock/types.js'
+import type {Platform} from '../oci/descriptor.js'
 
 // Bundle format version 1 (PRODUCT.md §4): the names and shapes every writer and reader of a bundle agrees on.
 
@@ -28,25 +28,6 @@ export const ANNOTATION_AIRPACK_REF = 'io.airpack.ref.name'
 /** The reference an index.json entry is known by: its OCI ref.name, or the chart key above. */
 export function entryReference(annotations: Record<string, string> | undefined): string | undefined {
   return annotations?.[ANNOTATION_REF_NAME] ?? annotations?.[ANNOTATION_AIRPACK_REF]
-}
-
-export const MEDIA = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  ociEmpty: 'application/vnd.oci.empty.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  definitionArtifact: 'application/vnd.spectrocloud.cluster-definition.v1',
-} as const
-
-export function isIndexMediaType(mediaType: string | undefined): boolean {
-  return mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList
-}
-
-export function isManifestMediaType(mediaType: string | undefined): boolean {
-  return mediaType === MEDIA.ociManifest || mediaType === MEDIA.dockerManifest
 }
 
 export type ArtifactKind = 'image' | 'chart' | 'definition'
@@ -103,9 +84,4 @@ export interface PartsFile {
   parts: {name: string; size: number; sha256: string}[]
   /** How to rebuild the whole file: a glob of the numbered parts only (NAME.tar.zst.* would also match .sig). */
   join?: string
-}
-
-export function platformString(p: Platform | undefined): string {
-  if (!p) return 'unknown'
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`
 }

@@ -2,7 +2,9 @@ import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {IntegrityError} from '../errors.js'
-import type {Descriptor, Platform} from '../lock/types.js'
+import type {Descriptor, Platform} from '../oci/descriptor.js'
+import {isIndexType, isManifestType} from '../oci/media-types.js'
+import {formatPlatform, samePlatform} from '../oci/platform.js'
 import {
   ANNOTATION_REF_NAME,
   entryReference,
@@ -12,9 +14,6 @@ import {
   INDEX_JSON,
   OCI_LAYOUT,
   OCI_LAYOUT_CONTENT,
-  isIndexMediaType,
-  isManifestMediaType,
-  platformString,
   type BundleManifest,
 } from './format.js'
 import {PIPE_AHEAD, streamHash, TarHashes, type StreamHash} from './hash.js'
@@ -60,10 +59,6 @@ class Fatal extends Error {}
 interface SeenEntry {
   size: number
   sha256: string
-}
-
-function samePlatform(a: Partial<Platform> | undefined, b: Partial<Platform> | undefined): boolean {
-  return (a?.os ?? '') === (b?.os ?? '') && (a?.architecture ?? '') === (b?.architecture ?? '') && (a?.variant ?? '') === (b?.variant ?? '')
 }
 
 /** Why a path may not appear in a bundle, or undefined if it is a plain relative path. */
@@ -425,7 +420,7 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
     if (entry.size !== d.size) problem(`${owner}: ${d.digest} is ${entry.size} bytes, its descriptor says ${d.size}`)
     if (checked.has(d.digest)) return
     checked.add(d.digest)
-    if (isIndexMediaType(d.mediaType)) {
+    if (isIndexType(d.mediaType)) {
       const doc = json(d.digest)
       if (!doc || !Array.isArray(doc.manifests)) {
         problem(`${owner}: index ${d.digest} is not a valid image index`)
@@ -434,10 +429,10 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
       for (const child of doc.manifests as Descriptor[]) {
         if (blobEntry(child.digest)) walk(child, owner, omitted)
         else if (!omitted.some((p) => samePlatform(p, child.platform))) {
-          problem(`${owner}: manifest ${child.digest} for ${platformString(child.platform as Platform)} is neither in the bundle nor recorded as an omitted platform`)
+          problem(`${owner}: manifest ${child.digest} for ${formatPlatform(child.platform as Platform)} is neither in the bundle nor recorded as an omitted platform`)
         }
       }
-    } else if (isManifestMediaType(d.mediaType)) {
+    } else if (isManifestType(d.mediaType)) {
       const doc = json(d.digest)
       if (!doc || !doc.config) {
         problem(`${owner}: manifest ${d.digest} is not a valid image manifest`)
@@ -452,7 +447,7 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
     if (!d) continue
     walk(d, `${a.kind} ${a.reference}`, a.omittedPlatforms ?? [])
     if (a.platformManifest && !blobEntry(a.platformManifest.digest)) {
-      problem(`image ${a.reference}: its ${platformString(a.platform)} manifest ${a.platformManifest.digest} is missing from the bundle`)
+      problem(`image ${a.reference}: its ${formatPlatform(a.platform)} manifest ${a.platformManifest.digest} is missing from the bundle`)
     }
   }
 }

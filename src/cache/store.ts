@@ -6,7 +6,7 @@ import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {Readable, Transform} from 'node:stream'
 
-import {IntegrityError} from '../errors.js'
+import {digestMismatch, IntegrityError} from '../errors.js'
 import {digestHex, sha256Digest} from '../util/digest.js'
 
 // The content-addressed blob cache of PRODUCT.md §6.
@@ -81,9 +81,7 @@ export class BlobStore {
   async putBytes(bytes: Uint8Array, expectedDigest?: string): Promise<string> {
     const digest = sha256Digest(bytes)
     if (expectedDigest !== undefined && expectedDigest !== digest) {
-      throw new IntegrityError('DIGEST_MISMATCH', `content digest is ${digest}, expected ${expectedDigest}`, {
-        details: {expected: expectedDigest, actual: digest},
-      })
+      throw digestMismatch(`content digest is ${digest}, expected ${expectedDigest}`, {expected: expectedDigest, actual: digest})
     }
     if (await this.has(digest)) return digest
     await this.init()
@@ -197,9 +195,10 @@ export class BlobStore {
     }
     if (actual !== digest) {
       await rm(partial, {force: true})
-      throw new IntegrityError('DIGEST_MISMATCH', `blob content hashes to ${actual}, not ${digest}`, {
+      throw digestMismatch(`blob content hashes to ${actual}, not ${digest}`, {
         hint: 'The registry or a proxy served different bytes than the manifest names. Nothing was kept; retry, or check the mirror.',
-        details: {expected: digest, actual},
+        expected: digest,
+        actual,
       })
     }
     await rename(partial, this.blobPath(digest))
@@ -234,9 +233,10 @@ export class BlobStore {
       await pipeline(toReadable(await open()), meter, createWriteStream(tmp))
       const digest = `sha256:${hash.digest('hex')}`
       if (expectedDigest !== undefined && digest !== expectedDigest) {
-        throw new IntegrityError('DIGEST_MISMATCH', `content hashes to ${digest}, not ${expectedDigest}`, {
+        throw digestMismatch(`content hashes to ${digest}, not ${expectedDigest}`, {
           hint: 'The server sent different bytes than its index names. Nothing was kept; check the repository or mirror.',
-          details: {expected: expectedDigest, actual: digest},
+          expected: expectedDigest,
+          actual: digest,
         })
       }
       const hit = await this.has(digest)

@@ -2,21 +2,7 @@
 // `bundle build`. The registry side produces it; the bundle side consumes it together with the blob cache.
 // Canonical JSON (sorted keys) makes two locks diff cleanly.
 
-export interface Platform {
-  os: string
-  architecture: string
-  variant?: string
-}
-
-/** An OCI content descriptor, as found in manifests and index.json. */
-export interface Descriptor {
-  mediaType: string
-  digest: string
-  size: number
-  platform?: Platform & {'os.version'?: string; 'os.features'?: string[]}
-  annotations?: Record<string, string>
-  artifactType?: string
-}
+import type {Descriptor, Platform} from '../oci/descriptor.js'
 
 export interface LockedImage {
   /** The reference as the profile names it, normalised (`docker.io/library/nginx:1.27`). */

@@ -4,7 +4,7 @@
 
 import {InvalidInputError} from '../errors.js'
 import {AGENT_IMAGE_PATTERN} from '../matrix/data.js'
-import {ReferenceError, normalizeReference, stripContainerScheme} from '../registry/reference.js'
+import {InvalidReferenceError, normalizeReference, stripContainerScheme} from '../registry/reference.js'
 import {hasMacro, macroContext, resolveMacros, type MacroContext} from './macros.js'
 import type {Arch, ChartRequest, CollectOptions, Finding, ImageRequest, LoadedProfile, PackModel} from './types.js'
 import {profileLocation} from './types.js'
@@ -126,7 +126,7 @@ function scanPack(
     try {
       reference = normalizeReference(original)
     } catch (err) {
-      if (!(err instanceof ReferenceError)) throw err
+      if (!(err instanceof InvalidReferenceError)) throw err
       once(`image\u0000${original}`, () =>
         finding({
           code: 'AP-IMAGE-REF',

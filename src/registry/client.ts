@@ -11,7 +11,7 @@ import {basicAuthorization, parseChallenge, pullScope, type Challenge} from './a
 import {CredentialStore, type Credential} from './credentials.js'
 import {RegistryError, describeError, errorCode} from './errors.js'
 import {HttpClient, withRetry, type SendInit} from './http.js'
-import {MANIFEST_ACCEPT, MediaType} from './media-types.js'
+import {MANIFEST_ACCEPT, MediaType} from '../oci/media-types.js'
 import {apiHost} from './reference.js'
 import {canonicalHost, emptyRegistriesConfig, loadRegistriesConfig, rewriteRepository, type RegistriesConfig} from './registries-config.js'
 

@@ -18,13 +18,13 @@ export interface ImageReference {
   readonly digest?: string
 }
 
-export class ReferenceError extends Error {
+export class InvalidReferenceError extends Error {
   constructor(
     readonly input: string,
     readonly reason: string,
   ) {
     super(`invalid image reference ${JSON.stringify(input)}: ${reason}`)
-    this.name = 'ReferenceError'
+    this.name = 'InvalidReferenceError'
   }
 }
 
@@ -35,10 +35,10 @@ export function stripContainerScheme(input: string): string {
 
 export function parseReference(raw: string): ImageReference {
   const input = stripContainerScheme(raw.trim())
-  if (input === '') throw new ReferenceError(raw, 'it is empty')
-  if (/\s/.test(input)) throw new ReferenceError(raw, 'it contains white space')
-  if (input.includes('://')) throw new ReferenceError(raw, 'a URL scheme is not part of an image reference')
-  if (input.includes('{{')) throw new ReferenceError(raw, 'it contains an unresolved template macro')
+  if (input === '') throw new InvalidReferenceError(raw, 'it is empty')
+  if (/\s/.test(input)) throw new InvalidReferenceError(raw, 'it contains white space')
+  if (input.includes('://')) throw new InvalidReferenceError(raw, 'a URL scheme is not part of an image reference')
+  if (input.includes('{{')) throw new InvalidReferenceError(raw, 'it contains an unresolved template macro')
 
   let rest = input
   let digest: string | undefined
@@ -46,7 +46,7 @@ export function parseReference(raw: string): ImageReference {
   if (at !== -1) {
     digest = rest.slice(at + 1)
     rest = rest.slice(0, at)
-    if (!DIGEST.test(digest)) throw new ReferenceError(raw, `digest ${JSON.stringify(digest)} is not sha256:<64 hex digits>`)
+    if (!DIGEST.test(digest)) throw new InvalidReferenceError(raw, `digest ${JSON.stringify(digest)} is not sha256:<64 hex digits>`)
   }
 
   let registry = DOCKER_HUB
@@ -56,7 +56,7 @@ export function parseReference(raw: string): ImageReference {
     if (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[')) {
       registry = first
       rest = rest.slice(slash + 1)
-      if (!DOMAIN.test(registry)) throw new ReferenceError(raw, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`)
+      if (!DOMAIN.test(registry)) throw new InvalidReferenceError(raw, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`)
     }
   }
 
@@ -65,13 +65,13 @@ export function parseReference(raw: string): ImageReference {
   if (colon !== -1) {
     tag = rest.slice(colon + 1)
     rest = rest.slice(0, colon)
-    if (!TAG.test(tag)) throw new ReferenceError(raw, `tag ${JSON.stringify(tag)} is not valid (letters, digits, '_', '.', '-'; at most 128)`)
+    if (!TAG.test(tag)) throw new InvalidReferenceError(raw, `tag ${JSON.stringify(tag)} is not valid (letters, digits, '_', '.', '-'; at most 128)`)
   }
 
-  if (rest === '') throw new ReferenceError(raw, 'the repository name is missing')
+  if (rest === '') throw new InvalidReferenceError(raw, 'the repository name is missing')
   for (const component of rest.split('/')) {
     if (!PATH_COMPONENT.test(component)) {
-      throw new ReferenceError(
+      throw new InvalidReferenceError(
         raw,
         component.toLowerCase() !== component
           ? `repository ${JSON.stringify(rest)} must be lowercase`

@@ -1,12 +1,13 @@
 import {Readable} from 'node:stream'
 
 import {BlobStore, TruncatedBlobError, type BlobSource, type IngestResult} from '../cache/store.js'
-import {IntegrityError, ResolveError} from '../errors.js'
-import type {Descriptor, Lock} from '../lock/types.js'
+import {digestMismatch, IntegrityError, ResolveError} from '../errors.js'
+import type {Lock} from '../lock/types.js'
+import type {Descriptor} from '../oci/descriptor.js'
 import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
 import {RegistryError, describeError} from '../registry/errors.js'
 import {isTransient, backoffMs} from '../registry/http.js'
-import {isIndexType, isManifestType} from '../registry/media-types.js'
+import {isGraphType} from '../oci/media-types.js'
 import {parseReference} from '../registry/reference.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {settleAll} from '../util/pool.js'
@@ -76,7 +77,7 @@ function gate(): Gate {
   return {promise, resolve, reject}
 }
 
-const isManifestDescriptor = (d: Descriptor) => isIndexType(d.mediaType) || isManifestType(d.mediaType)
+const isManifestDescriptor = (d: Descriptor) => isGraphType(d.mediaType)
 
 export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = {}): Promise<FetchReport> {
   return startFetch(lock, store, o).done
@@ -173,7 +174,7 @@ async function runFetch(lock: Lock, store: BlobStore, o: FetchOptions, gates: Ma
     if (failures.length > 0) {
       const message = `${failures.length} blob${failures.length === 1 ? '' : 's'} could not be fetched`
       const details = {problems: failures}
-      if (integrity) throw new IntegrityError('DIGEST_MISMATCH', message, {details, hint: 'Nothing unverified was kept in the cache. Check the registry or mirror, then retry.'})
+      if (integrity) throw digestMismatch(message, {details, hint: 'Nothing unverified was kept in the cache. Check the registry or mirror, then retry.'})
       throw new ResolveError('FETCH_FAILED', message, {details, hint: 'Check that the registries are reachable and the credentials valid; a retry resumes partial downloads.'})
     }
 
@@ -238,7 +239,7 @@ async function ingestFromEndpoints(
   let lastError: unknown
   for (const ep of endpoints) {
     try {
-      if (isIndexType(d.mediaType) || isManifestType(d.mediaType)) {
+      if (isGraphType(d.mediaType)) {
         // Manifests are served under /manifests/<digest>, not /blobs/ (getManifest checks the digest); going
         // through ingest still gives them the cross-process lock, so two builds fetch each one once.
         const source: BlobSource = async (offset) => {

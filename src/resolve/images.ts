@@ -1,9 +1,10 @@
 import type {BlobStore} from '../cache/store.js'
-import type {Descriptor, LockedImage, Platform} from '../lock/types.js'
+import type {LockedImage} from '../lock/types.js'
+import {plainDescriptor, uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
 import type {Endpoint, FetchedManifest, RegistryClient} from '../registry/client.js'
 import {RegistryError} from '../registry/errors.js'
-import {isIndexType} from '../registry/media-types.js'
-import {formatPlatform, platformMatches, selectPlatform} from '../registry/platform.js'
+import {isIndexType} from '../oci/media-types.js'
+import {formatPlatform, normalizePlatform, platformMatches, selectPlatform} from '../oci/platform.js'
 import {parseReference} from '../registry/reference.js'
 
 // One image reference → the pinned LockedImage for one platform: the root manifest (index / manifest list, or a
@@ -47,35 +48,24 @@ export async function resolveImage(
     await store.putBytes(root.bytes, root.digest)
     await store.putBytes(pm.bytes, pm.digest)
   }
-  const blobs = new Map<string, Descriptor>()
-  const add = (d: Descriptor) => {
-    if (!blobs.has(d.digest)) blobs.set(d.digest, d)
-  }
-  add({mediaType: root.mediaType, digest: root.digest, size: root.size})
   const pmDesc: Descriptor = {
     mediaType: pm.mediaType,
     digest: pm.digest,
     size: pm.size,
-    ...(chosenPlatform ? {platform: cleanPlatform(chosenPlatform)} : {}),
+    ...(chosenPlatform ? {platform: normalizePlatform(chosenPlatform)} : {}),
   }
-  add({mediaType: pm.mediaType, digest: pm.digest, size: pm.size})
   if (!pm.json.config) throw new RegistryError('protocol', `${reference}: the platform manifest has no config`, endpoint.host)
-  add({mediaType: pm.json.config.mediaType, digest: pm.json.config.digest, size: pm.json.config.size})
-  for (const l of pm.json.layers ?? []) add({mediaType: l.mediaType, digest: l.digest, size: l.size})
+  const blobs = uniqueByDigest([root, pm, pm.json.config, ...(pm.json.layers ?? [])].map(plainDescriptor))
   return {
     reference,
     digest: root.digest,
     mediaType: root.mediaType,
     size: root.size,
     platformManifest: pmDesc,
-    blobs: [...blobs.values()],
+    blobs,
     omittedPlatforms: omitted,
     source: endpoint.host,
   }
-}
-
-function cleanPlatform(p: Platform): Platform {
-  return {os: p.os, architecture: p.architecture, ...(p.variant ? {variant: p.variant} : {})}
 }
 
 /**
@@ -118,7 +108,7 @@ async function checkSinglePlatform(
     return undefined
   }
   if (!doc.os || !doc.architecture) return undefined
-  const have: Platform = {os: doc.os, architecture: doc.architecture, ...(doc.variant ? {variant: doc.variant} : {})}
+  const have = normalizePlatform(doc)
   if (!platformMatches(have, platform)) {
     throw new RegistryError('platform', `${reference} is a single-platform image for ${formatPlatform(have)}, not ${formatPlatform(platform)}`, ep.host)
   }

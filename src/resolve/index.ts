@@ -4,12 +4,13 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {BlobStore} from '../cache/store.js'
-import {IntegrityError, ResolveError, isAirpackError} from '../errors.js'
-import type {Lock, LockedChart, LockedImage, Platform} from '../lock/types.js'
+import {digestMismatch, ExitCode, IntegrityError, ResolveError, isAirpackError} from '../errors.js'
+import type {Lock, LockedChart, LockedImage} from '../lock/types.js'
+import type {Platform} from '../oci/descriptor.js'
 import {chartKey} from '../lock/types.js'
 import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
 import {RegistryError} from '../registry/errors.js'
-import {ReferenceError, parseReference} from '../registry/reference.js'
+import {InvalidReferenceError, parseReference} from '../registry/reference.js'
 import {settleAll} from '../util/pool.js'
 import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, ociChartLocation, pickIndexEntry, resolveChart} from './charts.js'
 import {resolveImage} from './images.js'
@@ -72,7 +73,7 @@ function failuresError(failures: Failure[], total: number, verb = 'resolved'): E
     ...(f.error instanceof RegistryError ? {registry: f.error.host, failure: f.error.failure} : {}),
   }))
   if (integrity) {
-    return new IntegrityError('DIGEST_MISMATCH', message + ' (content does not match its digest)', {
+    return digestMismatch(message + ' (content does not match its digest)', {
       hint: 'A registry or mirror served bytes that do not match their digest; nothing unverified was kept. Check the mirror, then retry.',
       details: {problems, artifacts},
     })
@@ -140,12 +141,12 @@ export async function resolveArtifacts(
         if (r.status === 'fulfilled') continue
         const job = jobs[i]
         // Bad usage (an unreadable credentials file, a failing credential helper) is not an artifact problem.
-        if (isAirpackError(r.reason) && r.reason.exitCode === 2) throw r.reason
+        if (isAirpackError(r.reason) && r.reason.exitCode === ExitCode.usage) throw r.reason
         const what =
           job.kind === 'image'
             ? job.key
             : `chart ${job.list[0].name} ${job.list[0].version} from ${job.list[0].repository}`
-        const error = r.reason instanceof ReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
+        const error = r.reason instanceof InvalidReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
         failures.push({what, where: where(job.list), error})
       }
       if (failures.length > 0) throw failuresError(failures, jobs.length)

@@ -6,7 +6,8 @@ import {createHash} from 'node:crypto'
 import {gunzipSync} from 'node:zlib'
 
 import {BlobStore} from '../../src/cache/store.js'
-import type {Descriptor, Lock, LockedChart, LockedImage, Platform} from '../../src/lock/types.js'
+import type {Lock, LockedChart, LockedImage} from '../../src/lock/types.js'
+import type {Descriptor, Platform} from '../../src/oci/descriptor.js'
 import {blobOf, layerOf, MT, type Blob} from './seed.js'
 
 export interface FixtureImage {

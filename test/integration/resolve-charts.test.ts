@@ -5,7 +5,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {BlobStore} from '../../src/cache/store.js'
 import {IntegrityError, ResolveError} from '../../src/errors.js'
-import {MediaType} from '../../src/registry/media-types.js'
+import {MediaType} from '../../src/oci/media-types.js'
 import {checkLockCurrent, fetchLock, resolveArtifacts} from '../../src/resolve/index.js'
 import {chartArchive, startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'

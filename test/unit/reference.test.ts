@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {apiHost, normalizeReference, parseReference, ReferenceError} from '../../src/registry/reference.js'
+import {apiHost, InvalidReferenceError, normalizeReference, parseReference} from '../../src/registry/reference.js'
 
 const D = 'sha256:' + 'a'.repeat(64)
 
@@ -33,7 +33,7 @@ describe('image reference normalisation', () => {
     ['ghcr.io/', 'repository'],
     ['ghcr.io/a//b', 'component'],
   ])('rejects %j (%s)', (input, reason) => {
-    expect(() => parseReference(input)).toThrow(ReferenceError)
+    expect(() => parseReference(input)).toThrow(InvalidReferenceError)
     expect(() => parseReference(input)).toThrow(new RegExp(reason))
   })
 

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {MediaType} from '../../src/registry/media-types.js'
+import {MediaType} from '../../src/oci/media-types.js'
 import {chartManifest, chartReference, chartSourceKind, chartTag, pickIndexEntry} from '../../src/resolve/charts.js'
 
 describe('chart naming and generated manifests', () => {

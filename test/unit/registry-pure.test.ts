@@ -7,7 +7,7 @@ import {UsageError} from '../../src/errors.js'
 import {parseChallenge} from '../../src/registry/auth.js'
 import {dockerConfigKey} from '../../src/registry/credentials.js'
 import {backoffMs} from '../../src/registry/http.js'
-import {isAttestation, platformMatches, selectPlatform} from '../../src/registry/platform.js'
+import {isAttestation, platformMatches, selectPlatform} from '../../src/oci/platform.js'
 import {canonicalHost, loadRegistriesConfig, rewriteRepository} from '../../src/registry/registries-config.js'
 import {RegistryClient} from '../../src/registry/client.js'
 

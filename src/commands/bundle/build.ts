@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {buildBundle, sourceDateEpochFrom, type BuildReport} from '../../bundle/build.js'
 import {MEDIA_PART_SIZE, parseSize} from '../../bundle/split.js'
+import {formatPlatform} from '../../oci/platform.js'
 import {formatBytes} from '../../util/format.js'
 import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryAccessFrom, registryFlags, varFlag} from '../../flags.js'
 
@@ -92,7 +93,7 @@ Needs the zstd program (apt-get install zstd).`
       logger: this.logger,
     })
     const t = report.totals
-    this.log(`Bundle ${report.name} for ${report.platform.os}/${report.platform.architecture}: ${t.images} image(s), ${t.charts} chart(s), ${t.blobs} blobs, ${formatBytes(t.bytes)}`)
+    this.log(`Bundle ${report.name} for ${formatPlatform(report.platform)}: ${t.images} image(s), ${t.charts} chart(s), ${t.blobs} blobs, ${formatBytes(t.bytes)}`)
     this.log(`  fetched ${formatBytes(t.downloadedBytes)} (${formatBytes(t.cachedBytes)} from cache), compressed to ${formatBytes(report.bundle.compressedBytes)} in ${t.seconds} s`)
     for (const f of report.files) this.log(`  ${f}`)
     this.log(`Identity: ${report.identity}`)

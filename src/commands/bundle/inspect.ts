@@ -1,7 +1,7 @@
 
 import {BaseCommand} from '../../base-command.js'
 import {bundleArgs} from '../../flags.js'
-import {platformString} from '../../bundle/format.js'
+import {formatPlatform} from '../../oci/platform.js'
 import {readBundle, type BundleReport} from '../../bundle/reader.js'
 import {formatBytes} from '../../util/format.js'
 
@@ -21,7 +21,7 @@ It does not check the content: use \`airpack bundle verify\` for that.`
     const report = await readBundle(args.bundle, {mode: 'inspect'})
     const t = report.totals
     this.log(`Bundle:    ${report.name} (format ${report.formatVersion}, airpack ${report.airpackVersion})`)
-    this.log(`Platform:  ${platformString(report.platform)}`)
+    this.log(`Platform:  ${formatPlatform(report.platform)}`)
     this.log(`Identity:  ${report.identity}`)
     this.log(`Zstd:      ${report.compression?.version} level ${report.compression?.level}`)
     this.log(`Signed:    ${report.signature.signed ? `${report.signature.algorithm} key ${report.signature.publicKeyFingerprint}` : 'no'}`)

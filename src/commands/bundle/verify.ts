@@ -4,11 +4,11 @@ import {BaseCommand} from '../../base-command.js'
 import {bundleArgs} from '../../flags.js'
 import {readBundle, type BundleReport} from '../../bundle/reader.js'
 import {loadPublicKey} from '../../bundle/sign.js'
+import {formatPlatform} from '../../oci/platform.js'
 import {formatBytes} from '../../util/format.js'
 
-export type VerifyResult = BundleReport & {status: 'ok'}
 
-export default class BundleVerify extends BaseCommand<VerifyResult> {
+export default class BundleVerify extends BaseCommand<BundleReport> {
   static summary = 'Check a content bundle (whole or split) before uploading it: parts, entries, blobs, references, signatures.'
 
   static description = `Reads the bundle as one stream, without extracting it or joining its parts on disk. BUNDLE is the
@@ -34,12 +34,12 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
     'public-key': Flags.string({description: 'PEM public key: the bundle must carry a valid signature made with its private key.'}),
   }
 
-  async run(): Promise<VerifyResult> {
+  async run(): Promise<BundleReport> {
     const {args, flags} = await this.parse(BundleVerify)
     const publicKey = flags['public-key'] ? await loadPublicKey(flags['public-key']) : undefined
     const report = await readBundle(args.bundle, {mode: 'verify', publicKey})
     const t = report.totals
-    this.log(`OK ${args.bundle}: bundle ${report.name} for ${report.platform.os}/${report.platform.architecture}`)
+    this.log(`OK ${args.bundle}: bundle ${report.name} for ${formatPlatform(report.platform)}`)
     this.log(`  ${t.artifacts} artifact(s) (${t.images} image(s), ${t.charts} chart(s)), ${t.entries} entries, ${t.blobs} blobs, ${formatBytes(t.blobBytes)} of content`)
     this.log(`  ${formatBytes(t.tarBytes)} uncompressed, ${formatBytes(t.compressedBytes)} compressed${t.parts > 1 ? ` in ${t.parts} parts` : ''}`)
     const sig = report.signature
@@ -47,6 +47,6 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
       this.log(`  signature: ${sig.algorithm ?? 'detached only'}${sig.publicKeyFingerprint ? ` key ${sig.publicKeyFingerprint}` : ''}; bundle.json ${sig.inner}, detached ${sig.detached}${publicKey ? '' : ' (pass --public-key to check)'}`)
     }
     this.log(`Identity: ${report.identity}`)
-    return {status: 'ok', ...report}
+    return report
   }
 }

@@ -1,14 +1,12 @@
-
 import {BaseCommand} from '../../base-command.js'
 import {BlobStore, defaultCacheDir} from '../../cache/store.js'
-import {InvalidInputError} from '../../errors.js'
 import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryAccessFrom, registryFlags, varFlag} from '../../flags.js'
-import {collectContent, loadProfiles, profileLocation, renderFinding, validateProfiles} from '../../profile/index.js'
-import {resolveArtifacts, writeLock, type ResolvePlan} from '../../resolve/index.js'
+import {formatPlatform} from '../../oci/platform.js'
+import {writeLock, type ResolvePlan} from '../../resolve/index.js'
+import {resolveProfiles} from '../../resolve/profiles.js'
 import {formatBytes} from '../../util/format.js'
 
 export interface ResolveResult extends ResolvePlan {
-  status: 'ok'
   platform: {os: string; architecture: string}
   lockFile?: string
 }
@@ -47,33 +45,24 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
 
   async run(): Promise<ResolveResult> {
     const {argv, flags} = await this.parse(ProfileResolve)
-    const vars = parseVars(flags.var)
-    const profiles = await loadProfiles(argv as string[])
-    const report = validateProfiles(profiles, {arch: flags.arch, mode: flags.mode, vars})
-    if (!report.valid) {
-      const errors = report.findings.filter((f) => f.severity === 'error')
-      throw new InvalidInputError('PROFILE_INVALID', `the profiles have ${errors.length} error${errors.length === 1 ? '' : 's'}; nothing was resolved`, {
-        hint: 'Run `airpack profile validate` with the same arguments for the full report, fix the errors, then resolve again.',
-        details: {problems: errors.map(renderFinding), findings: errors},
-      })
-    }
-    for (const f of report.findings) if (f.severity === 'warning') this.logger.warn(renderFinding(f))
-    const content = collectContent(profiles, {arch: flags.arch, vars})
-    const platform = {os: 'linux', architecture: flags.arch}
-    const store = new BlobStore(flags['cache-dir'] ?? defaultCacheDir())
-    const {lock, plan} = await resolveArtifacts(content, {
-      platform,
-      store,
-      ...registryAccessFrom(flags),
+    const {lock, plan, platform} = await resolveProfiles({
+      profiles: argv as string[],
+      arch: flags.arch,
+      mode: flags.mode,
+      vars: parseVars(flags.var),
       logger: this.logger,
-      profiles: profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, file: profileLocation(p)})),
+      refusal: {
+        outcome: 'nothing was resolved',
+        hint: 'Run `airpack profile validate` with the same arguments for the full report, fix the errors, then resolve again.',
+      },
+      registry: {...registryAccessFrom(flags), logger: this.logger},
+      store: new BlobStore(flags['cache-dir'] ?? defaultCacheDir()),
     })
     if (flags['lock-file']) await writeLock(flags['lock-file'], lock)
-    this.log(renderPlan(plan, `${platform.os}/${platform.architecture}`, flags['lock-file']))
-    return {status: 'ok', platform, ...(flags['lock-file'] ? {lockFile: flags['lock-file']} : {}), ...plan}
+    this.log(renderPlan(plan, formatPlatform(platform), flags['lock-file']))
+    return {platform, ...(flags['lock-file'] ? {lockFile: flags['lock-file']} : {}), ...plan}
   }
 }
-
 
 function renderPlan(plan: ResolvePlan, platform: string, lockFile?: string): string {
   const lines = [`Resolved ${plan.artifacts.length} artifact${plan.artifacts.length === 1 ? '' : 's'} for ${platform}:`]

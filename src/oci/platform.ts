@@ -1,8 +1,10 @@
-import type {Descriptor, Platform} from '../lock/types.js'
+import type {Descriptor, Platform} from './descriptor.js'
 
-// Platform matching the way containerd's default matcher does it for a single target: os and architecture must
-// be equal; for arm64 a missing variant and `v8` are the same thing; for other architectures the variant must
-// match when the target names one. BuildKit attestation entries (`unknown/unknown`) are never a platform.
+// Platforms: parsing and formatting `os/architecture[/variant]`, the one normal form airpack records (no empty
+// variant, no os.version/os.features), and matching the way containerd's default matcher does it for a single
+// target: os and architecture must be equal; for arm64 a missing variant and `v8` are the same thing; for other
+// architectures the variant must match when the target names one. BuildKit attestation entries (`unknown/unknown`)
+// are never a platform.
 
 export function parsePlatform(value: string): Platform {
   const [os, architecture, variant] = value.split('/')
@@ -10,8 +12,25 @@ export function parsePlatform(value: string): Platform {
   return {os, architecture, ...(variant ? {variant} : {})}
 }
 
-export function formatPlatform(p: Platform): string {
+/** `os/architecture[/variant]`; `unknown` when there is no platform at all. */
+export function formatPlatform(p: Platform | undefined): string {
+  if (!p) return 'unknown'
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`
+}
+
+/** The recorded form of a platform: os, architecture and a non-empty variant, nothing else. */
+export function normalizePlatform(p: Partial<Platform> | undefined): Platform {
+  return {os: p?.os ?? 'unknown', architecture: p?.architecture ?? 'unknown', ...(p?.variant ? {variant: p.variant} : {})}
+}
+
+/** A sort and set key: equal for platforms that are written the same. */
+export function platformKey(p: Platform): string {
+  return `${p.os}/${p.architecture}/${p.variant ?? ''}`
+}
+
+/** Literal equality, absent fields equal to empty ones (no arm64 v8 folding: that is matching, not equality). */
+export function samePlatform(a: Partial<Platform> | undefined, b: Partial<Platform> | undefined): boolean {
+  return (a?.os ?? '') === (b?.os ?? '') && (a?.architecture ?? '') === (b?.architecture ?? '') && (a?.variant ?? '') === (b?.variant ?? '')
 }
 
 export function isAttestation(d: Descriptor): boolean {
@@ -48,11 +67,7 @@ export function selectPlatform(
   const candidates = real.filter((m) => m.platform && platformMatches(m.platform, target))
   const exact = candidates.find((m) => normalVariant(m.platform!) === normalVariant(target))
   const chosen = exact ?? candidates[0]
-  const available = real.filter((m) => m.platform).map((m) => toPlatform(m.platform!))
-  const omitted = real.filter((m) => m !== chosen && m.platform).map((m) => toPlatform(m.platform!))
+  const available = real.filter((m) => m.platform).map((m) => normalizePlatform(m.platform))
+  const omitted = real.filter((m) => m !== chosen && m.platform).map((m) => normalizePlatform(m.platform))
   return {chosen, omitted, available}
-}
-
-function toPlatform(p: Platform): Platform {
-  return {os: p.os, architecture: p.architecture, ...(p.variant ? {variant: p.variant} : {})}
 }
