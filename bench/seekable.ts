@@ -132,8 +132,9 @@ async function runVariant(variant: Variant, files: InputFile[], outFile: string,
     if (variant === 'format2') seekable = await SeekableWriter.create(sink, {level})
   }
   const put = async (chunk: Buffer) => {
-    if (seekable) await seekable.write(chunk)
-    else await writeTo(sink, chunk)
+    if (seekable) {
+      if (!seekable.write(chunk)) await seekable.waitForRoom()
+    } else await writeTo(sink, chunk)
   }
   for (const f of files) {
     const header = encodeFileHeader(f.name, f.size, {mtime: 0})

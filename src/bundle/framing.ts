@@ -1,4 +1,5 @@
 import type {FrameMode} from '../zstd/seekable-writer.js'
+import {BLOCK, encodeFileHeader, padding, type HeaderOptions} from './tar.js'
 
 // Which frames each tar entry of a format 2 bundle gets (PRODUCT.md §4): blobs whose media type says they are
 // already compressed are stored in raw frames, since compressing gzip or zstd again costs CPU time and gains
@@ -14,3 +15,14 @@ export function isCompressedMediaType(mediaType: string | undefined): boolean {
 export function frameModeFor(mediaType: string | undefined): FrameMode {
   return isCompressedMediaType(mediaType) ? 'raw' : 'compressed'
 }
+
+/**
+ * Bytes of one tar entry as TarWriter writes it (header blocks, body, padding): the length of the segment a
+ * format 2 writer begins before each entry, so that every entry starts a frame.
+ */
+export function tarEntryLength(path: string, size: number, options: HeaderOptions): number {
+  return encodeFileHeader(path, size, options).length + size + padding(size).length
+}
+
+/** The two zero blocks that end a tar (TarWriter.finish), framed as one last compressed segment. */
+export const TAR_END_LENGTH = 2 * BLOCK

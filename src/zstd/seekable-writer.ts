@@ -1,3 +1,4 @@
+import {EventEmitter} from 'node:events'
 import type {Writable} from 'node:stream'
 
 import {drained} from '../bundle/tar.js'
@@ -15,7 +16,11 @@ import {compressFrame, loadZstdWasm, type ZstdWasm} from './wasm.js'
 // to be chunked, and each compressed frame depends only on its bytes and the level: same input, same file.
 //
 // Memory stays bounded: raw data goes to `out` as it comes (a 3-byte block header before every 128 KiB), and a
-// compressed segment is buffered at most one frame at a time. Writes wait for `out` to drain.
+// compressed segment is buffered at most one frame at a time.
+//
+// It is written to like a Writable (write() returns false when `out` holds more than 8 MiB; wait for 'drain'), but
+// each chunk is framed and handed to `out` synchronously, inside write(): so beginSegment() between two writes
+// always falls between the same two bytes, and the bundle's TarWriter can write into it as into any stream.
 
 export type FrameMode = 'raw' | 'compressed'
 
@@ -61,7 +66,7 @@ interface OpenFrame {
   out: number
 }
 
-export class SeekableWriter {
+export class SeekableWriter extends EventEmitter {
   private readonly frames: SeekTableFrame[] = []
   private segment: Segment | undefined
   private frame: OpenFrame | undefined
@@ -77,11 +82,15 @@ export class SeekableWriter {
     private readonly zstd: ZstdWasm,
     private readonly options: SeekableWriterOptions,
   ) {
+    super()
     this.compressedFrameSize = options.compressedFrameSize ?? COMPRESSED_FRAME_SIZE
     this.rawFrameSize = options.rawFrameSize ?? RAW_FRAME_SIZE
     // Both sizes, and a raw frame's block headers, must fit the seek table's 32-bit fields.
     if (this.rawFrameSize > 2 ** 31 || this.compressedFrameSize > 2 ** 31) throw new Error('seekable writer: frame sizes are limited to 2 GiB')
     this.pending = Buffer.allocUnsafe(this.compressedFrameSize)
+    // Whoever waits on this writer waits on `out`.
+    out.on('drain', () => this.emit('drain'))
+    out.on('close', () => this.emit('close'))
   }
 
   /** `out` receives the file's bytes; the caller ends it after finish(). */
@@ -97,6 +106,15 @@ export class SeekableWriter {
     return this.outBytes
   }
 
+  /** Bytes handed to `out` that it has not flushed yet. */
+  get writableLength(): number {
+    return this.out.writableLength
+  }
+
+  get destroyed(): boolean {
+    return this.out.destroyed
+  }
+
   /**
    * The next `length` bytes written form one segment, starting at a frame boundary. The previous segment must
    * be complete. A segment of 0 bytes adds no frame.
@@ -109,10 +127,11 @@ export class SeekableWriter {
   }
 
   /**
-   * Appends `chunk` to the current segment. Raw data is handed to `out` without copying: do not modify a chunk
-   * after passing it.
+   * Appends `chunk` to the current segment, framing it and handing the result to `out` before returning. Returns
+   * false when `out` holds more than 8 MiB: wait for 'drain' (or call waitForRoom()) before writing more. Raw data is
+   * handed to `out` without copying: do not modify a chunk after passing it. Throws on a write past the segment.
    */
-  async write(chunk: Buffer): Promise<void> {
+  write(chunk: Buffer): boolean {
     const segment = this.segment
     if (!segment) throw new Error('seekable writer: write before beginSegment')
     if (segment.written + chunk.length > segment.length) {
@@ -131,6 +150,11 @@ export class SeekableWriter {
       if (frame.filled === frame.size) this.closeFrame(segment, frame)
     }
     this.inBytes += chunk.length
+    return this.out.writableLength <= OUT_AHEAD
+  }
+
+  /** Resolves once `out` holds at most 8 MiB (at once if it already does); rejects if `out` closes first. */
+  async waitForRoom(): Promise<void> {
     if (this.out.writableLength > OUT_AHEAD) await drained(this.out)
   }
 
@@ -140,8 +164,8 @@ export class SeekableWriter {
     this.assertSegmentComplete()
     this.finished = true
     const table = encodeSeekTable(this.frames)
-    this.emit(table)
-    if (this.out.writableLength > OUT_AHEAD) await drained(this.out)
+    this.send(table)
+    await this.waitForRoom()
     return {frames: this.frames, decompressedSize: this.inBytes, compressedSize: this.outBytes, tableSize: table.length}
   }
 
@@ -155,7 +179,7 @@ export class SeekableWriter {
     const limit = segment.mode === 'raw' ? this.rawFrameSize : this.compressedFrameSize
     const size = Math.min(limit, segment.length - segment.written)
     const frame: OpenFrame = {size, filled: 0, out: 0}
-    if (segment.mode === 'raw') frame.out += this.emit(rawFrameHeader(size))
+    if (segment.mode === 'raw') frame.out += this.send(rawFrameHeader(size))
     return frame
   }
 
@@ -167,10 +191,10 @@ export class SeekableWriter {
       const inBlock = filled % MAX_BLOCK_SIZE
       if (inBlock === 0) {
         const blockSize = Math.min(MAX_BLOCK_SIZE, frame.size - filled)
-        frame.out += this.emit(blockHeader(blockSize, 'raw', filled + blockSize === frame.size))
+        frame.out += this.send(blockHeader(blockSize, 'raw', filled + blockSize === frame.size))
       }
       const take = Math.min(data.length - pos, MAX_BLOCK_SIZE - inBlock)
-      frame.out += this.emit(pos === 0 && take === data.length ? data : data.subarray(pos, pos + take))
+      frame.out += this.send(pos === 0 && take === data.length ? data : data.subarray(pos, pos + take))
       pos += take
       filled += take
     }
@@ -178,12 +202,12 @@ export class SeekableWriter {
 
   private closeFrame(segment: Segment, frame: OpenFrame): void {
     let compressedSize = frame.out
-    if (segment.mode === 'compressed') compressedSize = this.emit(compressFrame(this.zstd, this.pending.subarray(0, frame.size), this.options.level))
+    if (segment.mode === 'compressed') compressedSize = this.send(compressFrame(this.zstd, this.pending.subarray(0, frame.size), this.options.level))
     this.frames.push({compressedSize, decompressedSize: frame.size})
     this.frame = undefined
   }
 
-  private emit(bytes: Buffer): number {
+  private send(bytes: Buffer): number {
     this.out.write(bytes)
     this.outBytes += bytes.length
     return bytes.length

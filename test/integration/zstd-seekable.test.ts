@@ -48,7 +48,7 @@ beforeAll(async () => {
   const put = async (chunk: Buffer) => {
     tarHash.update(chunk)
     offset += chunk.length
-    await writer.write(chunk)
+    if (!writer.write(chunk)) await writer.waitForRoom()
   }
   const entry = async (name: string, mode: FrameMode, size: number, body: AsyncIterable<Buffer>) => {
     const header = encodeFileHeader(name, size, {mtime: 0})

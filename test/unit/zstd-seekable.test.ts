@@ -2,10 +2,11 @@ import {createCipheriv, createHash} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {PassThrough} from 'node:stream'
+import {PassThrough, Readable, type Writable} from 'node:stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {frameModeFor, isCompressedMediaType} from '../../src/bundle/framing.js'
+import {frameModeFor, isCompressedMediaType, TAR_END_LENGTH, tarEntryLength} from '../../src/bundle/framing.js'
+import {TarParser, TarWriter} from '../../src/bundle/tar.js'
 import {IntegrityError} from '../../src/errors.js'
 import {blockHeader, MAX_BLOCK_SIZE, parseBlockHeader, parseFrameHeader, rawFrameHeader, rawFrameSize} from '../../src/zstd/frame.js'
 import {encodeSeekTable, frameAt, parseSeekTable, SEEKABLE_MAGIC} from '../../src/zstd/seek-table.js'
@@ -41,7 +42,7 @@ async function writeSeekable(segments: Segment[], options: Partial<SeekableWrite
   const w = await SeekableWriter.create(out, {level: 3, ...options})
   for (const s of segments) {
     w.beginSegment(s.mode, s.data.length)
-    for (let i = 0; i < s.data.length; i += chunk) await w.write(s.data.subarray(i, i + chunk))
+    for (let i = 0; i < s.data.length; i += chunk) if (!w.write(s.data.subarray(i, i + chunk))) await w.waitForRoom()
   }
   const summary = await w.finish()
   out.end()
@@ -183,10 +184,10 @@ describe('SeekableWriter', () => {
 
   it('refuses writes past a segment and a segment left short', async () => {
     const w = await SeekableWriter.create(new PassThrough(), {level: 3})
-    await expect(w.write(Buffer.from('x'))).rejects.toThrow(/before beginSegment/)
+    expect(() => w.write(Buffer.from('x'))).toThrow(/before beginSegment/)
     w.beginSegment('raw', 3)
-    await expect(w.write(Buffer.from('abcd'))).rejects.toThrow(/4 bytes written to a segment of 3/)
-    await w.write(Buffer.from('ab'))
+    expect(() => w.write(Buffer.from('abcd'))).toThrow(/4 bytes written to a segment of 3/)
+    expect(w.write(Buffer.from('ab'))).toBe(true)
     expect(() => w.beginSegment('compressed', 1)).toThrow(/ended after 2 of its 3 bytes/)
     await expect(w.finish()).rejects.toThrow(/ended after 2 of its 3 bytes/)
   })
@@ -198,7 +199,7 @@ describe('SeekableWriter', () => {
     w.beginSegment('raw', data.length)
     let settled = false
     const writing = (async () => {
-      for (let i = 0; i < data.length; i += 1 << 20) await w.write(data.subarray(i, i + (1 << 20)))
+      for (let i = 0; i < data.length; i += 1 << 20) if (!w.write(data.subarray(i, i + (1 << 20)))) await w.waitForRoom()
       settled = true
     })()
     await new Promise((r) => setTimeout(r, 50))
@@ -354,6 +355,60 @@ describe('SeekableReader', () => {
       expect((await reader.readBuffer(3000, 100)).equals(whole.subarray(3000, 3100))).toBe(true)
       const e = await refusal(reader.readBuffer(3000 + 2 * MAX_BLOCK_SIZE, 10))
       expect(e.message).toMatch(/frame 1 /)
+    } finally {
+      await reader.close()
+    }
+  })
+})
+
+describe('the bundle TarWriter writing into a SeekableWriter (how format 2 plugs in)', () => {
+  it('starts every entry at a frame and gives back the same tar, identity included', async () => {
+    const entries = [
+      {path: 'airpack/bundle.json', data: text(2000), mediaType: undefined},
+      {path: `blobs/sha256/${'a'.repeat(64)}`, data: noise('layer', 700_000), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip'},
+      {path: `blobs/sha256/${'b'.repeat(64)}`, data: text(5 * 1024 * 1024), mediaType: 'application/vnd.oci.image.layer.v1.tar'},
+      {path: `very/long/${'n'.repeat(120)}`, data: Buffer.from('{}'), mediaType: 'application/vnd.oci.image.config.v1+json'},
+    ]
+    const out = new PassThrough()
+    const pieces: Buffer[] = []
+    out.on('data', (c: Buffer) => pieces.push(c))
+    const frames = await SeekableWriter.create(out, {level: 3})
+    // TarWriter needs write(), writableLength, destroyed and the 'drain'/'close' events: SeekableWriter has them.
+    const tar = new TarWriter(frames as unknown as Writable, {mtime: 0})
+    const starts: number[] = []
+    for (const e of entries) {
+      starts.push(frames.bytesIn)
+      frames.beginSegment(frameModeFor(e.mediaType), tarEntryLength(e.path, e.data.length, {mtime: 0}))
+      if (e.mediaType?.endsWith('gzip')) await tar.addStream(e.path, e.data.length, Readable.from([e.data.subarray(0, 1000), e.data.subarray(1000)]))
+      else await tar.addBuffer(e.path, e.data)
+    }
+    frames.beginSegment('compressed', TAR_END_LENGTH)
+    const identity = await tar.finish()
+    const summary = await frames.finish()
+    out.end()
+    const bytes = Buffer.concat(pieces)
+    const file = fileOf('tar-into-frames.zst', bytes)
+    const reader = await SeekableReader.open(file)
+    try {
+      const whole = await reader.readBuffer(0, reader.size)
+      expect(createHash('sha256').update(whole).digest('hex')).toBe(identity.sha256)
+      expect(whole.length).toBe(identity.size)
+      // Every entry's first byte is a frame's first byte.
+      const frameStarts = new Set(reader.table.frames.map((f) => f.decompressedOffset))
+      for (const at of [...starts, identity.size - TAR_END_LENGTH]) expect(frameStarts.has(at)).toBe(true)
+      // The already-compressed layer is one raw frame: its compressed size is its content plus block headers.
+      const layer = reader.table.frames.find((f) => f.decompressedOffset === starts[1])!
+      expect(layer.compressedSize).toBe(rawFrameSize(layer.decompressedSize))
+      expect(summary.frames.length).toBe(1 + 1 + 2 + 1 + 1)
+      // And it is a tar that the project's own parser reads.
+      const names: string[] = []
+      const parser = new TarParser((h) => {
+        names.push(h.path)
+        return undefined
+      })
+      parser.push(whole)
+      parser.end()
+      expect(names).toEqual(entries.map((e) => e.path))
     } finally {
       await reader.close()
     }
