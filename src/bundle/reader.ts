@@ -1,7 +1,8 @@
-import {readFile} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {IntegrityError} from '../errors.js'
+import {OverBudgetError, byteCounter, checkDeclaredSize, limitBytes, readFileBounded, type LimitName} from '../limits.js'
 import type {Descriptor, Platform} from '../oci/descriptor.js'
 import {isIndexType, isManifestType} from '../oci/media-types.js'
 import {formatPlatform, samePlatform} from '../oci/platform.js'
@@ -26,9 +27,6 @@ import {startDecompressor} from './zstd.js'
 // on disk. `verify` checks everything PRODUCT.md §4 promises; `inspect` only needs bundle.json and the identity
 // (the sha256 of the uncompressed tar), which takes the same single pass.
 
-const MAX_BUNDLE_JSON = 64 * 1024 * 1024
-/** Blobs up to this size that look like JSON are kept in memory to check manifests' references. */
-const MAX_KEPT_JSON = 4 * 1024 * 1024
 const MAX_PROBLEMS = 100
 
 export type SignatureStatus = 'valid' | 'invalid' | 'absent' | 'not-checked'
@@ -165,7 +163,25 @@ async function streamBundle(
   const waiting: Promise<void>[] = []
   const finishing: Promise<void>[] = []
   let detachedSig: Buffer | undefined
-  if (verify && ctx.publicKey && source.detachedSignature) detachedSig = await readFile(source.detachedSignature)
+  if (verify && source.detachedSignature) {
+    // Read at most what a signature can be, and refuse a huge one even when no key was given to check it.
+    const subject = `the detached signature ${path.basename(source.detachedSignature)}`
+    try {
+      if (ctx.publicKey) detachedSig = await readFileBounded(source.detachedSignature, 'signature', subject)
+      else {
+        const info = await stat(source.detachedSignature)
+        if (!info.isFile()) throw Object.assign(new Error('not a regular file'), {code: 'ENOTREG'})
+        checkDeclaredSize('signature', info.size, subject)
+      }
+    } catch (error) {
+      if (error instanceof OverBudgetError) throw overBudget(source, error)
+      const why = (error as NodeJS.ErrnoException).code === 'ENOTREG' || (error as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is not a regular file' : (error as Error).message
+      throw new IntegrityError('BUNDLE_INVALID', `${source.input}: cannot read ${subject}: ${why}`, {
+        hint: 'A detached signature is a small regular file beside the bundle; copy it again from the original.',
+        details: {bundle: source.input, file: source.detachedSignature},
+      })
+    }
+  }
   const detachedVerifier = detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined
 
   let manifest: BundleManifest | undefined
@@ -177,13 +193,28 @@ async function streamBundle(
   let innerSig: Buffer | undefined
   let entryCount = 0
   let tarBytes = 0
-  let early = false
+  // Over a budget of src/limits.ts: the bundle is refused at once (exit 5), naming the entry and the limit.
+  const budget = (name: LimitName, size: number, subject: string) => {
+    try {
+      checkDeclaredSize(name, size, subject)
+    } catch (error) {
+      throw new Fatal((error as Error).message)
+    }
+  }
+  const countKept = byteCounter('bundleJsonTotal', 'the JSON documents of this bundle')
+  const keptDocuments = (c: Buffer) => {
+    try {
+      countKept(c)
+    } catch (error) {
+      throw new Fatal((error as Error).message)
+    }
+  }
 
   const onEntry = (h: TarEntryHeader): EntrySink | undefined => {
     const index = entryCount++
     if (index === 0) {
       if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new Fatal(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
-      if (h.size > MAX_BUNDLE_JSON) throw new Fatal(`${BUNDLE_JSON} is ${h.size} bytes, larger than any real inventory`)
+      budget('bundleJson', h.size, BUNDLE_JSON)
       const chunks: Buffer[] = []
       return {
         data: (c) => {
@@ -199,11 +230,18 @@ async function streamBundle(
           if (manifest?.formatVersion !== 1) throw new Fatal(`${BUNDLE_JSON} has formatVersion ${JSON.stringify(manifest?.formatVersion)}; this airpack reads format 1`)
           if (!Array.isArray(manifest.entries)) throw new Fatal(`${BUNDLE_JSON} has no entries list`)
           listed = new Map(manifest.entries.map((e) => [e.path, {size: e.size, sha256: e.sha256}]))
-          // inspect needs nothing more from the tar; the rest is only hashed for the identity.
-          if (!ctx.verify) early = true
         },
       }
     }
+    // Both verify and inspect stop at the header of an entry bundle.json does not list, or lists with another
+    // size: the bytes that follow are covered by no digest, and reading them (a 16 GiB bomb) would be for nothing.
+    // inspect reads no entry's content beyond bundle.json; it still hashes the stream for the identity it prints.
+    const isSigHeader = h.path === BUNDLE_SIG && index === 1
+    const declared = listed.get(h.path)
+    if (!declared && !isSigHeader && h.type === 'file' && !unsafePathReason(h.path) && h.path !== BUNDLE_JSON) {
+      throw new Fatal(`entry ${h.path} is not listed in ${BUNDLE_JSON} (an extra file was added)`)
+    }
+    if (declared && h.type === 'file' && declared.size !== h.size) throw new Fatal(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${declared.size}`)
     if (!verify) return undefined
     const reason = unsafePathReason(h.path)
     if (reason) {
@@ -220,23 +258,24 @@ async function streamBundle(
       return undefined
     }
     paths.add(h.path)
-    const isSig = h.path === BUNDLE_SIG && index === 1
-    const expected = listed.get(h.path)
-    if (!expected && !isSig) {
-      problem(`entry ${h.path} is not listed in ${BUNDLE_JSON} (an extra file was added)`)
-    } else if (expected && expected.size !== h.size) {
-      problem(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${expected.size}`)
-    }
-    if (!expected && !isSig) return undefined // reported above; not worth hashing (it may be a bomb)
+    const isSig = isSigHeader
+    const expected = declared
     const hash = hashes.entry()
-    const keep = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig || (h.path.startsWith(BLOBS_DIR) && h.size <= MAX_KEPT_JSON)
+    // Blobs within the document budget that look like JSON are kept in memory to check manifests' references;
+    // index.json and oci-layout always are, so they must fit it too. All kept documents share one budget.
+    const isDocument = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig
+    if (isDocument) budget(isSig ? 'signature' : 'bundleJsonEntry', h.size, `entry ${h.path}`)
+    const keep = isDocument || (h.path.startsWith(BLOBS_DIR) && h.size <= limitBytes('bundleJsonEntry'))
     let chunks: Buffer[] | undefined = keep ? [] : undefined
     return {
       data: (c) => {
         hash.write(c)
         if (chunks) {
           if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR)) chunks = undefined
-          else chunks.push(Buffer.from(c))
+          else {
+            keptDocuments(c)
+            chunks.push(Buffer.from(c))
+          }
         }
       },
       end: () => {
@@ -285,13 +324,13 @@ async function streamBundle(
     for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
       const w = hashes.chunk(chunk)
       tarBytes += chunk.length
-      if (!early) parser.push(chunk)
+      parser.push(chunk)
       if (w) waiting.push(w)
       if (waiting.length > 0) await Promise.all(waiting.splice(0))
     }
     await feed
     await zstd.done
-    if (!early) parser.end()
+    parser.end()
     await Promise.all(finishing)
     identityHex = await hashes.digest()
   } catch (error) {
@@ -450,4 +489,8 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
       problem(`image ${a.reference}: its ${formatPlatform(a.platform)} manifest ${a.platformManifest.digest} is missing from the bundle`)
     }
   }
+}
+
+function overBudget(source: BundleSource, error: OverBudgetError): IntegrityError {
+  return new IntegrityError('BUNDLE_INVALID', `${source.input}: ${error.message}`, {hint: error.hint, details: {bundle: source.input, problems: [error.message]}})
 }

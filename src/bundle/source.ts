@@ -1,8 +1,9 @@
 import {createReadStream} from 'node:fs'
-import {readFile, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {IntegrityError, UsageError} from '../errors.js'
+import {OverBudgetError, readFileBounded} from '../limits.js'
 import type {PartsFile} from './format.js'
 import {hashFile} from './hash.js'
 
@@ -37,8 +38,9 @@ async function exists(p: string): Promise<boolean> {
 async function readPartsFile(file: string): Promise<PartsFile> {
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    text = (await readFileBounded(file, 'partsFile')).toString('utf8')
   } catch (error) {
+    if (error instanceof OverBudgetError) throw new IntegrityError('PARTS_FILE_INVALID', error.message, {hint: error.hint, details: {file}})
     throw new UsageError('BUNDLE_UNREADABLE', `${file}: cannot read the parts file (${(error as NodeJS.ErrnoException).code ?? error})`, {details: {file}})
   }
   let parsed: PartsFile
@@ -124,10 +126,21 @@ export async function openBundleSource(input: string): Promise<BundleSource> {
 export async function checkParts(source: BundleSource): Promise<string[]> {
   if (!source.partsFile) return []
   const problems: string[] = []
+  // Sizes and file types from stat, before a byte is read: a part that is a device or a FIFO (a symlink to
+  // /dev/zero "of 0 bytes") would otherwise be read forever.
+  const declared = source.files.reduce((sum, f) => sum + f.size, 0)
+  if (declared !== source.partsFile.content.size) {
+    problems.push(`${path.basename(source.partsFile.path)} says the whole file is ${source.partsFile.content.size} bytes, but its parts add up to ${declared}`)
+  }
   for (const f of source.files) {
     let size: number
     try {
-      size = (await stat(f.path)).size
+      const info = await stat(f.path)
+      if (!info.isFile()) {
+        problems.push(`part ${f.name} is not a regular file (${info.isDirectory() ? 'a directory' : 'a device, FIFO or socket'}); parts are plain files`)
+        continue
+      }
+      size = info.size
     } catch {
       problems.push(`part ${f.name} is missing`)
       continue
@@ -145,6 +158,8 @@ export async function checkParts(source: BundleSource): Promise<string[]> {
 /** The compressed bytes of the whole bundle, parts chained in order. */
 export async function* readCompressed(source: BundleSource): AsyncGenerator<Buffer> {
   for (const f of source.files) {
-    for await (const chunk of createReadStream(f.path, {highWaterMark: 1 << 20})) yield chunk as Buffer
+    // Exactly the size recorded (stat, or the parts file): a file that grows meanwhile adds nothing unchecked.
+    if (f.size === 0) continue
+    for await (const chunk of createReadStream(f.path, {highWaterMark: 1 << 20, start: 0, end: f.size - 1})) yield chunk as Buffer
   }
 }

@@ -1,6 +1,7 @@
 import {once} from 'node:events'
 import type {Readable, Writable} from 'node:stream'
 
+import {LIMITS, limitBytes} from '../limits.js'
 import {PIPE_AHEAD, streamHash, type StreamHash} from './hash.js'
 
 // A minimal POSIX (ustar + PAX) tar writer and a streaming reader, written here rather than taken from a
@@ -9,6 +10,8 @@ import {PIPE_AHEAD, streamHash, type StreamHash} from './hash.js'
 // change a bundle. test/unit/bundle-tar.test.ts pins the output with a golden hash.
 
 export const BLOCK = 512
+/** A tar record: 20 blocks (10240 bytes); tar pads the archive to a whole number of them. */
+const RECORD_BYTES = 20 * BLOCK
 
 const USTAR_NAME_MAX = 100
 /** Largest size an 11-digit octal field holds (8 GiB − 1); larger entries get a PAX `size` record. */
@@ -188,8 +191,6 @@ export class TarFormatError extends Error {
   }
 }
 
-/** PAX headers are held in memory while parsed: airpack's own are a few hundred bytes. */
-const MAX_PAX_HEADER = 1024 * 1024
 
 const TYPE_BY_FLAG: Record<string, TarEntryType> = {
   '0': 'file',
@@ -247,6 +248,10 @@ export class TarParser {
   private paxChunks: Buffer[] = []
   private zeroBlocks = 0
   private ended = false
+  /** Bytes of the archive consumed so far. */
+  private position = 0
+  /** Where the record holding the end marker ends. */
+  private recordEnd = 0
 
   constructor(private readonly onEntry: (header: TarEntryHeader) => EntrySink | undefined) {}
 
@@ -264,6 +269,7 @@ export class TarParser {
         if (this.state === 'body') this.sink?.data(piece)
         else this.paxChunks.push(Buffer.from(piece))
         offset += take
+        this.position += take
         this.remaining -= take
         if (this.remaining === 0) this.finishBody()
         continue
@@ -271,6 +277,7 @@ export class TarParser {
       if (this.state === 'padding') {
         const take = Math.min(this.pad, chunk.length - offset)
         offset += take
+        this.position += take
         this.pad -= take
         if (this.pad === 0) this.state = 'header'
         continue
@@ -283,6 +290,7 @@ export class TarParser {
       if (this.buffer.length === BLOCK) {
         const block = this.buffer
         this.buffer = Buffer.alloc(0)
+        this.position += BLOCK
         this.onBlock(block)
       }
     }
@@ -300,6 +308,9 @@ export class TarParser {
     const isZero = block.every((b) => b === 0)
     if (this.state === 'end') {
       if (!isZero) throw new TarFormatError('data follows the end-of-archive marker')
+      // tar pads an archive with zeros to a whole record (20 blocks); beyond that, bytes after the end are bytes
+      // that no digest covers (and a way to make a reader spend minutes on nothing).
+      if (this.position > this.recordEnd) throw new TarFormatError(`more than a record of zero padding follows the end-of-archive marker (bytes no digest covers)`)
       return
     }
     if (isZero) {
@@ -307,6 +318,7 @@ export class TarParser {
       if (this.zeroBlocks === 2) {
         this.state = 'end'
         this.ended = true
+        this.recordEnd = Math.ceil(this.position / RECORD_BYTES) * RECORD_BYTES
       }
       return
     }
@@ -317,7 +329,9 @@ export class TarParser {
     const typeFlag = String.fromCharCode(block[156])
     let size = parseOctal(block.subarray(124, 136))
     if (typeFlag === 'x') {
-      if (size > MAX_PAX_HEADER) throw new TarFormatError(`a PAX extended header of ${size} bytes (more than ${MAX_PAX_HEADER}): not a bundle airpack wrote`)
+      // PAX headers are held in memory while parsed.
+      const maxPax = limitBytes('paxHeader')
+      if (size > maxPax) throw new TarFormatError(`a PAX extended header of ${size} bytes (more than ${maxPax}, ${LIMITS.paxHeader.env}): not a bundle airpack wrote`)
       this.state = 'pax'
       this.remaining = size
       this.pad = padding(size).length

@@ -9,6 +9,7 @@ import type {Logger} from '../util/log.js'
 import {silentLogger} from '../util/log.js'
 import {basicAuthorization, parseChallenge, pullScope, type Challenge} from './auth.js'
 import {CredentialStore, type Credential} from './credentials.js'
+import {readRemote} from './bounded-body.js'
 import {RegistryError, describeError, errorCode} from './errors.js'
 import {HttpClient, withRetry, type SendInit} from './http.js'
 import {MANIFEST_ACCEPT, MediaType} from '../oci/media-types.js'
@@ -62,8 +63,6 @@ export interface ManifestJson {
   layers?: {mediaType: string; digest: string; size: number; annotations?: Record<string, string>}[]
   artifactType?: string
 }
-
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 function isLoopback(host: string): boolean {
   const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
@@ -260,7 +259,7 @@ export class RegistryClient {
       const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
       res = await this.http.sendWithRetry(url, {authorization})
     }
-    const text = await res.text()
+    const text = (await readRemote(res.body, 'tokenResponse', `the answer of the token service ${realm.host}`, ep.host)).toString('utf8')
     if (res.status === 401 || res.status === 403) {
       throw new RegistryError(
         'unauthorized',
@@ -340,7 +339,7 @@ export class RegistryClient {
       await res.body?.cancel().catch(() => {})
       throw new RegistryError('protocol', `${ep.host} answered an HTML page instead of the manifest of ${where}; is it a registry (or a login portal)?`, ep.host)
     }
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, where, ep.host)
+    const bytes = await readRemote(res.body, 'manifest', `the manifest of ${where}`, ep.host)
     const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex')
     const served = res.headers.get('docker-content-digest')
     if (reference.startsWith('sha256:') && digest !== reference) {
@@ -440,18 +439,4 @@ function bodyFrom(res: Response, offset: number, what: string, host: string): {b
   }
   if (!res.body) throw new RegistryError('protocol', `${what}: empty response`, host)
   return {body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), start}
-}
-
-async function readLimited(res: Response, limit: number, what: string, host: string): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let total = 0
-  if (!res.body) return Buffer.alloc(0)
-  for await (const chunk of res.body) {
-    total += chunk.length
-    if (total > limit) {
-      throw new RegistryError('protocol', `${what}: the manifest is larger than ${limit} bytes; refusing to read it`, host)
-    }
-    chunks.push(Buffer.from(chunk))
-  }
-  return Buffer.concat(chunks)
 }

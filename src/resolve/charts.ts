@@ -1,12 +1,18 @@
-import {list as tarList} from 'tar'
+import {createReadStream} from 'node:fs'
+import {pipeline} from 'node:stream/promises'
+import {createGunzip} from 'node:zlib'
 import semver from 'semver'
 import {parse as parseYaml} from 'yaml'
 
+import {TarParser} from '../bundle/tar.js'
 import type {BlobStore} from '../cache/store.js'
+import {byteCounter, checkDeclaredSize} from '../limits.js'
 import type {LockedChart} from '../lock/types.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import type {RegistryClient} from '../registry/client.js'
+import {readRemote} from '../registry/bounded-body.js'
 import {RegistryError, describeError} from '../registry/errors.js'
+import {redactUrl} from '../util/redact.js'
 import {MediaType} from '../oci/media-types.js'
 import {canonicalize} from '../util/canonical-json.js'
 import {sha256Digest} from '../util/digest.js'
@@ -87,18 +93,35 @@ export function chartManifest(meta: ChartMetadata, archive: {digest: string; siz
   return {config, manifest}
 }
 
-/** Chart.yaml of a chart archive (the `<dir>/Chart.yaml` at depth one), read by streaming the tgz. */
+/**
+ * Chart.yaml of a chart archive (the `<dir>/Chart.yaml` at depth one), read by streaming the tgz. The whole
+ * archive is read within Helm's own budgets (MaxDecompressedFileSize per file, MaxDecompressedChartSize in
+ * total): a chart Helm would refuse to load is refused here, at the header of the entry that breaks the budget,
+ * and the decompressed bytes are counted as they come out of gunzip.
+ */
 export async function readChartMetadata(file: string): Promise<ChartMetadata> {
   let text: string | undefined
-  await tarList({
-    file,
-    onReadEntry(entry) {
-      if (/^[^/]+\/Chart\.yaml$/.test(entry.path) && text === undefined) {
-        const chunks: Buffer[] = []
-        entry.on('data', (c: Buffer) => chunks.push(c))
-        entry.on('end', () => (text = Buffer.concat(chunks).toString('utf8')))
-      } else entry.resume()
-    },
+  const count = byteCounter('chartArchive', 'the decompressed chart archive')
+  const parser = new TarParser((entry) => {
+    checkDeclaredSize('chartFile', entry.size, `entry ${JSON.stringify(entry.path)}`)
+    if (entry.type !== 'file' || text !== undefined || !/^[^/]+\/Chart\.yaml$/.test(entry.path)) return undefined
+    const chunks: Buffer[] = []
+    return {data: (c) => chunks.push(Buffer.from(c)), end: () => (text = Buffer.concat(chunks).toString('utf8'))}
+  })
+  // pipeline reports its own AbortError when the last stage throws; the budget's error is the one to tell.
+  let stopped: unknown
+  await pipeline(createReadStream(file), createGunzip(), async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) {
+      try {
+        count(chunk)
+        parser.push(chunk)
+      } catch (error) {
+        stopped = error
+        throw error
+      }
+    }
+  }).catch((error: unknown) => {
+    throw stopped ?? error
   })
   if (text === undefined) throw new Error('the archive has no <chart>/Chart.yaml')
   const doc = parseYaml(text) as Partial<ChartMetadata> | null
@@ -140,7 +163,7 @@ export class ChartIndexCache {
       throw new RegistryError('http', `${url.href} answered ${res.status}`, url.host, res.status)
     }
     const contentType = (res.headers.get('content-type') ?? '').toLowerCase()
-    const text = await res.text()
+    const text = (await readRemote(res.body, 'repositoryIndex', redactUrl(url.href), url.host)).toString('utf8')
     if (contentType.startsWith('text/html') || /^\s*<(!doctype|html)/i.test(text)) {
       throw new RegistryError('protocol', `${url.href} is an HTML page, not a Helm repository index`, url.host)
     }

@@ -2,6 +2,7 @@ import type {BlobStore} from '../cache/store.js'
 import type {LockedImage} from '../lock/types.js'
 import {plainDescriptor, uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
 import type {Endpoint, FetchedManifest, RegistryClient} from '../registry/client.js'
+import {limitBytes} from '../limits.js'
 import {RegistryError} from '../registry/errors.js'
 import {isIndexType} from '../oci/media-types.js'
 import {formatPlatform, normalizePlatform, platformMatches, selectPlatform} from '../oci/platform.js'
@@ -12,7 +13,6 @@ import {parseReference} from '../registry/reference.js'
 // Attestation entries (`unknown/unknown`) are neither chosen nor listed: they are not platforms, and their
 // manifests are not carried (the index bytes still name them, unchanged).
 
-const MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 export async function resolveImage(
   client: RegistryClient,
@@ -81,7 +81,7 @@ async function checkSinglePlatform(
   store?: BlobStore,
 ): Promise<Platform | undefined> {
   const config = manifest.json.config
-  if (!config || config.size > MAX_CONFIG_BYTES || !/image\.config|container\.image/.test(config.mediaType)) return undefined
+  if (!config || config.size > limitBytes('imageConfig') || !/image\.config|container\.image/.test(config.mediaType)) return undefined
   let bytes: Buffer
   if (store) {
     await client.retry(() => store.ingest(config.digest, config.size, client.blobSource(ep, config.digest)))

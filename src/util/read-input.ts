@@ -1,11 +1,10 @@
-import {open, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 
 import {UsageError} from '../errors.js'
+import {LIMITS, OverBudgetError, formatBytes, limitBytes, readFileBounded} from '../limits.js'
 
 // Reading a small text input (a site inventory, a user-data file) the same way everywhere: a regular file, at
 // most `limit` bytes even if it grows while being read, or one UsageError (exit 2) that names the file and says why.
-
-export const TEXT_INPUT_LIMIT = 16 * 1024 * 1024
 
 export interface InputSpec {
   /** Error code stem, e.g. SITES_UNREADABLE. */
@@ -13,11 +12,10 @@ export interface InputSpec {
   /** What the file is, for messages: "the site inventory". */
   what: string
   hint: string
-  limit?: number
 }
 
 export async function readInputText(file: string, spec: InputSpec): Promise<string> {
-  const limit = spec.limit ?? TEXT_INPUT_LIMIT
+  const limit = limitBytes('textInput')
   const fail = (why: string, hint = spec.hint, extra: Record<string, unknown> = {}) =>
     new UsageError(spec.code, `cannot read ${spec.what} ${file}: ${why}`, {hint, details: {file, ...extra}})
   let size: number
@@ -32,21 +30,12 @@ export async function readInputText(file: string, spec: InputSpec): Promise<stri
     throw fail(code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message)
   }
   const tooLarge = () =>
-    fail(`it is over the ${Math.round(limit / (1024 * 1024))} MiB limit for this input`, `${spec.hint} A real one is a few KiB; check that this is the right file.`, {limit})
+    fail(`it is over the ${formatBytes(limit)} limit for this input (${LIMITS.textInput.env})`, `${spec.hint} A real one is a few KiB; check that this is the right file.`, {limit})
   if (size > limit) throw tooLarge()
-  const handle = await open(file, 'r')
   try {
-    const buffer = Buffer.alloc(Math.min(size, limit) + 1)
-    let length = 0
-    for (;;) {
-      const {bytesRead} = await handle.read(buffer, length, buffer.length - length, length)
-      if (bytesRead === 0) break
-      length += bytesRead
-      if (length > limit) throw tooLarge()
-      if (length === buffer.length) break
-    }
-    return buffer.subarray(0, length).toString('utf8')
-  } finally {
-    await handle.close()
+    return (await readFileBounded(file, 'textInput')).toString('utf8')
+  } catch (error) {
+    if (error instanceof OverBudgetError) throw tooLarge()
+    throw error
   }
 }

@@ -71,9 +71,12 @@ describe('bad-input corpus', () => {
     const args = c.args.map((a) => a.replaceAll('{in}', inDir).replaceAll('{out}', outDir))
     const before = tree(caseDir, outDir)
 
-    const human = await runCli(args, {cwd: workDir, timeout: 180_000})
+    const human = await runCli(args, {cwd: workDir, timeout: 180_000, env: c.env, measureRss: c.maxRssMiB !== undefined})
     const context = `${c.id} (${c.what})\nexit ${human.exitCode}\nstderr: ${human.stderr.slice(0, 2000)}\nstdout: ${human.stdout.slice(0, 500)}`
     expect(c.exit, context).toContain(human.exitCode)
+    if (c.maxRssMiB !== undefined) expect(human.peakRssMiB, `${context}\npeak RSS`).toBeLessThan(c.maxRssMiB)
+    // Nothing from a hostile file reaches a terminal as a control character (issue 17).
+    expect(human.stderr + human.stdout, context).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/)
     expect(human.stderr, context).not.toMatch(STACK_FRAME)
     // Errors go to stderr; a findings report (exit 3) is the command's result and may be on stdout.
     expect((human.exitCode === 3 ? human.stdout + human.stderr : human.stderr).trim().length, context).toBeGreaterThan(0)
@@ -86,7 +89,7 @@ describe('bad-input corpus', () => {
       ).toBe(true)
     }
 
-    const machine = await runCli([...args, '--json'], {cwd: workDir, timeout: 180_000})
+    const machine = await runCli([...args, '--json'], {cwd: workDir, timeout: 180_000, env: c.env})
     const jsonContext = `${c.id} --json\nexit ${machine.exitCode}\nstdout: ${machine.stdout.slice(0, 1500)}\nstderr: ${machine.stderr.slice(0, 1000)}`
     expect(machine.exitCode, jsonContext).toBe(human.exitCode)
     let doc: any
