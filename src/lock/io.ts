@@ -49,6 +49,7 @@ export const LockSchema = z.object({
       reference: z.string(),
       source: z.string(),
       url: z.string().optional(),
+      ociRepository: z.string().optional(),
     }),
   ),
   files: z.record(z.string(), z.object({url: z.string(), sha256: digest, size: z.number().int().nonnegative()})),

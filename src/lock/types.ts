@@ -39,6 +39,9 @@ export interface LockedChart {
   source: string
   /** Classic repositories and direct `.tgz` charts: the archive's URL, so a fetch by digest needs no index. */
   url?: string
+  /** `oci://` charts: the registry repository that served the chart — the repo as written when it already ends in
+   *  the chart name, or with the name appended (see ociChartCandidates). Absent in older locks: appended. */
+  ociRepository?: string
 }
 
 export interface LockedFile {

@@ -29,6 +29,9 @@ export function isNoProviderImage(uri: string | undefined): boolean {
   return uri !== undefined && /^\s*na\s*$/i.test(uri)
 }
 
+/** A repository written without a scheme: a host name with a dot (and an optional port and path), nothing else. */
+const SCHEMELESS_REPOSITORY = /^(?![a-z][a-z0-9+.-]*:\/\/)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:\d{1,5})?(\/[^\s]*)?$/i
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
@@ -271,7 +274,12 @@ function scanPack(
       tags++
       const r = [repo!, name!, version!].map((t) => resolveRef(t, path, line, `chart ${JSON.stringify(t)}`))
       if (r.some((x) => x === undefined)) return
-      const [repository, chartName, chartVersion] = r as [string, string, string]
+      let [repository, chartName, chartVersion] = r as [string, string, string]
+      if (SCHEMELESS_REPOSITORY.test(repository)) {
+        // pack-central's coder pack writes `repo: helm.coder.com/v2`; Helm repositories are served over HTTPS.
+        finding({code: 'AP-CHART-SCHEME', severity: 'warning', message: `${path}: chart repository ${JSON.stringify(repository)} has no scheme; read as https://${repository}`, hint: `Write the repository as a URL: https://${repository} (or oci://${repository} for an OCI registry).`, path: `${path}.${repoKey}`, ...(line === undefined ? {} : {line})})
+        repository = `https://${repository}`
+      }
       if (!/^(https?|oci):\/\/[^\s/]+/.test(repository)) {
         finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart repository ${JSON.stringify(repository)} is not an http(s):// or oci:// URL`, hint: 'Use the Helm repository URL (https://…), an oci:// repository or the chart archive URL.', path: `${path}.${repoKey}`, ...(line === undefined ? {} : {line})})
         return

@@ -51,6 +51,7 @@ export const RULES: Rule[] = [
   {code: 'AP-MACRO-UNRESOLVED', severity: 'error', summary: 'a {{.spectro.…}} macro in a content tag cannot be resolved'},
   {code: 'AP-IMAGE-REF', severity: 'error', summary: 'an image reference is invalid'},
   {code: 'AP-CHART-REF', severity: 'error', summary: 'a chart repository, name or version is invalid'},
+  {code: 'AP-CHART-SCHEME', severity: 'warning', summary: 'a chart repository written without a scheme (helm.coder.com/v2) is read as https://'},
   {code: 'AP-AGENT-ARCH', severity: 'error', summary: 'the agent image (stylus-linux-<arch>) does not match --arch'},
   {code: 'AP-AGENT-CONTENT', severity: 'warning', summary: 'stylusPackage not listed (or listed differently) in the OS pack content tags'},
   {code: 'AP-OS-PROVIDER-CONTENT', severity: 'warning', summary: 'the provider image (options.system.uri) is not in the OS pack content tags'},

@@ -31,10 +31,17 @@ import type {ChartRequestLike} from './requests.js'
 
 export type ChartSourceKind = 'oci' | 'classic' | 'tgz'
 
+/** A direct archive URL is named by its path (`….tgz` or `….tar.gz`, a query string or fragment allowed: all nine
+ *  trident packs of pack-central name a GitHub release `….tar.gz`); anything else over http(s) is a repository. */
 export function chartSourceKind(repository: string): ChartSourceKind {
   if (repository.startsWith('oci://')) return 'oci'
-  if (/\.tgz(?:$|\?)/i.test(repository)) return 'tgz'
-  return 'classic'
+  let path: string
+  try {
+    path = new URL(repository).pathname
+  } catch {
+    path = repository.replace(/[?#].*$/, '')
+  }
+  return /\.(tgz|tar\.gz)$/i.test(path) ? 'tgz' : 'classic'
 }
 
 export function chartTag(version: string): string {
@@ -180,8 +187,11 @@ export class ChartIndexCache {
   }
 }
 
+/** `<repository>/index.yaml`, appended to the path (a query string, such as a signed token, stays a query string). */
 export function indexUrl(repository: string): URL {
-  return new URL(`${repository.replace(/\/+$/, '')}/index.yaml`)
+  const url = new URL(repository)
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/index.yaml`
+  return url
 }
 
 /** The index entry for a version: exact match first, then the highest version satisfying a semver range. */
@@ -299,9 +309,56 @@ export function ociChartLocation(ociRepository: string, name: string): {registry
   }
 }
 
+/**
+ * The registry repositories an `oci://` chart may live at, in the order they are tried. pack-central writes both
+ * Helm's repository form (`oci://ghcr.io/xenitab/helm-charts` + `name: spegel`) and the chart's full reference
+ * (`oci://ghcr.io/spegel-org/helm-charts/spegel` + `name: spegel`, as `helm install spegel oci://…/spegel` takes it).
+ * When the repo already ends in the chart name, the repo as written comes first, then with the name appended (a chart
+ * may really live at `…/spegel/spegel`); otherwise the name is appended, as Helm does. The lock records which one
+ * served the chart (`ociRepository`).
+ */
+export function ociChartCandidates(ociRepository: string, name: string): {registry: string; repository: string}[] {
+  const appended = ociChartLocation(ociRepository, name)
+  const path = ociRepository.slice('oci://'.length).replace(/\/+$/, '')
+  const slash = path.indexOf('/')
+  if (slash === -1 || path.slice(path.lastIndexOf('/') + 1) !== name) return [appended]
+  return [{registry: path.slice(0, slash), repository: path.slice(slash + 1)}, appended]
+}
+
+/** Where a locked OCI chart is fetched from: the repository that served it at resolve time. */
+export function lockedOciLocation(chart: Pick<LockedChart, 'repository' | 'name' | 'ociRepository'>): {registry: string; repository: string} {
+  const appended = ociChartLocation(chart.repository, chart.name)
+  return chart.ociRepository ? {registry: appended.registry, repository: chart.ociRepository} : appended
+}
+
+/** Failures after which the next candidate location is worth asking: the repository is not there (registries
+ *  that hide private repositories answer 401/403 for one that does not exist). */
+function tryNextLocation(error: unknown): boolean {
+  return error instanceof RegistryError && (error.failure === 'not-found' || error.failure === 'unauthorized' || error.failure === 'denied')
+}
+
 async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<LockedChart> {
-  const {registry, repository} = ociChartLocation(req.repository, req.name)
   const tag = chartTag(req.version)
+  const candidates = ociChartCandidates(req.repository, req.name)
+  const misses: string[] = []
+  for (const [i, location] of candidates.entries()) {
+    try {
+      return await resolveOciChartAt(req, location, tag, ctx)
+    } catch (error) {
+      if (!tryNextLocation(error)) throw error
+      misses.push((error as RegistryError).message)
+      if (i === candidates.length - 1) {
+        if (misses.length === 1) throw error
+        const last = error as RegistryError
+        throw new RegistryError(last.failure, `${misses.join('; ')} (tried the repo as written, then with the chart name appended)`, last.host, last.status)
+      }
+    }
+  }
+  throw new Error('unreachable: no candidate location')
+}
+
+async function resolveOciChartAt(req: ChartRequestLike, location: {registry: string; repository: string}, tag: string, ctx: ResolveChartContext): Promise<LockedChart> {
+  const {registry, repository} = location
   const {value: m, endpoint} = await ctx.client.withEndpoints(registry, repository, (ep) => ctx.client.getManifest(ep, tag, 'helm'))
   const where = `oci://${registry}/${repository}:${tag}`
   if (m.json.config?.mediaType !== MediaType.helmConfig) {
@@ -323,5 +380,6 @@ async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext):
     blobs,
     reference: `${registry}/${repository}:${tag}`,
     source: endpoint.host,
+    ociRepository: repository,
   }
 }

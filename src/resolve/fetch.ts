@@ -11,7 +11,7 @@ import {isGraphType} from '../oci/media-types.js'
 import {parseReference} from '../registry/reference.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {settleAll} from '../util/pool.js'
-import {chartManifest, chartSourceKind, ociChartLocation, readChartMetadata} from './charts.js'
+import {chartManifest, chartSourceKind, lockedOciLocation, readChartMetadata} from './charts.js'
 import {initStore} from './store-init.js'
 
 // The fetch step: every blob a lock names is brought into the cache by digest only (tags are never read here, so
@@ -313,7 +313,7 @@ function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
   for (const chart of Object.values(lock.charts)) {
     const kind = chartSourceKind(chart.repository)
     if (kind === 'oci') {
-      const {registry, repository} = ociChartLocation(chart.repository, chart.name)
+      const {registry, repository} = lockedOciLocation(chart)
       work.push({
         kind: 'chart',
         reference: chart.reference,

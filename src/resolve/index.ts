@@ -12,7 +12,7 @@ import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} f
 import {RegistryError} from '../registry/errors.js'
 import {InvalidReferenceError, parseReference} from '../registry/reference.js'
 import {settleAll} from '../util/pool.js'
-import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, ociChartLocation, pickIndexEntry, resolveChart} from './charts.js'
+import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, lockedOciLocation, pickIndexEntry, resolveChart} from './charts.js'
 import {resolveImage} from './images.js'
 import {initStore} from './store-init.js'
 import {origin, type ChartRequestLike, type ImageRequestLike} from './requests.js'
@@ -242,7 +242,7 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
       const kind = chartSourceKind(chart.repository)
       const what = `chart ${chart.name} ${chart.version} from ${chart.repository}`
       if (kind === 'oci') {
-        const {registry, repository} = ociChartLocation(chart.repository, chart.name)
+        const {registry, repository} = lockedOciLocation(chart)
         checks.push({
           what,
           locked: chart.manifest.digest,

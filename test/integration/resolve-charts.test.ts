@@ -1,15 +1,17 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import {gzipSync} from 'node:zlib'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {BlobStore} from '../../src/cache/store.js'
 import {IntegrityError, ResolveError} from '../../src/errors.js'
 import {MediaType} from '../../src/oci/media-types.js'
+import {chartTag} from '../../src/resolve/charts.js'
 import {checkLockCurrent, fetchLock, resolveArtifacts} from '../../src/resolve/index.js'
 import {chartArchive, startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
-import {blobOf, pushBlob, pushManifest} from '../helpers/seed.js'
+import {blobOf, pushBlob, pushManifest, tarOf} from '../helpers/seed.js'
 
 // Helm charts from a classic repository (index.yaml over loopback HTTP), an OCI registry (Helm media types) and a
 // direct .tgz URL; the generated OCI manifest of non-OCI charts is deterministic and re-creatable from the lock.
@@ -137,5 +139,97 @@ describe('resolving Helm charts', () => {
     expect(tampered.exitCode).toBe(5)
     expect(tampered.details.problems[0]).toContain('tampered-1.0.0.tgz')
     expect(await store.has(badDigest.archives.get('/charts/tampered-1.0.0.tgz')!.digest)).toBe(false)
+  })
+})
+
+// Issue 10, case 3: chart locations as pack-central writes them (a release `.tar.gz` URL for the trident packs, an
+// oci:// repo that already ends in the chart name for spegel), against the real loopback repository and registry.
+describe('chart locations as pack-central writes them', () => {
+  let repo: HelmRepo
+  let reg: TestRegistry
+  let dir: string
+
+  async function pushChart(repository: string, name: string, version: string): Promise<string> {
+    const archive = chartArchive({name, version})
+    const config = blobOf(JSON.stringify({name, version, apiVersion: 'v2'}))
+    await pushBlob(reg, repository, config)
+    await pushBlob(reg, repository, archive)
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        config: {mediaType: MediaType.helmConfig, digest: config.digest, size: config.size},
+        layers: [{mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size}],
+      }),
+    )
+    return (await pushManifest(reg, repository, chartTag(version), MediaType.ociManifest, manifest)).digest
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-chart-locations-'))
+    repo = await startHelmRepo({charts: []})
+    repo.archives.set('/NetApp/trident/releases/download/v24.10.0/trident-operator-24.10.0.tar.gz', chartArchive({name: 'trident-operator', version: '24.10.0'}))
+    // What the trident packs' URL really serves: the installer bundle, with the chart archive one level down.
+    repo.archives.set('/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz', blobOf(gzipSync(tarOf({'trident-installer/tridentctl': 'binary', 'trident-installer/helm/README': 'charts'}))))
+    reg = await startRegistry()
+  })
+  afterAll(async () => {
+    await repo?.stop()
+    await reg?.stop()
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  it('fetches a direct .tar.gz URL (with a query string) as the archive, never as a repository index', async () => {
+    const url = `${repo.url}/NetApp/trident/releases/download/v24.10.0/trident-operator-24.10.0.tar.gz?raw=true`
+    const {lock} = await resolveArtifacts({images: [], charts: [chart(url, 'trident-operator', '24.10.0')]}, {platform: amd64})
+    const locked = lock.charts[`${url}#trident-operator@24.10.0`]
+    expect(locked.digest).toBe(repo.archives.get('/NetApp/trident/releases/download/v24.10.0/trident-operator-24.10.0.tar.gz')!.digest)
+    expect(locked.url).toBe(url)
+    expect(locked.reference).toBe(`${repo.url.slice('http://'.length)}/netapp/trident/releases/download/v24.10.0/trident-operator:24.10.0`)
+    expect(repo.requests.map((r) => r.path)).not.toContain('/NetApp/trident/releases/download/v24.10.0/trident-operator-24.10.0.tar.gz/index.yaml')
+    expect(repo.requests.some((r) => r.path.endsWith('/index.yaml'))).toBe(false)
+    await checkLockCurrent(lock, {})
+    const fresh = new BlobStore(path.join(dir, 'tgz'))
+    await fetchLock(lock, fresh, {})
+    for (const b of locked.blobs) expect(await fresh.has(b.digest)).toBe(true)
+
+    const installer = `${repo.url}/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz`
+    const error = await resolveArtifacts({images: [], charts: [chart(installer, 'trident-operator', '24.10.0')]}, {platform: amd64}).catch((e) => e)
+    expect(error).toBeInstanceOf(ResolveError)
+    expect(error.details.problems).toHaveLength(1)
+    expect(error.details.problems[0]).toContain(`${installer} is not a Helm chart archive`)
+  })
+
+  it('an oci:// repo ending in the chart name resolves as written, else with the name appended, and the lock says which', async () => {
+    const asWritten = await pushChart('spegel-org/helm-charts/spegel', 'spegel', 'v0.0.30')
+    const appended = await pushChart('xenitab/helm-charts/spegel/spegel', 'spegel', 'v0.0.18')
+    const helmForm = await pushChart('charts/podinfo', 'podinfo', '6.5.0')
+    const requests = [
+      chart(`oci://${reg.host}/spegel-org/helm-charts/spegel`, 'spegel', 'v0.0.30'),
+      chart(`oci://${reg.host}/xenitab/helm-charts/spegel`, 'spegel', 'v0.0.18'),
+      chart(`oci://${reg.host}/charts`, 'podinfo', '6.5.0'),
+    ]
+    const {lock} = await resolveArtifacts({images: [], charts: requests}, {platform: amd64})
+    const written = lock.charts[`oci://${reg.host}/spegel-org/helm-charts/spegel#spegel@v0.0.30`]
+    expect(written).toMatchObject({ociRepository: 'spegel-org/helm-charts/spegel', reference: `${reg.host}/spegel-org/helm-charts/spegel:v0.0.30`})
+    expect(written.manifest.digest).toBe(asWritten)
+    const nested = lock.charts[`oci://${reg.host}/xenitab/helm-charts/spegel#spegel@v0.0.18`]
+    expect(nested).toMatchObject({ociRepository: 'xenitab/helm-charts/spegel/spegel', reference: `${reg.host}/xenitab/helm-charts/spegel/spegel:v0.0.18`})
+    expect(nested.manifest.digest).toBe(appended)
+    const plain = lock.charts[`oci://${reg.host}/charts#podinfo@6.5.0`]
+    expect(plain).toMatchObject({ociRepository: 'charts/podinfo', reference: `${reg.host}/charts/podinfo:6.5.0`})
+    expect(plain.manifest.digest).toBe(helmForm)
+
+    // Same inputs, same lock; the lock alone fetches and re-checks from the recorded repository.
+    expect((await resolveArtifacts({images: [], charts: [...requests].reverse()}, {platform: amd64})).lock).toEqual(lock)
+    await checkLockCurrent(lock, {})
+    const fresh = new BlobStore(path.join(dir, 'oci'))
+    await fetchLock(lock, fresh, {})
+    for (const c of Object.values(lock.charts)) for (const b of c.blobs) expect(await fresh.has(b.digest)).toBe(true)
+
+    const missing = await resolveArtifacts({images: [], charts: [chart(`oci://${reg.host}/nowhere/spegel`, 'spegel', 'v1.0.0')]}, {platform: amd64}).catch((e) => e)
+    expect(missing).toBeInstanceOf(ResolveError)
+    expect(missing.details.problems).toHaveLength(1)
+    expect(missing.details.problems[0]).toContain('nowhere/spegel:v1.0.0')
+    expect(missing.details.problems[0]).toContain('nowhere/spegel/spegel:v1.0.0')
   })
 })

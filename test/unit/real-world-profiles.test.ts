@@ -6,6 +6,7 @@ import {describe, expect, it} from 'vitest'
 
 import {collectContent, loadProfiles, validateProfiles} from '../../src/profile/index.js'
 import {describeError} from '../../src/registry/errors.js'
+import {chartSourceKind, ociChartCandidates} from '../../src/resolve/charts.js'
 
 const FIX = 'test/fixtures/profiles'
 
@@ -52,6 +53,31 @@ describe('case 2: pack values of several YAML documents (Kairos stages after the
     const profiles = await loadProfiles([`${FIX}/byos-kairos-stages.yaml`])
     const report = validateProfiles(profiles, {arch: 'arm64', mode: 'appliance'})
     expect(report.findings.find((f) => f.code === 'AP-AGENT-ARCH')).toMatchObject({line: 8, fileLine: 29, path: 'stylusPackage'})
+  })
+})
+
+describe('case 3: chart locations as pack-central writes them', () => {
+  it('lists each chart where it is; a repository without a scheme is read as https:// with a warning', async () => {
+    const {profiles, report, errors, warnings} = await check('addon-chart-locations.yaml', 'appliance')
+    expect(errors).toEqual([])
+    expect(warnings).toEqual(['AP-CHART-SCHEME'])
+    expect(report.findings.find((f) => f.code === 'AP-CHART-SCHEME')).toMatchObject({pack: 'coder', path: 'pack.content.charts[0].repo', line: 6})
+    const content = collectContent(profiles, {arch: 'amd64'})
+    expect(content.charts.map((c) => [c.repository, c.name, c.version, chartSourceKind(c.repository)])).toEqual([
+      ['https://github.com/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz', 'trident-operator', '24.10.0', 'tgz'],
+      ['oci://ghcr.io/spegel-org/helm-charts/spegel', 'spegel', 'v0.0.30', 'oci'],
+      ['oci://ghcr.io/nvidia/kai-scheduler', 'kai-scheduler', 'v0.10.0', 'oci'],
+      ['https://helm.coder.com/v2', 'coder', '2.23.3', 'classic'],
+    ])
+    expect(ociChartCandidates('oci://ghcr.io/nvidia/kai-scheduler', 'kai-scheduler').map((c) => c.repository)).toEqual(['nvidia/kai-scheduler', 'nvidia/kai-scheduler/kai-scheduler'])
+    expect(refs(content.images)).toEqual([
+      'docker.io/netapp/trident-autosupport:24.10.0',
+      'docker.io/netapp/trident-operator:24.10.0',
+      'docker.io/netapp/trident:24.10.0',
+      'ghcr.io/coder/coder:v2.23.3',
+      'ghcr.io/nvidia/kai-scheduler/operator:v0.10.0',
+      'ghcr.io/spegel-org/spegel:v0.0.30',
+    ])
   })
 })
 

@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {MediaType} from '../../src/oci/media-types.js'
-import {chartManifest, chartReference, chartSourceKind, chartTag, pickIndexEntry} from '../../src/resolve/charts.js'
+import {chartManifest, chartReference, chartSourceKind, chartTag, indexUrl, lockedOciLocation, ociChartCandidates, pickIndexEntry} from '../../src/resolve/charts.js'
 
 describe('chart naming and generated manifests', () => {
   it('tells the three chart sources apart', () => {
@@ -9,6 +9,11 @@ describe('chart naming and generated manifests', () => {
     expect(chartSourceKind('https://charts.example.com/stable')).toBe('classic')
     expect(chartSourceKind('https://example.com/dl/app-1.2.3.tgz')).toBe('tgz')
     expect(chartSourceKind('https://example.com/dl/app-1.2.3.tgz?token=x')).toBe('tgz')
+    // pack-central's trident packs: a GitHub release .tar.gz is an archive, not a repository.
+    expect(chartSourceKind('https://github.com/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz')).toBe('tgz')
+    expect(chartSourceKind('https://example.com/dl/app-1.2.3.TAR.GZ?raw=true#x')).toBe('tgz')
+    expect(chartSourceKind('https://example.com/tgz-charts?x=a.tgz')).toBe('classic')
+    expect(indexUrl('https://example.com/charts/?token=a.b').href).toBe('https://example.com/charts/index.yaml?token=a.b')
   })
 
   it('names non-OCI charts <host>/<path>/<name>:<tag>, with + → _ and invalid characters replaced', () => {
@@ -40,5 +45,26 @@ describe('chart naming and generated manifests', () => {
     expect(pickIndexEntry(entries, 'v2.0.0')?.version).toBe('2.0.0')
     expect(pickIndexEntry(entries, '^1.0.0')?.version).toBe('1.10.0')
     expect(pickIndexEntry(entries, '3.0.0')).toBeUndefined()
+  })
+})
+
+describe('oci:// chart locations (issue 10)', () => {
+  it('tries a repo ending in the chart name as written, then with the name appended; otherwise appends only', () => {
+    expect(ociChartCandidates('oci://ghcr.io/spegel-org/helm-charts/spegel', 'spegel')).toEqual([
+      {registry: 'ghcr.io', repository: 'spegel-org/helm-charts/spegel'},
+      {registry: 'ghcr.io', repository: 'spegel-org/helm-charts/spegel/spegel'},
+    ])
+    expect(ociChartCandidates('oci://ghcr.io/xenitab/helm-charts/', 'spegel')).toEqual([{registry: 'ghcr.io', repository: 'xenitab/helm-charts/spegel'}])
+    expect(ociChartCandidates('oci://registry.example.com/spegel', 'spegel')).toEqual([
+      {registry: 'registry.example.com', repository: 'spegel'},
+      {registry: 'registry.example.com', repository: 'spegel/spegel'},
+    ])
+    expect(ociChartCandidates('oci://registry.example.com', 'spegel')).toEqual([{registry: 'registry.example.com', repository: 'spegel'}])
+  })
+
+  it('fetches a locked chart from the repository the lock records (older locks: the name appended)', () => {
+    const chart = {repository: 'oci://ghcr.io/spegel-org/helm-charts/spegel', name: 'spegel'}
+    expect(lockedOciLocation({...chart, ociRepository: 'spegel-org/helm-charts/spegel'})).toEqual({registry: 'ghcr.io', repository: 'spegel-org/helm-charts/spegel'})
+    expect(lockedOciLocation(chart)).toEqual({registry: 'ghcr.io', repository: 'spegel-org/helm-charts/spegel/spegel'})
   })
 })
