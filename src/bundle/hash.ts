@@ -1,13 +1,10 @@
-import {spawn, spawnSync, type ChildProcessWithoutNullStreams} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {once} from 'node:events'
 import {Worker} from 'node:worker_threads'
 
-// SHA-256 of multi-GB streams. Node 20's bundled OpenSSL hashes at about 750 MB/s here, while the system
-// `openssl` (SHA-NI) does over 2 GB/s; on two cores that is the difference between hashing being the
-// bottleneck of a build or not. So large streams are hashed by an `openssl dgst` child fed through a pipe (a
-// memory copy for Node), small ones in process. Without an `openssl` binary everything falls back to
-// node:crypto, with identical results.
+// SHA-256 of multi-GB streams. Large streams are hashed by node:crypto on a worker thread (TarHashes), so that
+// hashing never holds up the main thread's I/O; small ones in process. Large files on disk are read and hashed
+// by an `openssl dgst` child directly (no bytes cross into Node); without an `openssl` binary, node:crypto.
 
 /** Bytes a writer may queue in memory ahead of a child's stdin before it waits (memory stays bounded). */
 export const PIPE_AHEAD = 8 * 1024 * 1024
@@ -25,11 +22,7 @@ let opensslAvailable: boolean | undefined
 
 function haveOpenssl(): boolean {
   if (opensslAvailable === undefined) {
-    if (process.env.AIRPACK_NO_OPENSSL_HASH === '1') opensslAvailable = false
-    else {
-      const r = spawnSync('openssl', ['version'], {stdio: 'ignore'})
-      opensslAvailable = r.status === 0
-    }
+    opensslAvailable = spawnSync('openssl', ['version'], {stdio: 'ignore'}).status === 0
   }
   return opensslAvailable
 }
@@ -44,51 +37,6 @@ class NodeHash implements StreamHash {
     return this.hash.digest('hex')
   }
   destroy(): void {}
-}
-
-class OpensslHash implements StreamHash {
-  private readonly child: ChildProcessWithoutNullStreams
-  private readonly exited: Promise<number | null>
-  private out = ''
-  private err = ''
-  private failed: Error | undefined
-
-  constructor() {
-    this.child = spawn('openssl', ['dgst', '-sha256', '-r'], {stdio: ['pipe', 'pipe', 'pipe']})
-    this.child.stdout.setEncoding('utf8')
-    this.child.stdout.on('data', (d: string) => (this.out += d))
-    this.child.stderr.on('data', (d: Buffer) => (this.err += d.toString()))
-    this.child.stdin.on('error', (e) => (this.failed ??= e))
-    this.child.on('error', (e) => (this.failed ??= e))
-    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)))
-  }
-
-  write(chunk: Buffer): Promise<void> | undefined {
-    if (this.failed) throw this.failed
-    this.child.stdin.write(chunk)
-    if (this.child.stdin.writableLength <= PIPE_AHEAD) return undefined
-    // Neither branch may reject on its own: the loser of the race would be an unhandled rejection.
-    const drained = once(this.child.stdin, 'drain').then(
-      () => true,
-      () => false,
-    )
-    return Promise.race([drained, this.exited.then(() => false)]).then((ok) => {
-      if (!ok) throw this.failed ?? new Error(`openssl dgst exited early: ${this.err.trim()}`)
-    })
-  }
-
-  async digest(): Promise<string> {
-    this.child.stdin.end()
-    const code = await this.exited
-    const hex = /^([a-f0-9]{64})/.exec(this.out.trim())
-    if (code !== 0 || !hex) throw this.failed ?? new Error(`openssl dgst failed (${code}): ${this.err.trim()}`)
-    return hex[1]
-  }
-
-  destroy(): void {
-    this.child.stdin.destroy()
-    this.child.kill('SIGKILL')
-  }
 }
 
 /**
@@ -110,22 +58,15 @@ class WorkerHash implements StreamHash {
   }
 }
 
-export type HasherKind = 'worker' | 'openssl' | 'node'
-
-function largeHasherKind(): HasherKind {
-  const chosen = process.env.AIRPACK_STREAM_HASH
-  if (chosen === 'node' || process.env.AIRPACK_NO_OPENSSL_HASH === '1') return chosen === 'worker' ? 'worker' : 'node'
-  if (chosen === 'openssl') return haveOpenssl() ? 'openssl' : 'worker'
-  return 'worker'
-}
+export type HasherKind = 'worker' | 'node'
 
 /**
- * A hasher for a stream of about `expectedBytes`: on a worker thread when that is large (AIRPACK_STREAM_HASH=
- * openssl|node picks the `openssl dgst` child or the main thread instead, for measurements), in process else.
+ * A hasher for a stream of about `expectedBytes`: on a worker thread when that is large, in process when it is
+ * small (or when `kind` asks for the main thread).
  */
-export function streamHash(expectedBytes = Number.POSITIVE_INFINITY, kind: HasherKind = largeHasherKind()): StreamHash {
+export function streamHash(expectedBytes = Number.POSITIVE_INFINITY, kind: HasherKind = 'worker'): StreamHash {
   if (expectedBytes < 8 * 1024 * 1024 || kind === 'node') return new NodeHash()
-  return kind === 'openssl' ? new OpensslHash() : new WorkerHash()
+  return new WorkerHash()
 }
 
 /** sha256 (hex) of a file: `openssl dgst` reads it directly when it is large, else node:crypto. */

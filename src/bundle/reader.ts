@@ -301,8 +301,6 @@ async function streamBundle(
 
   const parser = new TarParser(onEntry)
   const zstd = startDecompressor()
-  // EPIPE when zstd stops early (corrupt input, or we killed it): its exit status tells the real story.
-  zstd.stdin.on('error', () => {})
   let stop = false
 
   const feed = (async () => {
@@ -335,15 +333,12 @@ async function streamBundle(
     identityHex = await hashes.digest()
   } catch (error) {
     stop = true
-    zstd.kill()
+    const stopped = zstd.stop()
     hashes.destroy()
     compressedHash?.destroy()
     await Promise.allSettled([...waiting, ...finishing])
     await feed.catch(() => {})
-    const zstdError = await zstd.done.then(
-      () => undefined,
-      (e: unknown) => e,
-    )
+    const zstdError = await stopped
     if (error instanceof Fatal || error instanceof TarFormatError) {
       problem(error.message)
     } else if (zstdError && !(error instanceof Fatal)) {

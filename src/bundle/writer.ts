@@ -7,7 +7,7 @@ import {gunzipSync} from 'node:zlib'
 import type {BlobStore} from '../cache/store.js'
 import {AirpackError, badBundleName, ResolveError, UsageError} from '../errors.js'
 import type {Lock} from '../lock/types.js'
-import {uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
+import {plainDescriptor, uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
 import {isIndexType, MediaType} from '../oci/media-types.js'
 import {normalizePlatform, platformKey} from '../oci/platform.js'
 import {atomicOutput, type AtomicOutput} from '../util/atomic.js'
@@ -34,10 +34,10 @@ import {
   type BundleManifest,
   type PartsFile,
 } from './format.js'
-import {signDocument, streamSigner, type SigningKey} from './sign.js'
+import {signDocument, streamSigner, type SigningKey, type StreamSigner} from './sign.js'
 import {writeParts, type SplitResult} from './split.js'
 import {TarWriter} from './tar.js'
-import {startCompressor, zstdVersion} from './zstd.js'
+import {startCompressor, zstdVersion, type ZstdProcess} from './zstd.js'
 import {formatBytes} from '../util/format.js'
 
 // Writes the bundle of PRODUCT.md §4 from a lock and the blob cache: the tar is produced entry by entry straight
@@ -144,186 +144,194 @@ function byString<T>(key: (t: T) => string) {
   }
 }
 
-/** Everything the bundle will hold, decided up front: artifacts, index.json, metadata, blob list. */
-export async function planBundle(options: WriteBundleOptions, zstd: {version: string}) {
-  const {lock, store, name} = options
-  const generated = new Map<string, Buffer>()
-  const blobSizes = new Map<string, number>()
-  const artifacts: BundleArtifact[] = []
-  const indexEntries: Descriptor[] = []
-  const chartEntries: Descriptor[] = []
-  const needed: {digest: string; size: number; owner: string}[] = []
+/** What planning accumulates: artifacts and index entries in order, and every blob the tar will carry. */
+class BundlePlan {
+  readonly generated = new Map<string, Buffer>()
+  readonly blobSizes = new Map<string, number>()
+  readonly artifacts: BundleArtifact[] = []
+  readonly indexEntries: Descriptor[] = []
+  readonly chartEntries: Descriptor[] = []
+  readonly needed: NeededBlob[] = []
 
-  const addNeeded = (d: Descriptor, owner: string) => {
-    needed.push({digest: d.digest, size: d.size, owner})
-    blobSizes.set(d.digest, d.size)
+  need(blobs: Descriptor[], owner: string): void {
+    for (const d of blobs) {
+      this.needed.push({digest: d.digest, size: d.size, owner})
+      this.blobSizes.set(d.digest, d.size)
+    }
   }
 
+  generate(digest: string, bytes: Buffer): void {
+    this.generated.set(digest, bytes)
+    this.blobSizes.set(digest, bytes.length)
+  }
+
+  /** The first artifact that needs each blob, for messages. */
+  owners(): Map<string, string> {
+    const owners = new Map<string, string>()
+    for (const n of this.needed) if (!owners.has(n.digest)) owners.set(n.digest, n.owner)
+    return owners
+  }
+}
+
+interface NeededBlob {
+  digest: string
+  size: number
+  owner: string
+}
+
+const contentSize = (blobs: Descriptor[]) => blobs.reduce((s, b) => s + b.size, 0)
+
+async function planImages(plan: BundlePlan, options: WriteBundleOptions): Promise<void> {
+  const {lock, store} = options
   for (const image of Object.values(lock.images).sort(byString((i) => i.reference))) {
     // The index is read below, so it must be in the cache whatever the fetch's progress (the fetch brings the
     // small manifests in first).
     if (options.blobReady && isIndexType(image.mediaType)) await options.blobReady(image.digest)
-    const blobs = uniqueByDigest([
-      {mediaType: image.mediaType, digest: image.digest, size: image.size},
-      image.platformManifest,
-      ...image.blobs,
-    ])
-    for (const b of blobs) addNeeded(b, `image ${image.reference}`)
-    const platform: Platform = image.platformManifest.platform ? normalizePlatform(image.platformManifest.platform) : lock.platform
-    artifacts.push({
+    const root = plainDescriptor(image)
+    const blobs = uniqueByDigest([root, image.platformManifest, ...image.blobs])
+    plan.need(blobs, `image ${image.reference}`)
+    const stored = new Set(blobs.map((b) => b.digest))
+    plan.artifacts.push({
       kind: 'image',
       reference: image.reference,
-      digest: image.digest,
-      mediaType: image.mediaType,
-      size: image.size,
-      platform,
-      platformManifest: {digest: image.platformManifest.digest, mediaType: image.platformManifest.mediaType, size: image.platformManifest.size},
+      ...root,
+      platform: image.platformManifest.platform ? normalizePlatform(image.platformManifest.platform) : lock.platform,
+      platformManifest: plainDescriptor(image.platformManifest),
       source: image.source,
-      omittedPlatforms: await omittedPlatformsOf(store, image.digest, image.mediaType, new Set(blobs.map((b) => b.digest)), image.omittedPlatforms ?? []),
-      contentSize: blobs.reduce((s, b) => s + b.size, 0),
+      omittedPlatforms: await omittedPlatformsOf(store, image.digest, image.mediaType, stored, image.omittedPlatforms ?? []),
+      contentSize: contentSize(blobs),
     })
-    indexEntries.push({mediaType: image.mediaType, digest: image.digest, size: image.size, annotations: {[ANNOTATION_REF_NAME]: image.reference}})
+    plan.indexEntries.push({...root, annotations: {[ANNOTATION_REF_NAME]: image.reference}})
   }
+}
 
+function planCharts(plan: BundlePlan, lock: Lock): void {
   for (const chart of Object.values(lock.charts).sort(byString((c) => c.reference))) {
-    const blobs = uniqueByDigest([chart.manifest, ...chart.blobs])
-    for (const b of blobs) addNeeded(b, `chart ${chart.reference}`)
     // A chart from a classic repository has a manifest generated by the resolver; it must be in the cache too.
-    artifacts.push({
-      kind: 'chart',
-      reference: chart.reference,
-      digest: chart.manifest.digest,
-      mediaType: chart.manifest.mediaType,
-      size: chart.manifest.size,
-      source: chart.source,
-      omittedPlatforms: [],
-      contentSize: blobs.reduce((s, b) => s + b.size, 0),
-    })
-    chartEntries.push({
-      mediaType: chart.manifest.mediaType,
-      digest: chart.manifest.digest,
-      size: chart.manifest.size,
-      annotations: {[ANNOTATION_AIRPACK_REF]: chart.reference},
-    })
+    const blobs = uniqueByDigest([chart.manifest, ...chart.blobs])
+    plan.need(blobs, `chart ${chart.reference}`)
+    const manifest = plainDescriptor(chart.manifest)
+    plan.artifacts.push({kind: 'chart', reference: chart.reference, ...manifest, source: chart.source, omittedPlatforms: [], contentSize: contentSize(blobs)})
+    plan.chartEntries.push({...manifest, annotations: {[ANNOTATION_AIRPACK_REF]: chart.reference}})
   }
+}
 
-  // The cluster definition as an OCI artifact whose single layer is the .tgz itself (what Palette's own bundles
-  // carry). It is shaped as a minimal image (an image config whose rootfs lists the tar's diff_id, a standard
-  // tar+gzip layer) so that `ctr images import`, which unpacks every named entry, accepts it too.
-  const defTar = gunzipSync(options.definitionTgz)
+/**
+ * The cluster definition as an OCI artifact whose single layer is the .tgz itself (what Palette's own bundles
+ * carry). It is shaped as a minimal image (an image config whose rootfs lists the tar's diff_id, a standard
+ * tar+gzip layer) so that `ctr images import`, which unpacks every named entry, accepts it too.
+ */
+function planDefinition(plan: BundlePlan, options: WriteBundleOptions): void {
+  const {lock, name, definitionTgz} = options
   const defConfig = Buffer.from(
     canonicalJson({
       architecture: lock.platform.architecture,
       os: lock.platform.os,
-      rootfs: {type: 'layers', diff_ids: [sha256Digest(defTar)]},
+      rootfs: {type: 'layers', diff_ids: [sha256Digest(gunzipSync(definitionTgz))]},
       config: {Labels: {[ANNOTATION_SPECTRO_TYPE]: 'spc'}},
     }),
   )
-  const defConfigDigest = sha256Digest(defConfig)
-  const defDigest = sha256Digest(options.definitionTgz)
+  const layer = {mediaType: MediaType.ociLayerGzip, digest: sha256Digest(definitionTgz), size: definitionTgz.length}
   const defManifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: MediaType.ociManifest,
       artifactType: MediaType.definitionArtifact,
-      config: {mediaType: MediaType.ociConfig, digest: defConfigDigest, size: defConfig.length},
-      layers: [
-        {
-          mediaType: MediaType.ociLayerGzip,
-          digest: defDigest,
-          size: options.definitionTgz.length,
-          annotations: {[ANNOTATION_TITLE]: `${name}-definition.tgz`},
-        },
-      ],
+      config: {mediaType: MediaType.ociConfig, digest: sha256Digest(defConfig), size: defConfig.length},
+      layers: [{...layer, annotations: {[ANNOTATION_TITLE]: `${name}-definition.tgz`}}],
       annotations: {[ANNOTATION_SPECTRO_TYPE]: 'spc'},
     }),
   )
-  const defManifestDigest = sha256Digest(defManifest)
-  for (const [digest, bytes] of [
-    [defConfigDigest, defConfig],
-    [defDigest, options.definitionTgz],
-    [defManifestDigest, defManifest],
-  ] as const) {
-    generated.set(digest, bytes)
-    blobSizes.set(digest, bytes.length)
-  }
-  const defRef = definitionReference(name)
-  artifacts.push({
-    kind: 'definition',
-    reference: defRef,
-    digest: defManifestDigest,
-    mediaType: MediaType.ociManifest,
-    size: defManifest.length,
-    source: 'local',
-    omittedPlatforms: [],
-    contentSize: defManifest.length + defConfig.length + options.definitionTgz.length,
-  })
-  indexEntries.push({
-    mediaType: MediaType.ociManifest,
-    digest: defManifestDigest,
-    size: defManifest.length,
+  const manifest = {mediaType: MediaType.ociManifest, digest: sha256Digest(defManifest), size: defManifest.length}
+  plan.generate(sha256Digest(defConfig), defConfig)
+  plan.generate(layer.digest, definitionTgz)
+  plan.generate(manifest.digest, defManifest)
+  const reference = definitionReference(name)
+  const size = defManifest.length + defConfig.length + definitionTgz.length
+  plan.artifacts.push({kind: 'definition', reference, ...manifest, source: 'local', omittedPlatforms: [], contentSize: size})
+  plan.indexEntries.push({
+    ...manifest,
     artifactType: MediaType.definitionArtifact,
-    annotations: {[ANNOTATION_REF_NAME]: defRef, [ANNOTATION_SPECTRO_TYPE]: 'spc'},
+    annotations: {[ANNOTATION_REF_NAME]: reference, [ANNOTATION_SPECTRO_TYPE]: 'spc'},
   })
+}
 
-  // Every cached blob must be there with its recorded size before anything is written (while the cache is
-  // still being filled, each blob is checked the same way just before it is streamed: see writeBundle).
-  const owners = new Map<string, string>()
-  for (const n of needed) if (!owners.has(n.digest)) owners.set(n.digest, n.owner)
-  if (!options.blobReady) {
-    const problems: string[] = []
-    const checked = new Set<string>()
-    for (const n of needed) {
-      if (checked.has(n.digest) || generated.has(n.digest)) continue
-      checked.add(n.digest)
-      const problem = await cacheProblem(store, n)
-      if (problem) problems.push(problem)
-    }
-    if (problems.length > 0) throw blobsNotCached(problems)
+/**
+ * Every cached blob must be there with its recorded size before anything is written (while the cache is still
+ * being filled, each blob is checked the same way just before it is streamed: see writeEntries).
+ */
+async function checkCached(plan: BundlePlan, store: BlobStore): Promise<void> {
+  const problems: string[] = []
+  const checked = new Set<string>()
+  for (const n of plan.needed) {
+    if (checked.has(n.digest) || plan.generated.has(n.digest)) continue
+    checked.add(n.digest)
+    const problem = await cacheProblem(store, n)
+    if (problem) problems.push(problem)
   }
+  if (problems.length > 0) throw blobsNotCached(problems)
+}
 
+/** The tar's entries in order: layout metadata, the small airpack files, then every blob by digest. */
+function plannedEntries(plan: BundlePlan, options: WriteBundleOptions): {entries: PlannedEntry[]; blobs: PlannedEntry[]} {
   const index = Buffer.from(
     canonicalJson({
       schemaVersion: 2,
       mediaType: MediaType.ociIndex,
       // Images, the definition, then charts (named under ANNOTATION_AIRPACK_REF, so containerd skips them).
-      manifests: [...indexEntries, ...chartEntries],
+      manifests: [...plan.indexEntries, ...plan.chartEntries],
     }),
   )
-
-  const metadata: PlannedEntry[] = [
+  const inMemory = (e: {path: string; data: Buffer}): PlannedEntry => ({...e, size: e.data.length, sha256: sha256Hex(e.data)})
+  const metadata = [
     {path: OCI_LAYOUT, data: Buffer.from(OCI_LAYOUT_CONTENT)},
     {path: INDEX_JSON, data: index},
-  ].map((e) => ({...e, size: e.data.length, sha256: sha256Hex(e.data)}))
-  const small: PlannedEntry[] = [
+  ].map(inMemory)
+  const small = [
     {path: DEFINITION_ENTRY, data: options.definitionTgz},
     ...options.profiles.map((p, i) => ({path: `${PROFILES_DIR}${profileFileName(i, p.name)}`, data: Buffer.from(canonicalJson(p.document))})),
   ]
-    .map((e) => ({...e, size: e.data.length, sha256: sha256Hex(e.data)}))
+    .map(inMemory)
     .sort(byString((e) => e.path))
-  const blobs: PlannedEntry[] = [...blobSizes.entries()]
+  const blobs: PlannedEntry[] = [...plan.blobSizes.entries()]
     .sort(byString(([d]) => d))
-    .map(([digest, size]) => ({path: `${BLOBS_DIR}${digestHex(digest)}`, size, sha256: digestHex(digest), digest, data: generated.get(digest)}))
+    .map(([digest, size]) => ({path: `${BLOBS_DIR}${digestHex(digest)}`, size, sha256: digestHex(digest), digest, data: plan.generated.get(digest)}))
+  return {entries: [...metadata, ...small, ...blobs], blobs}
+}
 
-  const entries = [...metadata, ...small, ...blobs]
-  const images = artifacts.filter((a) => a.kind === 'image').length
-  const charts = artifacts.filter((a) => a.kind === 'chart').length
-  const manifest: BundleManifest = {
+function bundleManifestOf(plan: BundlePlan, options: WriteBundleOptions, zstdVersion: string, entries: PlannedEntry[], blobs: PlannedEntry[]): BundleManifest {
+  const {artifacts} = plan
+  const {signingKey} = options
+  return {
     formatVersion: FORMAT_VERSION,
-    name,
-    platform: lock.platform,
+    name: options.name,
+    platform: options.lock.platform,
     airpack: {version: options.airpackVersion},
-    compression: {algorithm: 'zstd', version: zstd.version, level: options.compressionLevel},
+    compression: {algorithm: 'zstd', version: zstdVersion, level: options.compressionLevel},
     ...(options.sourceDateEpoch === undefined ? {} : {sourceDateEpoch: options.sourceDateEpoch}),
     profiles: options.profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256})),
     artifacts,
     entries: entries.map((e): BundleEntry => ({path: e.path, size: e.size, sha256: e.sha256})),
-    ...(options.signingKey
-      ? {signature: {algorithm: options.signingKey.algorithm, publicKeyFingerprint: options.signingKey.publicKeyFingerprint, entry: BUNDLE_SIG}}
-      : {}),
-    totals: {artifacts: artifacts.length, images, charts, blobs: blobs.length, blobBytes: blobs.reduce((s, b) => s + b.size, 0)},
+    ...(signingKey ? {signature: {algorithm: signingKey.algorithm, publicKeyFingerprint: signingKey.publicKeyFingerprint, entry: BUNDLE_SIG}} : {}),
+    totals: {
+      artifacts: artifacts.length,
+      images: artifacts.filter((a) => a.kind === 'image').length,
+      charts: artifacts.filter((a) => a.kind === 'chart').length,
+      blobs: blobs.length,
+      blobBytes: blobs.reduce((s, b) => s + b.size, 0),
+    },
   }
-  return {manifest, entries, owners}
+}
+
+/** Everything the bundle will hold, decided up front: artifacts, index.json, metadata, blob list. */
+export async function planBundle(options: WriteBundleOptions, zstd: {version: string}) {
+  const plan = new BundlePlan()
+  await planImages(plan, options)
+  planCharts(plan, options.lock)
+  planDefinition(plan, options)
+  if (!options.blobReady) await checkCached(plan, options.store)
+  const {entries, blobs} = plannedEntries(plan, options)
+  return {manifest: bundleManifestOf(plan, options, zstd.version, entries, blobs), entries, owners: plan.owners()}
 }
 
 async function cacheProblem(store: BlobStore, n: {digest: string; size: number; owner: string}): Promise<string | undefined> {
@@ -358,155 +366,193 @@ export function diskFull(dir: string, cause: unknown): UsageError {
   })
 }
 
+/**
+ * Where the compressed bytes go: one file that zstd writes itself (the fastest), or parts cut from zstd's stdout
+ * by writeParts, the detached signature fed on the way.
+ */
+class CompressedOutput {
+  readonly outputs: AtomicOutput[] = []
+  readonly zstd: ZstdProcess
+  readonly bundleFile: string
+  readonly signer?: StreamSigner
+  private readonly single?: AtomicOutput
+  private readonly writeback?: WritebackFlusher
+  private readonly parts?: Promise<SplitResult>
+  private partsError: unknown
+
+  private constructor(
+    private readonly options: WriteBundleOptions,
+    single: AtomicOutput | undefined,
+  ) {
+    this.bundleFile = `${options.name}.tar.zst`
+    this.single = single
+    if (single) this.outputs.push(single)
+    this.zstd = startCompressor({level: options.compressionLevel, outputFile: single?.tmpPath})
+    this.writeback = single ? new WritebackFlusher(single.tmpPath) : undefined
+    this.signer = options.signingKey ? streamSigner(options.signingKey) : undefined
+    if (options.partSize !== undefined) {
+      const onChunk = (c: Buffer) => this.signer?.update(c)
+      this.parts = writeParts(this.zstd.stdout!, {dir: options.outputDir, bundleFile: this.bundleFile, partSize: options.partSize, onChunk}).catch((error) => {
+        this.partsError = error
+        this.zstd.kill()
+        throw error
+      })
+      this.parts.catch(() => {})
+    }
+  }
+
+  static async open(options: WriteBundleOptions): Promise<CompressedOutput> {
+    const single = options.partSize === undefined ? await atomicOutput(path.join(options.outputDir, `${options.name}.tar.zst`)) : undefined
+    return new CompressedOutput(options, single)
+  }
+
+  /** The tar is complete: let zstd finish, and the parts (if any) with it. */
+  async finish(): Promise<SplitResult | undefined> {
+    this.zstd.stdin.end()
+    await this.zstd.done
+    await this.writeback?.stop()
+    return this.parts
+  }
+
+  /**
+   * Stop everything after `error`, and name the failure that explains it. Several things fail together when one
+   * does (zstd, the parts writer, our writes into zstd): a full disk first, then an airpack error, then zstd's own
+   * message when our error is only the broken pipe it left behind.
+   */
+  async fail(error: unknown): Promise<unknown> {
+    await this.writeback?.stop().catch(() => {})
+    const stopped = this.zstd.stop()
+    await this.parts?.catch(() => {})
+    const zstdError = await stopped
+    const stdinError = this.zstd.stdinError
+    const candidates = [this.partsError, zstdError, stdinError, error].filter((e) => e !== undefined)
+    await this.abort()
+    return (
+      candidates.find(isDiskFull) ??
+      candidates.find((e) => e instanceof AirpackError) ??
+      (isPipeBreak(error) || stdinError !== undefined ? (zstdError ?? error) : error)
+    )
+  }
+
+  /** The parts file, or the single file's size and (when signing) its sha256, and the signature file. */
+  async seal(split: SplitResult | undefined): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
+    const sealed = split ? await this.sealParts(split) : await this.sealSingle()
+    if (this.signer) await this.stage(`${this.bundleFile}.sig`, this.signer.sign())
+    return sealed
+  }
+
+  private async sealParts(split: SplitResult): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
+    this.outputs.push(...split.parts.map((p) => p.output))
+    const parts: PartsFile = {
+      formatVersion: 1,
+      file: this.bundleFile,
+      size: split.size,
+      sha256: split.sha256,
+      partSize: this.options.partSize!,
+      parts: split.parts.map((p) => ({name: p.name, size: p.size, sha256: p.sha256})),
+      join: `cat ${this.bundleFile}.[0-9][0-9][0-9] > ${this.bundleFile}`,
+    }
+    await this.stage(`${this.options.name}.parts.json`, canonicalJson(parts))
+    return {compressedSize: split.size, compressedSha256: split.sha256, parts}
+  }
+
+  private async sealSingle(): Promise<{compressedSize: number; compressedSha256?: string}> {
+    const compressedSize = (await stat(this.single!.tmpPath)).size
+    if (!this.signer) return {compressedSize}
+    // zstd wrote the file itself (fastest): one streamed read-back for the detached signature.
+    const hash = createHash('sha256')
+    for await (const chunk of createReadStream(this.single!.tmpPath, {highWaterMark: 1 << 20})) {
+      hash.update(chunk as Buffer)
+      this.signer.update(chunk as Buffer)
+    }
+    return {compressedSize, compressedSha256: hash.digest('hex')}
+  }
+
+  private async stage(file: string, data: string | Buffer): Promise<void> {
+    const out = await atomicOutput(path.join(this.options.outputDir, file))
+    this.outputs.push(out)
+    await writeFile(out.tmpPath, data)
+  }
+
+  async abort(): Promise<void> {
+    for (const o of this.outputs) await o.abort()
+  }
+}
+
+/** Every planned entry into the tar; a blob still being fetched is awaited and checked first. */
+async function writeEntries(tar: TarWriter, entries: PlannedEntry[], owners: Map<string, string>, options: WriteBundleOptions): Promise<void> {
+  for (const entry of entries) {
+    if (entry.data) {
+      await tar.addBuffer(entry.path, entry.data)
+      continue
+    }
+    // Blobs are verified against their digest before the cache publishes them, so they are streamed as is.
+    if (options.blobReady) {
+      await options.blobReady(entry.digest!)
+      const problem = await cacheProblem(options.store, {digest: entry.digest!, size: entry.size, owner: owners.get(entry.digest!) ?? 'bundle'})
+      if (problem) throw blobsNotCached([problem])
+    }
+    await tar.addStream(entry.path, entry.size, options.store.openRead(entry.digest!))
+  }
+}
+
+/** A line every few seconds on stderr, so a multi-GB write is visibly alive (never on stdout). */
+function progressLines(tar: TarWriter, total: number, logger: Logger): () => void {
+  const started = Date.now()
+  const timer = setInterval(() => {
+    const s = (Date.now() - started) / 1000
+    logger.info(`  wrote ${formatBytes(tar.bytesWritten)} of ~${formatBytes(total)} (${(tar.bytesWritten / 1e6 / s).toFixed(0)} MB/s)`)
+  }, 5000)
+  timer.unref()
+  return () => clearInterval(timer)
+}
+
 export async function writeBundle(options: WriteBundleOptions): Promise<PendingBundle> {
   const logger = options.logger ?? silentLogger
-  if (!BUNDLE_NAME_RE.test(options.name)) {
-    throw badBundleName(options.name)
-  }
+  if (!BUNDLE_NAME_RE.test(options.name)) throw badBundleName(options.name)
   const version = await zstdVersion()
   const {manifest, entries, owners} = await planBundle(options, {version})
   const bundleJson = Buffer.from(canonicalJson(manifest))
   const signature = options.signingKey ? signDocument(options.signingKey, bundleJson) : undefined
 
-  const bundleFile = `${options.name}.tar.zst`
-  const outputs: AtomicOutput[] = []
-  const abortAll = async () => {
-    for (const o of outputs) await o.abort()
-  }
-  const mtime = options.sourceDateEpoch ?? 0
-
-  let single: AtomicOutput | undefined
-  if (options.partSize === undefined) {
-    single = await atomicOutput(path.join(options.outputDir, bundleFile))
-    outputs.push(single)
-  }
-  const zstd = startCompressor({level: options.compressionLevel, outputFile: single?.tmpPath})
-  const writeback = single ? new WritebackFlusher(single.tmpPath) : undefined
-  let stdinError: unknown
-  zstd.stdin.on('error', (error) => (stdinError = error))
-  const signer = options.signingKey ? streamSigner(options.signingKey) : undefined
-  let partsError: unknown
-  const partsPromise: Promise<SplitResult> | undefined =
-    options.partSize === undefined
-      ? undefined
-      : writeParts(zstd.stdout!, {dir: options.outputDir, bundleFile, partSize: options.partSize, onChunk: (c) => signer?.update(c)}).catch((error) => {
-          partsError = error
-          zstd.kill()
-          throw error
-        })
-  partsPromise?.catch(() => {})
-
-  logger.info(`Writing ${bundleFile}: ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`)
+  const out = await CompressedOutput.open(options)
+  logger.info(`Writing ${out.bundleFile}: ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`)
+  const tar = new TarWriter(out.zstd.stdin, {mtime: options.sourceDateEpoch ?? 0})
+  const stopProgress = progressLines(tar, manifest.totals.blobBytes, logger)
   let tarResult: {sha256: string; size: number}
   let split: SplitResult | undefined
-  const tar = new TarWriter(zstd.stdin, {mtime})
-  // A line every few seconds on stderr, so a multi-GB write is visibly alive (never on stdout).
-  const started = Date.now()
-  const total = manifest.totals.blobBytes
-  const progress = setInterval(() => {
-    const s = (Date.now() - started) / 1000
-    logger.info(`  wrote ${formatBytes(tar.bytesWritten)} of ~${formatBytes(total)} (${(tar.bytesWritten / 1e6 / s).toFixed(0)} MB/s)`)
-  }, 5000)
-  progress.unref()
   try {
     await tar.addBuffer(BUNDLE_JSON, bundleJson)
     if (signature) await tar.addBuffer(BUNDLE_SIG, signature)
-    for (const entry of entries) {
-      if (entry.data) {
-        await tar.addBuffer(entry.path, entry.data)
-        continue
-      }
-      // Blobs are verified against their digest before the cache publishes them, so they are streamed as is.
-      if (options.blobReady) {
-        await options.blobReady(entry.digest!)
-        const problem = await cacheProblem(options.store, {digest: entry.digest!, size: entry.size, owner: owners.get(entry.digest!) ?? 'bundle'})
-        if (problem) throw blobsNotCached([problem])
-      }
-      await tar.addStream(entry.path, entry.size, options.store.openRead(entry.digest!))
-    }
+    await writeEntries(tar, entries, owners, options)
     tarResult = await tar.finish()
-    clearInterval(progress)
-    zstd.stdin.end()
-    await zstd.done
-    await writeback?.stop()
-    split = await partsPromise
+    stopProgress()
+    split = await out.finish()
   } catch (error) {
-    clearInterval(progress)
-    await writeback?.stop().catch(() => {})
+    stopProgress()
     tar.abort()
-    // Several things fail together when one does (zstd, the parts writer, our writes into zstd): report the
-    // one that explains it. A full disk first, then an airpack error, then zstd's own message when our error
-    // is only the broken pipe it left behind.
-    zstd.kill()
-    await partsPromise?.catch(() => {})
-    const zstdError = await zstd.done.then(
-      () => undefined,
-      (e: unknown) => e,
-    )
-    const candidates = [partsError, zstdError, stdinError, error].filter((e) => e !== undefined)
-    const cause =
-      candidates.find(isDiskFull) ??
-      candidates.find((e) => e instanceof AirpackError) ??
-      (isPipeBreak(error) || stdinError !== undefined ? (zstdError ?? error) : error)
-    await abortAll()
+    const cause = await out.fail(error)
     if (isDiskFull(cause)) throw diskFull(options.outputDir, cause)
     throw cause
   }
 
   try {
-    let compressedSize: number
-    let compressedSha256: string | undefined
-    let parts: PartsFile | undefined
-    if (split) {
-      outputs.push(...split.parts.map((p) => p.output))
-      compressedSize = split.size
-      compressedSha256 = split.sha256
-      parts = {
-        formatVersion: 1,
-        file: bundleFile,
-        size: split.size,
-        sha256: split.sha256,
-        partSize: options.partSize!,
-        parts: split.parts.map((p) => ({name: p.name, size: p.size, sha256: p.sha256})),
-        join: `cat ${bundleFile}.[0-9][0-9][0-9] > ${bundleFile}`,
-      }
-      const partsOut = await atomicOutput(path.join(options.outputDir, `${options.name}.parts.json`))
-      outputs.push(partsOut)
-      await writeFile(partsOut.tmpPath, canonicalJson(parts))
-    } else {
-      compressedSize = (await stat(single!.tmpPath)).size
-      if (signer) {
-        // zstd wrote the file itself (fastest): one streamed read-back for the detached signature.
-        const hash = createHash('sha256')
-        for await (const chunk of createReadStream(single!.tmpPath, {highWaterMark: 1 << 20})) {
-          hash.update(chunk as Buffer)
-          signer.update(chunk as Buffer)
-        }
-        compressedSha256 = hash.digest('hex')
-      }
-    }
-    if (signer) {
-      const sigOut = await atomicOutput(path.join(options.outputDir, `${bundleFile}.sig`))
-      outputs.push(sigOut)
-      await writeFile(sigOut.tmpPath, signer.sign())
-    }
-    const files = outputs.map((o) => path.basename(o.finalPath))
+    const sealed = await out.seal(split)
+    const files = out.outputs.map((o) => path.basename(o.finalPath))
     return {
       identity: `sha256:${tarResult.sha256}`,
       tarSize: tarResult.size,
-      compressedSize,
-      ...(compressedSha256 ? {compressedSha256} : {}),
+      ...sealed,
       manifest,
-      parts,
       files,
       async commit() {
         await removeStaleOutputs(options.outputDir, options.name, new Set(files))
-        for (const o of outputs) await o.commit()
+        for (const o of out.outputs) await o.commit()
       },
-      abort: abortAll,
+      abort: () => out.abort(),
     }
   } catch (error) {
-    await abortAll()
+    await out.abort()
     if (isDiskFull(error)) throw diskFull(options.outputDir, error)
     throw error
   }

@@ -45,7 +45,11 @@ export interface ZstdProcess {
   stdout?: Readable
   /** Resolves when the child exits 0; rejects with its stderr otherwise. */
   done: Promise<void>
+  /** The error of a write into stdin (EPIPE when zstd stopped early: its exit status tells the real story). */
+  readonly stdinError: unknown
   kill(): void
+  /** Kill the child and wait for it: its own failure, if it had one (what explains a broken pipe on our side). */
+  stop(): Promise<unknown>
 }
 
 // Children still running, so that an interrupted build can stop them at once (they would otherwise keep
@@ -56,7 +60,15 @@ export function killAllZstd(): void {
   for (const child of running) child.kill('SIGKILL')
 }
 
-function wrap(child: ResultPromise, what: string): ZstdProcess {
+/** zstd with `args`, bytes in through stdin; out through stdout unless `toFile` (then zstd writes the file itself). */
+function spawnZstd(args: string[], what: string, toFile: boolean): ZstdProcess {
+  const child = execa('zstd', args, {
+    stdin: 'pipe',
+    stdout: toFile ? 'ignore' : 'pipe',
+    stderr: 'pipe',
+    buffer: {stdout: false, stderr: true},
+    reject: true,
+  })
   running.add(child)
   const done = (async () => {
     try {
@@ -72,12 +84,24 @@ function wrap(child: ResultPromise, what: string): ZstdProcess {
   })()
   // Attach a handler now so an early failure is not an unhandled rejection before a caller awaits it.
   done.catch(() => {})
+  let stdinError: unknown
+  child.stdin!.on('error', (error) => (stdinError = error))
   return {
     stdin: child.stdin!,
     stdout: child.stdout ?? undefined,
     done,
+    get stdinError() {
+      return stdinError
+    },
     kill() {
       child.kill('SIGKILL')
+    },
+    stop() {
+      child.kill('SIGKILL')
+      return done.then(
+        () => undefined,
+        (e: unknown) => e,
+      )
     },
   }
 }
@@ -87,24 +111,10 @@ export function startCompressor(options: {level: number; outputFile?: string}): 
   const args = ['-T0', `-${options.level}`, '-q', '-c']
   if (options.level > 19) args.unshift('--ultra')
   if (options.outputFile) args.splice(args.indexOf('-c'), 1, '-f', '-o', options.outputFile)
-  const child = execa('zstd', args, {
-    stdin: 'pipe',
-    stdout: options.outputFile ? 'ignore' : 'pipe',
-    stderr: 'pipe',
-    buffer: {stdout: false, stderr: true},
-    reject: true,
-  })
-  return wrap(child, 'compression')
+  return spawnZstd(args, 'compression', options.outputFile !== undefined)
 }
 
 /** Decompress whatever is written to stdin; the tar comes out of stdout. */
 export function startDecompressor(): ZstdProcess {
-  const child = execa('zstd', ['-d', '-c', '-q'], {
-    stdin: 'pipe',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    buffer: {stdout: false, stderr: true},
-    reject: true,
-  })
-  return wrap(child, 'decompression')
+  return spawnZstd(['-d', '-c', '-q'], 'decompression', false)
 }
