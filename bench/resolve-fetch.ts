@@ -18,8 +18,8 @@ import {parseArgs} from 'node:util'
 
 import {BlobStore} from '../src/cache/store.js'
 import {fetchLock, resolveArtifacts, writeLock} from '../src/resolve/index.js'
-import {startRegistry} from '../test/helpers/registry.js'
-import {blobOf, layerOf, pushBlob, pushImage, pushManifest, MT} from '../test/helpers/seed.js'
+import {startRegistry} from '../support/registry.js'
+import {blobOf, layerOf, pushBlob, pushImage, pushManifest, MT} from '../support/seed.js'
 
 const {values: args} = parseArgs({
   options: {

@@ -23,8 +23,8 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
-import {benchProfile, parseSize, seedBenchContent, type BenchContent} from '../test/helpers/bench-content.js'
-import {startRegistry, type TestRegistry} from '../test/helpers/registry.js'
+import {benchProfile, parseSize, seedBenchContent, type BenchContent} from '../support/bench-content.js'
+import {startRegistry, type TestRegistry} from '../support/registry.js'
 import {killActiveRuns, measure, median, type Measurement} from './lib/measure.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')

@@ -29,7 +29,7 @@ import {parseArgs} from 'node:util'
 import {encodeFileHeader, padding} from '../src/bundle/tar.js'
 import {startCompressor} from '../src/bundle/zstd.js'
 import {SeekableWriter} from '../src/zstd/seekable-writer.js'
-import {parseSize} from '../test/helpers/bench-content.js'
+import {parseSize} from '../support/bench-content.js'
 import {measure, median} from './lib/measure.js'
 
 const SELF = fileURLToPath(import.meta.url)

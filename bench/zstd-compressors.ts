@@ -14,7 +14,7 @@ import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'
 
 import {compressFrame, loadZstdWasm} from '../src/zstd/wasm.js'
-import {parseSize} from '../test/helpers/bench-content.js'
+import {parseSize} from '../support/bench-content.js'
 
 const {values: args} = parseArgs({
   options: {

@@ -14,9 +14,9 @@ import {stringify} from 'yaml'
 
 import {collectContent, loadProfiles} from '../src/profile/index.js'
 import {parseReference} from '../src/registry/reference.js'
-import {startHelmRepo} from '../test/helpers/helm-repo.js'
-import {startRegistry} from '../test/helpers/registry.js'
-import {layerOf, pushImage} from '../test/helpers/seed.js'
+import {startHelmRepo} from '../support/helm-repo.js'
+import {startRegistry} from '../support/registry.js'
+import {layerOf, pushImage} from '../support/seed.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const out = path.join(root, 'output', 'demo')

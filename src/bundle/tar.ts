@@ -60,7 +60,6 @@ function paxRecord(key: string, value: string): string {
 export function encodeFileHeader(path: string, size: number, options: HeaderOptions): Buffer {
   const records: string[] = []
   const nameBytes = Buffer.byteLength(path)
-  // eslint-disable-next-line no-control-regex
   const needsPaxPath = nameBytes > USTAR_NAME_MAX || /[^\u0020-\u007e]/.test(path)
   if (needsPaxPath) records.push(paxRecord('path', path))
   if (size > USTAR_SIZE_MAX) records.push(paxRecord('size', String(size)))

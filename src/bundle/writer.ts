@@ -605,7 +605,7 @@ class WritebackFlusher {
 async function removeStaleOutputs(dir: string, name: string, keep: Set<string>): Promise<void> {
   const bundleFile = `${name}.tar.zst`
   const candidates = new Set([bundleFile, `${bundleFile}.sig`, `${name}.parts.json`])
-  let names: string[] = []
+  let names: string[]
   try {
     names = await readdir(dir)
   } catch {

@@ -22,6 +22,7 @@ const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile'])
 
 /** Why an entry path is unsafe, or undefined when it is a plain relative path under spc/. */
 export function unsafeEntryPath(path: string): string | undefined {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (path.includes('\0') || /[\u0001-\u001f]/.test(path)) return 'it contains control characters'
   if (path.startsWith('/') || /^[a-zA-Z]:/.test(path) || path.startsWith('\\')) return 'it is an absolute path'
   const parts = path.split(/[\\/]/)

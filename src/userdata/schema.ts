@@ -166,6 +166,7 @@ export type UserData = z.infer<typeof userDataSchema>
 
 /** The keys a map at `path` of the schema accepts, for did-you-mean hints (empty when open or unknown). */
 export function knownKeysAt(path: readonly PropertyKey[], schema: z.ZodType = userDataSchema): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walks zod's internal definition objects
   let node: any = schema
   const unwrap = () => {
     while (node && ['optional', 'nullable', 'default', 'pipe'].includes(node._zod.def.type)) {

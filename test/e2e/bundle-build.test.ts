@@ -9,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {PROJECT_ROOT, runCli} from '../helpers/cli.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {blobOf, layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
+import {addonProfile} from '../../support/profiles.js'
 
 // `airpack bundle build | verify | inspect` through the built CLI against a real registry on loopback.
 
@@ -18,12 +19,8 @@ let app: SeededImage
 let tool: SeededImage
 let profile: string
 
-function addonProfile(name: string, images: string[]): object {
-  const values = `pack:\n  namespace: web\n  content:\n    images:\n${images.map((i) => `      - image: ${i}\n`).join('')}`
-  return {
-    metadata: {name, labels: {}},
-    spec: {version: '1.0.0', template: {type: 'add-on', cloudType: 'all', packs: [{name: 'web', type: 'spectro', layer: 'addon', version: '1.0.0', tag: '1.0.0', values}]}},
-  }
+function webProfile(name: string, images: string[]): object {
+  return addonProfile({name, labels: {}, pack: 'web', namespace: 'web', images})
 }
 
 function write(name: string, data: string | Buffer): string {
@@ -52,7 +49,7 @@ beforeAll(async () => {
   tool = await pushImage(reg, 'legacy/tool', '2', [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'x'})]}, {architecture: 'arm64', layers: [layerOf({'bin/tool': 'y'})]}], {
     format: 'docker',
   })
-  profile = write('addon.json', JSON.stringify(addonProfile('web-addon', [app.reference, tool.reference]), null, 2))
+  profile = write('addon.json', JSON.stringify(webProfile('web-addon', [app.reference, tool.reference]), null, 2))
 }, 120_000)
 
 afterAll(async () => {
@@ -175,7 +172,7 @@ describe('bundle build', () => {
     const invalid = await runCli(['bundle', 'build', bad, '--arch', 'amd64', '--name', 'bad', '--output', out, ...registryArgs()])
     expect(invalid.exitCode, invalid.stderr).toBe(3)
     expect(invalid.stderr).toContain('AP-CONTENT-MALFORMED')
-    const missing = write('missing.json', JSON.stringify(addonProfile('missing', [`${reg.host}/nope/none:1`])))
+    const missing = write('missing.json', JSON.stringify(webProfile('missing', [`${reg.host}/nope/none:1`])))
     const unresolved = await runCli(['bundle', 'build', missing, '--arch', 'amd64', '--name', 'missing', '--output', out, '--cache-dir', path.join(root, 'cache-a'), ...registryArgs(), '--json'])
     expect(unresolved.exitCode, unresolved.stdout).toBe(4)
     expect(unresolved.json()).toMatchObject({status: 'error', exitCode: 4})
@@ -196,7 +193,7 @@ describe('bundle build', () => {
     // A large incompressible layer at a slow level keeps zstd busy long enough to interrupt it mid-write.
     const big = blobOf(gzipSync(randomBytes(48 * 1024 * 1024), {level: 1}))
     const image = await pushImage(reg, 'big/blob', '1', [{architecture: 'amd64', layers: [big]}], {single: true})
-    const p = write('big.json', JSON.stringify(addonProfile('big', [image.reference])))
+    const p = write('big.json', JSON.stringify(webProfile('big', [image.reference])))
     const out = path.join(root, 'out-interrupted')
     const child = spawn('node', [path.join(PROJECT_ROOT, 'bin', 'run.js'), 'bundle', 'build', p, '--arch', 'amd64', '--name', 'big', '--output', out, '--compression-level', '19', '--cache-dir', path.join(root, 'cache-big'), ...registryArgs()], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,6 +7,7 @@ import {runCli} from '../helpers/cli.js'
 import {startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
+import {addonProfile} from '../../support/profiles.js'
 
 // `airpack profile resolve` as a user runs it: a profile naming images on a real registry (one behind htpasswd
 // over TLS) and a chart in a classic repository; the plan on stdout, the lock file, exit 4 with every
@@ -14,28 +15,9 @@ import {layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 
 const PASSWORD = 'e2e-Pa55word-never-shown'
 
-function addonProfile(images: string[], chart?: {repo: string; name: string; version: string}): string {
-  const values = [
-    'pack:',
-    '  namespace: "apps"',
-    '  content:',
-    '    images:',
-    ...images.map((i) => `      - image: ${i}`),
-    ...(chart ? ['    charts:', `      - repo: ${chart.repo}`, `        name: ${chart.name}`, `        version: ${chart.version}`] : []),
-    '',
-  ].join('\n')
-  return JSON.stringify({
-    metadata: {name: 'apps', description: 'test add-on'},
-    spec: {
-      version: '1.0.0',
-      template: {
-        type: 'add-on',
-        cloudType: 'all',
-        packs: [{name: 'apps', type: 'spectro', layer: 'addon', version: '1.0.0', tag: '1.0.0', values, registry: {metadata: {uid: 'x', name: 'Public Repo', kind: 'pack', isPrivate: false}}}],
-      },
-      variables: [],
-    },
-  })
+function appsProfile(images: string[], chart?: {repo: string; name: string; version: string}): string {
+  const registry = {metadata: {uid: 'x', name: 'Public Repo', kind: 'pack', isPrivate: false}}
+  return JSON.stringify(addonProfile({name: 'apps', description: 'test add-on', namespace: '"apps"', images, chart, registry, variables: []}))
 }
 
 describe('airpack profile resolve', () => {
@@ -70,7 +52,7 @@ describe('airpack profile resolve', () => {
 
   it('prints the plan, writes a canonical lock, and never shows the password', async () => {
     const profile = path.join(dir, 'apps.json')
-    await writeFile(profile, addonProfile([a.reference, b.reference, s.reference], {repo: helm.url, name: 'web', version: '2.1.0'}))
+    await writeFile(profile, appsProfile([a.reference, b.reference, s.reference], {repo: helm.url, name: 'web', version: '2.1.0'}))
     const credFile = path.join(dir, 'creds.json')
     await writeFile(credFile, JSON.stringify({image: [{endpoint: secure.host, username: 'dave', password: PASSWORD}], helm: []}))
     const lockFile = path.join(dir, 'apps.lock.json')
@@ -118,7 +100,7 @@ describe('airpack profile resolve', () => {
 
   it('lists every unresolvable artifact at once and exits 4, without credentials in the error', async () => {
     const profile = path.join(dir, 'broken.json')
-    await writeFile(profile, addonProfile([`${reg.host}/apps/a:9.9`, `${reg.host}/apps/missing:1`, s.reference, b.reference], {repo: helm.url, name: 'web', version: '3.0.0'}))
+    await writeFile(profile, appsProfile([`${reg.host}/apps/a:9.9`, `${reg.host}/apps/missing:1`, s.reference, b.reference], {repo: helm.url, name: 'web', version: '3.0.0'}))
     const credFile = path.join(dir, 'wrong-creds.json')
     await writeFile(credFile, JSON.stringify({image: [{endpoint: secure.host, username: 'dave', password: `x${PASSWORD}`}]}))
     const lockFile = path.join(dir, 'broken.lock.json')
@@ -145,7 +127,7 @@ describe('airpack profile resolve', () => {
 
   it('an unusable cache directory is one usage error (exit 2), not one failure per artifact', async () => {
     const profile = path.join(dir, 'cache-profile.json')
-    await writeFile(profile, addonProfile([a.reference, b.reference]))
+    await writeFile(profile, appsProfile([a.reference, b.reference]))
     const notADir = path.join(dir, 'plain-file')
     await writeFile(notADir, 'x')
     const r = await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', notADir, '--json'])
@@ -156,7 +138,7 @@ describe('airpack profile resolve', () => {
 
   it('refuses invalid profiles with exit 3 before contacting any registry', async () => {
     const profile = path.join(dir, 'bad-tag.json')
-    await writeFile(profile, addonProfile(['docker.io/library/Nginx:{{.spectro.var.nope}}']))
+    await writeFile(profile, appsProfile(['docker.io/library/Nginx:{{.spectro.var.nope}}']))
     const r = await runCli(['profile', 'resolve', profile, '--arch', 'amd64'])
     expect(r.exitCode).toBe(3)
     expect(r.stderr).toContain('nothing was resolved')

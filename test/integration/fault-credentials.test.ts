@@ -16,7 +16,7 @@ import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {benchProfile} from '../helpers/bench-content.js'
 import {layerOf, pushImage} from '../helpers/seed.js'
 import {startTokenIssuer, type TokenIssuer} from '../helpers/token-issuer.js'
-import {BUNDLE_NAME, listFiles, startFaultFixture, type FaultFixture} from './fault-fixture.js'
+import {BUNDLE_NAME, listFiles, startFaultFixture, type FaultFixture} from '../helpers/fault-fixture.js'
 
 // Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
 vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})

@@ -8,7 +8,7 @@ import {mkdirSync, statSync} from 'node:fs'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
-import {finalOutputs, listFiles, startFaultFixture, unverifiedCacheBlobs, type FaultFixture} from './fault-fixture.js'
+import {finalOutputs, listFiles, startFaultFixture, unverifiedCacheBlobs, type FaultFixture} from '../helpers/fault-fixture.js'
 
 // Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
 vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})

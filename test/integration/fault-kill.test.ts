@@ -20,7 +20,7 @@ import {
   unverifiedCacheBlobs,
   waitFor,
   type FaultFixture,
-} from './fault-fixture.js'
+} from '../helpers/fault-fixture.js'
 
 // Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
 vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})

@@ -11,13 +11,13 @@ import https from 'node:https'
 import {makeTlsMaterial, startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 import {startTokenIssuer, type TokenIssuer} from '../helpers/token-issuer.js'
+import {amd64} from '../helpers/constants.js'
 
 // Every way of authenticating to a registry, against real registries: htpasswd Basic over TLS and the Bearer
 // token flow with a JWT issuer; credentials from Docker config (auths, identitytoken, credHelpers, credsStore),
 // Palette's --cred-file and K3s registries.yaml; and the failures (wrong password, none, untrusted TLS).
 // No password or token may appear in any result or error.
 
-const amd64 = {os: 'linux', architecture: 'amd64'}
 const PASSWORD = 'pw-Sup3r-s3cret-9876'
 const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'p', pack: 'k', file: 'f.yaml'})
 

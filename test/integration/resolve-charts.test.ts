@@ -12,11 +12,11 @@ import {checkLockCurrent, fetchLock, resolveArtifacts} from '../../src/resolve/i
 import {chartArchive, startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {blobOf, pushBlob, pushManifest, tarOf} from '../helpers/seed.js'
+import {amd64} from '../helpers/constants.js'
 
 // Helm charts from a classic repository (index.yaml over loopback HTTP), an OCI registry (Helm media types) and a
 // direct .tgz URL; the generated OCI manifest of non-OCI charts is deterministic and re-creatable from the lock.
 
-const amd64 = {os: 'linux', architecture: 'amd64'}
 const chart = (repository: string, name: string, version: string) => ({repository, name, version, profile: 'addons', pack: name, file: 'addons.yaml'})
 
 describe('resolving Helm charts', () => {

@@ -8,10 +8,9 @@ import {IntegrityError, ResolveError} from '../../src/errors.js'
 import {checkLockCurrent, fetchLock, resolveArtifacts} from '../../src/resolve/index.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {MT, layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
+import {amd64, arm64} from '../helpers/constants.js'
 
 // Resolution and fetch of every manifest type against a real distribution registry on loopback.
-const amd64 = {os: 'linux', architecture: 'amd64'}
-const arm64 = {os: 'linux', architecture: 'arm64'}
 const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'edge', pack: 'app', file: 'profile.yaml', line: 3, fileLine: 7})
 
 describe('resolving images', () => {

@@ -10,10 +10,10 @@ import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
-import {seedBenchContent, benchProfile, type BenchContent} from '../helpers/bench-content.js'
-import {PROJECT_ROOT, runCli, type CliResult} from '../helpers/cli.js'
-import {startFaultProxy, type FaultProxy} from '../helpers/fault-proxy.js'
-import {startRegistry, type RegistryOptions, type TestRegistry} from '../helpers/registry.js'
+import {seedBenchContent, benchProfile, type BenchContent} from './bench-content.js'
+import {PROJECT_ROOT, runCli, type CliResult} from './cli.js'
+import {startFaultProxy, type FaultProxy} from './fault-proxy.js'
+import {startRegistry, type RegistryOptions, type TestRegistry} from './registry.js'
 
 export const BUNDLE_NAME = 'fault'
 /** Files `bundle build` publishes under final names (PRODUCT.md §3). */
