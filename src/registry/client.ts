@@ -1,7 +1,6 @@
 import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {Readable} from 'node:stream'
-import type {Response} from 'undici'
 
 import type {BlobSource} from '../cache/store.js'
 import {UsageError} from '../errors.js'
@@ -11,7 +10,7 @@ import {basicAuthorization, parseChallenge, pullScope, type Challenge} from './a
 import {CredentialStore, type Credential} from './credentials.js'
 import {readRemote} from './bounded-body.js'
 import {RegistryError, describeError, errorCode} from './errors.js'
-import {HttpClient, withRetry, type SendInit} from './http.js'
+import {HttpClient, withRetry, type HttpResponse, type SendInit} from './http.js'
 import {MANIFEST_ACCEPT, MediaType} from '../oci/media-types.js'
 import {apiHost} from './reference.js'
 import {canonicalHost, emptyRegistriesConfig, loadRegistriesConfig, rewriteRepository, type RegistriesConfig} from './registries-config.js'
@@ -33,6 +32,8 @@ export interface RegistryAccessOptions {
   attempts?: number
   /** Base of the exponential backoff in ms (default 250). */
   retryBaseMs?: number
+  /** A connection silent this long mid-request fails and is retried (default 60 s; tests use less). */
+  idleTimeoutMs?: number
 }
 
 export interface Endpoint {
@@ -108,7 +109,15 @@ export class RegistryClient {
     this.insecure = new Set((o.insecureRegistries ?? []).map((h) => h.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '')))
     this.attempts = o.attempts ?? 4
     this.retryBaseMs = o.retryBaseMs ?? 250
-    this.http = new HttpClient({extraCaPem, tls: config.tls, insecureHosts: this.insecure, attempts: this.attempts, retryBaseMs: this.retryBaseMs})
+    this.http = new HttpClient({
+      extraCaPem,
+      tls: config.tls,
+      insecureHosts: this.insecure,
+      attempts: this.attempts,
+      retryBaseMs: this.retryBaseMs,
+      env: o.env,
+      idleTimeoutMs: o.idleTimeoutMs,
+    })
     this.credentials = new CredentialStore({registries: config, credFile: o.credFile, dockerConfigDir: o.dockerConfigDir, env: o.env})
     this.logger = o.logger ?? silentLogger
   }
@@ -242,24 +251,27 @@ export class RegistryClient {
     } catch {
       throw new RegistryError('protocol', `${ep.host} names a token realm that is not a URL`, ep.host)
     }
-    let res: Response
-    if (cred?.identityToken) {
-      // OAuth2 refresh-token grant (Docker `identitytoken`): POST to the realm.
-      const form = new URLSearchParams({grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'airpack', scope})
-      if (challenge.service) form.set('service', challenge.service)
-      res = await this.http.sendWithRetry(realm, {
-        method: 'POST',
-        body: form.toString(),
-        headers: {'content-type': 'application/x-www-form-urlencoded'},
-      })
-    } else {
-      const url = new URL(realm.href)
-      if (challenge.service) url.searchParams.set('service', challenge.service)
-      url.searchParams.set('scope', scope)
-      const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
-      res = await this.http.sendWithRetry(url, {authorization})
-    }
-    const text = (await readRemote(res.body, 'tokenResponse', `the answer of the token service ${realm.host}`, ep.host)).toString('utf8')
+    // The request and the reading of its body are one attempt: a token response cut mid-body is retried too.
+    const {res, text} = await this.retry(async () => {
+      let res: HttpResponse
+      if (cred?.identityToken) {
+        // OAuth2 refresh-token grant (Docker `identitytoken`): POST to the realm.
+        const form = new URLSearchParams({grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'airpack', scope})
+        if (challenge.service) form.set('service', challenge.service)
+        res = await this.http.sendWithRetry(realm, {
+          method: 'POST',
+          body: form.toString(),
+          headers: {'content-type': 'application/x-www-form-urlencoded'},
+        })
+      } else {
+        const url = new URL(realm.href)
+        if (challenge.service) url.searchParams.set('service', challenge.service)
+        url.searchParams.set('scope', scope)
+        const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
+        res = await this.http.sendWithRetry(url, {authorization})
+      }
+      return {res, text: (await readRemote(res.body, 'tokenResponse', `the answer of the token service ${realm.host}`, ep.host)).toString('utf8')}
+    })
     if (res.status === 401 || res.status === 403) {
       throw new RegistryError(
         'unauthorized',
@@ -287,7 +299,7 @@ export class RegistryClient {
    * An authenticated request to `<base>/<repo>/<path>`: ping first, authorise for the repository's pull scope,
    * and answer a 401 once by re-reading the challenge (a registry may require auth only on some paths).
    */
-  async request(ep: Endpoint, path: string, init: SendInit & {kind?: 'image' | 'helm'} = {}): Promise<Response> {
+  async request(ep: Endpoint, path: string, init: SendInit & {kind?: 'image' | 'helm'} = {}): Promise<HttpResponse> {
     const kind = init.kind ?? 'image'
     const ping = await this.ping(ep)
     const url = new URL(`${ping.base.pathname}/${ep.repository}/${path}`, ping.base)
@@ -324,6 +336,11 @@ export class RegistryClient {
 
   /** GET a manifest by tag or digest; the bytes are exactly those served, and verified against every digest known. */
   async getManifest(ep: Endpoint, reference: string, kind: 'image' | 'helm' = 'image'): Promise<FetchedManifest> {
+    // The request and the reading of its body are one attempt: a manifest cut mid-body is fetched again.
+    return this.retry(() => this.getManifestOnce(ep, reference, kind))
+  }
+
+  private async getManifestOnce(ep: Endpoint, reference: string, kind: 'image' | 'helm'): Promise<FetchedManifest> {
     const res = await this.request(ep, `manifests/${reference}`, {headers: {accept: MANIFEST_ACCEPT}, kind})
     const where = `${ep.host}/${ep.repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`
     if (res.status === 404) {
@@ -384,7 +401,7 @@ export class RegistryClient {
   }
 
   /** A plain URL (classic Helm repository, chart archive): Basic credentials for its host when configured. */
-  async getUrl(url: URL, o: {range?: number; kind?: 'image' | 'helm'; compressed?: boolean} = {}): Promise<Response> {
+  async getUrl(url: URL, o: {range?: number; kind?: 'image' | 'helm'; compressed?: boolean} = {}): Promise<HttpResponse> {
     const cred = await this.credentialFor(url.host, o.kind ?? 'helm')
     const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
     const headers: Record<string, string> = {}
@@ -418,7 +435,7 @@ export class RegistryClient {
   }
 }
 
-function bodyFrom(res: Response, offset: number, what: string, host: string): {body: Readable; start: number} {
+function bodyFrom(res: HttpResponse, offset: number, what: string, host: string): {body: Readable; start: number} {
   if (res.status === 404) {
     void res.body?.cancel().catch(() => {})
     throw new RegistryError('not-found', `${what} not found`, host, 404)
@@ -433,10 +450,14 @@ function bodyFrom(res: Response, offset: number, what: string, host: string): {b
     throw new RegistryError('protocol', `${host} answered an HTML page instead of ${what}`, host)
   }
   let start = 0
+  if (res.status === 206 && (res.headers.get('content-encoding') ?? 'identity').toLowerCase() !== 'identity') {
+    // A range of an encoded representation cannot be appended to the stored bytes.
+    void res.body.cancel()
+    throw new RegistryError('protocol', `${what}: ${host} (or a proxy) compressed a partial response; cannot resume from it`, host)
+  }
   if (res.status === 206) {
     const range = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')
     start = range ? Number(range[1]) : offset
   }
-  if (!res.body) throw new RegistryError('protocol', `${what}: empty response`, host)
-  return {body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), start}
+  return {body: res.body, start}
 }

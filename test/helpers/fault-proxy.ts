@@ -14,7 +14,7 @@
 import {createHash} from 'node:crypto'
 import {EventEmitter} from 'node:events'
 import http from 'node:http'
-import type net from 'node:net'
+import net from 'node:net'
 
 export type FaultKind = 'status' | 'cut' | 'stall' | 'flip'
 
@@ -357,4 +357,81 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+export interface RawRequest {
+  method: string
+  path: string
+  headers: Record<string, string>
+}
+
+export interface RawServer {
+  host: string
+  url: string
+  /** Every request head seen, in order. */
+  requests: RawRequest[]
+  stop(): Promise<void>
+}
+
+/**
+ * A server that answers at the byte level: `respond` gets the socket and the parsed request head and writes
+ * whatever it likes (a status line and headers that lie, part of a body, junk) and ends or resets the socket —
+ * what no well-behaved HTTP library would let a test do. Keep-alive: after `respond` resolves `true`, the next
+ * request on the same socket is read.
+ */
+export async function startRawHttpServer(respond: (socket: net.Socket, request: RawRequest) => Promise<boolean | void> | boolean | void): Promise<RawServer> {
+  const requests: RawRequest[] = []
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    let buffered = Buffer.alloc(0)
+    let busy = false
+    const next = async (): Promise<void> => {
+      if (busy) return
+      const end = buffered.indexOf('\r\n\r\n')
+      if (end === -1) return
+      busy = true
+      const lines = buffered.subarray(0, end).toString('latin1').split('\r\n')
+      buffered = buffered.subarray(end + 4)
+      const [method = '', target = ''] = lines[0]!.split(' ')
+      const headers: Record<string, string> = {}
+      for (const line of lines.slice(1)) {
+        const colon = line.indexOf(':')
+        if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
+      }
+      const length = Number(headers['content-length'] ?? 0)
+      while (buffered.length < length) await new Promise((r) => socket.once('data', r))
+      buffered = buffered.subarray(length)
+      const request = {method, path: target, headers}
+      requests.push(request)
+      const keep = await respond(socket, request)
+      busy = false
+      if (keep === true && !socket.destroyed) await next()
+    }
+    socket.on('data', (chunk: Buffer) => {
+      // A TLS ClientHello (a client trying https first): close, as a plain-HTTP server does.
+      if (buffered.length === 0 && chunk[0] === 0x16) return void socket.destroy()
+      buffered = Buffer.concat([buffered, chunk])
+      void next()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as net.AddressInfo
+  return {
+    host: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    async stop() {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+/** `HTTP/1.1 <status>` and headers, as bytes. */
+export function responseHead(status: number, headers: Record<string, string | number>): Buffer {
+  const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`.trim(), ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)]
+  return Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1')
 }
