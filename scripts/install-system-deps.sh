@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages airpack's tests, demo and benchmarks use, all from Debian: the CNCF distribution registry,
-# the real consumers of a bundle (skopeo, containerd's ctr, zstd, tar, openssl), ISO tools for site media and
-# htpasswd for the auth tests. Idempotent; run as root (or through sudo).
+# the real consumers of a bundle (skopeo, containerd's ctr, zstd, tar, openssl), ISO tools for site media,
+# htpasswd for the auth tests and tinyproxy (a real forward proxy) for the proxy tests. Idempotent; run as root
+# (or through sudo).
 set -euo pipefail
-packages=(docker-registry skopeo zstd openssl containerd xorriso genisoimage apache2-utils tar coreutils time)
+packages=(docker-registry skopeo zstd openssl containerd xorriso genisoimage apache2-utils tinyproxy tar coreutils time)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -200,6 +200,8 @@ export class RegistryClient {
       const code = errorCode(error) ?? ''
       const certProblem = /CERT|VERIFY|SELF_SIGNED|ALTNAME/.test(code) && !this.http.isInsecure(ep.host)
       if (certProblem) throw error
+      // A proxy that wants other credentials would refuse plain HTTP just the same; say that, not what follows.
+      if (error instanceof RegistryError && error.status === 407) throw error
       const plain = new URL(ep.base.href)
       plain.protocol = 'http:'
       try {

@@ -159,6 +159,12 @@ export class HttpClient {
       })
       req.on('response', (res) => {
         phase = 'receiving the body'
+        if (res.statusCode === 407 && proxy) {
+          // The proxy's answer, not the registry's: say so (and never with the proxy's password).
+          res.resume()
+          fail(new RegistryError('unauthorized', `the proxy ${redactUrl(proxy.href).replace(/\/$/, '')} refused ${url.host}: 407 ${res.statusMessage ?? ''}`.trim() + ' (check the credentials in HTTP_PROXY)', url.host, 407))
+          return
+        }
         settled = true
         resolve(toResponse(url, method, res, req, via, () => timedOut))
       })
@@ -265,8 +271,12 @@ class TunnelAgent extends https.Agent {
       if (res.statusCode !== 200) {
         socket.destroy()
         const status = res.statusCode ?? 0
-        const failure = status === 407 ? 'unauthorized' : status >= 500 ? 'unreachable' : 'http'
-        finish(new RegistryError(failure, `${where} refused the tunnel to ${target}: ${status} ${res.statusMessage ?? ''}`.trim(), target, status))
+        // 407 is the standard answer to missing or wrong proxy credentials; some proxies (tinyproxy) send 401.
+        const credentials = status === 407 || status === 401
+        const failure = credentials ? 'unauthorized' : status >= 500 ? 'unreachable' : 'http'
+        const hint = credentials ? ' (check the credentials in HTTPS_PROXY)' : ''
+        const message = `${where} refused the tunnel to ${target}: ${status} ${res.statusMessage ?? ''}`.trim() + hint
+        finish(new RegistryError(failure, message, target, credentials ? 407 : status))
         return
       }
       socket.setTimeout(0)

@@ -1,6 +1,5 @@
 import {randomBytes} from 'node:crypto'
 import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
-import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -8,120 +7,16 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {BlobStore} from '../../src/cache/store.js'
 import {IntegrityError, ResolveError} from '../../src/errors.js'
 import {fetchLock, resolveArtifacts} from '../../src/resolve/index.js'
+import {startFaultProxy, type FaultPlan, type FaultProxy} from '../helpers/fault-proxy.js'
 import {freePort, startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 
-// Faults between airpack and a real registry, made by a small proxy in front of it: HTML answers, redirect
+// Faults between airpack and a real registry, made by the fault proxy in front of it: HTML answers, redirect
 // loops, manifests whose bytes do not match their digest, blobs cut short (then resumed with Range), 5xx/429,
 // redirects to another origin (Authorization must not follow), unreachable hosts, and mirrors with rewrites.
 
 const amd64 = {os: 'linux', architecture: 'amd64'}
 const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'p', pack: 'k', file: 'f.yaml'})
-
-type Mode = 'pass' | 'html' | 'loop' | 'bad-digest' | 'cut' | 'cut-always' | 'flaky' | 'redirect-auth'
-
-interface Proxy {
-  host: string
-  mode: Mode
-  requests: {method: string; path: string; range?: string; authorization?: string; acceptEncoding?: string}[]
-  storageRequests: {path: string; authorization?: string}[]
-  stop(): Promise<void>
-}
-
-async function startProxy(reg: TestRegistry, mode: Mode): Promise<Proxy> {
-  const requests: Proxy['requests'] = []
-  const storageRequests: Proxy['storageRequests'] = []
-  let cutDone = false
-  let flakyLeft = 2
-  const forward = async (req: http.IncomingMessage, res: http.ServerResponse, pathname: string, transform?: (b: Buffer) => Buffer) => {
-    const headers: Record<string, string> = {}
-    for (const h of ['accept', 'range']) if (req.headers[h]) headers[h] = String(req.headers[h])
-    const up = await reg.fetch(pathname, {method: req.method, headers})
-    const out: Record<string, string> = {}
-    up.headers.forEach((v, k) => {
-      if (!['content-length', 'transfer-encoding', 'connection'].includes(k)) out[k] = v
-    })
-    let body: Buffer = Buffer.from(await up.arrayBuffer())
-    if (transform) body = transform(body)
-    if (req.method !== 'HEAD') out['content-length'] = String(body.length)
-    res.writeHead(up.status, out)
-    res.end(req.method === 'HEAD' ? undefined : body)
-  }
-  const storage = http.createServer((req, res) => {
-    storageRequests.push({path: req.url ?? '', authorization: req.headers.authorization})
-    void forward(req, res, (req.url ?? '').replace(/^\/storage/, ''))
-  })
-  await new Promise<void>((r) => storage.listen(0, '127.0.0.1', r))
-  const storagePort = (storage.address() as import('node:net').AddressInfo).port
-  const server = http.createServer((req, res) => {
-    const pathname = req.url ?? '/'
-    requests.push({
-      method: req.method ?? '',
-      path: pathname,
-      range: req.headers.range,
-      authorization: req.headers.authorization,
-      acceptEncoding: req.headers['accept-encoding'],
-    })
-    if (mode === 'html') {
-      res.writeHead(200, {'content-type': 'text/html'})
-      res.end('<html><body>Sign in to continue</body></html>')
-      return
-    }
-    if (mode === 'loop' && pathname.includes('/manifests/')) {
-      res.writeHead(302, {location: pathname.includes('?') ? pathname.split('?')[0] : `${pathname}?again=1`})
-      res.end()
-      return
-    }
-    if (mode === 'flaky' && pathname !== '/v2/' && flakyLeft > 0) {
-      flakyLeft--
-      res.writeHead(flakyLeft === 1 ? 503 : 429, {'retry-after': '0'})
-      res.end('try later')
-      return
-    }
-    if (mode === 'redirect-auth') {
-      if (req.headers.authorization !== 'Basic ' + Buffer.from('carol:pw-redirect-secret').toString('base64')) {
-        res.writeHead(401, {'www-authenticate': 'Basic realm="proxy"'})
-        res.end()
-        return
-      }
-      if (pathname.includes('/blobs/')) {
-        res.writeHead(307, {location: `http://127.0.0.1:${storagePort}/storage${pathname}`})
-        res.end()
-        return
-      }
-    }
-    if (mode === 'bad-digest' && pathname.includes('/manifests/')) {
-      void forward(req, res, pathname, (b) => Buffer.concat([b, Buffer.from(' ')]))
-      return
-    }
-    const cutting = (mode === 'cut' && !cutDone) || mode === 'cut-always'
-    if (cutting && pathname.includes('/blobs/') && req.method === 'GET' && pathname.endsWith(bigDigest) && (mode === 'cut-always' || !req.headers.range)) {
-      cutDone = true
-      void (async () => {
-        const up = await reg.fetch(pathname)
-        const body = Buffer.from(await up.arrayBuffer())
-        res.writeHead(200, {'content-type': 'application/octet-stream', 'content-length': String(body.length)})
-        res.write(body.subarray(0, Math.floor(body.length / 3)), () => setTimeout(() => res.socket?.destroy(), 20))
-      })()
-      return
-    }
-    void forward(req, res, pathname)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as import('node:net').AddressInfo).port
-  return {
-    host: `127.0.0.1:${port}`,
-    mode,
-    requests,
-    storageRequests,
-    stop: async () => {
-      server.closeAllConnections()
-      storage.closeAllConnections()
-      await new Promise((r) => server.close(r))
-      await new Promise((r) => storage.close(r))
-    },
-  }
-}
 
 let bigDigest = ''
 
@@ -129,13 +24,14 @@ describe('registry faults', () => {
   let reg: TestRegistry
   let dir: string
   let image: SeededImage
-  const proxies: Proxy[] = []
-  const proxy = async (mode: Mode) => {
-    const p = await startProxy(reg, mode)
+  const proxies: FaultProxy[] = []
+  const proxy = async (plan: FaultPlan) => {
+    const p = await startFaultProxy(reg.url, plan)
     proxies.push(p)
     return p
   }
-  const via = (p: Proxy, repo = 'team/app:1') => `${p.host}/${repo}`
+  const via = (p: FaultProxy, repo = 'team/app:1') => `${p.host}/${repo}`
+  const cutBig = (extra: FaultPlan = {}): FaultPlan => ({rate: 1, kinds: ['cut'], digests: [bigDigest], at: 1 / 3, ...extra})
 
   beforeAll(async () => {
     reg = await startRegistry()
@@ -153,8 +49,8 @@ describe('registry faults', () => {
   })
 
   it('an HTML answer, a redirect loop and an unreachable host each name the artifact and the registry (exit 4)', async () => {
-    const html = await proxy('html')
-    const loop = await proxy('loop')
+    const html = await proxy({routes: {html: true}})
+    const loop = await proxy({routes: {manifestRedirectLoop: true}})
     const dead = `127.0.0.1:${await freePort()}`
     const error = await resolveArtifacts(
       {images: [img(via(html)), img(via(loop)), img(`${dead}/team/app:1`)], charts: []},
@@ -172,7 +68,7 @@ describe('registry faults', () => {
   })
 
   it('a manifest whose bytes do not match its digest is an integrity failure (exit 5), and nothing is cached', async () => {
-    const bad = await proxy('bad-digest')
+    const bad = await proxy({routes: {manifestSuffix: ' '}})
     const store = new BlobStore(path.join(dir, 'bad'))
     const error = await resolveArtifacts({images: [img(via(bad))], charts: []}, {platform: amd64, store}).catch((e) => e)
     expect(error).toBeInstanceOf(IntegrityError)
@@ -182,16 +78,16 @@ describe('registry faults', () => {
   })
 
   it('a blob cut short is resumed with a Range request and verified', async () => {
-    const cut = await proxy('cut')
+    const cut = await proxy(cutBig({maxFaultsPerDigest: 1}))
     const {lock} = await resolveArtifacts({images: [img(via(cut))], charts: []}, {platform: amd64})
     const store = new BlobStore(path.join(dir, 'cut'))
     const report = await fetchLock(lock, store, {retryBaseMs: 10})
-    const big = cut.requests.filter((r) => r.path.endsWith(bigDigest))
+    const big = cut.counters.log.filter((r) => r.path.endsWith(bigDigest))
     expect(big).toHaveLength(2)
     expect(big[0].range).toBeUndefined()
     expect(big[1].range).toMatch(/^bytes=[1-9]\d*-$/)
     // No transfer compression: bytes are hashed as sent, and ranges index the stored bytes.
-    expect(cut.requests.filter((r) => !/^identity(, identity)*$/.test(r.acceptEncoding ?? ''))).toEqual([])
+    expect(cut.counters.log.filter((r) => !/^identity(, identity)*$/.test(r.acceptEncoding ?? ''))).toEqual([])
     expect(await store.has(bigDigest)).toBe(true)
     const size = lock.images[via(cut)].blobs.find((b) => b.digest === bigDigest)!.size
     // Bytes of the cut attempt count as downloaded; the resume fetched exactly the rest.
@@ -200,7 +96,7 @@ describe('registry faults', () => {
   })
 
   it('a blob that is always cut short fails after the retries, naming the blob, image and host (exit 4)', async () => {
-    const cut = await proxy('cut-always')
+    const cut = await proxy(cutBig({persistent: true, routes: {ignoreRange: true}}))
     const {lock} = await resolveArtifacts({images: [img(via(cut))], charts: []}, {platform: amd64})
     const store = new BlobStore(path.join(dir, 'cut-always'))
     // The proxy ignores Range here and cuts every answer: each attempt starts over and is cut again.
@@ -213,22 +109,71 @@ describe('registry faults', () => {
   })
 
   it('retries 429 and 503 with backoff', async () => {
-    const flaky = await proxy('flaky')
+    const flaky = await proxy({routes: {flaky: 2}, statusCodes: [503, 429]})
     const {lock} = await resolveArtifacts({images: [img(via(flaky))], charts: []}, {platform: amd64, retryBaseMs: 10})
     expect(lock.images[via(flaky)].digest).toBe(image.digest)
   })
 
   it('follows a redirect to another origin for blobs without sending it the Authorization header', async () => {
-    const p = await proxy('redirect-auth')
+    // Like presigned storage URLs, the storage origin refuses (400) any request that carries Authorization.
+    const p = await proxy({routes: {basicAuth: {username: 'carol', password: 'pw-redirect-secret'}, blobsToStorage: true}})
     const cfg = path.join(dir, 'redirect-docker')
     await import('node:fs/promises').then((fs) => fs.mkdir(cfg, {recursive: true}))
     await writeFile(path.join(cfg, 'config.json'), JSON.stringify({auths: {[p.host]: {auth: Buffer.from('carol:pw-redirect-secret').toString('base64')}}}))
     const {lock} = await resolveArtifacts({images: [img(via(p))], charts: []}, {platform: amd64, dockerConfigDir: cfg})
     const store = new BlobStore(path.join(dir, 'redirect'))
     await fetchLock(lock, store, {dockerConfigDir: cfg})
-    expect(p.storageRequests.length).toBeGreaterThanOrEqual(2)
-    expect(p.storageRequests.every((r) => r.authorization === undefined)).toBe(true)
-    expect(p.requests.filter((r) => r.path.includes('/blobs/')).every((r) => r.authorization?.startsWith('Basic '))).toBe(true)
+    expect(p.counters.storageLog.length).toBeGreaterThanOrEqual(2)
+    expect(p.counters.storageLog.every((r) => r.authorization === undefined)).toBe(true)
+    expect(p.counters.log.filter((r) => r.path.includes('/blobs/')).every((r) => r.authorization?.startsWith('Basic '))).toBe(true)
+    for (const i of Object.values(lock.images)) for (const b of i.blobs) expect(await store.has(b.digest)).toBe(true)
+  })
+
+  it('a 401 loop (a token the registry never accepts) ends after one renewal: exit 4 naming the artifact', async () => {
+    const p = await proxy({routes: {authLoop: true}})
+    const error = await resolveArtifacts({images: [img(via(p))], charts: []}, {platform: amd64, retryBaseMs: 1, env: {}}).catch((e) => e)
+    expect(error).toBeInstanceOf(ResolveError)
+    expect(error.exitCode).toBe(4)
+    expect(error.details.problems[0]).toContain(`${via(p)}`)
+    expect(error.details.problems[0]).toContain(`${p.host} requires authentication for team/app`)
+    // ping, manifest, token, manifest again, then stop: never a loop.
+    expect(p.counters.log.length).toBeLessThanOrEqual(6)
+  })
+
+  it('a blob redirect loop fails the fetch with exit 4 naming the blob and the loop', async () => {
+    const p = await proxy({})
+    const {lock} = await resolveArtifacts({images: [img(via(p))], charts: []}, {platform: amd64})
+    p.setPlan({routes: {blobRedirectLoop: true}})
+    const store = new BlobStore(path.join(dir, 'blob-loop'))
+    const error = await fetchLock(lock, store, {retryBaseMs: 1, attempts: 2}).catch((e) => e)
+    expect(error).toBeInstanceOf(ResolveError)
+    expect(error.exitCode).toBe(4)
+    expect(error.details.problems.join('\n')).toContain(`${p.host} redirects in a loop`)
+    expect(await store.has(bigDigest)).toBe(false)
+  })
+
+  it('a body that stalls forever: the idle timeout fails the attempt, the retry gets the blob', async () => {
+    const p = await proxy({})
+    const {lock} = await resolveArtifacts({images: [img(via(p))], charts: []}, {platform: amd64})
+    p.setPlan({rate: 1, kinds: ['stall'], afterStall: 'hang', digests: [bigDigest], at: 0.5, maxFaultsPerDigest: 1})
+    const store = new BlobStore(path.join(dir, 'stall-once'))
+    await fetchLock(lock, store, {retryBaseMs: 1, idleTimeoutMs: 400})
+    expect(await store.has(bigDigest)).toBe(true)
+    expect(p.counters.faults.stall).toBe(1)
+    expect(p.counters.perDigest[bigDigest]!.rangeGets).toBe(1)
+  })
+
+  it('a body that stalls forever on every attempt: exit 4 naming the blob and the stall, nothing unverified kept', async () => {
+    const p = await proxy({})
+    const {lock} = await resolveArtifacts({images: [img(via(p))], charts: []}, {platform: amd64})
+    p.setPlan({rate: 1, kinds: ['stall'], afterStall: 'hang', digests: [bigDigest], at: 0.5, persistent: true})
+    const store = new BlobStore(path.join(dir, 'stall-always'))
+    const error = await fetchLock(lock, store, {retryBaseMs: 1, attempts: 2, idleTimeoutMs: 300}).catch((e) => e)
+    expect(error).toBeInstanceOf(ResolveError)
+    expect(error.exitCode).toBe(4)
+    expect(error.details.problems[0]).toContain(`blob ${bigDigest}`)
+    expect(error.details.problems[0]).toContain(`${p.host} sent nothing for 300 ms while receiving the body`)
+    expect(await store.has(bigDigest)).toBe(false)
   })
 
   it('mirrors: endpoints in order (a dead one skipped), rewrite rules, Docker Hub names, the "*" mirror; fetch uses them', async () => {
