@@ -10,7 +10,7 @@ import {formatPlatform} from '../oci/platform.js'
 import type {LoadedProfile} from '../profile/index.js'
 import {serializeLock, type FetchReport, type RegistryAccessOptions} from '../resolve/index.js'
 import {startFetch} from '../resolve/fetch.js'
-import {loadValidProfiles, lockProfiles} from '../resolve/profiles.js'
+import {chartContentWarnings, loadValidProfiles, lockProfiles} from '../resolve/profiles.js'
 import {ensureFreeSpace, type SpaceNeed} from '../util/disk.js'
 import {atomicOutput, pendingTemporaryOutputs, type AtomicOutput} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
@@ -377,9 +377,11 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     const definitionTgz = definitionFor(valid.profiles, options)
     const packInput = {lock, store, registry, profiles: valid.profiles, definitionTgz, outputDir, signingKey, logger}
     const packed = await fetchAndPack(options, packInput, (p) => (pending = p))
+    // Every chart archive is in the cache now: check what their values.yaml name against the content tags.
+    const chartWarnings = await chartContentWarnings({...valid, lock}, store, logger)
     const userData = await stageSideOutputs(staged, options, lock, definitionTgz, siteDocuments)
     const seconds = (Date.now() - started) / 1000
-    const input = {lock, packed, zstd, signingKey, outputDir, userData, warnings: valid.warnings, resolveSeconds, seconds}
+    const input = {lock, packed, zstd, signingKey, outputDir, userData, warnings: [...valid.warnings, ...chartWarnings], resolveSeconds, seconds}
     const report = buildReportOf(options, input, staged.files())
     await staged.stage(`${options.name}.report.json`, canonicalJson(report))
     await publish(packed.pending, staged, outputDir)

@@ -4,7 +4,8 @@
 
 import {InvalidInputError} from '../errors.js'
 import {AGENT_IMAGE_PATTERN} from '../matrix/data.js'
-import {InvalidReferenceError, normalizeReference, stripContainerScheme} from '../registry/reference.js'
+import {InvalidReferenceError, normalizeReference, parseReference, stripContainerScheme, type ImageReference} from '../registry/reference.js'
+import {archInName, imagesInValues, isCarried, misplacedContent} from './completeness.js'
 import {hasMacro, macroContext, resolveMacros, type MacroContext} from './macros.js'
 import type {Arch, ChartRequest, CollectOptions, Finding, ImageRequest, LoadedProfile, PackModel} from './types.js'
 import {profileLocation} from './types.js'
@@ -21,6 +22,8 @@ export interface ContentScan {
   /** Causes already reported per pack (one bad reference or macro reached through options.system.uri and the
    *  content tag that names it is one finding). */
   reported: Set<string>
+  /** Packs whose content tags sit at the wrong level (AP-CONTENT-MISPLACED says where they belong). */
+  misplaced: Set<PackModel>
 }
 
 /** `options.system.uri: "NA"`: the Agent Mode preset of the BYOS pack, which names no provider image (agent mode
@@ -44,7 +47,7 @@ export function agentArch(reference: string): string | undefined {
 
 export function scanContent(profiles: LoadedProfile[], options: CollectOptions): ContentScan {
   const ctx = macroContext(profiles, options.vars ?? {})
-  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map(), archReported: new Set(), reported: new Set()}
+  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map(), archReported: new Set(), reported: new Set(), misplaced: new Set()}
   const seenImages = new Map<string, ImageRequest>()
   const seenCharts = new Set<string>()
 
@@ -78,7 +81,56 @@ export function scanContent(profiles: LoadedProfile[], options: CollectOptions):
       scanPack(profile, pack, values, ctx, options.arch, scan, addImage, seenCharts)
     }
   }
+  checkValuesImages(profiles, scan)
   return scan
+}
+
+/** AP-CONTENT-UNLISTED: images that a pack's values name (`image:`, `image.repository`, `images:`) but that no
+ *  content tag of any profile lists, so the site would lack them. The OS and Kubernetes layers' images come with
+ *  the provider image or the agent. */
+function checkValuesImages(profiles: LoadedProfile[], scan: ContentScan): void {
+  const carried = carriedReferences(scan.images)
+  for (const profile of profiles)
+    for (const pack of profile.packs) {
+      if (pack.layer === 'os' || pack.layer === 'k8s') continue
+      // A pack without content tags is AP-CONTENT-MISSING (or AP-CONTENT-MISPLACED): one cause, one finding.
+      if ((scan.tagCounts.get(pack) ?? 0) === 0 || scan.misplaced.has(pack)) continue
+      const values = parseValues(pack)
+      if (!values.data) continue
+      // The content tags themselves, and misplaced ones (one cause: AP-CONTENT-MISPLACED), are not "named images".
+      const tagPlaces = ['pack.content', ...misplacedContent(values.data)]
+      const skip = (path: (string | number)[]) => tagPlaces.includes(path.join('.'))
+      const seen = new Set<string>()
+      for (const named of imagesInValues(values.data, skip)) {
+        if (isCarried(named.ref, carried) || seen.has(named.text)) continue
+        seen.add(named.text)
+        const line = values.positions.line(named.path)
+        scan.findings.push(
+          packFinding(profile, pack, {
+            code: 'AP-CONTENT-UNLISTED',
+            severity: 'warning',
+            message: `the values name image ${named.text} at ${named.path.join('.')}, but no content tag lists it; the site would lack it`,
+            hint: `Add \`- image: ${named.text}${named.ref.tag || named.ref.digest ? '' : ':<tag>'}\` to pack.content.images (or correct the values).`,
+            path: named.path.join('.'),
+            valuesLine: true,
+            ...(line === undefined ? {} : {line}),
+          }),
+        )
+      }
+    }
+}
+
+/** The carried images as parsed references (for comparing with images that values or charts name). */
+export function carriedReferences(images: {reference: string}[]): ImageReference[] {
+  const out: ImageReference[] = []
+  for (const i of images) {
+    try {
+      out.push(parseReference(i.reference))
+    } catch {
+      // Already reported as AP-IMAGE-REF.
+    }
+  }
+  return out
 }
 
 function scanPack(
@@ -155,6 +207,19 @@ function scanPack(
         ...(line === undefined ? {} : {line}),
       })
     }
+    const said = kind === 'image' ? archInName(parseReference(reference)) : undefined
+    if (said && said !== arch) {
+      once(`arch\u0000${reference}`, () =>
+        finding({
+          code: 'AP-IMAGE-ARCH',
+          severity: 'warning',
+          message: `image ${reference} says ${said} in its name, but the target architecture is ${arch}`,
+          hint: `Use the ${arch} image (or a multi-architecture one) in the content tag and the values, or build for --arch ${said}.`,
+          path,
+          ...(line === undefined ? {} : {line}),
+        }),
+      )
+    }
     const fileLine = valuesFileLine(pack, line)
     return {reference, original, kind, profile: profile.name, pack: pack.name, file, ...(line === undefined ? {} : {line}), ...(fileLine === undefined ? {} : {fileLine})}
   }
@@ -180,6 +245,22 @@ function scanPack(
       const line = values.positions.line(['stylusPackage'])
       const resolved = resolveRef(stylus, 'stylusPackage', line, 'stylusPackage (the agent image)')
       if (resolved !== undefined) agent = imageRequest(resolved, 'stylusPackage', line, 'agent')
+    }
+  }
+
+  const misplaced = misplacedContent(data)
+  if (misplaced.length > 0) {
+    scan.misplaced.add(pack)
+    for (const where of misplaced) {
+      const line = values.positions.line(where.split('.'))
+      finding({
+        code: 'AP-CONTENT-MISPLACED',
+        severity: 'warning',
+        message: `content tags at ${where} are not read (Palette reads only pack.content); ${where === 'content' ? 'content: belongs under pack:' : where.startsWith('pack.') && !where.endsWith('.content') ? `${where.slice('pack.'.length)}: belongs under pack.content:` : 'content: belongs at pack.content, under the top-level pack: key'}`,
+        hint: `Move it to pack.content: write \`pack:\` / \`  content:\` / \`    images: [...]\` / \`    charts: [...]\` at the top level of the values.`,
+        path: where,
+        ...(line === undefined ? {} : {line}),
+      })
     }
   }
 

@@ -48,7 +48,7 @@ export function validateProfiles(profiles: LoadedProfile[], options: ValidateOpt
   if (infra) checkMatrix(infra, profiles, options, scan.images, emit)
   checkCsi(profiles, infra, emit)
   findings.push(...scan.findings)
-  checkContentPresence(profiles, scan.tagCounts, emit)
+  checkContentPresence(profiles, scan.tagCounts, scan.misplaced, emit)
   checkVariables(profiles, options, emit)
 
   const errors = findings.filter((f) => f.severity === 'error').length
@@ -345,7 +345,7 @@ function checkCsi(profiles: LoadedProfile[], infra: LoadedProfile | undefined, e
     }
 }
 
-function checkContentPresence(profiles: LoadedProfile[], counts: Map<PackModel, number>, emit: Emit): void {
+function checkContentPresence(profiles: LoadedProfile[], counts: Map<PackModel, number>, misplaced: Set<PackModel>, emit: Emit): void {
   for (const profile of profiles)
     for (const pack of profile.packs) {
       if (parseValues(pack).error) continue
@@ -353,7 +353,8 @@ function checkContentPresence(profiles: LoadedProfile[], counts: Map<PackModel, 
       // come with the provider image (appliance) or the agent (agent mode), not from content tags.
       if (pack.layer === 'k8s' || pack.layer === 'os') continue
       if ((counts.get(pack) ?? 0) > 0) continue
-      if (deploysNoImages(pack)) continue
+      // Content tags at the wrong level are one cause, reported once (AP-CONTENT-MISPLACED says where they belong).
+      if (deploysNoImages(pack) || misplaced.has(pack)) continue
       emit(packFinding(profile, pack, {code: 'AP-CONTENT-MISSING', severity: 'warning', message: 'the pack has no content tags (pack.content.images / charts); its images would be missing at the site', hint: 'List every image the pack deploys under pack.content.images (and its charts under pack.content.charts).', path: 'pack.content', valuesLine: true}))
     }
 }

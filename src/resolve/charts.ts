@@ -107,13 +107,23 @@ export function chartManifest(meta: ChartMetadata, archive: {digest: string; siz
  * and the decompressed bytes are counted as they come out of gunzip.
  */
 export async function readChartMetadata(file: string): Promise<ChartMetadata> {
-  let text: string | undefined
+  const text = (await readChartEntries(file, (path) => /^[^/]+\/Chart\.yaml$/.test(path))).values().next().value
+  if (text === undefined) throw new Error('the archive has no <chart>/Chart.yaml')
+  const doc = parseYaml(text) as Partial<ChartMetadata> | null
+  if (!doc?.name || doc.version === undefined) throw new Error('its Chart.yaml has no name or version')
+  return {...doc, name: String(doc.name), version: String(doc.version)} as ChartMetadata
+}
+
+/** The text of the entries of a chart archive that `want` picks (the first of each path), streaming the tgz under
+ *  the chart budgets (each file at most chartFile, the whole decompressed archive at most chartArchive). */
+export async function readChartEntries(file: string, want: (path: string) => boolean): Promise<Map<string, string>> {
+  const texts = new Map<string, string>()
   const count = byteCounter('chartArchive', 'the decompressed chart archive')
   const parser = new TarParser((entry) => {
     checkDeclaredSize('chartFile', entry.size, `entry ${JSON.stringify(entry.path)}`)
-    if (entry.type !== 'file' || text !== undefined || !/^[^/]+\/Chart\.yaml$/.test(entry.path)) return undefined
+    if (entry.type !== 'file' || texts.has(entry.path) || !want(entry.path)) return undefined
     const chunks: Buffer[] = []
-    return {data: (c) => chunks.push(Buffer.from(c)), end: () => (text = Buffer.concat(chunks).toString('utf8'))}
+    return {data: (c) => chunks.push(Buffer.from(c)), end: () => texts.set(entry.path, Buffer.concat(chunks).toString('utf8'))}
   })
   // pipeline reports its own AbortError when the last stage throws; the budget's error is the one to tell.
   let stopped: unknown
@@ -130,10 +140,7 @@ export async function readChartMetadata(file: string): Promise<ChartMetadata> {
   }).catch((error: unknown) => {
     throw stopped ?? error
   })
-  if (text === undefined) throw new Error('the archive has no <chart>/Chart.yaml')
-  const doc = parseYaml(text) as Partial<ChartMetadata> | null
-  if (!doc?.name || doc.version === undefined) throw new Error('its Chart.yaml has no name or version')
-  return {...doc, name: String(doc.name), version: String(doc.version)} as ChartMetadata
+  return texts
 }
 
 interface IndexEntry {

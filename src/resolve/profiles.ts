@@ -6,6 +6,7 @@ import {formatPlatform} from '../oci/platform.js'
 import {collectContent, loadProfiles, profileLocation, renderFinding, validateProfiles, type LoadedProfile} from '../profile/index.js'
 import type {Arch} from '../profile/types.js'
 import {silentLogger, type Logger} from '../util/log.js'
+import {checkChartContent} from './chart-content.js'
 import {checkLockCurrent, readLock, resolveArtifacts, type RegistryAccessOptions, type ResolvePlan} from './index.js'
 
 // The service behind `profile resolve` and the first half of `bundle build`: load and validate the profiles (refuse
@@ -83,7 +84,17 @@ export async function lockProfiles(valid: ValidProfiles, request: LockRequest): 
 /** `profile resolve`: valid profiles → a resolved lock and its plan. */
 export async function resolveProfiles(request: ProfileRequest & LockRequest): Promise<LockedProfiles & {plan: ResolvePlan}> {
   const locked = await lockProfiles(await loadValidProfiles(request), {...request, lockedFile: undefined})
-  return {...locked, plan: locked.plan!}
+  const warnings = await chartContentWarnings(locked, request.store, request.logger ?? silentLogger)
+  return {...locked, warnings: [...locked.warnings, ...warnings], plan: locked.plan!}
+}
+
+/** AP-CONTENT-UNLISTED for the charts whose archives are in the cache (logged, and returned rendered). */
+export async function chartContentWarnings(locked: LockedProfiles, store: BlobStore, logger: Logger): Promise<string[]> {
+  const check = await checkChartContent(locked.lock, locked.content.charts, locked.content.images, store)
+  const warnings = check.findings.map(renderFinding)
+  for (const w of warnings) logger.warn(w)
+  for (const what of check.unchecked) logger.info(`${what}: the archive is not in the cache yet, so its values.yaml was not checked for unlisted images (bundle build checks it)`)
+  return warnings
 }
 
 /** Under --locked, the lock must pin exactly what the profiles ask for now. */

@@ -7,6 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {BlobStore} from '../../src/cache/store.js'
 import {IntegrityError, ResolveError} from '../../src/errors.js'
 import {MediaType} from '../../src/oci/media-types.js'
+import {checkChartContent} from '../../src/resolve/chart-content.js'
 import {chartTag} from '../../src/resolve/charts.js'
 import {checkLockCurrent, fetchLock, resolveArtifacts} from '../../src/resolve/index.js'
 import {chartArchive, startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
@@ -231,5 +232,51 @@ describe('chart locations as pack-central writes them', () => {
     expect(missing.details.problems).toHaveLength(1)
     expect(missing.details.problems[0]).toContain('nowhere/spegel:v1.0.0')
     expect(missing.details.problems[0]).toContain('nowhere/spegel/spegel:v1.0.0')
+  })
+})
+
+// Issue 10, case 4: what a chart's values.yaml names, checked against the content tags from the cache alone.
+describe("images a chart's values.yaml names but no content tag lists", () => {
+  it('warns for each unlisted image with its file, line and values path; nothing downloaded, uncached charts said so', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-chart-content-'))
+    const repo = await startHelmRepo({charts: [{name: 'app', version: '1.0.0', files: {'charts/sidecar/values.yaml': 'sidecar:\n  image: ghcr.io/acme/sidecar:2.0\n', 'charts/sidecar/Chart.yaml': 'name: sidecar\nversion: 0.1.0\n'}}]})
+    const reg = await startRegistry()
+    try {
+      const store = new BlobStore(path.join(dir, 'cache'))
+      const requests = [chart(repo.url, 'app', '1.0.0')]
+      const {lock} = await resolveArtifacts({images: [], charts: requests}, {platform: amd64, store})
+      const served = repo.requests.length
+
+      const none = await checkChartContent(lock, requests, [], store)
+      expect(repo.requests.length).toBe(served)
+      expect(none.unchecked).toEqual([])
+      expect(none.findings.map((f) => [f.code, f.severity, f.pack, f.path])).toEqual([
+        ['AP-CONTENT-UNLISTED', 'warning', 'app', 'app/charts/sidecar/values.yaml:sidecar.image'],
+        ['AP-CONTENT-UNLISTED', 'warning', 'app', 'app/values.yaml:image.repository'],
+      ])
+      expect(none.findings[1]!.message).toContain('names image nginx:1.27 (app/values.yaml line 2, image.repository)')
+
+      // Listed by a content tag (under its normalised name): nothing to say.
+      const listed = await checkChartContent(lock, requests, [{reference: 'docker.io/library/nginx:1.27'}, {reference: 'ghcr.io/acme/sidecar:2.0'}], store)
+      expect(listed.findings).toEqual([])
+
+      // An OCI chart whose layer is not cached yet (resolve reads only its manifest) is not checked, and says so.
+      const config = blobOf(JSON.stringify({name: 'remote', version: '1.0.0', apiVersion: 'v2'}))
+      const archive = chartArchive({name: 'remote', version: '1.0.0'})
+      await pushBlob(reg, 'charts/remote', config)
+      await pushBlob(reg, 'charts/remote', archive)
+      await pushManifest(reg, 'charts/remote', '1.0.0', MediaType.ociManifest, Buffer.from(JSON.stringify({schemaVersion: 2, config: {mediaType: MediaType.helmConfig, digest: config.digest, size: config.size}, layers: [{mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size}]})))
+      const ociRequests = [chart(`oci://${reg.host}/charts`, 'remote', '1.0.0')]
+      const oci = await resolveArtifacts({images: [], charts: ociRequests}, {platform: amd64, store})
+      const before = await checkChartContent(oci.lock, ociRequests, [], store)
+      expect(before).toEqual({findings: [], unchecked: ['chart remote 1.0.0']})
+      await fetchLock(oci.lock, store, {})
+      const after = await checkChartContent(oci.lock, ociRequests, [], store)
+      expect(after.findings.map((f) => f.path)).toEqual(['remote/values.yaml:image.repository'])
+    } finally {
+      await repo.stop()
+      await reg.stop()
+      await rm(dir, {recursive: true, force: true})
+    }
   })
 })

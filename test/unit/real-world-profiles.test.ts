@@ -81,6 +81,30 @@ describe('case 3: chart locations as pack-central writes them', () => {
   })
 })
 
+describe('case 4: completeness before shipping', () => {
+  it('names the unlisted image with its values path, the misplaced content tags and where they belong', async () => {
+    const {profiles, report, errors, warnings} = await check('addon-completeness.yaml', 'appliance')
+    expect(errors).toEqual([])
+    expect(warnings).toEqual(['AP-CONTENT-MISPLACED', 'AP-CONTENT-UNLISTED'])
+    expect(report.findings.map((f) => [f.code, f.pack, f.path, f.line])).toEqual([
+      ['AP-CONTENT-MISPLACED', 'hello-universe', 'content', 4],
+      ['AP-CONTENT-UNLISTED', 'crossplane', 'charts.crossplane.image.repository', 10],
+    ])
+    expect(report.findings[0]!.message).toContain('content: belongs under pack:')
+    expect(report.findings[1]!.message).toContain('xpkg.crossplane.io/crossplane/crossplane')
+    expect(refs(collectContent(profiles, {arch: 'amd64'}).images)).toEqual(['ghcr.io/project-zot/zot-linux-amd64:v2.0.2-rc2', 'xpkg.upbound.io/crossplane/crossplane:v2.3.0'])
+  })
+
+  it('warns when an image name says amd64 in an arm64 build', async () => {
+    const profiles = await loadProfiles([`${FIX}/addon-completeness.yaml`])
+    const report = validateProfiles(profiles, {arch: 'arm64', mode: 'appliance'})
+    const arch = report.findings.filter((f) => f.code === 'AP-IMAGE-ARCH')
+    expect(arch).toHaveLength(1)
+    expect(arch[0]).toMatchObject({severity: 'warning', pack: 'zot', path: 'pack.content.images[0].image', line: 4})
+    expect(arch[0]!.message).toContain('says amd64')
+  })
+})
+
 describe('case 5: messages', () => {
   it('a Custom CNI that ships only a ConfigMap is not AP-CONTENT-MISSING', async () => {
     const {profiles, errors, warnings} = await check('custom-cni-configmap.json', 'appliance')

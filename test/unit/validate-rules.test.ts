@@ -105,6 +105,10 @@ const CASES: Case[] = [
   {name: 'raw manifests in values that run an image still need content tags', docs: [addonProfile([addon('pod', 'manifests:\n  pod:\n    contents: |\n      kind: Pod\n      spec:\n        containers:\n          - image: docker.io/library/busybox:1.36')])], warnings: ['AP-CONTENT-MISSING']},
   {name: 'a chart repository without a scheme (pack-central coder pack) is read as https://', docs: [addonProfile([addon('coder', addonValues(['ghcr.io/coder/coder:v2.23.3'], '      - repo: helm.coder.com/v2\n        name: coder\n        version: 2.23.3'))])], warnings: ['AP-CHART-SCHEME']},
   {name: 'charts at a release .tar.gz URL and at an oci:// repo ending in the chart name', docs: [addonProfile([addon('trident', addonValues(['docker.io/netapp/trident:24.10.0'], '      - repo: https://github.com/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz\n        name: trident-operator\n        version: 24.10.0')), addon('spegel', addonValues(['ghcr.io/spegel-org/spegel:v0.0.30'], '      - repo: oci://ghcr.io/spegel-org/helm-charts/spegel\n        name: spegel \n        version: v0.0.30'))])]},
+  {name: 'values naming an image no content tag lists', docs: [addonProfile([addon('spegel', addonValues(['ghcr.io/spegel-org/spegel:v0.0.30']) + '\ncharts:\n  spegel:\n    image:\n      repository: ghcr.io/spegel-org/spegel\n      tag: ""\n    sidecar:\n      image: docker.io/library/busybox:1.36')])], warnings: ['AP-CONTENT-UNLISTED']},
+  {name: 'values naming only listed images (tagless repository, images map, digest)', docs: [addonProfile([addon('hello', addonValues(['ghcr.io/spectrocloud/hello-universe:1.3.2', `quay.io/acme/tool@sha256:${'b'.repeat(64)}`]) + `\nmanifests:\n  hello-universe:\n    images:\n      hellouniverse: ghcr.io/spectrocloud/hello-universe:1.3.2\n    tool:\n      image:\n        repository: quay.io/acme/tool\n        digest: sha256:${'b'.repeat(64)}\n    pullPolicy:\n      image: IfNotPresent`)])]},
+  {name: 'an amd64 image in an arm64 build', arch: 'arm64', docs: [addonProfile([addon('proxy', addonValues(['registry.k8s.io/kube-proxy-amd64:v1.31.4', 'docker.io/library/nginx:1.27-arm64v8']))])], warnings: ['AP-IMAGE-ARCH']},
+  {name: 'content: at the top level instead of under pack:', docs: [addonProfile([addon('app', 'pack:\n  namespace: app\ncontent:\n  images:\n    - image: ghcr.io/acme/app:1.0')])], warnings: ['AP-CONTENT-MISPLACED']},
   // Profiles and layers
   {name: 'the iamge typo is read, with a warning', docs: [addonProfile([addon('csm', 'pack:\n  content:\n    images:\n      - iamge: docker.io/dellemc/csm:1.11.0')])], warnings: ['AP-CONTENT-TYPO']},
   {name: 'infrastructure cloudType aws', docs: [infra(undefined, {cloudType: 'aws'})], errors: ['AP-CLOUD-TYPE']},
@@ -231,6 +235,20 @@ describe('validateProfiles rules', () => {
     expect(report.findings[0]).toMatchObject({code: 'AP-IMAGE-REF', line: 10, path: 'pack.content.images[1].image'})
     const third = validateProfiles([load(addonProfile([addon('app', 'a: 1\n---\nb: 2\n---\n- not\n- a mapping')]), 0)], {arch: 'amd64', mode: 'appliance'})
     expect(third.findings[0]).toMatchObject({code: 'AP-VALUES-YAML', line: 5})
+  })
+
+  it('says where misplaced content tags belong, and where an unlisted image is named', () => {
+    const top = validateProfiles([load(addonProfile([addon('app', 'pack:\n  namespace: app\ncontent:\n  images:\n    - image: ghcr.io/acme/app:1.0')]), 0)], {arch: 'amd64', mode: 'appliance'})
+    expect(top.findings.map((f) => f.code)).toEqual(['AP-CONTENT-MISPLACED'])
+    expect(top.findings[0]).toMatchObject({path: 'content', line: 4})
+    expect(top.findings[0]!.message).toContain('content: belongs under pack:')
+    const nested = validateProfiles([load(addonProfile([addon('app', 'pack:\n  images:\n    - image: ghcr.io/acme/app:1.0')]), 0)], {arch: 'amd64', mode: 'appliance'})
+    expect(nested.findings[0]).toMatchObject({code: 'AP-CONTENT-MISPLACED', path: 'pack.images', line: 3})
+    expect(nested.findings[0]!.message).toContain('images: belongs under pack.content:')
+    const unlisted = validateProfiles([load(addonProfile([addon('app', addonValues(['ghcr.io/acme/app:1.0']) + '\ncharts:\n  app:\n    sidecar:\n      image: ghcr.io/acme/sidecar:2.0')]), 0)], {arch: 'amd64', mode: 'appliance'})
+    expect(unlisted.findings).toHaveLength(1)
+    expect(unlisted.findings[0]).toMatchObject({code: 'AP-CONTENT-UNLISTED', path: 'charts.app.sidecar.image', line: 9})
+    expect(unlisted.findings[0]!.message).toContain('ghcr.io/acme/sidecar:2.0')
   })
 
   it('names the pack, the values line and the macro of an unresolved macro', () => {
