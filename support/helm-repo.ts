@@ -14,12 +14,14 @@ export interface ChartSpec {
   appVersion?: string
   /** Extra files under `<name>/`. */
   files?: Record<string, string>
+  /** `<name>/values.yaml` (default: an nginx:1.27 image). */
+  values?: string
 }
 
 /** A chart archive as `helm package` makes it: `<name>/Chart.yaml`, `<name>/values.yaml`, … */
 export function chartArchive(spec: ChartSpec): Blob {
   const chartYaml = stringify({apiVersion: 'v2', name: spec.name, version: spec.version, ...(spec.appVersion ? {appVersion: spec.appVersion} : {}), description: `${spec.name} test chart`})
-  const files: Record<string, string> = {[`${spec.name}/Chart.yaml`]: chartYaml, [`${spec.name}/values.yaml`]: 'image:\n  repository: nginx\n  tag: "1.27"\n'}
+  const files: Record<string, string> = {[`${spec.name}/Chart.yaml`]: chartYaml, [`${spec.name}/values.yaml`]: spec.values ?? 'image:\n  repository: nginx\n  tag: "1.27"\n'}
   for (const [k, v] of Object.entries(spec.files ?? {})) files[`${spec.name}/${k}`] = v
   return blobOf(gzipSync(tarOf(files), {level: 1}))
 }

@@ -33,7 +33,6 @@ describe('airpack profile resolve', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-e2e-resolve-'))
     reg = await startRegistry()
     secure = await startRegistry({tls: true, htpasswd: {dave: PASSWORD}})
-    helm = await startHelmRepo({charts: [{name: 'web', version: '2.1.0'}]})
     const shared = layerOf({'etc/shared': 'base'})
     a = await pushImage(reg, 'apps/a', '1.0', [
       {architecture: 'amd64', layers: [shared, layerOf({'bin/a': 'amd64'})]},
@@ -41,6 +40,9 @@ describe('airpack profile resolve', () => {
     ], {attestations: true})
     b = await pushImage(reg, 'apps/b', '2.0', [{architecture: 'amd64', layers: [shared, layerOf({'bin/b': 'amd64'})]}], {format: 'docker'})
     s = await pushImage(secure, 'private/c', '3.0', [{architecture: 'amd64', layers: [layerOf({'bin/c': 'secret app'})]}], {auth: {username: 'dave', password: PASSWORD}})
+    // The chart deploys image a, which the profile lists (a chart naming an unlisted image is AP-CONTENT-UNLISTED).
+    const [repository, tag] = [a.reference.slice(0, a.reference.lastIndexOf(':')), a.reference.slice(a.reference.lastIndexOf(':') + 1)]
+    helm = await startHelmRepo({charts: [{name: 'web', version: '2.1.0', values: `image:\n  repository: ${repository}\n  tag: "${tag}"\n`}]})
     await writeFile(path.join(dir, 'docker-config.json'), '')
   }, 120_000)
   afterAll(async () => {
@@ -95,6 +97,20 @@ describe('airpack profile resolve', () => {
     for (const out of [human.stdout, human.stderr, json.stdout, json.stderr, text]) {
       expect(out).not.toContain(PASSWORD)
       expect(out).not.toContain(Buffer.from(`dave:${PASSWORD}`).toString('base64'))
+    }
+  })
+
+  it("warns (AP-CONTENT-UNLISTED) for an image the chart's values.yaml names but no content tag lists, still exit 0", async () => {
+    const extra = await startHelmRepo({charts: [{name: 'side', version: '0.1.0', values: 'sidecar:\n  image: ghcr.io/acme/sidecar:2.0\n'}]})
+    try {
+      const profile = path.join(dir, 'side.json')
+      await writeFile(profile, appsProfile([a.reference], {repo: extra.url, name: 'side', version: '0.1.0'}))
+      const r = await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', path.join(dir, 'side-cache')])
+      expect(r.exitCode).toBe(0)
+      expect(r.stderr).toMatch(/warning AP-CONTENT-UNLISTED .*side\.json:\d+ pack apps .*chart side 0\.1\.0 names image ghcr\.io\/acme\/sidecar:2\.0 \(side\/values\.yaml line 2, sidecar\.image\)/)
+      expect(r.stdout).toContain('Resolved 2 artifacts')
+    } finally {
+      await extra.stop()
     }
   })
 
