@@ -11,12 +11,16 @@
 //   format2 : tar → SeekableWriter → file (raw frames for the random blobs, compressed frames for the rest)
 //   floor   : the same tar bytes written uncompressed (what copying costs)
 //   startup : node + tsx loading these modules and exiting (the fixed cost inside every figure above)
+// and then reads each rep's outputs back whole, as `verify` would stream them:
+//   read1   : `zstd -dc format1-output | sha256sum` (today's verify baseline)
+//   read2cli: `zstd -dc format2-output | sha256sum` (stock tools on format 2)
+//   read2   : SeekableReader over the format 2 output, sha256 in the same process (raw frames read in place)
 // and reports median wall seconds, MB/s of tar input, CPU seconds (the process and its children, GNU time %U+%S),
 // peak RSS of the process tree, and the output size (format2 / format1 must stay ≤ 1.01). Each output is checked
 // once: `zstd -d | sha256sum` must give the sha256 of the floor's plain tar.
 
 import {execFileSync} from 'node:child_process'
-import {createCipheriv} from 'node:crypto'
+import {createCipheriv, createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {createReadStream, createWriteStream, existsSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
@@ -28,6 +32,7 @@ import {parseArgs} from 'node:util'
 
 import {encodeFileHeader, padding} from '../src/bundle/tar.js'
 import {startCompressor} from '../src/bundle/zstd.js'
+import {SeekableReader} from '../src/zstd/seekable-reader.js'
 import {SeekableWriter} from '../src/zstd/seekable-writer.js'
 import {parseSize} from '../support/bench-content.js'
 import {measure, median} from './lib/measure.js'
@@ -35,7 +40,8 @@ import {measure, median} from './lib/measure.js'
 const SELF = fileURLToPath(import.meta.url)
 const MIB = 1024 * 1024
 const VARIANTS = ['startup', 'format1', 'format2', 'floor'] as const
-type Variant = (typeof VARIANTS)[number]
+const READ_VARIANTS = ['read1', 'read2cli', 'read2'] as const
+type Variant = (typeof VARIANTS)[number] | (typeof READ_VARIANTS)[number]
 
 const {values: args} = parseArgs({
   options: {
@@ -121,6 +127,14 @@ async function writeTo(out: Writable, chunk: Buffer): Promise<void> {
 /** One variant, in this (measured) process: the tar of `files` into `outFile`. */
 async function runVariant(variant: Variant, files: InputFile[], outFile: string, level: number): Promise<void> {
   if (variant === 'startup') return
+  if (variant === 'read2') {
+    const reader = await SeekableReader.open(outFile)
+    const hash = createHash('sha256')
+    for await (const piece of reader.read(0, reader.size)) hash.update(piece)
+    await reader.close()
+    process.stdout.write(hash.digest('hex'))
+    return
+  }
   let zstd: ReturnType<typeof startCompressor> | undefined
   let sink: Writable
   let seekable: SeekableWriter | undefined
@@ -205,13 +219,31 @@ async function main(): Promise<void> {
       runs.push({variant, seconds: m.seconds, cpuSeconds: user + sys, treeRssMiB: m.treeRssMiB, size})
       console.error(`rep ${rep + 1} ${variant}: ${m.seconds.toFixed(2)} s, ${(user + sys).toFixed(2)} CPU-s, ${m.treeRssMiB.toFixed(0)} MiB, ${size} bytes`)
     }
+    const readOrder = rep % 2 === 0 ? [...READ_VARIANTS] : [...READ_VARIANTS].reverse()
+    for (const variant of readOrder) {
+      const cpuFile = path.join(dir, `cpu-${variant}`)
+      const shaFile = path.join(dir, `sha-${variant}`)
+      const f1 = path.join(dir, 'out-format1')
+      const f2 = path.join(dir, 'out-format2')
+      const command =
+        variant === 'read2'
+          ? `${process.execPath} --import tsx ${SELF} --variant read2 --work-dir ${dir} --out ${f2}`
+          : `bash -o pipefail -c 'zstd -q -dc ${variant === 'read1' ? f1 : f2} | sha256sum'`
+      const m = await measure(`/usr/bin/time -f '%U %S' -o ${cpuFile} ${command} > ${shaFile}`, {rssFile: path.join(dir, 'rss'), cwd: path.dirname(path.dirname(SELF))})
+      if (m.exitCode !== 0) throw new Error(`${variant} failed: ${m.stderrTail}`)
+      const [user, sys] = (await readFile(cpuFile, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number)
+      const sha = (await readFile(shaFile, 'utf8')).trim().split(/\s/)[0]
+      if (sha !== tarSha) throw new Error(`${variant} read back ${sha}, not the tar ${tarSha}`)
+      runs.push({variant, seconds: m.seconds, cpuSeconds: user + sys, treeRssMiB: m.treeRssMiB, size: 0})
+      console.error(`rep ${rep + 1} ${variant}: ${m.seconds.toFixed(2)} s, ${(user + sys).toFixed(2)} CPU-s, ${m.treeRssMiB.toFixed(0)} MiB`)
+    }
   }
   const row = (variant: Variant) => {
     const r = runs.filter((x) => x.variant === variant)
     const s = median(r.map((x) => x.seconds))
     return {variant, seconds: s, mbps: tarSize / 1e6 / s, cpu: median(r.map((x) => x.cpuSeconds)), rss: Math.max(...r.map((x) => x.treeRssMiB)), size: r[0]!.size}
   }
-  const rows = VARIANTS.map(row)
+  const rows = [...VARIANTS, ...READ_VARIANTS].map(row)
   const f1 = rows.find((r) => r.variant === 'format1')!
   const f2 = rows.find((r) => r.variant === 'format2')!
   console.log(`input: ${files.length} entries, tar ${tarSize} bytes (${args.random} random, ${args.compressible} compressible), ${reps} reps, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`)
@@ -219,8 +251,11 @@ async function main(): Promise<void> {
   console.log('| --- | --- | --- | --- | --- | --- |')
   for (const r of rows) {
     const startup = r.variant === 'startup'
-    console.log(`| ${r.variant} | ${r.seconds.toFixed(2)} | ${startup ? '—' : r.mbps.toFixed(0)} | ${r.cpu.toFixed(2)} | ${r.rss.toFixed(0)} | ${startup ? '—' : r.size} |`)
+    const noOutput = startup || r.variant.startsWith('read')
+    console.log(`| ${r.variant} | ${r.seconds.toFixed(2)} | ${startup ? '—' : r.mbps.toFixed(0)} | ${r.cpu.toFixed(2)} | ${r.rss.toFixed(0)} | ${noOutput ? '—' : r.size} |`)
   }
+  const [r1, r2] = [row('read1'), row('read2')]
+  console.log(`read back: SeekableReader + sha256 ${(r1.seconds / r2.seconds).toFixed(2)}× the speed of \`zstd -dc | sha256sum\` on format 1, CPU ${(r2.cpu / r1.cpu).toFixed(2)}×`)
   console.log(`format2 / format1: wall ${(f2.seconds / f1.seconds).toFixed(2)}×, CPU ${(f2.cpu / f1.cpu).toFixed(2)}×, size ${(f2.size / f1.size).toFixed(4)}× (target ≤ 1.01)`)
   if (!args.keep && !args['work-dir']) await rm(dir, {recursive: true, force: true})
   else for (const n of await readdir(dir)) if (n.startsWith('out-')) await rm(path.join(dir, n), {force: true})

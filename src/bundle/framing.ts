@@ -1,3 +1,4 @@
+import {isCompressedType} from '../oci/media-types.js'
 import type {FrameMode} from '../zstd/seekable-writer.js'
 import {BLOCK, encodeFileHeader, padding, type HeaderOptions} from './tar.js'
 
@@ -5,15 +6,8 @@ import {BLOCK, encodeFileHeader, padding, type HeaderOptions} from './tar.js'
 // already compressed are stored in raw frames, since compressing gzip or zstd again costs CPU time and gains
 // nothing; everything else (configs, manifests, JSON, uncompressed layers, tar headers) is compressed.
 
-/** `+gzip`, `.gzip`, `+zstd`, `.zstd` suffixes: OCI and Docker layers, Helm chart archives (`…tar+gzip`). */
-const COMPRESSED_SUFFIX = /[+.](gzip|zstd)$/
-
-export function isCompressedMediaType(mediaType: string | undefined): boolean {
-  return mediaType !== undefined && COMPRESSED_SUFFIX.test(mediaType)
-}
-
 export function frameModeFor(mediaType: string | undefined): FrameMode {
-  return isCompressedMediaType(mediaType) ? 'raw' : 'compressed'
+  return isCompressedType(mediaType) ? 'raw' : 'compressed'
 }
 
 /**
