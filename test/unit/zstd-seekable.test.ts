@@ -252,6 +252,17 @@ describe('SeekableReader', () => {
     }
   })
 
+  it('serves concurrent reads (verify hashes entries on both cores from one reader)', async () => {
+    const reader = await SeekableReader.open(file)
+    try {
+      const ranges: [number, number][] = Array.from({length: 24}, (_, i) => [(i * 390_001) % (whole.length - 300_000), 1000 + i * 12_345])
+      const got = await Promise.all(ranges.map(([o, l]) => reader.readBuffer(o, l)))
+      got.forEach((g, i) => expect(g.equals(whole.subarray(ranges[i][0], ranges[i][0] + ranges[i][1]))).toBe(true))
+    } finally {
+      await reader.close()
+    }
+  })
+
   it('reads a split file from its parts, cut anywhere (inside a frame, inside the seek table)', async () => {
     const cuts = [1, 4000, Math.floor(bytes.length / 2), bytes.length - 20, bytes.length - 3]
     expect(cuts[2]).toBeGreaterThan(4000)
