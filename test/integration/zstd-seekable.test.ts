@@ -9,7 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {encodeFileHeader, padding} from '../../src/bundle/tar.js'
 import {hasSeekTable, SeekableReader} from '../../src/zstd/seekable-reader.js'
 import {SeekableWriter, type FrameMode, type SeekableSummary} from '../../src/zstd/seekable-writer.js'
-import {randomBytesStream} from '../helpers/bench-content.js'
+import {randomBytesStream} from '../../support/bench-content.js'
 
 // A format 2 style tar.zst read by the stock tools: one frame group per tar entry, a 200 MiB already-compressed
 // entry in one raw frame (over zstd's 128 MiB limit for a Single_Segment window), several 4 MiB compressed
@@ -136,5 +136,18 @@ describe('a seekable tar.zst and the stock zstd and tar', () => {
     } finally {
       await reader.close()
     }
+  })
+
+  it('a plain zstd file (a format 1 bundle) has no seek table, and the reader says so with exit 5', async () => {
+    const plain = path.join(root, 'plain.tar.zst')
+    // The first 3 MB of the tar, compressed by the zstd CLI as format 1 did (zstd -dc stops early: head closed the pipe).
+    sh(`(zstd -q -dc ${file} || true) | head -c 3000000 | zstd -q -3 -o ${plain}`)
+    expect(await hasSeekTable(plain)).toBe(false)
+    const error = await SeekableReader.open(plain).then(
+      () => undefined,
+      (e: unknown) => e as {exitCode?: number; message?: string},
+    )
+    expect(error?.exitCode).toBe(5)
+    expect(error?.message).toMatch(/plain\.tar\.zst: does not end with a seek table .*format 1 bundle/)
   })
 })

@@ -192,6 +192,18 @@ describe('SeekableWriter', () => {
     await expect(w.finish()).rejects.toThrow(/ended after 2 of its 3 bytes/)
   })
 
+  it('fails a write that waits on an output that closed', async () => {
+    const out = new PassThrough({highWaterMark: 1024})
+    const w = await SeekableWriter.create(out, {level: 3})
+    const data = noise('closed', 9 * 1024 * 1024)
+    w.beginSegment('raw', data.length)
+    expect(w.write(data)).toBe(false)
+    const waiting = w.waitForRoom()
+    out.destroy()
+    await expect(waiting).rejects.toThrow(/closed early/)
+    expect(w.destroyed).toBe(true)
+  })
+
   it('waits for a slow output to drain (bounded memory)', async () => {
     const out = new PassThrough({highWaterMark: 1024})
     const w = await SeekableWriter.create(out, {level: 3})
