@@ -1,7 +1,11 @@
 import {Command, Errors, Interfaces} from '@oclif/core'
+import {format} from 'node:util'
 
 import {ExitCode, UsageError, toEnvelope, type ErrorEnvelope} from './errors.js'
 import {stderrLogger, type Logger} from './util/log.js'
+import {environmentError} from './util/environment.js'
+import {redactText} from './util/redact.js'
+import {escapeControl} from './util/terminal.js'
 
 export type Flags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type Args<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -15,6 +19,20 @@ export type Args<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
  */
 export abstract class BaseCommand<T> extends Command {
   static enableJsonFlag = true
+
+  // Human output: every string a command prints may hold text from a file, a bundle or a server, so control
+  // characters are shown escaped here, once, rather than at each call site.
+  log(message = '', ...args: unknown[]): void {
+    super.log(escapeControl(format(message, ...args)))
+  }
+
+  logToStderr(message = '', ...args: unknown[]): void {
+    super.logToStderr(escapeControl(format(message, ...args)))
+  }
+
+  warn(input: Error | string): Error | string {
+    return super.warn(typeof input === 'string' ? escapeControl(input) : input)
+  }
 
   /** A logger for services: stderr only, so stdout stays clean for results and --json. */
   protected get logger(): Logger {
@@ -41,18 +59,18 @@ export abstract class BaseCommand<T> extends Command {
 
   protected async catch(err: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err
-    const mapped = isOclifUsageError(err)
+    const mapped = environmentError(err) ?? (isOclifUsageError(err)
       ? new UsageError('USAGE', err.message.replace(/^Error: /, ''), {
           hint: `Run \`airpack ${this.id?.replaceAll(':', ' ') ?? ''} --help\` for the flags and examples.`,
         })
-      : err
+      : err)
     const envelope = toEnvelope(mapped)
     if (this.jsonEnabled()) {
       process.stdout.write(JSON.stringify(envelope, null, 2) + '\n')
     } else {
       process.stderr.write(renderError(envelope))
     }
-    if (process.env.DEBUG && err.stack) process.stderr.write(err.stack + '\n')
+    if (process.env.DEBUG && err.stack) process.stderr.write(escapeControl(redactText(err.stack)) + '\n')
     process.exitCode = envelope.exitCode
     throw new Errors.ExitError(envelope.exitCode)
   }
@@ -69,5 +87,5 @@ export function renderError(envelope: ErrorEnvelope): string {
   if (Array.isArray(problems)) for (const p of problems) lines.push(`  - ${String(p)}`)
   if (envelope.hint) lines.push(`Hint: ${envelope.hint}`)
   lines.push(`(${envelope.code}, exit ${envelope.exitCode})`)
-  return lines.join('\n') + '\n'
+  return escapeControl(lines.join('\n')) + '\n'
 }

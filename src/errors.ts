@@ -1,3 +1,5 @@
+import {redactText} from './util/redact.js'
+
 // The closed set of errors airpack raises on purpose. Each carries a stable code (searchable, ERR_AIRPACK_*),
 // the exit code of PRODUCT.md §2, and a hint that tells the user how to fix it. Anything else that escapes a
 // command is a bug (exit 1).
@@ -93,18 +95,26 @@ export interface ErrorEnvelope {
   details?: Record<string, unknown>
 }
 
+/** Every string inside `value` with URL passwords masked (a last guard: messages are redacted where they are made). */
+function redactDeep<T>(value: T): T {
+  if (typeof value === 'string') return redactText(value) as T
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v)) as T
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v)])) as T
+  return value
+}
+
 export function toEnvelope(err: unknown): ErrorEnvelope {
   if (isAirpackError(err)) {
     return {
       status: 'error',
       exitCode: err.exitCode,
       code: err.code,
-      message: err.message,
-      ...(err.hint ? {hint: err.hint} : {}),
-      ...(err.details ? {details: err.details} : {}),
+      message: redactText(err.message),
+      ...(err.hint ? {hint: redactText(err.hint)} : {}),
+      ...(err.details ? {details: redactDeep(err.details)} : {}),
     }
   }
-  const message = err instanceof Error ? err.message : String(err)
+  const message = redactText(err instanceof Error ? err.message : String(err))
   return {
     status: 'error',
     exitCode: ExitCode.bug,

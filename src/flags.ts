@@ -38,16 +38,14 @@ export const varFlag = Flags.string({
 export const registryFlags = {
   registries: Flags.file({
     description: 'Mirrors, rewrites and per-registry TLS/auth in the K3s registries.yaml format.',
-    exists: true,
   }),
   'docker-config': Flags.directory({
     description: 'Directory holding Docker config.json (auths, credHelpers, credsStore). [default: $DOCKER_CONFIG or ~/.docker]',
   }),
   'cred-file': Flags.file({
     description: "Palette registry credentials JSON ({\"image\":[…],\"helm\":[…]}).",
-    exists: true,
   }),
-  'ca-cert': Flags.file({description: 'Extra CA certificate (PEM) trusted for every registry.', exists: true}),
+  'ca-cert': Flags.file({description: 'Extra CA certificate (PEM) trusted for every registry.'}),
   'insecure-registry': Flags.string({
     description: 'HOST[:PORT] to reach over plain HTTP or with unverified TLS (repeatable; that host only).',
     multiple: true,

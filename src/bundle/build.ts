@@ -22,6 +22,8 @@ import {loadSigningKey, type SigningKey} from './sign.js'
 import {formatBytes} from '../util/format.js'
 import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
+import {initStore} from '../resolve/store-init.js'
+import {ensureWritableDir} from '../util/environment.js'
 
 // `airpack bundle build` as a service: validate → resolve (or check the given lock) → fetch → write every output
 // of PRODUCT.md §3 under temporary names → publish them all. A failure or an interrupt at any step publishes
@@ -142,7 +144,9 @@ async function preflight(options: BuildOptions): Promise<{zstd: string; signingK
   }
   const zstd = await zstdVersion()
   const signingKey = options.signKeyFile ? await loadSigningKey(options.signKeyFile) : undefined
-  return {zstd, signingKey, outputDir: path.resolve(options.outputDir)}
+  const outputDir = path.resolve(options.outputDir)
+  await ensureWritableDir(outputDir, {code: 'OUTPUT_UNWRITABLE', what: 'the output directory', hint: 'Choose a directory on a writable file system with --output DIR, or fix its permissions.'})
+  return {zstd, signingKey, outputDir}
 }
 
 /** The cluster definition: the profiles' documents and the variable values (definition's own, then --var). */
@@ -360,7 +364,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
   // Sites are rendered (in memory) before anything is downloaded: an invalid inventory fails fast (exit 3).
   const siteDocuments = options.sitesFile ? (await buildSiteDocuments(await loadInventory(options.sitesFile), options.mode)).documents : []
   const store = new BlobStore(options.cacheDir ? path.resolve(options.cacheDir) : defaultCacheDir())
-  await store.init()
+  await initStore(store)
   const registry: RegistryAccessOptions = {...options.registry, logger}
 
   const staged = new StagedOutputs(outputDir)

@@ -3,6 +3,7 @@
 // Canonical JSON (sorted keys) makes two locks diff cleanly.
 
 import type {Descriptor, Platform} from '../oci/descriptor.js'
+import {redactUrl} from '../util/redact.js'
 
 export interface LockedImage {
   /** The reference as the profile names it, normalised (`docker.io/library/nginx:1.27`). */
@@ -64,5 +65,6 @@ export interface Lock {
 }
 
 export function chartKey(repository: string, name: string, version: string): string {
-  return `${repository}#${name}@${version}`
+  // A repository URL's password never enters a lock (its keys included).
+  return `${redactUrl(repository)}#${name}@${version}`
 }

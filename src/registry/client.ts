@@ -1,5 +1,4 @@
 import {createHash} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
 import {Readable} from 'node:stream'
 
 import type {BlobSource} from '../cache/store.js'
@@ -8,9 +7,12 @@ import type {Logger} from '../util/log.js'
 import {silentLogger} from '../util/log.js'
 import {basicAuthorization, parseChallenge, pullScope, type Challenge} from './auth.js'
 import {CredentialStore, type Credential} from './credentials.js'
+import {checkInputFile, readInputText} from '../util/read-input.js'
+import {redactUrl} from '../util/redact.js'
 import {readRemote} from './bounded-body.js'
 import {RegistryError, describeError, errorCode} from './errors.js'
 import {HttpClient, withRetry, type HttpResponse, type SendInit} from './http.js'
+import {splitUserinfo} from './url-credentials.js'
 import {MANIFEST_ACCEPT, MediaType} from '../oci/media-types.js'
 import {apiHost} from './reference.js'
 import {canonicalHost, emptyRegistriesConfig, loadRegistriesConfig, rewriteRepository, type RegistriesConfig} from './registries-config.js'
@@ -73,12 +75,10 @@ function isLoopback(host: string): boolean {
 export async function createRegistryClient(o: RegistryAccessOptions = {}): Promise<RegistryClient> {
   const config = o.registriesFile ? await loadRegistriesConfig(o.registriesFile) : emptyRegistriesConfig()
   let extraCaPem: string | undefined
+  // Files named by flags are the user's own environment: missing or unreadable is exit 2 now, not a failure later.
+  if (o.credFile) await checkInputFile(o.credFile, {code: 'CRED_FILE_UNREADABLE', what: 'the --cred-file', hint: "Pass the path of Palette's registry credentials JSON that this user can read."})
   if (o.caCertFile) {
-    try {
-      extraCaPem = await readFile(o.caCertFile, 'utf8')
-    } catch (error) {
-      throw new UsageError('CA_CERT_UNREADABLE', `cannot read --ca-cert ${o.caCertFile}: ${(error as Error).message}`)
-    }
+    extraCaPem = await readInputText(o.caCertFile, {code: 'CA_CERT_UNREADABLE', what: 'the --ca-cert file', hint: 'Pass the path of a PEM file with the CA certificate that this user can read.'})
     if (!extraCaPem.includes('-----BEGIN CERTIFICATE-----')) {
       throw new UsageError('CA_CERT_INVALID', `--ca-cert ${o.caCertFile} holds no PEM certificate`, {hint: 'Pass a PEM file with a BEGIN CERTIFICATE block.'})
     }
@@ -98,6 +98,8 @@ export class RegistryClient {
   private readonly insecure: Set<string>
   private readonly pings = new Map<string, Promise<PingResult>>()
   private readonly tokens = new Map<string, Promise<{token: string; expiresAt: number}>>()
+  /** Credentials learned from URLs with userinfo (chart repositories), by host, for URLs of the same host. */
+  private readonly urlCredentials = new Map<string, Credential>()
   readonly attempts: number
   readonly retryBaseMs: number
 
@@ -403,8 +405,10 @@ export class RegistryClient {
   }
 
   /** A plain URL (classic Helm repository, chart archive): Basic credentials for its host when configured. */
-  async getUrl(url: URL, o: {range?: number; kind?: 'image' | 'helm'; compressed?: boolean} = {}): Promise<HttpResponse> {
-    const cred = await this.credentialFor(url.host, o.kind ?? 'helm')
+  async getUrl(withUserinfo: URL, o: {range?: number; kind?: 'image' | 'helm'; compressed?: boolean} = {}): Promise<HttpResponse> {
+    const {url, credential: inUrl} = splitUserinfo(withUserinfo)
+    if (inUrl) this.urlCredentials.set(url.host, inUrl)
+    const cred = inUrl ?? this.urlCredentials.get(url.host) ?? (await this.credentialFor(url.host, o.kind ?? 'helm'))
     const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
     const headers: Record<string, string> = {}
     if (o.range) headers.range = `bytes=${o.range}-`
@@ -427,7 +431,7 @@ export class RegistryClient {
   urlSource(url: URL): BlobSource {
     return async (offset: number) => {
       const res = await this.getUrl(url, {range: offset})
-      return bodyFrom(res, offset, url.href, url.host)
+      return bodyFrom(res, offset, redactUrl(url.href), url.host)
     }
   }
 

@@ -5,6 +5,7 @@ import path from 'node:path'
 
 import {UsageError} from '../errors.js'
 import {canonicalHost, type HostAuth, type RegistriesConfig} from './registries-config.js'
+import {readInputText} from '../util/read-input.js'
 
 // Where the credentials for a registry host come from, first match wins:
 //   1. `--cred-file` (Palette's {"image":[…],"helm":[…]} JSON; GCR `_json_key` with an object password),
@@ -208,13 +209,14 @@ async function loadDockerConfig(dir: string): Promise<DockerConfig | undefined> 
 }
 
 async function loadPaletteCredFile(file: string): Promise<{image: PaletteEntry[]; helm: PaletteEntry[]}> {
+  const hint = 'It is Palette\'s credentials JSON: {"image":[{"endpoint","username","password"}],"helm":[…]}.'
+  const text = await readInputText(file, {code: 'CRED_FILE_UNREADABLE', what: 'the --cred-file', hint})
   let doc: unknown
   try {
-    doc = JSON.parse(await readFile(file, 'utf8'))
-  } catch (error) {
-    throw new UsageError('CRED_FILE_INVALID', `cannot read --cred-file ${file}: ${(error as Error).message}`, {
-      hint: 'It is Palette\'s credentials JSON: {"image":[{"endpoint","username","password"}],"helm":[…]}.',
-    })
+    doc = JSON.parse(text)
+  } catch {
+    // Not the parser's message: it quotes the text around the error, which may be a password.
+    throw new UsageError('CRED_FILE_INVALID', `--cred-file ${file} is not valid JSON`, {hint, details: {file}})
   }
   const problems: string[] = []
   const list = (key: 'image' | 'helm'): PaletteEntry[] => {

@@ -4,6 +4,9 @@ import {parse as parseYaml} from 'yaml'
 import {z} from 'zod'
 
 import {UsageError} from '../errors.js'
+import {redactText, redactUrl} from '../util/redact.js'
+import {readInputText} from '../util/read-input.js'
+import {splitUserinfo} from './url-credentials.js'
 
 // The K3s / RKE2 `registries.yaml` format (docs.k3s.io "Private Registry Configuration"):
 //
@@ -90,14 +93,7 @@ export interface RegistriesConfig {
 export const emptyRegistriesConfig = (): RegistriesConfig => ({mirrors: new Map(), auth: new Map(), tls: new Map()})
 
 export async function loadRegistriesConfig(file: string): Promise<RegistriesConfig> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    throw new UsageError('REGISTRIES_UNREADABLE', `cannot read --registries file ${file}: ${(error as Error).message}`, {
-      hint: 'Pass the path of a K3s registries.yaml file.',
-    })
-  }
+  const text = await readInputText(file, {code: 'REGISTRIES_UNREADABLE', what: 'the --registries file', hint: 'Pass the path of a K3s registries.yaml file that this user can read.'})
   let doc: unknown
   try {
     doc = parseYaml(text) ?? {}
@@ -114,15 +110,20 @@ export async function loadRegistriesConfig(file: string): Promise<RegistriesConf
   const base = path.dirname(path.resolve(file))
   const out = emptyRegistriesConfig()
   const problems: string[] = []
+  const fromEndpoints = new Map<string, {username: string; password: string}>()
   for (const [host, mirror] of Object.entries(parsed.data.mirrors ?? {})) {
     const endpoints: URL[] = []
     for (const [i, raw] of (mirror.endpoint ?? []).entries()) {
       try {
-        const url = new URL(raw.includes('://') ? raw : `https://${raw}`)
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('only http:// and https:// endpoints exist')
+        const written = new URL(raw.includes('://') ? raw : `https://${raw}`)
+        if (written.protocol !== 'http:' && written.protocol !== 'https:') throw new Error('only http:// and https:// endpoints exist')
+        // `https://user:pass@mirror` is a credential for that endpoint: kept as its auth (unless configs names one),
+        // and taken out of the URL so it can reach no message, report or DEBUG line.
+        const {url, credential} = splitUserinfo(written)
+        if (credential) fromEndpoints.set(canonicalHost(url.host), {username: credential.username ?? '', password: credential.password ?? ''})
         endpoints.push(url)
       } catch (error) {
-        problems.push(`mirrors.${host}.endpoint[${i}]: ${JSON.stringify(raw)} is not a URL (${(error as Error).message})`)
+        problems.push(`mirrors.${host}.endpoint[${i}]: ${JSON.stringify(redactUrl(raw))} is not a URL (${redactText((error as Error).message)})`)
       }
     }
     const rewrites: MirrorConfig['rewrites'] = []
@@ -170,6 +171,7 @@ export async function loadRegistriesConfig(file: string): Promise<RegistriesConf
       })
     }
   }
+  for (const [host, auth] of fromEndpoints) if (!out.auth.has(host)) out.auth.set(host, auth)
   if (problems.length > 0) {
     throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} has ${problems.length} problem(s)`, {details: {file, problems}})
   }

@@ -261,8 +261,9 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
   const configDigest = await ctx.store.putBytes(config)
   const manifestDigest = await ctx.store.putBytes(manifest)
   const manifestDesc: Descriptor = {mediaType: MediaType.ociManifest, digest: manifestDigest, size: manifest.length}
+  // The lock, the plan and the report record the URLs masked: a password in them never leaves this process.
   return {
-    repository: req.repository,
+    repository: redactUrl(req.repository),
     name: req.name,
     version: req.version,
     digest: archive.digest,
@@ -275,7 +276,7 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
     ],
     reference: chartReference(req.repository, req.name, meta.version),
     source: archiveUrl.host,
-    url: archiveUrl.href,
+    url: redactUrl(archiveUrl.href),
   }
 }
 

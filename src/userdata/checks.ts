@@ -2,6 +2,7 @@ import {X509Certificate} from 'node:crypto'
 import {isIPv4} from 'node:net'
 
 import {isHostName, parseCidr, parseIp} from './net.js'
+import {redactUrl} from '../util/redact.js'
 
 // Format checks of single values, shared by the zod schema (leaves) and the cross-field checks. Each returns
 // undefined when the value is fine, or what is wrong with it (and how to fix it). Messages never repeat a
@@ -236,7 +237,3 @@ export function splitList(value: string): string[] {
     .filter(Boolean)
 }
 
-/** A URL without its user info, so proxy credentials never reach a message. */
-export function redactUrl(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@')
-}

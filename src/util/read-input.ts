@@ -1,4 +1,5 @@
-import {stat} from 'node:fs/promises'
+import {constants} from 'node:fs'
+import {access, stat} from 'node:fs/promises'
 
 import {UsageError} from '../errors.js'
 import {LIMITS, OverBudgetError, formatBytes, limitBytes, readFileBounded} from '../limits.js'
@@ -14,21 +15,27 @@ export interface InputSpec {
   hint: string
 }
 
-export async function readInputText(file: string, spec: InputSpec): Promise<string> {
-  const limit = limitBytes('textInput')
-  const fail = (why: string, hint = spec.hint, extra: Record<string, unknown> = {}) =>
-    new UsageError(spec.code, `cannot read ${spec.what} ${file}: ${why}`, {hint, details: {file, ...extra}})
-  let size: number
+/** The file is there, a regular file and readable by this user, or a UsageError (exit 2) naming it. Returns its size. */
+export async function checkInputFile(file: string, spec: InputSpec): Promise<number> {
+  const fail = (why: string) => new UsageError(spec.code, `cannot read ${spec.what} ${file}: ${why}`, {hint: spec.hint, details: {file}})
   try {
     const info = await stat(file)
     if (info.isDirectory()) throw fail('it is a directory')
     if (!info.isFile()) throw fail('it is not a regular file')
-    size = info.size
+    await access(file, constants.R_OK)
+    return info.size
   } catch (error) {
     if (error instanceof UsageError) throw error
     const code = (error as NodeJS.ErrnoException).code
-    throw fail(code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message)
+    throw fail(code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOTDIR' ? 'a parent of it is not a directory' : (error as Error).message)
   }
+}
+
+export async function readInputText(file: string, spec: InputSpec): Promise<string> {
+  const limit = limitBytes('textInput')
+  const fail = (why: string, hint = spec.hint, extra: Record<string, unknown> = {}) =>
+    new UsageError(spec.code, `cannot read ${spec.what} ${file}: ${why}`, {hint, details: {file, ...extra}})
+  const size = await checkInputFile(file, spec)
   const tooLarge = () =>
     fail(`it is over the ${formatBytes(limit)} limit for this input (${LIMITS.textInput.env})`, `${spec.hint} A real one is a few KiB; check that this is the right file.`, {limit})
   if (size > limit) throw tooLarge()
@@ -36,6 +43,7 @@ export async function readInputText(file: string, spec: InputSpec): Promise<stri
     return (await readFileBounded(file, 'textInput')).toString('utf8')
   } catch (error) {
     if (error instanceof OverBudgetError) throw tooLarge()
-    throw error
+    const code = (error as NodeJS.ErrnoException).code
+    throw fail(code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message)
   }
 }

@@ -5,13 +5,14 @@
 // and not with DEBUG logging on.
 
 import {execFileSync} from 'node:child_process'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
+import {startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {benchProfile} from '../helpers/bench-content.js'
 import {layerOf, pushImage} from '../helpers/seed.js'
@@ -119,6 +120,103 @@ describe('credentials stay secret', () => {
     expect(result.stderr).toContain(fx.proxy.host)
     expect(result.stdout + result.stderr).not.toContain(wrongPassword)
     expect(result.stdout + result.stderr).not.toContain(Buffer.from(`${USER}:${wrongPassword}`).toString('base64'))
+  })
+})
+
+describe('userinfo in URLs is masked at the source (issue 17)', () => {
+  let charts: HelmRepo
+
+  beforeAll(async () => {
+    charts = await startHelmRepo({charts: [{name: 'redis', version: '17.0.1'}], auth: {username: USER, password: PASSWORD}})
+  })
+  afterAll(async () => {
+    await charts?.stop()
+  })
+
+  /** Every stream and every file a run leaves, the lock included; `skip` names outputs left out on purpose. */
+  async function everyLeak(result: {stdout: string; stderr: string}, output: string, lock?: string, skip: RegExp = /$^/): Promise<string[]> {
+    const found = [...leaks('stdout', result.stdout), ...leaks('stderr', result.stderr)]
+    if (lock && existsSync(lock)) found.push(...leaks('lock file', await readFile(lock)))
+    for (const leak of await outputLeaks(output)) if (!skip.test(leak)) found.push(leak)
+    return found
+  }
+
+  it('a registries.yaml endpoint written https://user:pass@host: used as that endpoint\'s credentials, printed nowhere (--json, DEBUG)', async () => {
+    const registries = path.join(fx.dir, 'userinfo-registries.yaml')
+    // The mirror is the registry itself, reached through an endpoint URL that carries the credentials.
+    writeFileSync(registries, `mirrors:\n  "mirror.invalid":\n    endpoint:\n      - "http://${USER}:${PASSWORD}@${fx.proxy.host}"\n`)
+    const profile = path.join(fx.dir, 'mirror-profile.json')
+    const original = JSON.parse(await readFile(fx.profile, 'utf8'))
+    original.spec.template.packs[0].values = original.spec.template.packs[0].values.replaceAll(fx.proxy.host, 'mirror.invalid')
+    writeFileSync(profile, JSON.stringify(original))
+    for (const json of [false, true]) {
+      const cache = await fx.fresh('cache')
+      const output = await fx.fresh('out')
+      const lock = path.join(await fx.fresh('lock'), 'pinned.lock.json')
+      const args = fx.buildArgs({cache, output, extra: ['--registries', registries, '--lock-file', lock, ...(json ? ['--json'] : [])]})
+      args[2] = profile
+      const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
+      expect(result.exitCode, result.stderr).toBe(0)
+      expect(await everyLeak(result, output, lock)).toEqual([])
+    }
+  })
+
+  it('a registries.yaml endpoint with userinfo that fails: the error names the endpoint, masked', async () => {
+    const registries = path.join(fx.dir, 'userinfo-unreachable.yaml')
+    writeFileSync(registries, `mirrors:\n  "mirror.invalid":\n    endpoint:\n      - "http://${USER}:${PASSWORD}@127.0.0.1:9"\n`)
+    const profile = path.join(fx.dir, 'mirror-unreachable-profile.json')
+    const original = JSON.parse(await readFile(fx.profile, 'utf8'))
+    original.spec.template.packs[0].values = original.spec.template.packs[0].values.replaceAll(fx.proxy.host, 'mirror.invalid')
+    writeFileSync(profile, JSON.stringify(original))
+    for (const json of [false, true]) {
+      const output = await fx.fresh('out')
+      const args = fx.buildArgs({cache: await fx.fresh('cache'), output, extra: ['--registries', registries, ...(json ? ['--json'] : [])]})
+      args[2] = profile
+      const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
+      expect(result.exitCode, result.stderr).toBe(4)
+      expect(result.stdout + result.stderr).toContain('127.0.0.1:9')
+      expect(await everyLeak(result, output)).toEqual([])
+    }
+  })
+
+  it('a chart repository URL with user:pass@: fetched with those credentials; lock, report, --json and DEBUG lines mask it', async () => {
+    const repo = charts.url.replace('http://', `http://${USER}:${PASSWORD}@`)
+    const profile = path.join(fx.dir, 'chart-userinfo-profile.json')
+    const original = JSON.parse(await readFile(fx.profile, 'utf8'))
+    original.spec.template.packs[0].values += `    charts:\n      - repo: ${repo}\n        name: redis\n        version: 17.0.1\n`
+    writeFileSync(profile, JSON.stringify(original))
+    // The user's own profile is carried verbatim in the bundle and the cluster definition (its sha256 is recorded):
+    // a password typed into a profile travels with it. Everything airpack writes itself is checked.
+    const carriesProfile = /^(fault\.tar\.zst|fault-definition\.tgz) /
+    for (const json of [false, true]) {
+      const cache = await fx.fresh('cache')
+      const output = await fx.fresh('out')
+      const lock = path.join(await fx.fresh('lock'), 'pinned.lock.json')
+      const args = fx.buildArgs({cache, output, extra: ['--docker-config', dockerConfig, '--lock-file', lock, ...(json ? ['--json'] : [])]})
+      args[2] = profile
+      const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
+      expect(result.exitCode, result.stderr).toBe(0)
+      expect(charts.requests.some((r) => r.path.endsWith('.tgz') && r.authorized)).toBe(true)
+      expect(await readFile(lock, 'utf8')).toContain(`${USER}:***@`)
+      expect(await everyLeak(result, output, lock, carriesProfile)).toEqual([])
+    }
+  })
+
+  it('a chart repository URL with user:pass@ that fails: the message masks it', async () => {
+    const repo = charts.url.replace('http://', `http://${USER}:${PASSWORD}@`)
+    const profile = path.join(fx.dir, 'chart-userinfo-missing.json')
+    const original = JSON.parse(await readFile(fx.profile, 'utf8'))
+    original.spec.template.packs[0].values += `    charts:\n      - repo: ${repo}\n        name: redis\n        version: 99.0.0\n`
+    writeFileSync(profile, JSON.stringify(original))
+    for (const json of [false, true]) {
+      const output = await fx.fresh('out')
+      const args = fx.buildArgs({cache: await fx.fresh('cache'), output, extra: ['--docker-config', dockerConfig, ...(json ? ['--json'] : [])]})
+      args[2] = profile
+      const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
+      expect(result.exitCode, result.stderr).toBe(4)
+      expect(result.stdout + result.stderr).toContain(`${USER}:***@`)
+      expect(await everyLeak(result, output)).toEqual([])
+    }
   })
 })
 
