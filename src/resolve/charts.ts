@@ -114,6 +114,17 @@ export async function readChartMetadata(file: string): Promise<ChartMetadata> {
   return {...doc, name: String(doc.name), version: String(doc.version)} as ChartMetadata
 }
 
+/** Chart archives (`…/<name>-<version>.tgz`) inside an archive that is not itself a chart, for the error message. */
+async function nestedChartArchives(file: string, name: string): Promise<string[]> {
+  const found: string[] = []
+  const pattern = new RegExp(`(^|/)${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[^/]*\\.tgz$`)
+  await readChartEntries(file, (path) => {
+    if (pattern.test(path)) found.push(path)
+    return false
+  }).catch(() => {})
+  return found
+}
+
 /** The text of the entries of a chart archive that `want` picks (the first of each path), streaming the tgz under
  *  the chart budgets (each file at most chartFile, the whole decompressed archive at most chartArchive). */
 export async function readChartEntries(file: string, want: (path: string) => boolean): Promise<Map<string, string>> {
@@ -248,7 +259,10 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
   try {
     meta = await readChartMetadata(ctx.store.blobPath(archive.digest))
   } catch (error) {
-    throw new RegistryError('protocol', `${archiveUrl.href} is not a Helm chart archive: ${describeError(error)}`, archiveUrl.host)
+    const inner = kind === 'tgz' ? await nestedChartArchives(ctx.store.blobPath(archive.digest), req.name) : []
+    // A release bundle (the trident packs' trident-installer-X.tar.gz) carries the chart one level down.
+    const nested = inner.length > 0 ? `; it is a bundle holding ${inner.slice(0, 3).join(', ')}: name that chart's own Helm repository or archive URL in the pack` : ''
+    throw new RegistryError('protocol', `${archiveUrl.href} is not a Helm chart archive: ${describeError(error)}${nested}`, archiveUrl.host)
   }
   if (meta.name !== req.name) {
     throw new RegistryError('protocol', `${archiveUrl.href} holds chart ${meta.name}, not ${req.name}`, archiveUrl.host)

@@ -170,7 +170,7 @@ describe('chart locations as pack-central writes them', () => {
     repo = await startHelmRepo({charts: []})
     repo.archives.set('/NetApp/trident/releases/download/v24.10.0/trident-operator-24.10.0.tar.gz', chartArchive({name: 'trident-operator', version: '24.10.0'}))
     // What the trident packs' URL really serves: the installer bundle, with the chart archive one level down.
-    repo.archives.set('/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz', blobOf(gzipSync(tarOf({'trident-installer/tridentctl': 'binary', 'trident-installer/helm/README': 'charts'}))))
+    repo.archives.set('/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz', blobOf(gzipSync(tarOf({'trident-installer/tridentctl': 'binary', 'trident-installer/helm/trident-operator-100.2410.0.tgz': chartArchive({name: 'trident-operator', version: '100.2410.0'}).bytes}))))
     reg = await startRegistry()
   })
   afterAll(async () => {
@@ -198,6 +198,7 @@ describe('chart locations as pack-central writes them', () => {
     expect(error).toBeInstanceOf(ResolveError)
     expect(error.details.problems).toHaveLength(1)
     expect(error.details.problems[0]).toContain(`${installer} is not a Helm chart archive`)
+    expect(error.details.problems[0]).toContain('it is a bundle holding trident-installer/helm/trident-operator-100.2410.0.tgz')
   })
 
   it('an oci:// repo ending in the chart name resolves as written, else with the name appended, and the lock says which', async () => {
