@@ -1,6 +1,6 @@
 // A real OCI registry for integration tests: Debian's `docker-registry` (CNCF distribution 2.8), started on a
 // free loopback port with its own storage directory, and stopped afterwards. Optional TLS (a throwaway CA made
-// with openssl), htpasswd basic auth, or token auth against an issuer the test provides.
+// with openssl), htpasswd basic auth, token auth against an issuer the test provides, or pull-through cache mode.
 
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
@@ -15,6 +15,8 @@ export interface RegistryOptions {
   htpasswd?: Record<string, string>
   /** Token auth: the registry trusts JWTs signed by `rootCertPem`'s key, issued at `realm`. */
   token?: {realm: string; service: string; issuer: string; rootCertPem: string}
+  /** Pull-through cache mode (`proxy.remoteurl`): a read-only mirror of the registry at this URL. */
+  proxy?: {remoteurl: string}
 }
 
 export interface TestRegistry {
@@ -93,6 +95,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       `    rootcertbundle: ${JSON.stringify(bundle)}`,
     )
   }
+  if (options.proxy) lines.push('proxy:', `  remoteurl: ${JSON.stringify(options.proxy.remoteurl)}`)
   const configFile = path.join(dir, 'config.yml')
   await writeFile(configFile, lines.join('\n') + '\n')
 

@@ -264,7 +264,9 @@ async function stageSideOutputs(
   return userData
 }
 
-function artifactRows(pending: PendingBundle, fetched: FetchReport): BuildReport['artifacts'] {
+/** One row per artifact; `source` is the endpoint actually used: the one that served its downloaded bytes, else the
+ *  one it was resolved from, else `cache` (a --locked build whose every blob was cached). */
+function artifactRows(pending: PendingBundle, fetched: FetchReport, resolvedFrom: ReadonlyMap<string, string>): BuildReport['artifacts'] {
   const byRef = new Map(fetched.artifacts.map((a) => [`${a.kind}\0${a.reference}`, a]))
   return pending.manifest.artifacts
     .filter((a) => a.kind !== 'definition')
@@ -274,7 +276,7 @@ function artifactRows(pending: PendingBundle, fetched: FetchReport): BuildReport
         kind: a.kind,
         reference: a.reference,
         digest: a.digest,
-        source: f?.source ?? a.source,
+        source: f?.source ?? resolvedFrom.get(`${a.kind}\0${a.reference}`) ?? 'cache',
         bytes: f?.bytes ?? a.contentSize,
         downloadedBytes: f?.downloadedBytes ?? 0,
         cacheHit: f?.cacheHit ?? true,
@@ -293,6 +295,8 @@ interface ReportInput {
   warnings: string[]
   resolveSeconds: number
   seconds: number
+  /** The endpoint each artifact was resolved from (absent under --locked, where nothing is resolved). */
+  resolvedFrom: ReadonlyMap<string, string>
 }
 
 function bundleSection(options: BuildOptions, {packed: {pending}, zstd, signingKey}: ReportInput): BuildReport['bundle'] {
@@ -331,7 +335,7 @@ function totalsSection(artifacts: number, input: ReportInput): BuildReport['tota
 }
 
 function buildReportOf(options: BuildOptions, input: ReportInput, stagedFiles: string[]): BuildReport {
-  const artifacts = artifactRows(input.packed.pending, input.packed.fetched)
+  const artifacts = artifactRows(input.packed.pending, input.packed.fetched, input.resolvedFrom)
   const reportName = `${options.name}.report.json`
   const files = [...input.packed.pending.files, ...stagedFiles, reportName].filter((f) => !f.startsWith('..')).sort()
   return {
@@ -374,7 +378,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     const t0 = Date.now()
     const {images, charts} = valid.content
     if (!options.locked) logger.info(`Resolving ${images.length} image reference(s) and ${charts.length} chart(s) for ${formatPlatform(valid.platform)}…`)
-    const {lock} = await lockProfiles(valid, {registry, store, lockedFile: options.locked ? options.lockFile : undefined})
+    const {lock, plan} = await lockProfiles(valid, {registry, store, lockedFile: options.locked ? options.lockFile : undefined})
     const resolveSeconds = (Date.now() - t0) / 1000
     // AIRPACK_SKIP_SPACE_CHECK=1: for filesystems whose free-space figure is wrong (some network mounts, quotas).
     if (process.env.AIRPACK_SKIP_SPACE_CHECK !== '1') await ensureFreeSpace(await spaceNeeds(lock, store, outputDir))
@@ -385,7 +389,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     const chartWarnings = await chartContentWarnings({...valid, lock}, store, logger)
     const userData = await stageSideOutputs(staged, options, lock, definitionTgz, siteDocuments)
     const seconds = (Date.now() - started) / 1000
-    const input = {lock, packed, zstd, signingKey, outputDir, userData, warnings: [...valid.warnings, ...chartWarnings], resolveSeconds, seconds}
+    const resolvedFrom = new Map((plan?.artifacts ?? []).map((a) => [`${a.kind}\0${a.reference}`, a.source]))
+    const input = {lock, packed, zstd, signingKey, outputDir, userData, warnings: [...valid.warnings, ...chartWarnings], resolveSeconds, seconds, resolvedFrom}
     const report = buildReportOf(options, input, staged.files())
     await staged.stage(`${options.name}.report.json`, canonicalJson(report))
     await publish(packed.pending, staged, outputDir)

@@ -6,7 +6,7 @@ import {gunzipSync} from 'node:zlib'
 
 import type {BlobStore} from '../cache/store.js'
 import {AirpackError, badBundleName, ResolveError, UsageError} from '../errors.js'
-import type {Lock} from '../lock/types.js'
+import {registryOf, type Lock} from '../lock/types.js'
 import {plainDescriptor, uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
 import {isIndexType, MediaType} from '../oci/media-types.js'
 import {normalizePlatform, platformKey} from '../oci/platform.js'
@@ -197,7 +197,8 @@ async function planImages(plan: BundlePlan, options: WriteBundleOptions): Promis
       ...root,
       platform: image.platformManifest.platform ? normalizePlatform(image.platformManifest.platform) : lock.platform,
       platformManifest: plainDescriptor(image.platformManifest),
-      source: image.source,
+      // The registry the reference names, never the mirror or cache that served it: transport is not content.
+      source: registryOf(image.reference),
       omittedPlatforms: await omittedPlatformsOf(store, image.digest, image.mediaType, stored, image.omittedPlatforms ?? []),
       contentSize: contentSize(blobs),
     })
@@ -211,7 +212,7 @@ function planCharts(plan: BundlePlan, lock: Lock): void {
     const blobs = uniqueByDigest([chart.manifest, ...chart.blobs])
     plan.need(blobs, `chart ${chart.reference}`)
     const manifest = plainDescriptor(chart.manifest)
-    plan.artifacts.push({kind: 'chart', reference: chart.reference, ...manifest, source: chart.source, omittedPlatforms: [], contentSize: contentSize(blobs)})
+    plan.artifacts.push({kind: 'chart', reference: chart.reference, ...manifest, source: registryOf(chart.reference), omittedPlatforms: [], contentSize: contentSize(blobs)})
     plan.chartEntries.push({...manifest, annotations: {[ANNOTATION_AIRPACK_REF]: chart.reference}})
   }
 }

@@ -33,7 +33,8 @@ export const LockSchema = z.object({
       platformManifest: DescriptorSchema,
       blobs: z.array(DescriptorSchema),
       omittedPlatforms: z.array(PlatformSchema),
-      source: z.string(),
+      // Locks before issue 9 recorded the serving endpoint (`source`) and each profile's path (`file`); both are
+      // read and dropped (zod strips unknown keys), so an old lock still works and is rewritten canonically.
     }),
   ),
   charts: z.record(
@@ -47,13 +48,12 @@ export const LockSchema = z.object({
       manifest: DescriptorSchema,
       blobs: z.array(DescriptorSchema),
       reference: z.string(),
-      source: z.string(),
       url: z.string().optional(),
       ociRepository: z.string().optional(),
     }),
   ),
   files: z.record(z.string(), z.object({url: z.string(), sha256: digest, size: z.number().int().nonnegative()})),
-  profiles: z.array(z.object({name: z.string(), version: z.string(), sha256: z.string(), file: z.string()})),
+  profiles: z.array(z.object({name: z.string(), version: z.string(), sha256: z.string()})),
 })
 
 export async function readLock(file: string): Promise<Lock> {

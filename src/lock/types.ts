@@ -1,6 +1,8 @@
 // The lock file of PRODUCT.md §5 and the resolved-artifact model shared by `profile resolve`, the fetch step and
 // `bundle build`. The registry side produces it; the bundle side consumes it together with the blob cache.
-// Canonical JSON (sorted keys) makes two locks diff cleanly.
+// Canonical JSON (sorted keys) makes two locks diff cleanly. It records canonical references only: which mirror,
+// proxy or pull-through cache served an artifact, and where the profiles lay on disk, are not part of it (they go
+// to the report), so the same inputs give the same lock bytes on every machine and through every mirror.
 
 import type {Descriptor, Platform} from '../oci/descriptor.js'
 import {redactUrl} from '../util/redact.js'
@@ -19,8 +21,6 @@ export interface LockedImage {
   blobs: Descriptor[]
   /** Platforms of the index that are deliberately left out of the bundle. */
   omittedPlatforms: Platform[]
-  /** Registry host the content was resolved from (a mirror, or the upstream). Never credentials. */
-  source: string
 }
 
 export interface LockedChart {
@@ -37,7 +37,6 @@ export interface LockedChart {
   blobs: Descriptor[]
   /** `<host>/<path>/<name>:<version>` — the name annotated in index.json. */
   reference: string
-  source: string
   /** Classic repositories and direct `.tgz` charts: the archive's URL, so a fetch by digest needs no index. */
   url?: string
   /** `oci://` charts: the registry repository that served the chart — the repo as written when it already ends in
@@ -60,8 +59,18 @@ export interface Lock {
   charts: Record<string, LockedChart>
   /** Keyed by URL. */
   files: Record<string, LockedFile>
-  /** Input profiles the lock was made from. */
-  profiles: {name: string; version: string; sha256: string; file: string}[]
+  /** Input profiles the lock was made from, by content (no path: the lock is the same in every checkout). */
+  profiles: {name: string; version: string; sha256: string}[]
+}
+
+/** A resolver's answer: the lock entry, and beside it the endpoint (mirror or upstream host) that served it — for
+ *  the resolve plan and the build report, never for the lock. */
+export type Served<T> = {locked: T; servedBy: string}
+
+/** The registry host a canonical reference names (`docker.io/library/nginx:1.27` → `docker.io`). */
+export function registryOf(reference: string): string {
+  const slash = reference.indexOf('/')
+  return slash === -1 ? reference : reference.slice(0, slash)
 }
 
 export function chartKey(repository: string, name: string, version: string): string {

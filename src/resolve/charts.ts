@@ -7,7 +7,7 @@ import {parse as parseYaml} from 'yaml'
 import {TarParser} from '../bundle/tar.js'
 import type {BlobStore} from '../cache/store.js'
 import {byteCounter, checkDeclaredSize} from '../limits.js'
-import type {LockedChart} from '../lock/types.js'
+import type {LockedChart, Served} from '../lock/types.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import type {RegistryClient} from '../registry/client.js'
 import {readRemote} from '../registry/bounded-body.js'
@@ -227,7 +227,7 @@ export interface ResolveChartContext {
   indexes: ChartIndexCache
 }
 
-export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<LockedChart> {
+export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<Served<LockedChart>> {
   const kind = chartSourceKind(req.repository)
   if (kind === 'oci') return resolveOciChart(req, ctx)
   let archiveUrl: URL
@@ -276,7 +276,7 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
   const manifestDigest = await ctx.store.putBytes(manifest)
   const manifestDesc: Descriptor = {mediaType: MediaType.ociManifest, digest: manifestDigest, size: manifest.length}
   // The lock, the plan and the report record the URLs masked: a password in them never leaves this process.
-  return {
+  const locked: LockedChart = {
     repository: redactUrl(req.repository),
     name: req.name,
     version: req.version,
@@ -289,9 +289,9 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
       {mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size},
     ],
     reference: chartReference(req.repository, req.name, meta.version),
-    source: archiveUrl.host,
     url: redactUrl(archiveUrl.href),
   }
+  return {locked, servedBy: archiveUrl.host}
 }
 
 async function downloadArchive(url: URL, expected: string | undefined, ctx: ResolveChartContext): Promise<{digest: string; size: number}> {
@@ -359,7 +359,7 @@ function tryNextLocation(error: unknown): boolean {
   return error instanceof RegistryError && (error.failure === 'not-found' || error.failure === 'unauthorized' || error.failure === 'denied')
 }
 
-async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<LockedChart> {
+async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<Served<LockedChart>> {
   const tag = chartTag(req.version)
   const candidates = ociChartCandidates(req.repository, req.name)
   const misses: string[] = []
@@ -379,7 +379,7 @@ async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext):
   throw new Error('unreachable: no candidate location')
 }
 
-async function resolveOciChartAt(req: ChartRequestLike, location: {registry: string; repository: string}, tag: string, ctx: ResolveChartContext): Promise<LockedChart> {
+async function resolveOciChartAt(req: ChartRequestLike, location: {registry: string; repository: string}, tag: string, ctx: ResolveChartContext): Promise<Served<LockedChart>> {
   const {registry, repository} = location
   const {value: m, endpoint} = await ctx.client.withEndpoints(registry, repository, (ep) => ctx.client.getManifest(ep, tag, 'helm'))
   const where = `oci://${registry}/${repository}:${tag}`
@@ -392,7 +392,7 @@ async function resolveOciChartAt(req: ChartRequestLike, location: {registry: str
   const manifest: Descriptor = {mediaType: m.mediaType, digest: m.digest, size: m.size}
   const blobs: Descriptor[] = [manifest, {mediaType: m.json.config.mediaType, digest: m.json.config.digest, size: m.json.config.size}]
   for (const l of m.json.layers ?? []) blobs.push({mediaType: l.mediaType, digest: l.digest, size: l.size})
-  return {
+  const locked: LockedChart = {
     repository: req.repository,
     name: req.name,
     version: req.version,
@@ -401,7 +401,7 @@ async function resolveOciChartAt(req: ChartRequestLike, location: {registry: str
     manifest,
     blobs,
     reference: `${registry}/${repository}:${tag}`,
-    source: endpoint.host,
     ociRepository: repository,
   }
+  return {locked, servedBy: endpoint.host}
 }

@@ -20,7 +20,9 @@ import {initStore} from './store-init.js'
 // from the partial file with a Range request.
 
 export interface FetchReport {
-  artifacts: {kind: string; reference: string; source: string; bytes: number; downloadedBytes: number; cacheHit: boolean; seconds: number}[]
+  /** `source`: the endpoints (mirror or upstream hosts) that served this artifact's downloaded bytes, comma
+   *  separated; absent when nothing was downloaded for it. */
+  artifacts: {kind: string; reference: string; source?: string; bytes: number; downloadedBytes: number; cacheHit: boolean; seconds: number}[]
   downloadedBytes: number
   cachedBytes: number
   seconds: number
@@ -31,7 +33,8 @@ export type FetchOptions = RegistryAccessOptions
 interface Work {
   kind: 'image' | 'chart'
   reference: string
-  source: string
+  /** Hosts that served a downloaded blob of this artifact (for the report; never for the lock or the bundle). */
+  servedBy: Set<string>
   blobs: Descriptor[]
   /** Downloads one blob (not yet in the cache). */
   fetchBlob: (d: Descriptor) => Promise<IngestResult>
@@ -190,7 +193,7 @@ async function runFetch(lock: Lock, store: BlobStore, o: FetchOptions, gates: Ma
       report.artifacts.push({
         kind: w.kind,
         reference: w.reference,
-        source: w.source,
+        ...(w.servedBy.size > 0 ? {source: [...w.servedBy].sort().join(', ')} : {}),
         bytes,
         downloadedBytes: downloaded,
         cacheHit: downloaded === 0,
@@ -223,18 +226,17 @@ function sumUnique(ds: Descriptor[]): number {
   return t
 }
 
-/** One blob from the endpoints in order (the one it was resolved from first), each with retries and resume. */
+/** One blob from the endpoints in order (mirrors first, as configured), each with retries and resume. */
 async function ingestFromEndpoints(
   client: RegistryClient,
   store: BlobStore,
   registry: string,
   repository: string,
-  preferred: string,
   d: Descriptor,
   kind: 'image' | 'helm',
+  served: Set<string>,
 ): Promise<IngestResult> {
   const endpoints = client.endpoints(registry, repository)
-  endpoints.sort((a, b) => Number(b.host === preferred) - Number(a.host === preferred))
   const errors: string[] = []
   let lastError: unknown
   for (const ep of endpoints) {
@@ -246,9 +248,9 @@ async function ingestFromEndpoints(
           const m = await client.getManifest(ep, d.digest, kind)
           return {body: Readable.from([m.bytes.subarray(offset)]), start: offset}
         }
-        return await ingestCounted(client, store, d, source, ep.host)
+        return await ingestCounted(client, store, d, source, ep.host, served)
       }
-      return await ingestCounted(client, store, d, client.blobSource(ep, d.digest, kind), ep.host)
+      return await ingestCounted(client, store, d, client.blobSource(ep, d.digest, kind), ep.host, served)
     } catch (error) {
       if (error instanceof IntegrityError) throw error
       lastError = error
@@ -260,7 +262,7 @@ async function ingestFromEndpoints(
 }
 
 /** ingest with retries, reporting as `transferred` every byte received in this run, cut attempts included. */
-async function ingestCounted(client: RegistryClient, store: BlobStore, d: Descriptor, source: BlobSource, host: string): Promise<IngestResult> {
+async function ingestCounted(client: RegistryClient, store: BlobStore, d: Descriptor, source: BlobSource, host: string, served: Set<string>): Promise<IngestResult> {
   let received = 0
   const counting: BlobSource = async (offset) => {
     const {body, start} = await source(offset)
@@ -277,6 +279,7 @@ async function ingestCounted(client: RegistryClient, store: BlobStore, d: Descri
     return {body: count(), start}
   }
   const r = await ingestWithRetry(client, () => store.ingest(d.digest, d.size, counting), host)
+  if (!r.hit) served.add(host)
   return r.hit ? r : {...r, transferred: received}
 }
 
@@ -302,37 +305,40 @@ function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Work[] {
   const work: Work[] = []
   for (const image of Object.values(lock.images)) {
     const ref = parseReference(image.reference)
+    const servedBy = new Set<string>()
     work.push({
       kind: 'image',
       reference: image.reference,
-      source: image.source,
+      servedBy,
       blobs: image.blobs,
-      fetchBlob: (d) => ingestFromEndpoints(client, store, ref.registry, ref.repository, image.source, d, 'image'),
+      fetchBlob: (d) => ingestFromEndpoints(client, store, ref.registry, ref.repository, d, 'image', servedBy),
     })
   }
   for (const chart of Object.values(lock.charts)) {
     const kind = chartSourceKind(chart.repository)
     if (kind === 'oci') {
       const {registry, repository} = lockedOciLocation(chart)
+      const servedBy = new Set<string>()
       work.push({
         kind: 'chart',
         reference: chart.reference,
-        source: chart.source,
+        servedBy,
         blobs: chart.blobs,
-        fetchBlob: (d) => ingestFromEndpoints(client, store, registry, repository, chart.source, d, 'helm'),
+        fetchBlob: (d) => ingestFromEndpoints(client, store, registry, repository, d, 'helm', servedBy),
       })
       continue
     }
     if (!chart.url) throw new ResolveError('LOCK_INCOMPLETE', `lock entry for chart ${chart.name} ${chart.version} has no archive url`, {hint: 'Regenerate the lock with `airpack profile resolve --lock-file`.'})
     const url = new URL(chart.url)
     const generated = new Set(chart.blobs.filter((b) => b.digest !== chart.digest).map((b) => b.digest))
+    const servedBy = new Set<string>()
     const w: Work = {
       kind: 'chart',
       reference: chart.reference,
-      source: chart.source,
+      servedBy,
       blobs: chart.blobs,
       generated,
-      fetchBlob: (d) => ingestCounted(client, store, d, client.urlSource(url), url.host),
+      fetchBlob: (d) => ingestCounted(client, store, d, client.urlSource(url), url.host, servedBy),
     }
     w.regenerate = async () => {
       if ((await Promise.all([...generated].map((g) => store.has(g)))).every(Boolean)) return

@@ -1,5 +1,5 @@
 import type {BlobStore} from '../cache/store.js'
-import type {LockedImage} from '../lock/types.js'
+import type {LockedImage, Served} from '../lock/types.js'
 import {plainDescriptor, uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
 import type {Endpoint, FetchedManifest, RegistryClient} from '../registry/client.js'
 import {limitBytes} from '../limits.js'
@@ -19,7 +19,7 @@ export async function resolveImage(
   reference: string,
   platform: Platform,
   store?: BlobStore,
-): Promise<LockedImage> {
+): Promise<Served<LockedImage>> {
   const ref = parseReference(reference)
   const target = ref.digest ?? ref.tag ?? 'latest'
   const {value, endpoint} = await client.withEndpoints(ref.registry, ref.repository, async (ep) => {
@@ -56,7 +56,7 @@ export async function resolveImage(
   }
   if (!pm.json.config) throw new RegistryError('protocol', `${reference}: the platform manifest has no config`, endpoint.host)
   const blobs = uniqueByDigest([root, pm, pm.json.config, ...(pm.json.layers ?? [])].map(plainDescriptor))
-  return {
+  const locked: LockedImage = {
     reference,
     digest: root.digest,
     mediaType: root.mediaType,
@@ -64,8 +64,8 @@ export async function resolveImage(
     platformManifest: pmDesc,
     blobs,
     omittedPlatforms: omitted,
-    source: endpoint.host,
   }
+  return {locked, servedBy: endpoint.host}
 }
 
 /**

@@ -7,7 +7,7 @@ import {BlobStore} from '../cache/store.js'
 import {digestMismatch, ExitCode, IntegrityError, ResolveError, isAirpackError} from '../errors.js'
 import type {Lock, LockedChart, LockedImage} from '../lock/types.js'
 import type {Platform} from '../oci/descriptor.js'
-import {chartKey} from '../lock/types.js'
+import {chartKey, registryOf} from '../lock/types.js'
 import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
 import {RegistryError} from '../registry/errors.js'
 import {InvalidReferenceError, parseReference} from '../registry/reference.js'
@@ -125,6 +125,8 @@ export async function resolveArtifacts(
       const failures: Failure[] = []
       const lockImages: Record<string, LockedImage> = {}
       const lockCharts: Record<string, LockedChart> = {}
+      // Which endpoint served each artifact (reference → host): for the plan, never for the lock.
+      const servedBy = new Map<string, string>()
       const where = (list: {profile?: string; pack?: string; file?: string; line?: number}[]) =>
         origin(list[0]) + (list.length > 1 ? ` and ${list.length - 1} more` : '')
 
@@ -134,8 +136,15 @@ export async function resolveArtifacts(
         ...[...charts].map(([key, list]) => ({kind: 'chart' as const, key, list})),
       ]
       const settled = await settleAll(jobs, concurrency, async (job) => {
-        if (job.kind === 'image') lockImages[job.key] = await resolveImage(client, job.key, o.platform, store)
-        else lockCharts[job.key] = await resolveChart(job.list[0], {client, store: store!, indexes})
+        if (job.kind === 'image') {
+          const served = await resolveImage(client, job.key, o.platform, store)
+          lockImages[job.key] = served.locked
+          servedBy.set(served.locked.reference, served.servedBy)
+        } else {
+          const served = await resolveChart(job.list[0], {client, store: store!, indexes})
+          lockCharts[job.key] = served.locked
+          servedBy.set(served.locked.reference, served.servedBy)
+        }
       })
       for (const [i, r] of settled.entries()) {
         if (r.status === 'fulfilled') continue
@@ -160,7 +169,7 @@ export async function resolveArtifacts(
         files: {},
         profiles: o.profiles ?? [],
       }
-      const plan = await planOf(lock, o.store)
+      const plan = await planOf(lock, o.store, servedBy)
       return {lock, plan}
     })
   } finally {
@@ -168,8 +177,11 @@ export async function resolveArtifacts(
   }
 }
 
-/** Sizes of what a bundle of this lock carries, after deduplication, and how much of it is already cached. */
-export async function planOf(lock: Lock, store?: BlobStore): Promise<ResolvePlan> {
+/**
+ * Sizes of what a bundle of this lock carries, after deduplication, and how much of it is already cached. `source`
+ * is the endpoint that served each artifact when `servedBy` knows it, else the registry its reference names.
+ */
+export async function planOf(lock: Lock, store?: BlobStore, servedBy?: ReadonlyMap<string, string>): Promise<ResolvePlan> {
   const cachedCache = new Map<string, boolean>()
   const isCached = async (digest: string) => {
     if (!store) return false
@@ -189,9 +201,15 @@ export async function planOf(lock: Lock, store?: BlobStore): Promise<ResolvePlan
       digest: i.digest,
       platformManifest: i.platformManifest.digest,
       blobs: i.blobs,
-      source: i.source,
+      source: servedBy?.get(i.reference) ?? registryOf(i.reference),
     })),
-    ...Object.values(lock.charts).map((c) => ({kind: 'chart' as const, reference: c.reference, digest: c.digest, blobs: c.blobs, source: c.source})),
+    ...Object.values(lock.charts).map((c) => ({
+      kind: 'chart' as const,
+      reference: c.reference,
+      digest: c.digest,
+      blobs: c.blobs,
+      source: servedBy?.get(c.reference) ?? registryOf(c.reference),
+    })),
   ]
   for (const e of entries.sort((a, b) => (a.reference < b.reference ? -1 : a.reference > b.reference ? 1 : 0))) {
     let size = 0

@@ -3,7 +3,7 @@ import {invalidProfiles, ResolveError} from '../errors.js'
 import {chartKey, type Lock} from '../lock/types.js'
 import type {Platform} from '../oci/descriptor.js'
 import {formatPlatform} from '../oci/platform.js'
-import {collectContent, loadProfiles, profileLocation, renderFinding, validateProfiles, type LoadedProfile} from '../profile/index.js'
+import {collectContent, loadProfiles, renderFinding, validateProfiles, type LoadedProfile} from '../profile/index.js'
 import type {Arch} from '../profile/types.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {checkChartContent} from './chart-content.js'
@@ -76,7 +76,7 @@ export async function lockProfiles(valid: ValidProfiles, request: LockRequest): 
     ...request.registry,
     platform,
     store: request.store,
-    profiles: profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, file: profileLocation(p)})),
+    profiles: profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256})),
   })
   return {...valid, lock, plan}
 }

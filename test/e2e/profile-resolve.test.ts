@@ -89,7 +89,9 @@ describe('airpack profile resolve', () => {
     expect(lock.lockVersion).toBe(1)
     expect(lock.platform).toEqual({os: 'linux', architecture: 'amd64'})
     expect(lock.images[a.reference].omittedPlatforms).toEqual([{os: 'linux', architecture: 'arm64'}])
-    expect(lock.profiles).toEqual([expect.objectContaining({name: 'apps', version: '1.0.0', file: profile})])
+    // Profiles by content only: no path, so the lock is the same bytes in every checkout (PRODUCT.md §5).
+    expect(lock.profiles).toEqual([{name: 'apps', version: '1.0.0', sha256: expect.stringMatching(/^(sha256:)?[a-f0-9]{64}$/)}])
+    expect(text).not.toContain(path.dirname(profile))
     // Canonical: keys sorted at every level.
     const sortedKeys = (v: unknown): boolean =>
       Array.isArray(v) ? v.every(sortedKeys) : v && typeof v === 'object' ? Object.keys(v).join() === Object.keys(v).sort().join() && Object.values(v).every(sortedKeys) : true

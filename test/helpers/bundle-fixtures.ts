@@ -71,7 +71,6 @@ export async function fixtureImage(
         platformManifest,
         blobs,
         omittedPlatforms: [],
-        source: reference.split('/')[0],
       },
       platformDigest: target.manifest.digest,
     }
@@ -104,7 +103,6 @@ export async function fixtureImage(
       platformManifest,
       blobs: [desc(indexType, index), ...blobs],
       omittedPlatforms: omitted,
-      source: reference.split('/')[0],
     },
     platformDigest: target.manifest.digest,
   }
@@ -123,7 +121,6 @@ export async function fixtureChart(store: BlobStore, repository: string, name: s
     }),
   )
   for (const b of [manifest, config, chartTgz]) await store.putBytes(b.bytes, b.digest)
-  const host = repository.replace(/^oci:\/\//, '').split('/')[0]
   return {
     repository,
     name,
@@ -133,7 +130,6 @@ export async function fixtureChart(store: BlobStore, repository: string, name: s
     manifest: desc(MT.ociManifest, manifest),
     blobs: [{mediaType: 'application/vnd.cncf.helm.config.v1+json', digest: config.digest, size: config.size}, {mediaType: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip', digest: chartTgz.digest, size: chartTgz.size}],
     reference: `${repository.replace(/^oci:\/\//, '')}/${name}:${version}`,
-    source: host,
   }
 }
 
@@ -164,7 +160,7 @@ export async function fixtureLock(
     images: Object.fromEntries(images.map((i) => [i.locked.reference, i.locked])),
     charts: {},
     files: {},
-    profiles: [{name: 'edge-addons', version: '1.0.0', sha256: 'a'.repeat(64), file: 'profiles/edge-addons.json'}],
+    profiles: [{name: 'edge-addons', version: '1.0.0', sha256: 'a'.repeat(64)}],
   }
   if (options.withChart ?? true) {
     const chart = await fixtureChart(store, `oci://${reg}/charts`, 'hello', '0.1.0')

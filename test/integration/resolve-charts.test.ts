@@ -77,7 +77,7 @@ describe('resolving Helm charts', () => {
     expect(oci.reference).toBe(`${reg.host}/charts/podinfo:6.5.0_build.1`)
     expect(oci.manifest.digest).toBe(ociManifestDigest)
     expect(oci.digest).toBe(ociArchive.digest)
-    expect(oci.source).toBe(reg.host)
+    expect(plan.artifacts.find((a) => a.reference === oci.reference)?.source).toBe(reg.host)
 
     const direct = lock.charts[`${tgz}#nodigest@1.0.0`]
     expect(direct.digest).toBe(repo.archives.get('/charts/nodigest-1.0.0.tgz')!.digest)

@@ -61,7 +61,7 @@ describe('resolving images', () => {
       shared.digest,
       oci.manifests['linux/arm64/v8'].layers[1].digest,
     ])
-    expect(o.source).toBe(reg.host)
+    expect(plan.artifacts.find((a) => a.reference === oci.reference)?.source).toBe(reg.host)
     const d = lock.images[docker.reference]
     expect(d.mediaType).toBe(MT.dockerList)
     expect(d.platformManifest.mediaType).toBe(MT.dockerManifest)

@@ -23,12 +23,11 @@ function sampleLock(): Lock {
         platformManifest: {...desc('b'), platform: {os: 'linux', architecture: 'amd64'}},
         blobs: [desc('a'), desc('b'), desc('c')],
         omittedPlatforms: [{os: 'linux', architecture: 'arm64', variant: 'v8'}],
-        source: 'registry-1.docker.io',
       },
     },
     charts: {},
     files: {},
-    profiles: [{name: 'p', version: '1', sha256: 'f'.repeat(64), file: 'p.json'}],
+    profiles: [{name: 'p', version: '1', sha256: 'f'.repeat(64)}],
   }
 }
 
@@ -51,6 +50,17 @@ describe('lock file', () => {
     expect(text.indexOf('"blobs"')).toBeLessThan(text.indexOf('"digest"'))
     expect(text.endsWith('}\n')).toBe(true)
     expect(await readLock(file)).toEqual(lock)
+  })
+
+  it('reads a lock written before issue 9 (a serving `source` per artifact, a `file` per profile) and drops both', async () => {
+    const file = path.join(dir, 'old.lock.json')
+    const old = sampleLock() as unknown as {images: Record<string, Record<string, unknown>>; profiles: Record<string, unknown>[]}
+    old.images['docker.io/library/nginx:1.27'].source = 'mirror.corp.example:5000'
+    old.profiles[0].file = '/home/alice/checkout/profiles/p.json'
+    await writeFile(file, JSON.stringify(old))
+    const lock = await readLock(file)
+    expect(lock).toEqual(sampleLock())
+    expect(serializeLock(lock)).not.toMatch(/mirror\.corp|\/home\/alice/)
   })
 
   it('refuses a missing, non-JSON or malformed lock with a usage error naming the field', async () => {
