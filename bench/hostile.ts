@@ -21,7 +21,8 @@ import {createGzip} from 'node:zlib'
 import {stringify} from 'yaml'
 
 import {encodeFileHeader, padding} from '../src/bundle/tar.js'
-import {addonProfile, bundleJson, rawTar, zstd, zstdFrames} from '../test/fixtures/bad/corpus.js'
+import {bundleJson, rawTar, zstd, zstdFrames} from '../support/hostile-bytes.js'
+import {addonProfile} from '../support/profiles.js'
 import {measure} from './lib/measure.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -98,8 +99,7 @@ interface Row {
 
 async function chartProfile(base: string, prefix: string, name: string): Promise<string> {
   const file = path.join(work, `${prefix}.profile.json`)
-  const values = `pack:\n  namespace: web\n  content:\n    charts:\n      - repo: ${base}/${prefix}\n        name: ${name}\n        version: 1.0.0\n`
-  await writeFile(file, JSON.stringify(addonProfile({name: 'hostile', values})))
+  await writeFile(file, JSON.stringify(addonProfile({name: 'hostile', namespace: 'web', images: [], chart: {repo: `${base}/${prefix}`, name, version: '1.0.0'}})))
   return file
 }
 
@@ -172,7 +172,7 @@ const rows: Row[] = [
         },
       })
       const file = path.join(work, 'token.profile.json')
-      await writeFile(file, JSON.stringify(addonProfile({values: `pack:\n  namespace: web\n  content:\n    images:\n      - image: ${base.replace('http://', '')}/app:1.0\n`})))
+      await writeFile(file, JSON.stringify(addonProfile({name: 'hostile', namespace: 'web', images: [`${base.replace('http://', '')}/app:1.0`]})))
       return resolveArgs(file)
     },
   },
