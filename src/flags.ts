@@ -35,6 +35,9 @@ export const varFlag = Flags.string({
   defaultHelp: async () => undefined,
 })
 
+/** What every command that reads profiles needs: the target, the deployment mode and the variables. */
+export const profileFlags = () => ({arch: archFlag(), mode: modeFlag(), var: varFlag})
+
 export const registryFlags = {
   registries: Flags.file({
     description: 'Mirrors, rewrites and per-registry TLS/auth in the K3s registries.yaml format.',

@@ -18,7 +18,7 @@ import {initStore} from './store-init.js'
 import {origin, type ChartRequestLike, type ImageRequestLike} from './requests.js'
 
 export {readLock, writeLock, diffLocks, serializeLock, type LockChange} from '../lock/io.js'
-export {fetchLock, type FetchReport, type FetchOptions} from './fetch.js'
+export {fetchLock, type FetchReport, type FetchOptions} from '../fetch/index.js'
 export type {RegistryAccessOptions} from '../registry/client.js'
 export type {ImageRequestLike, ChartRequestLike} from './requests.js'
 

@@ -111,6 +111,66 @@ async function checkOutputDir(dir: string): Promise<void> {
   }
 }
 
+type SiteFinding = Omit<UserDataFinding, 'site' | 'file'>
+type Report = (site: Inventory['sites'][number], f: SiteFinding) => void
+
+/** Every problem of every site, as findings and as one line each for the error message. */
+class SiteProblems {
+  readonly problems: string[]
+  readonly findings: UserDataFinding[]
+  readonly warnings: UserDataFinding[] = []
+
+  constructor(private readonly inventory: Inventory) {
+    this.problems = inventory.problems.map(formatInventoryProblem)
+    this.findings = inventory.problems.map((p) => ({
+      file: inventory.file,
+      ...(p.site ? {site: p.site} : {}),
+      path: p.path,
+      severity: 'error' as const,
+      message: p.message,
+      ...(p.line ? {line: p.line} : {}),
+    }))
+  }
+
+  readonly report: Report = (site, f) => {
+    const line = this.inventory.lineOf(site.index, pathSegments(f.path))
+    const finding: UserDataFinding = {file: this.inventory.file, site: site.name, ...f, ...(line ? {line} : {})}
+    if (f.severity === 'error') {
+      this.findings.push(finding)
+      this.problems.push(`site ${site.name}: ${f.path || '(document)'}: ${f.message}${f.hint ? ` (${f.hint.replace(/\.$/, '')})` : ''}`)
+    } else this.warnings.push(finding)
+  }
+}
+
+/** airpack renders for locally managed hosts only (any other value than local/central is a schema error already). */
+function checkManagementMode(site: Inventory['sites'][number], stylus: Record<string, unknown>, report: Report): void {
+  if (stylus.managementMode !== undefined && stylus.managementMode !== 'central') return
+  report(site, {
+    path: 'stylus.managementMode',
+    severity: 'error',
+    message: `is ${stylus.managementMode === undefined ? 'unset' : `'${String(stylus.managementMode)}'`}; airpack renders user-data for locally managed hosts`,
+    hint: 'Remove the override so the template’s `managementMode: local` applies.',
+  })
+}
+
+/** Host names and Edge host IDs must differ between sites (`$random` excepted). */
+function checkUniqueHosts(site: Inventory['sites'][number], stylus: Record<string, unknown>, seen: Record<'hostName' | 'name', Map<string, string>>, report: Report): void {
+  const siteBlock = isPlainMap(stylus.site) ? stylus.site : {}
+  for (const key of ['hostName', 'name'] as const) {
+    const value = siteBlock[key]
+    if (typeof value !== 'string' || value === '$random') continue
+    const other = seen[key].get(value.toLowerCase())
+    if (other) {
+      report(site, {
+        path: `stylus.site.${key}`,
+        severity: 'error',
+        message: `'${value}' is also the ${key === 'hostName' ? 'host name' : 'Edge host ID'} of site ${other}; each host needs its own`,
+        hint: key === 'hostName' ? 'Set stylus.site.hostName per site, not in defaults.' : 'Set stylus.site.name per site, or use "$random".',
+      })
+    } else seen[key].set(value.toLowerCase(), site.name)
+  }
+}
+
 /** Merge and validate every site in memory; throws with every problem of every site, writes nothing. */
 export async function buildSiteDocuments(
   inventory: Inventory,
@@ -118,81 +178,31 @@ export async function buildSiteDocuments(
   templatesDir?: string,
 ): Promise<{documents: SiteDocument[]; warnings: UserDataFinding[]}> {
   const template = await loadTemplate(mode, templatesDir)
-  const problems: string[] = inventory.problems.map(formatInventoryProblem)
-  const findings: UserDataFinding[] = inventory.problems.map((p) => ({
-    file: inventory.file,
-    ...(p.site ? {site: p.site} : {}),
-    path: p.path,
-    severity: 'error' as const,
-    message: p.message,
-    ...(p.line ? {line: p.line} : {}),
-  }))
-  const warnings: UserDataFinding[] = []
+  const sink = new SiteProblems(inventory)
   const documents: SiteDocument[] = []
-  const report = (site: string, siteIndex: number, f: Omit<UserDataFinding, 'site' | 'file'>) => {
-    const segments = pathSegments(f.path)
-    const line = inventory.lineOf(siteIndex, segments)
-    const finding: UserDataFinding = {file: inventory.file, site, ...f, ...(line ? {line} : {})}
-    if (f.severity === 'error') {
-      findings.push(finding)
-      problems.push(`site ${site}: ${f.path || '(document)'}: ${f.message}${f.hint ? ` (${f.hint.replace(/\.$/, '')})` : ''}`)
-    } else warnings.push(finding)
-  }
-
   const firstByName = new Map<string, string>()
-  const hostNames = new Map<string, string>()
-  const hostIds = new Map<string, string>()
+  const seen = {hostName: new Map<string, string>(), name: new Map<string, string>()}
   for (const site of inventory.sites) {
     const folded = site.name.toLowerCase()
     if (firstByName.has(folded)) {
-      report(site.name, site.index, {
-        path: 'name',
-        severity: 'error',
-        message: `is already used by another site (${firstByName.get(folded)}); site names must be unique, ignoring case, because they name the output folders`,
-      })
+      const message = `is already used by another site (${firstByName.get(folded)}); site names must be unique, ignoring case, because they name the output folders`
+      sink.report(site, {path: 'name', severity: 'error', message})
       continue
     }
     firstByName.set(folded, site.name)
-
     const userData = mergeFragments(template, inventory.defaults, site.fragment)
     const stylus = isPlainMap(userData.stylus) ? userData.stylus : {}
-    // Any other value than local/central is already an enum error of the schema.
-    if (stylus.managementMode === undefined || stylus.managementMode === 'central') {
-      report(site.name, site.index, {
-        path: 'stylus.managementMode',
-        severity: 'error',
-        message: `is ${stylus.managementMode === undefined ? 'unset' : `'${String(stylus.managementMode)}'`}; airpack renders user-data for locally managed hosts`,
-        hint: 'Remove the override so the template’s `managementMode: local` applies.',
-      })
-    }
-    const siteBlock = isPlainMap(stylus.site) ? stylus.site : {}
-    for (const [key, seen] of [
-      ['hostName', hostNames],
-      ['name', hostIds],
-    ] as const) {
-      const value = siteBlock[key]
-      if (typeof value !== 'string' || value === '$random') continue
-      const other = seen.get(value.toLowerCase())
-      if (other) {
-        report(site.name, site.index, {
-          path: `stylus.site.${key}`,
-          severity: 'error',
-          message: `'${value}' is also the ${key === 'hostName' ? 'host name' : 'Edge host ID'} of site ${other}; each host needs its own`,
-          hint: key === 'hostName' ? 'Set stylus.site.hostName per site, not in defaults.' : 'Set stylus.site.name per site, or use "$random".',
-        })
-      } else seen.set(value.toLowerCase(), site.name)
-    }
-
+    checkManagementMode(site, stylus, sink.report)
+    checkUniqueHosts(site, stylus, seen, sink.report)
     const text = renderCloudConfig(userData, `site ${site.name}, ${mode} mode, rendered by airpack user-data render`)
     for (const f of validateUserData(text).findings) {
       const {line: _renderedLine, file: _file, ...rest} = f
-      report(site.name, site.index, rest)
+      sink.report(site, rest)
     }
     documents.push({name: site.name, text})
   }
-
-  if (problems.length) throw invalid(inventory.file, problems, findings)
-  return {documents, warnings}
+  if (sink.problems.length) throw invalid(inventory.file, sink.problems, sink.findings)
+  return {documents, warnings: sink.warnings}
 }
 
 /** `stylus.site.network.interfaces.enp1s0.ipAddress`, `stages.initramfs[0]`, `x["docker.io"]` → segments. */

@@ -1,6 +1,6 @@
 import {BaseCommand} from '../../base-command.js'
 import {BlobStore, defaultCacheDir} from '../../cache/store.js'
-import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryAccessFrom, registryFlags, varFlag} from '../../flags.js'
+import {cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, parseVars, profileFlags, registryAccessFrom, registryFlags} from '../../flags.js'
 import {formatPlatform} from '../../oci/platform.js'
 import {writeLock, type ResolvePlan} from '../../resolve/index.js'
 import {resolveProfiles} from '../../resolve/profiles.js'
@@ -34,9 +34,7 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
   static strict = false
 
   static flags = {
-    arch: archFlag(),
-    mode: modeFlag(),
-    var: varFlag,
+    ...profileFlags(),
     'lock-file': lockFileFlag,
     ...registryFlags,
     concurrency: concurrencyFlag,

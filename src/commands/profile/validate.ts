@@ -1,6 +1,6 @@
 
 import {BaseCommand} from '../../base-command.js'
-import {archFlag, modeFlag, profileArgs, parseVars, varFlag} from '../../flags.js'
+import {profileArgs, profileFlags, parseVars} from '../../flags.js'
 import {loadProfiles, renderReport, validateProfiles, type ValidationReport} from '../../profile/index.js'
 
 export default class ProfileValidate extends BaseCommand<ValidationReport> {
@@ -22,11 +22,7 @@ export default class ProfileValidate extends BaseCommand<ValidationReport> {
 
   static strict = false
 
-  static flags = {
-    arch: archFlag(),
-    mode: modeFlag(),
-    var: varFlag,
-  }
+  static flags = profileFlags()
 
   async run(): Promise<ValidationReport> {
     const {argv, flags} = await this.parse(ProfileValidate)
