@@ -6,7 +6,7 @@ import type {Descriptor} from '../oci/descriptor.js'
 import {isGraphType} from '../oci/media-types.js'
 import type {RegistryClient} from '../registry/client.js'
 import {RegistryError, describeError} from '../registry/errors.js'
-import {backoffMs, isTransient} from '../registry/http.js'
+import {isTransient} from '../registry/http.js'
 
 // One blob from a registry into the cache: endpoints in order (the one it was resolved from first), retries with
 // backoff on transient failures and truncated bodies, each retry resuming from the cache's partial file.
@@ -70,19 +70,18 @@ export async function ingestCounted(client: RegistryClient, store: BlobStore, d:
 
 /** Retries transient failures and truncated bodies; each retry resumes from what the cache's partial file holds. */
 async function ingestWithRetry(client: RegistryClient, fn: () => Promise<IngestResult>, host = ''): Promise<IngestResult> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn()
-    } catch (error) {
-      const retryable = error instanceof TruncatedBlobError || isTransient(error)
-      if (!retryable || attempt + 1 >= client.attempts) {
-        if (error instanceof TruncatedBlobError) {
-          throw new RegistryError('unreachable', `${error.message}, after ${attempt + 1} attempts${host ? ` from ${host}` : ''}`, host)
-        }
-        throw error
-      }
-      await new Promise((r) => setTimeout(r, backoffMs(attempt, client.retryBaseMs)))
+  let attempts = 0
+  const retryable = (error: unknown) => error instanceof TruncatedBlobError || isTransient(error)
+  try {
+    return await client.retry((attempt) => {
+      attempts = attempt + 1
+      return fn()
+    }, retryable)
+  } catch (error) {
+    if (error instanceof TruncatedBlobError) {
+      throw new RegistryError('unreachable', `${error.message}, after ${attempts} attempts${host ? ` from ${host}` : ''}`, host)
     }
+    throw error
   }
 }
 

@@ -11,7 +11,7 @@ import {checkInputFile, readInputText} from '../util/read-input.js'
 import {redactUrl} from '../util/redact.js'
 import {readRemote} from './bounded-body.js'
 import {RegistryError, describeError, errorCode} from './errors.js'
-import {HttpClient, withRetry, type HttpResponse, type SendInit} from './http.js'
+import {discard, HttpClient, withRetry, type HttpResponse, type SendInit} from './http.js'
 import {splitUserinfo} from './url-credentials.js'
 import {MANIFEST_ACCEPT, MediaType} from '../oci/media-types.js'
 import {apiHost} from './reference.js'
@@ -92,19 +92,20 @@ interface PingResult {
 }
 
 export class RegistryClient {
+  /** Public for tests that close the transport themselves. */
   readonly http: HttpClient
-  readonly credentials: CredentialStore
-  readonly logger: Logger
+  private readonly credentials: CredentialStore
+  private readonly logger: Logger
   private readonly insecure: Set<string>
   private readonly pings = new Map<string, Promise<PingResult>>()
   private readonly tokens = new Map<string, Promise<{token: string; expiresAt: number}>>()
   /** Credentials learned from URLs with userinfo (chart repositories), by host, for URLs of the same host. */
   private readonly urlCredentials = new Map<string, Credential>()
-  readonly attempts: number
-  readonly retryBaseMs: number
+  private readonly attempts: number
+  private readonly retryBaseMs: number
 
   constructor(
-    readonly config: RegistriesConfig,
+    private readonly config: RegistriesConfig,
     o: RegistryAccessOptions,
     extraCaPem?: string,
   ) {
@@ -191,7 +192,7 @@ export class RegistryClient {
     const attempt = async (base: URL, retry: boolean): Promise<PingResult> => {
       const url = new URL(`${base.pathname}/`, base)
       const res = retry ? await this.http.sendWithRetry(url) : await this.http.send(url)
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       if (res.status === 401) return {base, challenge: parseChallenge(res.headers.get('www-authenticate'))}
       return {base}
     }
@@ -314,12 +315,12 @@ export class RegistryClient {
       const res = await this.http.sendWithRetry(url, {...init, authorization})
       if (res.status !== 401) {
         if (res.status === 403) {
-          await res.body?.cancel().catch(() => {})
+          await discard(res)
           throw new RegistryError('denied', `${ep.host} denied access to ${ep.repository} (403)`, ep.host, 403)
         }
         return res
       }
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       const fresh = parseChallenge(res.headers.get('www-authenticate'))
       if (round === 0 && fresh && (!authorization || fresh.scheme !== challenge?.scheme)) {
         challenge = fresh
@@ -348,16 +349,16 @@ export class RegistryClient {
     const res = await this.request(ep, `manifests/${reference}`, {headers: {accept: MANIFEST_ACCEPT}, kind})
     const where = `${ep.host}/${ep.repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`
     if (res.status === 404) {
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       throw new RegistryError('not-found', `${where} not found (no such ${reference.startsWith('sha256:') ? 'digest' : 'tag'} or repository)`, ep.host, 404)
     }
     if (res.status !== 200) {
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       throw new RegistryError('http', `${where}: the registry answered ${res.status}`, ep.host, res.status)
     }
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
     if (contentType === 'text/html') {
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       throw new RegistryError('protocol', `${ep.host} answered an HTML page instead of the manifest of ${where}; is it a registry (or a login portal)?`, ep.host)
     }
     const bytes = await readRemote(res.body, 'manifest', `the manifest of ${where}`, ep.host)
@@ -389,7 +390,7 @@ export class RegistryClient {
   /** The digest a tag points at now (HEAD; GET when the registry sends no Docker-Content-Digest). */
   async headManifest(ep: Endpoint, reference: string, kind: 'image' | 'helm' = 'image'): Promise<string> {
     const res = await this.request(ep, `manifests/${reference}`, {method: 'HEAD', headers: {accept: MANIFEST_ACCEPT}, kind})
-    await res.body?.cancel().catch(() => {})
+    await discard(res)
     const digest = res.headers.get('docker-content-digest')
     if (res.status === 200 && digest && /^sha256:[a-f0-9]{64}$/.test(digest)) return digest
     if (res.status === 404) throw new RegistryError('not-found', `${ep.host}/${ep.repository}:${reference} not found`, ep.host, 404)
@@ -416,7 +417,7 @@ export class RegistryClient {
     if (o.compressed) headers['accept-encoding'] = 'gzip, br'
     const res = await this.http.sendWithRetry(url, {authorization, headers})
     if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       throw new RegistryError(
         'unauthorized',
         cred ? `${url.host} rejected the credentials (from ${cred.origin})` : `${url.host} requires authentication and no credentials were found for it`,
@@ -436,29 +437,30 @@ export class RegistryClient {
   }
 
   /** Retry wrapper with this client's policy (used around whole blob downloads). */
-  retry<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
-    return withRetry({attempts: this.attempts, retryBaseMs: this.retryBaseMs}, fn)
+  /** `fn` under this client's retry policy; `retryable` widens or narrows which failures are retried. */
+  retry<T>(fn: (attempt: number) => Promise<T>, retryable?: (error: unknown) => boolean): Promise<T> {
+    return withRetry({attempts: this.attempts, retryBaseMs: this.retryBaseMs, retryable}, fn)
   }
 }
 
 function bodyFrom(res: HttpResponse, offset: number, what: string, host: string): {body: Readable; start: number} {
   if (res.status === 404) {
-    void res.body?.cancel().catch(() => {})
+    void discard(res)
     throw new RegistryError('not-found', `${what} not found`, host, 404)
   }
   if (res.status !== 200 && res.status !== 206) {
-    void res.body?.cancel().catch(() => {})
+    void discard(res)
     throw new RegistryError('http', `${what}: the server answered ${res.status}`, host, res.status)
   }
   const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
   if (contentType === 'text/html') {
-    void res.body?.cancel().catch(() => {})
+    void discard(res)
     throw new RegistryError('protocol', `${host} answered an HTML page instead of ${what}`, host)
   }
   let start = 0
   if (res.status === 206 && (res.headers.get('content-encoding') ?? 'identity').toLowerCase() !== 'identity') {
     // A range of an encoded representation cannot be appended to the stored bytes.
-    void res.body.cancel()
+    void discard(res)
     throw new RegistryError('protocol', `${what}: ${host} (or a proxy) compressed a partial response; cannot resume from it`, host)
   }
   if (res.status === 206) {

@@ -428,6 +428,11 @@ class ResponseStream extends Readable implements ResponseBody {
   }
 }
 
+/** Let a response go unread (its connection is not reused). Never rejects. */
+export function discard(res: HttpResponse): Promise<void> {
+  return res.body ? res.body.cancel().catch(() => {}) : Promise.resolve()
+}
+
 export function networkFailure(url: URL, error: unknown, via = ''): RegistryError {
   if (error instanceof RegistryError) return error
   const code = errorCode(error) ?? ''
@@ -474,12 +479,21 @@ export function isTransient(error: unknown): boolean {
   return isNetworkError(error)
 }
 
-export async function withRetry<T>(o: {attempts: number; retryBaseMs: number}, fn: (attempt: number) => Promise<T>): Promise<T> {
+/** The retry policy: how many attempts, the backoff base, and which failures are worth another attempt. */
+export interface RetryPolicy {
+  attempts: number
+  retryBaseMs: number
+  /** Default: isTransient. */
+  retryable?: (error: unknown) => boolean
+}
+
+export async function withRetry<T>(o: RetryPolicy, fn: (attempt: number) => Promise<T>): Promise<T> {
+  const retryable = o.retryable ?? isTransient
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt)
     } catch (error) {
-      if (attempt + 1 >= o.attempts || !isTransient(error)) {
+      if (attempt + 1 >= o.attempts || !retryable(error)) {
         // An outer retry loop (a whole download around a request) must not multiply these attempts.
         if (attempt > 0 && error && typeof error === 'object') Object.assign(error, {[RETRIES_SPENT]: true})
         throw error

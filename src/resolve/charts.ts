@@ -12,6 +12,7 @@ import type {Descriptor} from '../oci/descriptor.js'
 import type {RegistryClient} from '../registry/client.js'
 import {readRemote} from '../registry/bounded-body.js'
 import {RegistryError, describeError} from '../registry/errors.js'
+import {discard} from '../registry/http.js'
 import {redactUrl} from '../util/redact.js'
 import {MediaType} from '../oci/media-types.js'
 import {canonicalize} from '../util/canonical-json.js'
@@ -180,11 +181,11 @@ export class ChartIndexCache {
     const url = indexUrl(repository)
     const res = await this.client.getUrl(url, {compressed: true})
     if (res.status === 404) {
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       throw new RegistryError('not-found', `${url.href} not found: is ${repository} a Helm repository?`, url.host, 404)
     }
     if (res.status !== 200) {
-      await res.body?.cancel().catch(() => {})
+      await discard(res)
       throw new RegistryError('http', `${url.href} answered ${res.status}`, url.host, res.status)
     }
     const contentType = (res.headers.get('content-type') ?? '').toLowerCase()
@@ -299,15 +300,15 @@ async function downloadArchive(url: URL, expected: string | undefined, ctx: Reso
     return ctx.store.ingestUnknown(async () => {
       const res = await ctx.client.getUrl(url)
       if (res.status === 404) {
-        await res.body?.cancel().catch(() => {})
+        await discard(res)
         throw new RegistryError('not-found', `chart archive ${url.href} not found`, url.host, 404)
       }
       if (res.status !== 200) {
-        await res.body?.cancel().catch(() => {})
+        await discard(res)
         throw new RegistryError('http', `chart archive ${url.href}: the server answered ${res.status}`, url.host, res.status)
       }
       if ((res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html')) {
-        await res.body?.cancel().catch(() => {})
+        await discard(res)
         throw new RegistryError('protocol', `${url.href} answered an HTML page, not a chart archive`, url.host)
       }
       return res.body as unknown as AsyncIterable<Uint8Array>

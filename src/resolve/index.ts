@@ -10,6 +10,7 @@ import type {Platform} from '../oci/descriptor.js'
 import {chartKey, registryOf} from '../lock/types.js'
 import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
 import {RegistryError} from '../registry/errors.js'
+import {discard} from '../registry/http.js'
 import {InvalidReferenceError, parseReference} from '../registry/reference.js'
 import {settleAll} from '../util/pool.js'
 import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, lockedOciLocation, pickIndexEntry, resolveChart} from './charts.js'
@@ -307,7 +308,7 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
 async function hashUrl(client: RegistryClient, url: URL): Promise<string> {
   const res = await client.getUrl(url)
   if (res.status !== 200) {
-    await res.body?.cancel().catch(() => {})
+    await discard(res)
     throw new RegistryError(res.status === 404 ? 'not-found' : 'http', `${url.href} answered ${res.status}`, url.host, res.status)
   }
   const hash = createHash('sha256')
