@@ -133,6 +133,300 @@ export function carriedReferences(images: {reference: string}[]): ImageReference
   return out
 }
 
+type PackFindingInput = Parameters<typeof packFinding>[2]
+const at = (line: number | undefined) => (line === undefined ? {} : {line})
+
+/** One pack's content tags, its OS provider and agent images, read into `scan` (requests and findings). */
+class PackScanner {
+  private readonly file: string
+  private readonly data: Record<string, unknown>
+  private readonly content: unknown
+  private tags = 0
+  private provider: ImageRequest | undefined
+  private agent: ImageRequest | undefined
+  private providerRaw: string | undefined
+  private noProvider = false
+
+  constructor(
+    private readonly profile: LoadedProfile,
+    private readonly pack: PackModel,
+    private readonly values: ParsedValues,
+    private readonly ctx: MacroContext,
+    private readonly arch: Arch,
+    private readonly scan: ContentScan,
+  ) {
+    this.file = profileLocation(profile)
+    this.data = (values.data ?? {}) as Record<string, unknown>
+    this.content = isObject(this.data.pack) ? this.data.pack.content : undefined
+  }
+
+  private finding(f: PackFindingInput): void {
+    this.scan.findings.push(packFinding(this.profile, this.pack, {valuesLine: true, ...f}))
+  }
+
+  /** Report a cause once per pack, whichever path reaches it first. */
+  private once(cause: string, report: () => void): void {
+    const key = `${this.profile.name}\u0000${this.pack.name}\u0000${cause}`
+    if (this.scan.reported.has(key)) return
+    this.scan.reported.add(key)
+    report()
+  }
+
+  private resolveRef(raw: string, path: string, line: number | undefined, what: string): string | undefined {
+    const r = resolveMacros(raw, this.ctx, this.profile)
+    if (r.value !== undefined) return r.value
+    for (const problem of r.problems)
+      this.once(`macro\u0000${problem}`, () =>
+        this.finding({
+          code: 'AP-MACRO-UNRESOLVED',
+          severity: 'error',
+          message: `${what} cannot be resolved: ${problem}`,
+          hint: 'Give the variable a value with --var NAME=VALUE, add the missing option to the pack values, or include the profile that holds the pack.',
+          path,
+          ...at(line),
+        }),
+      )
+    return undefined
+  }
+
+  private normalized(original: string, path: string, line: number | undefined): string | undefined {
+    try {
+      return normalizeReference(original)
+    } catch (err) {
+      if (!(err instanceof InvalidReferenceError)) throw err
+      this.once(`image\u0000${original}`, () =>
+        this.finding({
+          code: 'AP-IMAGE-REF',
+          severity: 'error',
+          message: `image ${JSON.stringify(original)} is not a valid reference: ${err.reason}`,
+          hint: 'Write it as [registry/]repository[:tag][@sha256:digest], e.g. docker.io/library/nginx:1.27.',
+          path,
+          ...at(line),
+        }),
+      )
+      return undefined
+    }
+  }
+
+  private imageRequest(original: string, path: string, line: number | undefined, forced?: 'os-provider' | 'agent'): ImageRequest | undefined {
+    const reference = this.normalized(original, path, line)
+    if (reference === undefined) return undefined
+    const {arch, scan} = this
+    const embedded = agentArch(reference)
+    const kind = forced ?? (embedded ? 'agent' : 'image')
+    if (embedded && embedded !== arch && !scan.archReported.has(reference)) {
+      scan.archReported.add(reference)
+      this.finding({
+        code: 'AP-AGENT-ARCH',
+        severity: 'error',
+        message: `agent image ${reference} is for ${embedded}, but the target architecture is ${arch}`,
+        hint: `Use stylus-linux-${arch} in stylusPackage and the content tags (or build for --arch ${embedded}).`,
+        path,
+        ...at(line),
+      })
+    }
+    const said = kind === 'image' ? archInName(parseReference(reference)) : undefined
+    if (said && said !== arch) {
+      this.once(`arch\u0000${reference}`, () =>
+        this.finding({
+          code: 'AP-IMAGE-ARCH',
+          severity: 'warning',
+          message: `image ${reference} says ${said} in its name, but the target architecture is ${arch}`,
+          hint: `Use the ${arch} image (or a multi-architecture one) in the content tag and the values, or build for --arch ${said}.`,
+          path,
+          ...at(line),
+        }),
+      )
+    }
+    const fileLine = valuesFileLine(this.pack, line)
+    return {reference, original, kind, profile: this.profile.name, pack: this.pack.name, file: this.file, ...at(line), ...(fileLine === undefined ? {} : {fileLine})}
+  }
+
+  /** The OS provider image and the agent image of the OS pack. */
+  private osImages(): void {
+    if (this.pack.layer !== 'os') return
+    const {values} = this
+    const uri = packOption(values, 'system.uri')
+    if (isNoProviderImage(uri.value)) {
+      // Agent Mode preset: nothing to carry. Appliance mode reports it (AP-OS-URI-MISSING, validate.ts).
+      this.providerRaw = uri.value
+      this.noProvider = true
+    } else if (uri.value !== undefined) {
+      this.providerRaw = uri.value
+      const resolved = this.resolveRef(uri.value, 'options.system.uri', uri.line, 'options.system.uri (the OS provider image)')
+      if (resolved !== undefined) this.provider = this.imageRequest(resolved, 'options.system.uri', uri.line, 'os-provider')
+    }
+    const stylus = this.data.stylusPackage
+    if (typeof stylus === 'string' && stylus.trim() !== '') {
+      const line = values.positions.line(['stylusPackage'])
+      const resolved = this.resolveRef(stylus, 'stylusPackage', line, 'stylusPackage (the agent image)')
+      if (resolved !== undefined) this.agent = this.imageRequest(resolved, 'stylusPackage', line, 'agent')
+    }
+  }
+
+  private misplacedTags(): void {
+    const misplaced = misplacedContent(this.data)
+    if (misplaced.length === 0) return
+    this.scan.misplaced.add(this.pack)
+    for (const where of misplaced) {
+      const line = this.values.positions.line(where.split('.'))
+      this.finding({
+        code: 'AP-CONTENT-MISPLACED',
+        severity: 'warning',
+        message: `content tags at ${where} are not read (Palette reads only pack.content); ${where === 'content' ? 'content: belongs under pack:' : where.startsWith('pack.') && !where.endsWith('.content') ? `${where.slice('pack.'.length)}: belongs under pack.content:` : 'content: belongs at pack.content, under the top-level pack: key'}`,
+        hint: `Move it to pack.content: write \`pack:\` / \`  content:\` / \`    images: [...]\` / \`    charts: [...]\` at the top level of the values.`,
+        path: where,
+        ...at(line),
+      })
+    }
+  }
+
+  /** pack.content.images, each resolved and checked. */
+  private listedImages(): ImageRequest[] {
+    const {content, values} = this
+    const listed: ImageRequest[] = []
+    if (content !== undefined && content !== null && !isObject(content)) {
+      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content must be a mapping with images and charts', hint: 'Write pack.content.images: [{image: REF}] and pack.content.charts: [{repo, name, version}].', path: 'pack.content', line: values.positions.line(['pack', 'content'])})
+    }
+    const images = isObject(content) ? content.images : undefined
+    if (images !== undefined && images !== null && !Array.isArray(images)) {
+      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.images must be a list of {image: REF}', hint: 'Write each image as a list item: `- image: registry/repo:tag`.', path: 'pack.content.images', line: values.positions.line(['pack', 'content', 'images'])})
+    }
+    if (Array.isArray(images)) {
+      images.forEach((item, i) => {
+        const req = this.listedImage(item, i)
+        if (req) listed.push(req)
+      })
+    }
+    return listed
+  }
+
+  private listedImage(item: unknown, i: number): ImageRequest | undefined {
+    const {values} = this
+    const path = `pack.content.images[${i}]`
+    const itemPath = ['pack', 'content', 'images', i]
+    let key: 'image' | 'iamge' = 'image'
+    if (isObject(item) && !('image' in item) && 'iamge' in item) {
+      key = 'iamge'
+      this.finding({code: 'AP-CONTENT-TYPO', severity: 'warning', message: `${path} uses the key "iamge"; read as "image"`, hint: 'Rename the key to "image" (a known typo in some packs).', path: `${path}.iamge`, line: values.positions.line([...itemPath, 'iamge'])})
+    }
+    const raw = isObject(item) ? item[key] : undefined
+    const line = values.positions.line(isObject(item) ? [...itemPath, key] : itemPath)
+    const text = isObject(item) ? scalarSource(values, [...itemPath, key], raw) : undefined
+    if (text === undefined || text.trim() === '') {
+      const flowMap = isObject(raw) || Array.isArray(raw)
+      this.finding({
+        code: 'AP-CONTENT-MALFORMED',
+        severity: 'error',
+        message: flowMap ? `${path}.${key} is a YAML ${Array.isArray(raw) ? 'list' : 'mapping'}, not an image reference` : `${path} has no image reference`,
+        hint: flowMap ? "Quote a value that starts with {{ (YAML reads {{ as a mapping): `- image: '{{.spectro.…}}'`." : 'Each entry of pack.content.images is `- image: registry/repo:tag`.',
+        path,
+        ...at(line),
+      })
+      return undefined
+    }
+    const isProvider = this.providerRaw !== undefined && (text === this.providerRaw || (hasMacro(text) && /\.options\.system\.uri\s*\}\}$/.test(text.trim())))
+    // The provider image's content tag under the Agent Mode preset names nothing to carry.
+    if (isProvider && this.noProvider) return undefined
+    this.tags++
+    const resolved = this.resolveRef(text, `${path}.image`, line, `content tag ${JSON.stringify(text)}`)
+    if (resolved === undefined) return undefined
+    return this.imageRequest(resolved, `${path}.image`, line, isProvider ? 'os-provider' : undefined)
+  }
+
+  /** The listed images, with the provider first and the agent last when the content tags forgot them. */
+  private addImages(listed: ImageRequest[], addImage: (r: ImageRequest) => void): void {
+    const {provider, agent, pack} = this
+    if (provider && !listed.some((r) => r.reference === provider.reference)) {
+      this.finding({code: 'AP-OS-PROVIDER-CONTENT', severity: 'warning', message: `the provider image ${provider.reference} (options.system.uri) is not in pack.content.images; airpack bundles it anyway`, hint: "Add `- image: '{{.spectro.pack." + pack.name + ".options.system.uri}}'` as the first content tag so Palette's own tools bundle it too.", path: 'pack.content.images', ...at(provider.line)})
+      addImage(provider)
+    }
+    for (const req of listed) addImage(req)
+    if (!agent) return
+    const listedAgent = listed.find((r) => r.kind === 'agent')
+    if (!listed.some((r) => r.reference === agent.reference)) {
+      this.finding({
+        code: 'AP-AGENT-CONTENT',
+        severity: 'warning',
+        message: listedAgent
+          ? `stylusPackage ${agent.reference} differs from the agent image in pack.content.images (${listedAgent.reference})`
+          : `the agent image ${agent.reference} (stylusPackage) is not in pack.content.images; airpack bundles it anyway`,
+        hint: 'List the agent image in pack.content.images with the same container:// reference as stylusPackage.',
+        path: 'stylusPackage',
+        ...at(agent.line),
+      })
+    }
+    addImage(agent)
+  }
+
+  /** pack.content.charts, each resolved and checked, deduplicated across packs by `seenCharts`. */
+  private charts(seenCharts: Set<string>): void {
+    const charts = isObject(this.content) ? this.content.charts : undefined
+    if (charts !== undefined && charts !== null && !Array.isArray(charts)) {
+      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.charts must be a list of {repo, name, version}', hint: 'Write each chart as `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path: 'pack.content.charts', line: this.values.positions.line(['pack', 'content', 'charts'])})
+    }
+    if (Array.isArray(charts)) charts.forEach((item, i) => this.chart(item, i, seenCharts))
+  }
+
+  /** The chart's repo, name and version, present and resolved; undefined (reported) otherwise. */
+  private chartFields(item: unknown, path: string, itemPath: (string | number)[], line: number | undefined): {repoKey: string; fields: [string, string, string]} | undefined {
+    if (!isObject(item)) {
+      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} is not a {repo, name, version} mapping`, hint: 'Write `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path, ...at(line)})
+      return undefined
+    }
+    const repoKey = 'repo' in item ? 'repo' : 'repository'
+    const field = (k: string) => scalarSource(this.values, [...itemPath, k], item[k])?.trim()
+    const repo = field(repoKey)
+    const name = field('name')
+    const version = field('version')
+    const missing = [!repo && 'repo', !name && 'name', !version && 'version'].filter(Boolean)
+    if (missing.length > 0) {
+      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} lacks ${missing.join(', ')}`, hint: 'Each chart needs repo (or repository), name and version.', path, ...at(line)})
+      return undefined
+    }
+    this.tags++
+    const r = [repo!, name!, version!].map((t) => this.resolveRef(t, path, line, `chart ${JSON.stringify(t)}`))
+    if (r.some((x) => x === undefined)) return undefined
+    return {repoKey, fields: r as [string, string, string]}
+  }
+
+  private chart(item: unknown, i: number, seenCharts: Set<string>): void {
+    const path = `pack.content.charts[${i}]`
+    const itemPath = ['pack', 'content', 'charts', i]
+    const line = this.values.positions.line(itemPath)
+    const got = this.chartFields(item, path, itemPath, line)
+    if (!got) return
+    const {repoKey} = got
+    let [repository, chartName, chartVersion] = got.fields
+    if (SCHEMELESS_REPOSITORY.test(repository)) {
+      // pack-central's coder pack writes `repo: helm.coder.com/v2`; Helm repositories are served over HTTPS.
+      this.finding({code: 'AP-CHART-SCHEME', severity: 'warning', message: `${path}: chart repository ${JSON.stringify(repository)} has no scheme; read as https://${repository}`, hint: `Write the repository as a URL: https://${repository} (or oci://${repository} for an OCI registry).`, path: `${path}.${repoKey}`, ...at(line)})
+      repository = `https://${repository}`
+    }
+    if (!/^(https?|oci):\/\/[^\s/]+/.test(repository)) {
+      this.finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart repository ${JSON.stringify(repository)} is not an http(s):// or oci:// URL`, hint: 'Use the Helm repository URL (https://…), an oci:// repository or the chart archive URL.', path: `${path}.${repoKey}`, ...at(line)})
+      return
+    }
+    if (/\s|\//.test(chartName) || /\s/.test(chartVersion)) {
+      this.finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart name ${JSON.stringify(chartName)} or version ${JSON.stringify(chartVersion)} is malformed`, hint: 'A chart name has no slashes or spaces; the version is the chart version, e.g. 1.2.3.', path, ...at(line)})
+      return
+    }
+    const key = `${repository}#${chartName}@${chartVersion}`
+    if (seenCharts.has(key)) return
+    seenCharts.add(key)
+    const fileLine = valuesFileLine(this.pack, line)
+    this.scan.charts.push({repository, name: chartName, version: chartVersion, profile: this.profile.name, pack: this.pack.name, file: this.file, ...at(line), ...(fileLine === undefined ? {} : {fileLine})})
+  }
+
+  run(addImage: (r: ImageRequest) => void, seenCharts: Set<string>): void {
+    this.osImages()
+    this.misplacedTags()
+    this.addImages(this.listedImages(), addImage)
+    this.charts(seenCharts)
+    this.scan.tagCounts.set(this.pack, this.tags + (this.provider ? 1 : 0) + (this.agent ? 1 : 0))
+  }
+}
+
 function scanPack(
   profile: LoadedProfile,
   pack: PackModel,
@@ -143,240 +437,7 @@ function scanPack(
   addImage: (r: ImageRequest) => void,
   seenCharts: Set<string>,
 ): void {
-  const file = profileLocation(profile)
-  const finding = (f: Parameters<typeof packFinding>[2]) => scan.findings.push(packFinding(profile, pack, {valuesLine: true, ...f}))
-  /** Report a cause once per pack, whichever path reaches it first. */
-  const once = (cause: string, report: () => void) => {
-    const key = `${profile.name}\u0000${pack.name}\u0000${cause}`
-    if (scan.reported.has(key)) return
-    scan.reported.add(key)
-    report()
-  }
-  let tags = 0
-  const data = values.data ?? {}
-  const content = isObject(data.pack) ? data.pack.content : undefined
-  const isOs = pack.layer === 'os'
-
-  const resolveRef = (raw: string, path: string, line: number | undefined, what: string): string | undefined => {
-    const r = resolveMacros(raw, ctx, profile)
-    if (r.value === undefined) {
-      for (const problem of r.problems)
-        once(`macro\u0000${problem}`, () =>
-          finding({
-            code: 'AP-MACRO-UNRESOLVED',
-            severity: 'error',
-            message: `${what} cannot be resolved: ${problem}`,
-            hint: 'Give the variable a value with --var NAME=VALUE, add the missing option to the pack values, or include the profile that holds the pack.',
-            path,
-            ...(line === undefined ? {} : {line}),
-          }),
-        )
-      return undefined
-    }
-    return r.value
-  }
-
-  const imageRequest = (original: string, path: string, line: number | undefined, forced?: 'os-provider' | 'agent'): ImageRequest | undefined => {
-    let reference: string
-    try {
-      reference = normalizeReference(original)
-    } catch (err) {
-      if (!(err instanceof InvalidReferenceError)) throw err
-      once(`image\u0000${original}`, () =>
-        finding({
-          code: 'AP-IMAGE-REF',
-          severity: 'error',
-          message: `image ${JSON.stringify(original)} is not a valid reference: ${err.reason}`,
-          hint: 'Write it as [registry/]repository[:tag][@sha256:digest], e.g. docker.io/library/nginx:1.27.',
-          path,
-          ...(line === undefined ? {} : {line}),
-        }),
-      )
-      return undefined
-    }
-    const embedded = agentArch(reference)
-    const kind = forced ?? (embedded ? 'agent' : 'image')
-    if (embedded && embedded !== arch && !scan.archReported.has(reference)) {
-      scan.archReported.add(reference)
-      finding({
-        code: 'AP-AGENT-ARCH',
-        severity: 'error',
-        message: `agent image ${reference} is for ${embedded}, but the target architecture is ${arch}`,
-        hint: `Use stylus-linux-${arch} in stylusPackage and the content tags (or build for --arch ${embedded}).`,
-        path,
-        ...(line === undefined ? {} : {line}),
-      })
-    }
-    const said = kind === 'image' ? archInName(parseReference(reference)) : undefined
-    if (said && said !== arch) {
-      once(`arch\u0000${reference}`, () =>
-        finding({
-          code: 'AP-IMAGE-ARCH',
-          severity: 'warning',
-          message: `image ${reference} says ${said} in its name, but the target architecture is ${arch}`,
-          hint: `Use the ${arch} image (or a multi-architecture one) in the content tag and the values, or build for --arch ${said}.`,
-          path,
-          ...(line === undefined ? {} : {line}),
-        }),
-      )
-    }
-    const fileLine = valuesFileLine(pack, line)
-    return {reference, original, kind, profile: profile.name, pack: pack.name, file, ...(line === undefined ? {} : {line}), ...(fileLine === undefined ? {} : {fileLine})}
-  }
-
-  // The OS provider image and the agent image of the OS pack.
-  let provider: ImageRequest | undefined
-  let agent: ImageRequest | undefined
-  let providerRaw: string | undefined
-  let noProvider = false
-  if (isOs) {
-    const uri = packOption(values, 'system.uri')
-    if (isNoProviderImage(uri.value)) {
-      // Agent Mode preset: nothing to carry. Appliance mode reports it (AP-OS-URI-MISSING, validate.ts).
-      providerRaw = uri.value
-      noProvider = true
-    } else if (uri.value !== undefined) {
-      providerRaw = uri.value
-      const resolved = resolveRef(uri.value, 'options.system.uri', uri.line, 'options.system.uri (the OS provider image)')
-      if (resolved !== undefined) provider = imageRequest(resolved, 'options.system.uri', uri.line, 'os-provider')
-    }
-    const stylus = data.stylusPackage
-    if (typeof stylus === 'string' && stylus.trim() !== '') {
-      const line = values.positions.line(['stylusPackage'])
-      const resolved = resolveRef(stylus, 'stylusPackage', line, 'stylusPackage (the agent image)')
-      if (resolved !== undefined) agent = imageRequest(resolved, 'stylusPackage', line, 'agent')
-    }
-  }
-
-  const misplaced = misplacedContent(data)
-  if (misplaced.length > 0) {
-    scan.misplaced.add(pack)
-    for (const where of misplaced) {
-      const line = values.positions.line(where.split('.'))
-      finding({
-        code: 'AP-CONTENT-MISPLACED',
-        severity: 'warning',
-        message: `content tags at ${where} are not read (Palette reads only pack.content); ${where === 'content' ? 'content: belongs under pack:' : where.startsWith('pack.') && !where.endsWith('.content') ? `${where.slice('pack.'.length)}: belongs under pack.content:` : 'content: belongs at pack.content, under the top-level pack: key'}`,
-        hint: `Move it to pack.content: write \`pack:\` / \`  content:\` / \`    images: [...]\` / \`    charts: [...]\` at the top level of the values.`,
-        path: where,
-        ...(line === undefined ? {} : {line}),
-      })
-    }
-  }
-
-  const listed: ImageRequest[] = []
-  if (content !== undefined && content !== null && !isObject(content)) {
-    finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content must be a mapping with images and charts', hint: 'Write pack.content.images: [{image: REF}] and pack.content.charts: [{repo, name, version}].', path: 'pack.content', line: values.positions.line(['pack', 'content'])})
-  }
-  const images = isObject(content) ? content.images : undefined
-  if (images !== undefined && images !== null && !Array.isArray(images)) {
-    finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.images must be a list of {image: REF}', hint: 'Write each image as a list item: `- image: registry/repo:tag`.', path: 'pack.content.images', line: values.positions.line(['pack', 'content', 'images'])})
-  }
-  if (Array.isArray(images)) {
-    images.forEach((item, i) => {
-      const path = `pack.content.images[${i}]`
-      const itemPath = ['pack', 'content', 'images', i]
-      let key: 'image' | 'iamge' = 'image'
-      if (isObject(item) && !('image' in item) && 'iamge' in item) {
-        key = 'iamge'
-        finding({code: 'AP-CONTENT-TYPO', severity: 'warning', message: `${path} uses the key "iamge"; read as "image"`, hint: 'Rename the key to "image" (a known typo in some packs).', path: `${path}.iamge`, line: values.positions.line([...itemPath, 'iamge'])})
-      }
-      const raw = isObject(item) ? item[key] : undefined
-      const line = values.positions.line(isObject(item) ? [...itemPath, key] : itemPath)
-      const text = isObject(item) ? scalarSource(values, [...itemPath, key], raw) : undefined
-      if (text === undefined || text.trim() === '') {
-        const flowMap = isObject(raw) || Array.isArray(raw)
-        finding({
-          code: 'AP-CONTENT-MALFORMED',
-          severity: 'error',
-          message: flowMap ? `${path}.${key} is a YAML ${Array.isArray(raw) ? 'list' : 'mapping'}, not an image reference` : `${path} has no image reference`,
-          hint: flowMap ? "Quote a value that starts with {{ (YAML reads {{ as a mapping): `- image: '{{.spectro.…}}'`." : 'Each entry of pack.content.images is `- image: registry/repo:tag`.',
-          path,
-          ...(line === undefined ? {} : {line}),
-        })
-        return
-      }
-      const isProvider = providerRaw !== undefined && (text === providerRaw || (hasMacro(text) && /\.options\.system\.uri\s*\}\}$/.test(text.trim())))
-      // The provider image's content tag under the Agent Mode preset names nothing to carry.
-      if (isProvider && noProvider) return
-      tags++
-      const resolved = resolveRef(text, `${path}.image`, line, `content tag ${JSON.stringify(text)}`)
-      if (resolved === undefined) return
-      const req = imageRequest(resolved, `${path}.image`, line, isProvider ? 'os-provider' : undefined)
-      if (req) listed.push(req)
-    })
-  }
-
-  if (provider && !listed.some((r) => r.reference === provider!.reference)) {
-    finding({code: 'AP-OS-PROVIDER-CONTENT', severity: 'warning', message: `the provider image ${provider.reference} (options.system.uri) is not in pack.content.images; airpack bundles it anyway`, hint: "Add `- image: '{{.spectro.pack." + pack.name + ".options.system.uri}}'` as the first content tag so Palette's own tools bundle it too.", path: 'pack.content.images', ...(provider.line === undefined ? {} : {line: provider.line})})
-    addImage(provider)
-  }
-  for (const req of listed) addImage(req)
-  if (agent) {
-    const listedAgent = listed.find((r) => r.kind === 'agent')
-    if (!listed.some((r) => r.reference === agent!.reference)) {
-      finding({
-        code: 'AP-AGENT-CONTENT',
-        severity: 'warning',
-        message: listedAgent
-          ? `stylusPackage ${agent.reference} differs from the agent image in pack.content.images (${listedAgent.reference})`
-          : `the agent image ${agent.reference} (stylusPackage) is not in pack.content.images; airpack bundles it anyway`,
-        hint: 'List the agent image in pack.content.images with the same container:// reference as stylusPackage.',
-        path: 'stylusPackage',
-        ...(agent.line === undefined ? {} : {line: agent.line}),
-      })
-    }
-    addImage(agent)
-  }
-
-  const charts = isObject(content) ? content.charts : undefined
-  if (charts !== undefined && charts !== null && !Array.isArray(charts)) {
-    finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.charts must be a list of {repo, name, version}', hint: 'Write each chart as `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path: 'pack.content.charts', line: values.positions.line(['pack', 'content', 'charts'])})
-  }
-  if (Array.isArray(charts)) {
-    charts.forEach((item, i) => {
-      const path = `pack.content.charts[${i}]`
-      const itemPath = ['pack', 'content', 'charts', i]
-      const line = values.positions.line(itemPath)
-      if (!isObject(item)) {
-        finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} is not a {repo, name, version} mapping`, hint: 'Write `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path, ...(line === undefined ? {} : {line})})
-        return
-      }
-      const repoKey = 'repo' in item ? 'repo' : 'repository'
-      const field = (k: string) => scalarSource(values, [...itemPath, k], item[k])?.trim()
-      const repo = field(repoKey)
-      const name = field('name')
-      const version = field('version')
-      const missing = [!repo && 'repo', !name && 'name', !version && 'version'].filter(Boolean)
-      if (missing.length > 0) {
-        finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} lacks ${missing.join(', ')}`, hint: 'Each chart needs repo (or repository), name and version.', path, ...(line === undefined ? {} : {line})})
-        return
-      }
-      tags++
-      const r = [repo!, name!, version!].map((t) => resolveRef(t, path, line, `chart ${JSON.stringify(t)}`))
-      if (r.some((x) => x === undefined)) return
-      let [repository, chartName, chartVersion] = r as [string, string, string]
-      if (SCHEMELESS_REPOSITORY.test(repository)) {
-        // pack-central's coder pack writes `repo: helm.coder.com/v2`; Helm repositories are served over HTTPS.
-        finding({code: 'AP-CHART-SCHEME', severity: 'warning', message: `${path}: chart repository ${JSON.stringify(repository)} has no scheme; read as https://${repository}`, hint: `Write the repository as a URL: https://${repository} (or oci://${repository} for an OCI registry).`, path: `${path}.${repoKey}`, ...(line === undefined ? {} : {line})})
-        repository = `https://${repository}`
-      }
-      if (!/^(https?|oci):\/\/[^\s/]+/.test(repository)) {
-        finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart repository ${JSON.stringify(repository)} is not an http(s):// or oci:// URL`, hint: 'Use the Helm repository URL (https://…), an oci:// repository or the chart archive URL.', path: `${path}.${repoKey}`, ...(line === undefined ? {} : {line})})
-        return
-      }
-      if (/\s|\//.test(chartName) || /\s/.test(chartVersion)) {
-        finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart name ${JSON.stringify(chartName)} or version ${JSON.stringify(chartVersion)} is malformed`, hint: 'A chart name has no slashes or spaces; the version is the chart version, e.g. 1.2.3.', path, ...(line === undefined ? {} : {line})})
-        return
-      }
-      const key = `${repository}#${chartName}@${chartVersion}`
-      if (seenCharts.has(key)) return
-      seenCharts.add(key)
-      const fileLine = valuesFileLine(pack, line)
-      scan.charts.push({repository, name: chartName, version: chartVersion, profile: profile.name, pack: pack.name, file, ...(line === undefined ? {} : {line}), ...(fileLine === undefined ? {} : {fileLine})})
-    })
-  }
-  scan.tagCounts.set(pack, tags + (provider ? 1 : 0) + (agent ? 1 : 0))
+  new PackScanner(profile, pack, values, ctx, arch, scan).run(addImage, seenCharts)
 }
 
 /** Content tags after macro resolution (vars override defaultValue), deduplicated by reference, in a stable order.
