@@ -81,6 +81,81 @@ export interface SplitResult {
   sha256: string
 }
 
+interface OpenPart {
+  stream: WriteStream
+  hash: StreamHash
+  size: number
+  output: AtomicOutput
+  name: string
+  error?: Error
+}
+
+/** The parts written so far and the one being written, each hashed, under temporary names. */
+class PartWriter {
+  readonly parts: WrittenPart[] = []
+  private current: OpenPart | undefined
+
+  constructor(private readonly options: {dir: string; bundleFile: string; partSize: number}) {}
+
+  /** Writes `chunk`, opening and closing parts at every partSize boundary. */
+  async write(chunk: Buffer): Promise<void> {
+    const {partSize} = this.options
+    while (chunk.length > 0) {
+      const c = this.current ?? (await this.openNext())
+      const room = partSize - c.size
+      const piece = chunk.length <= room ? chunk : chunk.subarray(0, room)
+      chunk = chunk.length <= room ? Buffer.alloc(0) : chunk.subarray(room)
+      const partHashing = c.hash.write(piece)
+      if (partHashing) await partHashing
+      c.size += piece.length
+      if (!c.stream.write(piece)) await waitDrain(c.stream)
+      if (c.size === partSize) await this.closeCurrent()
+    }
+  }
+
+  private async openNext(): Promise<OpenPart> {
+    const index = this.parts.length
+    if (index >= MAX_PARTS) {
+      throw new UsageError('TOO_MANY_PARTS', `the bundle would need more than ${MAX_PARTS} parts of ${this.options.partSize} bytes`, {
+        hint: 'Choose a larger --split size.',
+      })
+    }
+    const name = partName(this.options.bundleFile, index)
+    const output = await atomicOutput(path.join(this.options.dir, name))
+    const stream = createWriteStream(output.tmpPath)
+    const entry: OpenPart = {stream, hash: streamHash(this.options.partSize), size: 0, output, name}
+    // Kept and rethrown at close: a write error (ENOSPC) must fail the build, never drop bytes silently.
+    stream.on('error', (error) => (entry.error = error))
+    this.current = entry
+    return entry
+  }
+
+  async closeCurrent(): Promise<void> {
+    if (!this.current) return
+    const c = this.current
+    this.current = undefined
+    c.stream.end()
+    await closed(c.stream)
+    if (c.error) {
+      this.current = c
+      throw c.error
+    }
+    this.parts.push({name: c.name, size: c.size, sha256: await c.hash.digest(), output: c.output})
+  }
+
+  async abort(): Promise<void> {
+    const c = this.current
+    if (c) {
+      c.hash.destroy()
+      c.stream.destroy()
+      // The file may still be being opened: remove it only once the stream has closed.
+      await closed(c.stream)
+      await c.output.abort()
+    }
+    for (const p of this.parts) await p.output.abort()
+  }
+}
+
 /**
  * Consumes `source` (zstd's stdout) into parts of at most `partSize` bytes under temporary names in `dir`.
  * `onChunk` sees every byte once, in order (for the detached signature). Nothing is published here: the caller
@@ -91,72 +166,24 @@ export async function writeParts(
   options: {dir: string; bundleFile: string; partSize: number; onChunk?: (chunk: Buffer) => void},
 ): Promise<SplitResult> {
   const whole = streamHash()
-  const parts: WrittenPart[] = []
-  let current: {stream: WriteStream; hash: StreamHash; size: number; output: AtomicOutput; name: string; error?: Error} | undefined
+  const writer = new PartWriter(options)
   let total = 0
-
-  const closeCurrent = async () => {
-    if (!current) return
-    const c = current
-    current = undefined
-    c.stream.end()
-    await closed(c.stream)
-    if (c.error) {
-      current = c
-      throw c.error
-    }
-    parts.push({name: c.name, size: c.size, sha256: await c.hash.digest(), output: c.output})
-  }
-  const openNext = async () => {
-    const index = parts.length
-    if (index >= MAX_PARTS) {
-      throw new UsageError('TOO_MANY_PARTS', `the bundle would need more than ${MAX_PARTS} parts of ${options.partSize} bytes`, {
-        hint: 'Choose a larger --split size.',
-      })
-    }
-    const name = partName(options.bundleFile, index)
-    const output = await atomicOutput(path.join(options.dir, name))
-    const stream = createWriteStream(output.tmpPath)
-    const entry: NonNullable<typeof current> = {stream, hash: streamHash(options.partSize), size: 0, output, name}
-    // Kept and rethrown at close: a write error (ENOSPC) must fail the build, never drop bytes silently.
-    stream.on('error', (error) => (entry.error = error))
-    current = entry
-  }
-
   try {
     for await (const raw of source) {
-      let chunk = raw as Buffer
+      const chunk = raw as Buffer
       options.onChunk?.(chunk)
       const hashing = whole.write(chunk)
       if (hashing) await hashing
       total += chunk.length
-      while (chunk.length > 0) {
-        if (!current) await openNext()
-        const c = current!
-        const room = options.partSize - c.size
-        const piece = chunk.length <= room ? chunk : chunk.subarray(0, room)
-        chunk = chunk.length <= room ? Buffer.alloc(0) : chunk.subarray(room)
-        const partHashing = c.hash.write(piece)
-        if (partHashing) await partHashing
-        c.size += piece.length
-        if (!c.stream.write(piece)) await waitDrain(c.stream)
-        if (c.size === options.partSize) await closeCurrent()
-      }
+      await writer.write(chunk)
     }
-    await closeCurrent()
+    await writer.closeCurrent()
   } catch (error) {
     whole.destroy()
-    if (current) {
-      current.hash.destroy()
-      current.stream.destroy()
-      // The file may still be being opened: remove it only once the stream has closed.
-      await closed(current.stream)
-      await current.output.abort()
-    }
-    for (const p of parts) await p.output.abort()
+    await writer.abort()
     throw error
   }
-  return {parts, size: total, sha256: await whole.digest()}
+  return {parts: writer.parts, size: total, sha256: await whole.digest()}
 }
 
 /** Resolves when the stream has closed, even after an error (events.once would reject on 'error'). */
