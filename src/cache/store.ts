@@ -110,7 +110,8 @@ export class BlobStore {
     }
   }
 
-  private async download(digest: string, expectedSize: number | undefined, source: BlobSource): Promise<IngestResult> {
+  /** How much of `digest` an earlier run left in its partial file (0 when none, or more than it can be), hashed. */
+  private async partialState(digest: string, expectedSize: number | undefined): Promise<{have: number; hash: Hash}> {
     const partial = this.partialPath(digest)
     let have = 0
     try {
@@ -122,6 +123,12 @@ export class BlobStore {
     }
     const hash = createHash('sha256')
     if (have > 0) await hashFilePrefix(partial, have, hash)
+    return {have, hash}
+  }
+
+  private async download(digest: string, expectedSize: number | undefined, source: BlobSource): Promise<IngestResult> {
+    const partial = this.partialPath(digest)
+    const {have, hash} = await this.partialState(digest, expectedSize)
     if (expectedSize !== undefined && have === expectedSize && have > 0) {
       // Every byte arrived before the last run stopped (killed between the last write and the rename): a Range
       // request from the end would be refused (416). Publish it if it is right, else start over.
@@ -143,13 +150,27 @@ export class BlobStore {
       hash.destroy?.()
       return this.restart(digest, expectedSize, body)
     }
+    const transferred = await this.appendBody(digest, body as AsyncIterable<Uint8Array>, {have, limit: expectedSize, hash})
+    const size = have + transferred
+    if (expectedSize !== undefined && size !== expectedSize) {
+      // Short body with a clean end: keep the bytes, a retry resumes from here.
+      throw new TruncatedBlobError(digest, size, expectedSize)
+    }
+    await this.publishVerified(digest, hash)
+    return {digest, size, hit: false, transferred, resumedFrom: have}
+  }
+
+  /**
+   * Appends `body` to the partial file, hashing it; returns the bytes received. A plain loop rather than a stream
+   * pipeline (Readable.from → Transform → WriteStream): three stream layers per 64 KiB network chunk cost a cold
+   * 1 GiB build about a second of garbage collection on the main thread. Chunks are batched into writes of
+   * ~256 KiB, one write in flight while the next batch is received; on a broken stream every byte received is
+   * written before the error propagates, so a retry resumes after it.
+   */
+  private async appendBody(digest: string, body: AsyncIterable<Uint8Array>, o: {have: number; limit?: number; hash: Hash}): Promise<number> {
+    const partial = this.partialPath(digest)
     let transferred = 0
-    const limit = expectedSize
-    // A plain loop rather than a stream pipeline (Readable.from → Transform → WriteStream): three stream layers
-    // per 64 KiB network chunk cost a cold 1 GiB build about a second of garbage collection on the main thread.
-    // Chunks are batched into writes of ~256 KiB, one write in flight while the next batch is received; on a
-    // broken stream every byte received is written before the error propagates, so a retry resumes after it.
-    const fh = await open(partial, have > 0 ? 'a' : 'w')
+    const fh = await open(partial, o.have > 0 ? 'a' : 'w')
     let batch: Uint8Array[] = []
     let batchBytes = 0
     let writing: Promise<unknown> = Promise.resolve()
@@ -165,13 +186,12 @@ export class BlobStore {
     }
     try {
       try {
-        for await (const raw of body as AsyncIterable<Uint8Array>) {
-          const chunk = raw as Uint8Array
+        for await (const chunk of body) {
           transferred += chunk.length
-          if (limit !== undefined && have + transferred > limit) {
-            throw new IntegrityError('BLOB_TOO_LARGE', `blob ${digest} is larger than its descriptor's ${limit} bytes`, {details: {digest}})
+          if (o.limit !== undefined && o.have + transferred > o.limit) {
+            throw new IntegrityError('BLOB_TOO_LARGE', `blob ${digest} is larger than its descriptor's ${o.limit} bytes`, {details: {digest}})
           }
-          hash.update(chunk)
+          o.hash.update(chunk)
           batch.push(chunk)
           batchBytes += chunk.length
           if (batchBytes >= WRITE_BATCH) await flush()
@@ -187,12 +207,13 @@ export class BlobStore {
       if (error instanceof IntegrityError) await rm(partial, {force: true})
       throw error
     }
-    const size = have + transferred
+    return transferred
+  }
+
+  /** The complete partial file becomes the blob if it hashes to its digest; otherwise it is removed (exit 5). */
+  private async publishVerified(digest: string, hash: Hash): Promise<void> {
+    const partial = this.partialPath(digest)
     const actual = `sha256:${hash.digest('hex')}`
-    if (expectedSize !== undefined && size !== expectedSize) {
-      // Short body with a clean end: keep the bytes, a retry resumes from here.
-      throw new TruncatedBlobError(digest, size, expectedSize)
-    }
     if (actual !== digest) {
       await rm(partial, {force: true})
       throw digestMismatch(`blob content hashes to ${actual}, not ${digest}`, {
@@ -202,7 +223,6 @@ export class BlobStore {
       })
     }
     await rename(partial, this.blobPath(digest))
-    return {digest, size, hit: false, transferred, resumedFrom: have}
   }
 
   /**
