@@ -38,6 +38,7 @@ import {signDocument, streamSigner, type SigningKey, type StreamSigner} from './
 import {writeParts, type SplitResult} from './split.js'
 import {TarWriter} from './tar.js'
 import {startCompressor, zstdVersion, type ZstdProcess} from './zstd.js'
+import {environmentError} from '../util/environment.js'
 import {formatBytes} from '../util/format.js'
 
 // Writes the bundle of PRODUCT.md §4 from a lock and the blob cache: the tar is produced entry by entry straight
@@ -417,7 +418,8 @@ class CompressedOutput {
 
   /**
    * Stop everything after `error`, and name the failure that explains it. Several things fail together when one
-   * does (zstd, the parts writer, our writes into zstd): a full disk first, then an airpack error, then zstd's own
+   * does (zstd, the parts writer, our writes into zstd): a full disk first, then a permission or read-only file
+   * system, then an airpack error, then zstd's own
    * message when our error is only the broken pipe it left behind.
    */
   async fail(error: unknown): Promise<unknown> {
@@ -430,6 +432,8 @@ class CompressedOutput {
     await this.abort()
     return (
       candidates.find(isDiskFull) ??
+      // A blob or directory this user cannot read or write explains a killed zstd better than zstd does.
+      candidates.find((e) => environmentError(e) !== undefined) ??
       candidates.find((e) => e instanceof AirpackError) ??
       (isPipeBreak(error) || stdinError !== undefined ? (zstdError ?? error) : error)
     )
