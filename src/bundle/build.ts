@@ -23,6 +23,7 @@ import {formatBytes} from '../util/format.js'
 import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
 import {initStore} from '../resolve/store-init.js'
+import {inventoryFileName, inventoryOf, serializeInventory} from '../delta/inventory.js'
 import {ensureWritableDir} from '../util/environment.js'
 
 // `airpack bundle build` as a service: validate → resolve (or check the given lock) → fetch → write every output
@@ -388,6 +389,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     // Every chart archive is in the cache now: check what their values.yaml name against the content tags.
     const chartWarnings = await chartContentWarnings({...valid, lock}, store, logger)
     const userData = await stageSideOutputs(staged, options, lock, definitionTgz, siteDocuments)
+    // What a later `--delta-from` or `bundle diff` needs of this bundle, without the bundle itself.
+    await staged.stage(inventoryFileName(options.name), serializeInventory(inventoryOf({name: options.name, identity: packed.pending.identity, manifest: packed.pending.manifest})))
     const seconds = (Date.now() - started) / 1000
     const resolvedFrom = new Map((plan?.artifacts ?? []).map((a) => [`${a.kind}\0${a.reference}`, a.source]))
     const input = {lock, packed, zstd, signingKey, outputDir, userData, warnings: [...valid.warnings, ...chartWarnings], resolveSeconds, seconds, resolvedFrom}
