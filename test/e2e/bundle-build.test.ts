@@ -64,7 +64,7 @@ describe('bundle build', () => {
     expect(res.exitCode, res.stderr).toBe(0)
     const report = res.json()
     expect(report.identity).toMatch(/^sha256:[a-f0-9]{64}$/)
-    expect(readdirSync(out).sort()).toEqual(['site-definition.tgz', 'site.lock.json', 'site.report.json', 'site.tar.zst'])
+    expect(readdirSync(out).sort()).toEqual(['site-definition.tgz', 'site.inventory.json', 'site.lock.json', 'site.report.json', 'site.tar.zst'])
     const onDisk = JSON.parse(readFileSync(path.join(out, 'site.report.json'), 'utf8'))
     expect(onDisk.identity).toBe(report.identity)
     expect(onDisk.artifacts.map((a: any) => a.reference).sort()).toEqual([tool.reference, app.reference].sort())

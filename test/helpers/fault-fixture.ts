@@ -17,7 +17,7 @@ import {startRegistry, type RegistryOptions, type TestRegistry} from './registry
 
 export const BUNDLE_NAME = 'fault'
 /** Files `bundle build` publishes under final names (PRODUCT.md §3). */
-export const FINAL_NAME = new RegExp(`^${BUNDLE_NAME}(\\.tar\\.zst(\\.\\d{3})?|\\.tar\\.zst\\.sig|\\.parts\\.json|\\.lock\\.json|-definition\\.tgz|\\.report\\.json)$`)
+export const FINAL_NAME = new RegExp(`^${BUNDLE_NAME}(\\.tar\\.zst(\\.\\d{3})?|\\.tar\\.zst\\.sig|\\.parts\\.json|\\.lock\\.json|\\.inventory\\.json|-definition\\.tgz|\\.report\\.json)$`)
 
 export interface FaultFixture {
   registry: TestRegistry
