@@ -6,6 +6,8 @@
 //     the sha256 of the tar it read, or throws an AirpackError (exit 5, or 2 for unreadable input); never another
 //     exception. A byte flipped inside any listed entry's body (a blob, index.json, oci-layout) is always
 //     caught, with exit 5.
+//   - loadBundleContent (bundle.json only, for `bundle diff`): the same mutations give a content or an
+//     AirpackError (exit 2 or 5), never another exception.
 
 import {createHash} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -14,6 +16,7 @@ import path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {readBundle} from '../../src/bundle/reader.js'
+import {loadBundleContent} from '../../src/delta/content.js'
 import {TarFormatError, TarParser, type TarEntryHeader} from '../../src/bundle/tar.js'
 import {AirpackError} from '../../src/errors.js'
 import {rawTar, zstd, type RawTarEntry} from '../fixtures/bad/corpus.js'
@@ -168,6 +171,28 @@ describe('bundle reader under fuzzing', () => {
       writeFileSync(file, onTar ? zstd(tarBytes!) : mutateBytes(r, zstd(tar)))
       seen.add(await outcome(file, `seed ${SEED + 1} #${i} (${onTar ? 'tar' : 'compressed'} mutation)`, tarBytes))
     }
+    expect(seen.has(5)).toBe(true)
+  }, 120_000)
+
+  it('loadBundleContent (bundle diff: bundle.json only): mutated tar or compressed stream → a content or an AirpackError, never a crash', async () => {
+    const r = mulberry32(SEED + 3)
+    const seen = new Set<string | number>()
+    for (let i = 0; i < 90; i++) {
+      const file = path.join(dir, `c-${i}.tar.zst`)
+      const onTar = i % 3 !== 0
+      writeFileSync(file, onTar ? zstd(mutateBytes(r, tar)) : mutateBytes(r, zstd(tar)))
+      const context = `seed ${SEED + 3} #${i} (${onTar ? 'tar' : 'compressed'} mutation)`
+      try {
+        const content = await loadBundleContent(file)
+        for (const [digest, size] of content.blobs) expect(/^sha256:[a-f0-9]{64}$/.test(digest) && Number.isSafeInteger(size), context).toBe(true)
+        seen.add('ok')
+      } catch (error) {
+        if (!(error instanceof AirpackError)) throw new Error(`${context}: loadBundleContent threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`)
+        expect([2, 5], `${context}: ${error.message}`).toContain(error.exitCode)
+        seen.add(error.exitCode)
+      }
+    }
+    expect(seen.has('ok')).toBe(true)
     expect(seen.has(5)).toBe(true)
   }, 120_000)
 
