@@ -202,19 +202,7 @@ export async function seedBenchContent(registry: TestRegistry, options: BenchCon
       for (let l = 0; l < layersPerImage; l++) own.push(await pushGeneratedLayer(registry.url, image.repository, `${seed}/${arch}/app-${i}/layer-${l}`, ownSize, auth))
       const layers = [base, ...own]
       distinct += own.reduce((n, l) => n + l.size, 0)
-      const config = blobOf(
-        JSON.stringify({architecture: arch, os: 'linux', rootfs: {type: 'layers', diff_ids: layers.map((l) => l.diffId)}, config: {Cmd: ['/bin/true']}}),
-      )
-      await pushBlob(registry, image.repository, config, auth)
-      const manifest = Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: MT.ociManifest,
-          config: {mediaType: MT.ociConfig, digest: config.digest, size: config.size},
-          layers: layers.map((l) => ({mediaType: MT.ociLayer, digest: l.digest, size: l.size})),
-        }),
-      )
-      const m = await pushManifest(registry, image.repository, blobOf(manifest).digest, MT.ociManifest, manifest, auth)
+      const {manifest: m, config} = await pushPlatformManifest(registry, image.repository, arch, layers, {auth})
       image.platforms[arch] = {manifestDigest: m.digest, layerDigests: layers.map((l) => l.digest), bytes: layers.reduce((n, l) => n + l.size, 0) + config.size}
       entries[i]!.push({mediaType: MT.ociManifest, digest: m.digest, size: m.size, platform: {architecture: arch, os: 'linux'}})
     }
@@ -226,6 +214,31 @@ export async function seedBenchContent(registry: TestRegistry, options: BenchCon
     image.indexDigest = (await pushManifest(registry, image.repository, tag, MT.ociIndex, index, auth)).digest
   }
   return {images, bytesPerPlatform}
+}
+
+/**
+ * The config and OCI manifest of one platform over already-pushed `layers`, pushed under `reference` (by default its
+ * own digest, for an index to list; a tag makes it a single-platform image).
+ */
+export async function pushPlatformManifest(
+  registry: TestRegistry,
+  repository: string,
+  arch: string,
+  layers: GeneratedLayer[],
+  options: {reference?: string; auth?: Auth} = {},
+): Promise<{manifest: {digest: string; size: number}; config: {digest: string; size: number}}> {
+  const config = blobOf(JSON.stringify({architecture: arch, os: 'linux', rootfs: {type: 'layers', diff_ids: layers.map((l) => l.diffId)}, config: {Cmd: ['/bin/true']}}))
+  await pushBlob(registry, repository, config, options.auth)
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.ociManifest,
+      config: {mediaType: MT.ociConfig, digest: config.digest, size: config.size},
+      layers: layers.map((l) => ({mediaType: MT.ociLayer, digest: l.digest, size: l.size})),
+    }),
+  )
+  const pushed = await pushManifest(registry, repository, options.reference ?? blobOf(manifest).digest, MT.ociManifest, manifest, options.auth)
+  return {manifest: pushed, config}
 }
 
 /** An add-on profile in Palette's export shape whose one pack lists `references` as content images. */
