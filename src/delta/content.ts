@@ -1,4 +1,4 @@
-import {readBundleJson} from '../bundle/reader.js'
+import {readBundleJson} from '../bundle/bundle-json.js'
 import {BLOBS_DIR, BUNDLE_JSON, type BundleManifest} from '../bundle/format.js'
 import {IntegrityError} from '../errors.js'
 import type {Platform} from '../oci/descriptor.js'
