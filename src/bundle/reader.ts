@@ -2,7 +2,7 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {IntegrityError} from '../errors.js'
-import {OverBudgetError, byteCounter, checkDeclaredSize, limitBytes, readFileBounded, type LimitName} from '../limits.js'
+import {OverBudgetError, byteCounter, checkDeclaredSize, limitBytes, readFileBounded} from '../limits.js'
 import type {Descriptor, Platform} from '../oci/descriptor.js'
 import {isIndexType, isManifestType} from '../oci/media-types.js'
 import {formatPlatform, samePlatform} from '../oci/platform.js'
@@ -18,7 +18,7 @@ import {
   type BundleManifest,
 } from './format.js'
 import {PIPE_AHEAD, streamHash, TarHashes, type StreamHash} from './hash.js'
-import {streamVerifier, verifyDocument, type VerifyingKey} from './sign.js'
+import {streamVerifier, verifyDocument, type StreamVerifier, type VerifyingKey} from './sign.js'
 import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
 import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
 import {startDecompressor} from './zstd.js'
@@ -147,168 +147,196 @@ interface StreamState {
   detachedSignature: SignatureStatus
 }
 
-async function streamBundle(
-  source: BundleSource,
-  ctx: {verify: boolean; publicKey?: VerifyingKey; problems: string[]},
-): Promise<StreamState> {
-  const {verify, problems} = ctx
-  const problem = (message: string) => {
-    if (problems.length < MAX_PROBLEMS) problems.push(message)
-  }
-  // The identity and every entry's sha256, in one pass on one worker thread.
-  const hashes = new TarHashes()
-  let identityHex: string | undefined
-  const compressedHash: StreamHash | undefined = verify && source.partsFile ? streamHash() : undefined
-  // Hash writes waiting on a child's pipe, and entries whose digest is still being computed.
-  const waiting: Promise<void>[] = []
-  const finishing: Promise<void>[] = []
-  let detachedSig: Buffer | undefined
-  if (verify && source.detachedSignature) {
-    // Read at most what a signature can be, and refuse a huge one even when no key was given to check it.
-    const subject = `the detached signature ${path.basename(source.detachedSignature)}`
-    try {
-      if (ctx.publicKey) detachedSig = await readFileBounded(source.detachedSignature, 'signature', subject)
-      else {
-        const info = await stat(source.detachedSignature)
-        if (!info.isFile()) throw Object.assign(new Error('not a regular file'), {code: 'ENOTREG'})
-        checkDeclaredSize('signature', info.size, subject)
-      }
-    } catch (error) {
-      if (error instanceof OverBudgetError) throw overBudget(source, error)
-      const why = (error as NodeJS.ErrnoException).code === 'ENOTREG' || (error as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is not a regular file' : (error as Error).message
-      throw new IntegrityError('BUNDLE_INVALID', `${source.input}: cannot read ${subject}: ${why}`, {
-        hint: 'A detached signature is a small regular file beside the bundle; copy it again from the original.',
-        details: {bundle: source.input, file: source.detachedSignature},
-      })
-    }
-  }
-  const detachedVerifier = detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined
+type Problem = (message: string) => void
 
-  let manifest: BundleManifest | undefined
-  let listed = new Map<string, {size: number; sha256: string}>()
-  const seen = new Map<string, SeenEntry>()
-  const paths = new Set<string>()
-  const kept = new Map<string, Buffer>()
-  let bundleJsonBytes: Buffer | undefined
-  let innerSig: Buffer | undefined
-  let entryCount = 0
-  let tarBytes = 0
-  // Over a budget of src/limits.ts: the bundle is refused at once (exit 5), naming the entry and the limit.
-  const budget = (name: LimitName, size: number, subject: string) => {
-    try {
-      checkDeclaredSize(name, size, subject)
-    } catch (error) {
-      throw new Fatal((error as Error).message)
-    }
+/** Over a budget of src/limits.ts: the bundle is refused at once (exit 5), naming the entry and the limit. */
+function fatalOnOverBudget<T>(fn: () => T): T {
+  try {
+    return fn()
+  } catch (error) {
+    throw new Fatal((error as Error).message)
   }
-  const countKept = byteCounter('bundleJsonTotal', 'the JSON documents of this bundle')
-  const keptDocuments = (c: Buffer) => {
-    try {
-      countKept(c)
-    } catch (error) {
-      throw new Fatal((error as Error).message)
+}
+
+/**
+ * The detached signature, read only when a key will check it (at most what a signature can be); without a key a
+ * huge one is still refused.
+ */
+async function readDetachedSignature(source: BundleSource, publicKey: VerifyingKey | undefined): Promise<Buffer | undefined> {
+  if (!source.detachedSignature) return undefined
+  const subject = `the detached signature ${path.basename(source.detachedSignature)}`
+  try {
+    if (publicKey) return await readFileBounded(source.detachedSignature, 'signature', subject)
+    const info = await stat(source.detachedSignature)
+    if (!info.isFile()) throw Object.assign(new Error('not a regular file'), {code: 'ENOTREG'})
+    checkDeclaredSize('signature', info.size, subject)
+    return undefined
+  } catch (error) {
+    if (error instanceof OverBudgetError) throw overBudget(source, error)
+    const code = (error as NodeJS.ErrnoException).code
+    const why = code === 'ENOTREG' || code === 'EISDIR' ? 'it is not a regular file' : (error as Error).message
+    throw new IntegrityError('BUNDLE_INVALID', `${source.input}: cannot read ${subject}: ${why}`, {
+      hint: 'A detached signature is a small regular file beside the bundle; copy it again from the original.',
+      details: {bundle: source.input, file: source.detachedSignature},
+    })
+  }
+}
+
+/**
+ * What one pass over the tar learns: bundle.json first, then every entry checked against it as it streams by
+ * (listed, right size, right sha256, a safe regular file, once), JSON documents kept for the layout check.
+ */
+class TarScan {
+  /** The identity and every entry's sha256, in one pass on one worker thread. */
+  readonly hashes = new TarHashes()
+  /** Entries whose digest is still being computed. */
+  readonly finishing: Promise<void>[] = []
+  manifest: BundleManifest | undefined
+  listed = new Map<string, {size: number; sha256: string}>()
+  readonly seen = new Map<string, SeenEntry>()
+  readonly kept = new Map<string, Buffer>()
+  bundleJsonBytes: Buffer | undefined
+  innerSig: Buffer | undefined
+  entryCount = 0
+  private readonly paths = new Set<string>()
+  private readonly countKept = byteCounter('bundleJsonTotal', 'the JSON documents of this bundle')
+
+  constructor(
+    private readonly verify: boolean,
+    private readonly problem: Problem,
+  ) {}
+
+  readonly onEntry = (h: TarEntryHeader): EntrySink | undefined => {
+    const index = this.entryCount++
+    if (index === 0) return this.bundleJsonSink(h)
+    const isSig = h.path === BUNDLE_SIG && index === 1
+    const declared = this.checkListed(h, isSig)
+    if (!this.verify || !this.acceptable(h)) return undefined
+    this.paths.add(h.path)
+    return this.entrySink(h, declared, isSig)
+  }
+
+  private bundleJsonSink(h: TarEntryHeader): EntrySink {
+    if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new Fatal(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
+    fatalOnOverBudget(() => checkDeclaredSize('bundleJson', h.size, BUNDLE_JSON))
+    const chunks: Buffer[] = []
+    return {
+      data: (c) => {
+        chunks.push(Buffer.from(c))
+      },
+      end: () => {
+        this.bundleJsonBytes = Buffer.concat(chunks)
+        let manifest: BundleManifest
+        try {
+          manifest = JSON.parse(this.bundleJsonBytes.toString('utf8')) as BundleManifest
+        } catch {
+          throw new Fatal(`${BUNDLE_JSON} is not valid JSON`)
+        }
+        this.manifest = manifest
+        if (manifest?.formatVersion !== 1) throw new Fatal(`${BUNDLE_JSON} has formatVersion ${JSON.stringify(manifest?.formatVersion)}; this airpack reads format 1`)
+        if (!Array.isArray(manifest.entries)) throw new Fatal(`${BUNDLE_JSON} has no entries list`)
+        this.listed = new Map(manifest.entries.map((e) => [e.path, {size: e.size, sha256: e.sha256}]))
+      },
     }
   }
 
-  const onEntry = (h: TarEntryHeader): EntrySink | undefined => {
-    const index = entryCount++
-    if (index === 0) {
-      if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new Fatal(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
-      budget('bundleJson', h.size, BUNDLE_JSON)
-      const chunks: Buffer[] = []
-      return {
-        data: (c) => {
-          chunks.push(Buffer.from(c))
-        },
-        end: () => {
-          bundleJsonBytes = Buffer.concat(chunks)
-          try {
-            manifest = JSON.parse(bundleJsonBytes.toString('utf8')) as BundleManifest
-          } catch {
-            throw new Fatal(`${BUNDLE_JSON} is not valid JSON`)
-          }
-          if (manifest?.formatVersion !== 1) throw new Fatal(`${BUNDLE_JSON} has formatVersion ${JSON.stringify(manifest?.formatVersion)}; this airpack reads format 1`)
-          if (!Array.isArray(manifest.entries)) throw new Fatal(`${BUNDLE_JSON} has no entries list`)
-          listed = new Map(manifest.entries.map((e) => [e.path, {size: e.size, sha256: e.sha256}]))
-        },
-      }
-    }
-    // Both verify and inspect stop at the header of an entry bundle.json does not list, or lists with another
-    // size: the bytes that follow are covered by no digest, and reading them (a 16 GiB bomb) would be for nothing.
-    // inspect reads no entry's content beyond bundle.json; it still hashes the stream for the identity it prints.
-    const isSigHeader = h.path === BUNDLE_SIG && index === 1
-    const declared = listed.get(h.path)
-    if (!declared && !isSigHeader && h.type === 'file' && !unsafePathReason(h.path) && h.path !== BUNDLE_JSON) {
+  /**
+   * Both verify and inspect stop at the header of an entry bundle.json does not list, or lists with another size:
+   * the bytes that follow are covered by no digest, and reading them (a 16 GiB bomb) would be for nothing. inspect
+   * reads no entry's content beyond bundle.json; it still hashes the stream for the identity it prints.
+   */
+  private checkListed(h: TarEntryHeader, isSig: boolean): {size: number; sha256: string} | undefined {
+    const declared = this.listed.get(h.path)
+    if (!declared && !isSig && h.type === 'file' && !unsafePathReason(h.path) && h.path !== BUNDLE_JSON) {
       throw new Fatal(`entry ${h.path} is not listed in ${BUNDLE_JSON} (an extra file was added)`)
     }
     if (declared && h.type === 'file' && declared.size !== h.size) throw new Fatal(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${declared.size}`)
-    if (!verify) return undefined
+    return declared
+  }
+
+  /** A safe path, a regular file, seen once; otherwise a problem, and the entry's bytes are skipped. */
+  private acceptable(h: TarEntryHeader): boolean {
     const reason = unsafePathReason(h.path)
     if (reason) {
-      problem(`entry ${JSON.stringify(h.path)} has ${reason}; a bundle must not write outside its directory`)
-      return undefined
+      this.problem(`entry ${JSON.stringify(h.path)} has ${reason}; a bundle must not write outside its directory`)
+      return false
     }
     if (h.type !== 'file') {
       const what = h.type === 'symlink' || h.type === 'hardlink' ? `a ${h.type} to ${JSON.stringify(h.linkName)} (links are not allowed)` : `a ${h.type} (type ${JSON.stringify(h.typeFlag)}), not a regular file`
-      problem(`entry ${h.path} is ${what}`)
-      return undefined
+      this.problem(`entry ${h.path} is ${what}`)
+      return false
     }
-    if (paths.has(h.path) || h.path === BUNDLE_JSON) {
-      problem(`entry ${h.path} appears twice`)
-      return undefined
+    if (this.paths.has(h.path) || h.path === BUNDLE_JSON) {
+      this.problem(`entry ${h.path} appears twice`)
+      return false
     }
-    paths.add(h.path)
-    const isSig = isSigHeader
-    const expected = declared
-    const hash = hashes.entry()
+    return true
+  }
+
+  private entrySink(h: TarEntryHeader, expected: {size: number; sha256: string} | undefined, isSig: boolean): EntrySink {
+    const hash = this.hashes.entry()
     // Blobs within the document budget that look like JSON are kept in memory to check manifests' references;
     // index.json and oci-layout always are, so they must fit it too. All kept documents share one budget.
     const isDocument = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig
-    if (isDocument) budget(isSig ? 'signature' : 'bundleJsonEntry', h.size, `entry ${h.path}`)
+    if (isDocument) fatalOnOverBudget(() => checkDeclaredSize(isSig ? 'signature' : 'bundleJsonEntry', h.size, `entry ${h.path}`))
     const keep = isDocument || (h.path.startsWith(BLOBS_DIR) && h.size <= limitBytes('bundleJsonEntry'))
     let chunks: Buffer[] | undefined = keep ? [] : undefined
     return {
       data: (c) => {
         hash.write(c)
-        if (chunks) {
-          if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR)) chunks = undefined
-          else {
-            keptDocuments(c)
-            chunks.push(Buffer.from(c))
-          }
+        if (!chunks) return
+        if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR)) chunks = undefined
+        else {
+          fatalOnOverBudget(() => this.countKept(c))
+          chunks.push(Buffer.from(c))
         }
       },
       end: () => {
         if (chunks) {
           const body = Buffer.concat(chunks)
-          if (isSig) innerSig = body
-          else kept.set(h.path, body)
+          if (isSig) this.innerSig = body
+          else this.kept.set(h.path, body)
         }
-        const done = hash.digest().then((sha256) => {
-          seen.set(h.path, {size: h.size, sha256})
-          if (expected && expected.sha256 !== sha256) problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
-          if (h.path.startsWith(BLOBS_DIR)) {
-            const hex = h.path.slice(BLOBS_DIR.length)
-            if (!/^[a-f0-9]{64}$/.test(hex)) problem(`entry ${h.path} is not named by a sha256 digest`)
-            else if (hex !== sha256) problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
-          }
-        })
-        done.catch(() => {}) // awaited with the others below; never an unhandled rejection meanwhile
-        finishing.push(done)
+        const done = hash.digest().then((sha256) => this.checkDigest(h, expected, sha256))
+        done.catch(() => {}) // awaited with the others; never an unhandled rejection meanwhile
+        this.finishing.push(done)
       },
     }
   }
 
-  const parser = new TarParser(onEntry)
-  const zstd = startDecompressor()
-  let stop = false
+  private checkDigest(h: TarEntryHeader, expected: {sha256: string} | undefined, sha256: string): void {
+    this.seen.set(h.path, {size: h.size, sha256})
+    if (expected && expected.sha256 !== sha256) this.problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
+    if (!h.path.startsWith(BLOBS_DIR)) return
+    const hex = h.path.slice(BLOBS_DIR.length)
+    if (!/^[a-f0-9]{64}$/.test(hex)) this.problem(`entry ${h.path} is not named by a sha256 digest`)
+    else if (hex !== sha256) this.problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
+  }
+}
 
+/** Taps on the compressed bytes: the parts file's whole-file sha256 and the detached signature's verifier. */
+interface CompressedTaps {
+  hash?: StreamHash
+  verifier?: StreamVerifier
+}
+
+/**
+ * The bundle's compressed bytes through zstd into the scan, the tar hashed on the way; returns the identity (hex).
+ * A failure stops everything and becomes BUNDLE_INVALID with the problem that explains it (zstd's own message
+ * when the stream is corrupt).
+ */
+async function pumpTar(source: BundleSource, scan: TarScan, taps: CompressedTaps, problems: string[], problem: Problem): Promise<{identityHex: string; tarBytes: number}> {
+  const parser = new TarParser(scan.onEntry)
+  const zstd = startDecompressor()
+  const waiting: Promise<void>[] = [] // hash writes waiting on the worker
+  let stop = false
+  let tarBytes = 0
   const feed = (async () => {
     for await (const chunk of readCompressed(source)) {
       if (stop) break
-      const w = compressedHash?.write(chunk)
+      const w = taps.hash?.write(chunk)
       if (w) await w
-      detachedVerifier?.update(chunk)
+      taps.verifier?.update(chunk)
       zstd.stdin.write(chunk)
       if (zstd.stdin.writableLength > PIPE_AHEAD) {
         if (zstd.stdin.destroyed) break
@@ -317,10 +345,9 @@ async function streamBundle(
     }
     if (!stop) zstd.stdin.end()
   })()
-
   try {
     for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
-      const w = hashes.chunk(chunk)
+      const w = scan.hashes.chunk(chunk)
       tarBytes += chunk.length
       parser.push(chunk)
       if (w) waiting.push(w)
@@ -329,70 +356,94 @@ async function streamBundle(
     await feed
     await zstd.done
     parser.end()
-    await Promise.all(finishing)
-    identityHex = await hashes.digest()
+    await Promise.all(scan.finishing)
+    return {identityHex: await scan.hashes.digest(), tarBytes}
   } catch (error) {
     stop = true
     const stopped = zstd.stop()
-    hashes.destroy()
-    compressedHash?.destroy()
-    await Promise.allSettled([...waiting, ...finishing])
+    scan.hashes.destroy()
+    taps.hash?.destroy()
+    await Promise.allSettled([...waiting, ...scan.finishing])
     await feed.catch(() => {})
     const zstdError = await stopped
-    if (error instanceof Fatal || error instanceof TarFormatError) {
-      problem(error.message)
-    } else if (zstdError && !(error instanceof Fatal)) {
-      problem(`the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`)
-    } else {
-      throw error
-    }
+    if (error instanceof Fatal || error instanceof TarFormatError) problem(error.message)
+    else if (zstdError) problem(`the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`)
+    else throw error
     throw new IntegrityError('BUNDLE_INVALID', `${source.input}: ${problems[0] ?? 'the bundle cannot be read'}`, {
       hint: 'Do not upload this bundle: copy it again from the original, or rebuild it.',
       details: {bundle: source.input, problems},
     })
   }
+}
 
+/** bundle.json's signature inside the tar, and the detached signature of the whole file, against `publicKey`. */
+function checkSignatures(
+  scan: TarScan & {manifest: BundleManifest},
+  source: BundleSource,
+  detached: {sig?: Buffer; verifier?: StreamVerifier},
+  publicKey: VerifyingKey | undefined,
+  problem: Problem,
+): {innerSignature: SignatureStatus; detachedSignature: SignatureStatus} {
+  const {manifest, innerSig, bundleJsonBytes} = scan
+  let innerSignature: SignatureStatus = manifest.signature ? 'not-checked' : 'absent'
+  let detachedSignature: SignatureStatus = source.detachedSignature ? 'not-checked' : 'absent'
+  if (manifest.signature && !innerSig) problem(`${BUNDLE_JSON} says the bundle is signed, but ${BUNDLE_SIG} is missing`)
+  if (!manifest.signature && innerSig) problem(`${BUNDLE_SIG} is present but ${BUNDLE_JSON} does not declare a signature`)
+  if (!publicKey) return {innerSignature, detachedSignature}
+  if (!innerSig && !source.detachedSignature) problem('the bundle is not signed (no airpack/bundle.json.sig and no detached .sig), but --public-key was given')
+  if (innerSig && bundleJsonBytes) {
+    innerSignature = verifyDocument(publicKey, bundleJsonBytes, innerSig) ? 'valid' : 'invalid'
+    if (innerSignature === 'invalid') {
+      const signedBy = manifest.signature?.publicKeyFingerprint
+      problem(
+        signedBy && signedBy !== publicKey.publicKeyFingerprint
+          ? `the signature of ${BUNDLE_JSON} does not verify: it was made with key ${signedBy}, not the given public key ${publicKey.publicKeyFingerprint}`
+          : `the signature of ${BUNDLE_JSON} does not verify with the given public key (bundle.json or its signature was altered)`,
+      )
+    }
+  }
+  if (detached.verifier && detached.sig) {
+    detachedSignature = detached.verifier.verify(detached.sig) ? 'valid' : 'invalid'
+    if (detachedSignature === 'invalid') problem(`the detached signature ${path.basename(source.detachedSignature!)} does not verify with the given public key`)
+  }
+  return {innerSignature, detachedSignature}
+}
+
+async function streamBundle(
+  source: BundleSource,
+  ctx: {verify: boolean; publicKey?: VerifyingKey; problems: string[]},
+): Promise<StreamState> {
+  const {verify, problems} = ctx
+  const problem: Problem = (message) => {
+    if (problems.length < MAX_PROBLEMS) problems.push(message)
+  }
+  const detachedSig = verify ? await readDetachedSignature(source, ctx.publicKey) : undefined
+  const taps: CompressedTaps = {
+    hash: verify && source.partsFile ? streamHash() : undefined,
+    verifier: detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined,
+  }
+  const scan = new TarScan(verify, problem)
+  const {identityHex, tarBytes} = await pumpTar(source, scan, taps, problems, problem)
+  const manifest = scan.manifest
   if (!manifest) {
     throw new IntegrityError('BUNDLE_INVALID', `${source.input}: the stream holds no ${BUNDLE_JSON}`, {details: {bundle: source.input}})
   }
-
-  let innerSignature: SignatureStatus = manifest.signature ? 'not-checked' : 'absent'
-  let detachedSignature: SignatureStatus = source.detachedSignature ? 'not-checked' : 'absent'
-
+  let signatures: {innerSignature: SignatureStatus; detachedSignature: SignatureStatus} = {
+    innerSignature: manifest.signature ? 'not-checked' : 'absent',
+    detachedSignature: source.detachedSignature ? 'not-checked' : 'absent',
+  }
   if (verify) {
     // Every listed entry must be there.
-    for (const [p] of listed) if (!seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
+    for (const [p] of scan.listed) if (!scan.seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
     // The parts file's whole-file checksum.
-    const whole = compressedHash ? await compressedHash.digest() : undefined
+    const whole = taps.hash ? await taps.hash.digest() : undefined
     if (source.partsFile && whole && source.partsFile.content.sha256 !== whole) {
       problem(`the joined parts hash to ${whole}, ${path.basename(source.partsFile.path)} says ${source.partsFile.content.sha256}`)
     }
-    checkLayout(manifest, seen, kept, problem)
-
-    // Signatures.
-    if (manifest.signature && !innerSig) problem(`${BUNDLE_JSON} says the bundle is signed, but ${BUNDLE_SIG} is missing`)
-    if (!manifest.signature && innerSig) problem(`${BUNDLE_SIG} is present but ${BUNDLE_JSON} does not declare a signature`)
-    if (ctx.publicKey) {
-      if (!innerSig && !source.detachedSignature) problem('the bundle is not signed (no airpack/bundle.json.sig and no detached .sig), but --public-key was given')
-      if (innerSig && bundleJsonBytes) {
-        innerSignature = verifyDocument(ctx.publicKey, bundleJsonBytes, innerSig) ? 'valid' : 'invalid'
-        if (innerSignature === 'invalid') {
-          const signedBy = manifest.signature?.publicKeyFingerprint
-          problem(
-            signedBy && signedBy !== ctx.publicKey.publicKeyFingerprint
-              ? `the signature of ${BUNDLE_JSON} does not verify: it was made with key ${signedBy}, not the given public key ${ctx.publicKey.publicKeyFingerprint}`
-              : `the signature of ${BUNDLE_JSON} does not verify with the given public key (bundle.json or its signature was altered)`,
-          )
-        }
-      }
-      if (detachedVerifier && detachedSig) {
-        detachedSignature = detachedVerifier.verify(detachedSig) ? 'valid' : 'invalid'
-        if (detachedSignature === 'invalid') problem(`the detached signature ${path.basename(source.detachedSignature!)} does not verify with the given public key`)
-      }
-    }
+    checkLayout(manifest, scan.seen, scan.kept, problem)
+    signatures = checkSignatures(Object.assign(scan, {manifest}), source, {sig: detachedSig, verifier: taps.verifier}, ctx.publicKey, problem)
   }
-
-  return {manifest, identity: identityHex, tarBytes, entryCount, innerSignature, detachedSignature}
+  return {manifest, identity: identityHex, tarBytes, entryCount: scan.entryCount, ...signatures}
 }
 
 /** The OCI layout is complete: every index.json descriptor and everything it references is present. */
