@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import {IntegrityError} from '../errors.js'
 import {OverBudgetError, byteCounter, checkDeclaredSize, limitBytes, readFileBounded} from '../limits.js'
-import type {Descriptor, Platform} from '../oci/descriptor.js'
+import type {Descriptor, ManifestDocument, Platform} from '../oci/descriptor.js'
 import {isIndexType, isManifestType} from '../oci/media-types.js'
 import {formatPlatform, samePlatform} from '../oci/platform.js'
 import {
@@ -446,28 +446,29 @@ async function streamBundle(
   return {manifest, identity: identityHex, tarBytes, entryCount: scan.entryCount, ...signatures}
 }
 
-/** The OCI layout is complete: every index.json descriptor and everything it references is present. */
-function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kept: Map<string, Buffer>, problem: (m: string) => void): void {
+function checkOciLayoutFile(kept: Map<string, Buffer>, problem: Problem): void {
   const layout = kept.get(OCI_LAYOUT)
-  if (!layout) problem(`${OCI_LAYOUT} is missing`)
-  else {
-    try {
-      if (JSON.parse(layout.toString('utf8')).imageLayoutVersion !== JSON.parse(OCI_LAYOUT_CONTENT).imageLayoutVersion) problem(`${OCI_LAYOUT} has an unknown imageLayoutVersion`)
-    } catch {
-      problem(`${OCI_LAYOUT} is not valid JSON`)
-    }
+  if (!layout) return problem(`${OCI_LAYOUT} is missing`)
+  try {
+    if (JSON.parse(layout.toString('utf8')).imageLayoutVersion !== JSON.parse(OCI_LAYOUT_CONTENT).imageLayoutVersion) problem(`${OCI_LAYOUT} has an unknown imageLayoutVersion`)
+  } catch {
+    problem(`${OCI_LAYOUT} is not valid JSON`)
   }
+}
+
+/** index.json's descriptors, each named, and named exactly as bundle.json's artifacts are (both ways). */
+function indexDescriptors(manifest: BundleManifest, kept: Map<string, Buffer>, problem: Problem): Descriptor[] | undefined {
   const indexBytes = kept.get(INDEX_JSON)
   if (!indexBytes) {
     problem(`${INDEX_JSON} is missing`)
-    return
+    return undefined
   }
   let index: {manifests?: Descriptor[]}
   try {
     index = JSON.parse(indexBytes.toString('utf8'))
   } catch {
     problem(`${INDEX_JSON} is not valid JSON`)
-    return
+    return undefined
   }
   const descriptors = Array.isArray(index.manifests) ? index.manifests : []
   const byRef = new Map<string, Descriptor>()
@@ -476,20 +477,32 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
     if (!ref) problem(`${INDEX_JSON} has an entry ${d.digest} without ${ANNOTATION_REF_NAME}`)
     else byRef.set(ref, d)
   }
-  const artifacts = manifest.artifacts ?? []
-  for (const a of artifacts) {
+  for (const a of manifest.artifacts ?? []) {
     const d = byRef.get(a.reference)
     if (!d) problem(`artifact ${a.reference} is not in ${INDEX_JSON}`)
     else if (d.digest !== a.digest) problem(`artifact ${a.reference}: ${INDEX_JSON} names ${d.digest}, ${BUNDLE_JSON} says ${a.digest}`)
     byRef.delete(a.reference)
   }
   for (const [ref] of byRef) problem(`${INDEX_JSON} names ${ref}, which ${BUNDLE_JSON} does not list as an artifact`)
+  return descriptors
+}
 
-  const checked = new Set<string>()
-  const blobEntry = (digest: string) => (/^sha256:[a-f0-9]{64}$/.test(digest) ? seen.get(`${BLOBS_DIR}${digest.slice(7)}`) : undefined)
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- index and manifest JSON, shape-checked where read
-  const json = (digest: string): any => {
-    const bytes = kept.get(`${BLOBS_DIR}${digest.slice(7)}`)
+/** Walks an artifact's graph through the kept documents: every descriptor present, with its size. */
+class GraphCheck {
+  private readonly checked = new Set<string>()
+
+  constructor(
+    private readonly seen: Map<string, SeenEntry>,
+    private readonly kept: Map<string, Buffer>,
+    private readonly problem: Problem,
+  ) {}
+
+  blobEntry(digest: string): SeenEntry | undefined {
+    return /^sha256:[a-f0-9]{64}$/.test(digest) ? this.seen.get(`${BLOBS_DIR}${digest.slice(7)}`) : undefined
+  }
+
+  private json(digest: string): ManifestDocument | undefined {
+    const bytes = this.kept.get(`${BLOBS_DIR}${digest.slice(7)}`)
     if (!bytes) return undefined
     try {
       return JSON.parse(bytes.toString('utf8'))
@@ -497,42 +510,47 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
       return undefined
     }
   }
-  const walk = (d: Descriptor, owner: string, omitted: Platform[]) => {
-    const entry = blobEntry(d.digest)
-    if (!entry) {
-      problem(`${owner}: ${d.mediaType} ${d.digest} is missing from the bundle`)
-      return
-    }
-    if (entry.size !== d.size) problem(`${owner}: ${d.digest} is ${entry.size} bytes, its descriptor says ${d.size}`)
-    if (checked.has(d.digest)) return
-    checked.add(d.digest)
-    if (isIndexType(d.mediaType)) {
-      const doc = json(d.digest)
-      if (!doc || !Array.isArray(doc.manifests)) {
-        problem(`${owner}: index ${d.digest} is not a valid image index`)
-        return
+
+  walk(d: Descriptor, owner: string, omitted: Platform[]): void {
+    const entry = this.blobEntry(d.digest)
+    if (!entry) return this.problem(`${owner}: ${d.mediaType} ${d.digest} is missing from the bundle`)
+    if (entry.size !== d.size) this.problem(`${owner}: ${d.digest} is ${entry.size} bytes, its descriptor says ${d.size}`)
+    if (this.checked.has(d.digest)) return
+    this.checked.add(d.digest)
+    if (isIndexType(d.mediaType)) this.walkIndex(d, owner, omitted)
+    else if (isManifestType(d.mediaType)) this.walkManifest(d, owner, omitted)
+  }
+
+  private walkIndex(d: Descriptor, owner: string, omitted: Platform[]): void {
+    const doc = this.json(d.digest)
+    if (!doc || !Array.isArray(doc.manifests)) return this.problem(`${owner}: index ${d.digest} is not a valid image index`)
+    for (const child of doc.manifests) {
+      if (this.blobEntry(child.digest)) this.walk(child, owner, omitted)
+      else if (!omitted.some((p) => samePlatform(p, child.platform))) {
+        this.problem(`${owner}: manifest ${child.digest} for ${formatPlatform(child.platform as Platform)} is neither in the bundle nor recorded as an omitted platform`)
       }
-      for (const child of doc.manifests as Descriptor[]) {
-        if (blobEntry(child.digest)) walk(child, owner, omitted)
-        else if (!omitted.some((p) => samePlatform(p, child.platform))) {
-          problem(`${owner}: manifest ${child.digest} for ${formatPlatform(child.platform as Platform)} is neither in the bundle nor recorded as an omitted platform`)
-        }
-      }
-    } else if (isManifestType(d.mediaType)) {
-      const doc = json(d.digest)
-      if (!doc || !doc.config) {
-        problem(`${owner}: manifest ${d.digest} is not a valid image manifest`)
-        return
-      }
-      walk(doc.config, owner, omitted)
-      for (const layer of (doc.layers ?? []) as Descriptor[]) walk(layer, owner, omitted)
     }
   }
-  for (const a of artifacts) {
+
+  private walkManifest(d: Descriptor, owner: string, omitted: Platform[]): void {
+    const doc = this.json(d.digest)
+    if (!doc || !doc.config) return this.problem(`${owner}: manifest ${d.digest} is not a valid image manifest`)
+    this.walk(doc.config, owner, omitted)
+    for (const layer of doc.layers ?? []) this.walk(layer, owner, omitted)
+  }
+}
+
+/** The OCI layout is complete: every index.json descriptor and everything it references is present. */
+function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kept: Map<string, Buffer>, problem: Problem): void {
+  checkOciLayoutFile(kept, problem)
+  const descriptors = indexDescriptors(manifest, kept, problem)
+  if (!descriptors) return
+  const graph = new GraphCheck(seen, kept, problem)
+  for (const a of manifest.artifacts ?? []) {
     const d = descriptors.find((x) => entryReference(x.annotations) === a.reference)
     if (!d) continue
-    walk(d, `${a.kind} ${a.reference}`, a.omittedPlatforms ?? [])
-    if (a.platformManifest && !blobEntry(a.platformManifest.digest)) {
+    graph.walk(d, `${a.kind} ${a.reference}`, a.omittedPlatforms ?? [])
+    if (a.platformManifest && !graph.blobEntry(a.platformManifest.digest)) {
       problem(`image ${a.reference}: its ${formatPlatform(a.platform)} manifest ${a.platformManifest.digest} is missing from the bundle`)
     }
   }
