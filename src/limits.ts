@@ -171,7 +171,7 @@ export class OverBudgetError extends Error {
 
   /** What to do about it, for an error's hint. */
   get hint(): string {
-    return `If this really is a genuine ${LIMITS[this.limit].what}, raise the limit with ${LIMITS[this.limit].env}=<bytes> (see docs/limits.md); otherwise it is broken or hostile.`
+    return `If this input is genuine and trusted, raise the limit for ${LIMITS[this.limit].what} with ${LIMITS[this.limit].env}=<size> (see docs/limits.md); otherwise it is broken or hostile.`
   }
 }
 

@@ -199,7 +199,7 @@ class TarScan {
   innerSig: Buffer | undefined
   entryCount = 0
   private readonly paths = new Set<string>()
-  private readonly countKept = byteCounter('bundleJsonTotal', 'the JSON documents of this bundle')
+  private readonly countKept = byteCounter('bundleJsonTotal', 'the sum of the JSON documents kept from this bundle')
 
   constructor(
     private readonly verify: boolean,
