@@ -330,8 +330,8 @@ function totalsSection(artifacts: number, input: ReportInput): BuildReport['tota
     fetchSeconds: round(fetchSeconds),
     writeSeconds: round(writeSeconds),
     seconds: round(input.seconds),
-    writeThroughputMBps: round(pending.tarSize / mb / Math.max(writeSeconds, 0.001), 1),
-    downloadThroughputMBps: round(fetched.downloadedBytes / mb / Math.max(fetchSeconds, 0.001), 1),
+    writeThroughputMBps: round(pending.tarSize / mb / Math.max(writeSeconds, 0.001)),
+    downloadThroughputMBps: round(fetched.downloadedBytes / mb / Math.max(fetchSeconds, 0.001)),
   }
 }
 
