@@ -19,7 +19,6 @@ import {PROJECT_ROOT, runCli} from '../helpers/cli.js'
 vi.setConfig({testTimeout: 120_000})
 
 const STACK = /^\s+at .+:\d+:\d+\)?$/m
-// eslint-disable-next-line no-control-regex
 const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/
 const HOSTILE = 'evil\x1b[2J\x1b]0;pwned\x07name'
 
