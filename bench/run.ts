@@ -2,6 +2,7 @@
 //
 //   node --import tsx bench/run.ts [--sizes 1G,4G] [--reps 5] [--images 4] [--platforms amd64,arm64] [--arch amd64]
 //                                  [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR] [--concurrency N] [--keep]
+//                                  [--format 1|2]  (the bundle format airpack writes, and so verifies)
 //
 // For every size (bytes per platform) it seeds a fresh loopback docker-registry with multi-arch content, writes an
 // exported add-on profile listing the images, then runs the pairs below `--reps` times, alternating which side of a
@@ -46,6 +47,7 @@ const {values: args} = parseArgs({
     out: {type: 'string', default: path.join(ROOT, 'bench', 'results')},
     concurrency: {type: 'string'},
     'compression-level': {type: 'string', default: '3'},
+    format: {type: 'string', default: '1'},
     'run-timeout': {type: 'string', default: '1800'},
     keep: {type: 'boolean', default: false},
     'no-snapshot': {type: 'boolean', default: false},
@@ -57,7 +59,7 @@ if (args.help) {
   console.log(
     'usage: node --import tsx bench/run.ts [--sizes 1G,4G] [--reps N] [--images N] [--layers-per-image N] [--base-fraction F]\n' +
       '       [--platforms amd64,arm64] [--arch amd64] [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR]\n' +
-      '       [--concurrency N] [--compression-level N] [--run-timeout SECONDS] [--keep] [--no-snapshot]',
+      '       [--concurrency N] [--compression-level N] [--format 1|2] [--run-timeout SECONDS] [--keep] [--no-snapshot]',
   )
   process.exit(0)
 }
@@ -165,6 +167,8 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
       outputDir,
       '--compression-level',
       level,
+      // Only when asked: an airpack from before --format existed still runs the default.
+      ...(args.format !== '1' ? ['--format', args.format] : []),
       ...(args.concurrency ? ['--concurrency', args.concurrency] : []),
     ]
 

@@ -20,6 +20,7 @@ import {buildSiteDocuments, loadInventory} from '../userdata/index.js'
 import {buildDefinitionTgz} from './definition.js'
 import {loadSigningKey, type SigningKey} from './sign.js'
 import {formatBytes} from '../util/format.js'
+import type {BundleFormatVersion, BundleManifest} from './format.js'
 import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
 import {initStore} from '../resolve/store-init.js'
@@ -44,6 +45,8 @@ export interface BuildOptions {
   partSize?: number
   sitesFile?: string
   compressionLevel: number
+  /** Bundle format (1 by default; 2 is the seekable format of PRODUCT.md §4). */
+  formatVersion?: BundleFormatVersion
   cacheDir?: string
   airpackVersion: string
   /** SOURCE_DATE_EPOCH, parsed; the only time that may enter the bundle. */
@@ -64,6 +67,9 @@ export interface BuildReport {
     compressedBytes: number
     compressedSha256?: string
     compressionLevel: number
+    formatVersion: BundleFormatVersion
+    /** What compressed the bundle, as bundle.json records it. */
+    compression: BundleManifest['compression']
     zstdVersion: string
     parts?: {name: string; size: number; sha256: string}[]
     signature?: {algorithm: string; publicKeyFingerprint: string; file: string}
@@ -204,6 +210,7 @@ async function fetchAndPack(options: BuildOptions, input: PackInput, onPending: 
     profiles: input.profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, document: p.document})),
     definitionTgz: input.definitionTgz,
     compressionLevel: options.compressionLevel,
+    formatVersion: options.formatVersion,
     airpackVersion: options.airpackVersion,
     sourceDateEpoch: options.sourceDateEpoch,
     signingKey: input.signingKey,
@@ -307,6 +314,8 @@ function bundleSection(options: BuildOptions, {packed: {pending}, zstd, signingK
     compressedBytes: pending.compressedSize,
     ...(pending.compressedSha256 ? {compressedSha256: pending.compressedSha256} : {}),
     compressionLevel: options.compressionLevel,
+    formatVersion: pending.manifest.formatVersion,
+    compression: pending.manifest.compression,
     zstdVersion: zstd,
     ...(pending.parts ? {parts: pending.parts.parts} : {}),
     ...(signingKey

@@ -2,7 +2,7 @@ import path from 'node:path'
 
 import {IntegrityError, UsageError} from '../errors.js'
 import {OverBudgetError, byteCounter, checkDeclaredSize} from '../limits.js'
-import {BUNDLE_JSON, type BundleManifest} from './format.js'
+import {BUNDLE_JSON, FORMAT_VERSION, SEEKABLE_FORMAT_VERSION, type BundleManifest} from './format.js'
 import {PIPE_AHEAD} from './hash.js'
 import {openBundleSource, readCompressed, type BundleSource} from './source.js'
 import {drained, TarFormatError, TarParser} from './tar.js'
@@ -15,8 +15,9 @@ import {startDecompressor} from './zstd.js'
 class NotBundleJson extends Error {}
 
 /**
- * bundle.json's bytes as a manifest, or why they are not one: the checks readBundle makes on the first entry (its
- * streamBundle still has them inline; it should call this).
+ * bundle.json's bytes as a manifest, or why they are not one: the checks readBundle (reader.ts) also makes on the
+ * first entry. Formats 1 and 2 hold the same bundle.json shape (a format 2 file is still one plain zstd file, so
+ * readBundleJson below reads both).
  */
 export function parseBundleJson(bytes: Buffer): BundleManifest | string {
   let manifest: BundleManifest
@@ -25,7 +26,8 @@ export function parseBundleJson(bytes: Buffer): BundleManifest | string {
   } catch {
     return `${BUNDLE_JSON} is not valid JSON`
   }
-  if (manifest?.formatVersion !== 1) return `${BUNDLE_JSON} has formatVersion ${JSON.stringify(manifest?.formatVersion)}; this airpack reads format 1`
+  const version = manifest?.formatVersion
+  if (version !== FORMAT_VERSION && version !== SEEKABLE_FORMAT_VERSION) return `${BUNDLE_JSON} has formatVersion ${JSON.stringify(version)}; this airpack reads formats 1 and 2`
   if (!Array.isArray(manifest.entries)) return `${BUNDLE_JSON} has no entries list`
   return manifest
 }

@@ -1,8 +1,12 @@
 import type {Platform} from '../oci/descriptor.js'
 
-// Bundle format version 1 (PRODUCT.md §4): the names and shapes every writer and reader of a bundle agrees on.
+// Bundle formats 1 and 2 (PRODUCT.md §4): the names and shapes every writer and reader of a bundle agrees on.
+// Both hold the same tar; format 2 cuts its zstd stream into seekable frames (docs/bundle-format.md).
 
 export const FORMAT_VERSION = 1
+/** The seekable format: one frame group per tar entry, raw frames for compressed blobs, a seek table at the end. */
+export const SEEKABLE_FORMAT_VERSION = 2
+export type BundleFormatVersion = typeof FORMAT_VERSION | typeof SEEKABLE_FORMAT_VERSION
 
 export const BUNDLE_JSON = 'airpack/bundle.json'
 export const BUNDLE_SIG = 'airpack/bundle.json.sig'
@@ -57,11 +61,15 @@ export interface BundleEntry {
 }
 
 export interface BundleManifest {
-  formatVersion: 1
+  formatVersion: BundleFormatVersion
   name: string
   platform: Platform
   airpack: {version: string}
-  compression: {algorithm: 'zstd'; version: string; level: number}
+  /**
+   * Format 1: the version of the `zstd` program. Format 2: `package` is the compressor package of the compressed
+   * frames (src/zstd/wasm.ts) and `version` its version.
+   */
+  compression: {algorithm: 'zstd'; version: string; level: number; package?: string}
   /** Only when SOURCE_DATE_EPOCH was set: the one time that enters the bundle. */
   sourceDateEpoch?: number
   profiles: {name: string; version: string; sha256: string}[]

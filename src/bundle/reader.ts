@@ -2,6 +2,9 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {IntegrityError} from '../errors.js'
+import {sha256Hex} from '../util/digest.js'
+import {hasSeekTable, SeekableReader} from '../zstd/seekable-reader.js'
+import {parseBundleJson} from './bundle-json.js'
 import {OverBudgetError, byteCounter, checkDeclaredSize, limitBytes, readFileBounded} from '../limits.js'
 import type {Descriptor, ManifestDocument, Platform} from '../oci/descriptor.js'
 import {isIndexType, isManifestType} from '../oci/media-types.js'
@@ -15,6 +18,7 @@ import {
   INDEX_JSON,
   OCI_LAYOUT,
   OCI_LAYOUT_CONTENT,
+  SEEKABLE_FORMAT_VERSION,
   type BundleManifest,
 } from './format.js'
 import {PIPE_AHEAD, streamHash, TarHashes, type StreamHash} from './hash.js'
@@ -23,9 +27,14 @@ import {checkParts, openBundleSource, readCompressed, type BundleSource} from '.
 import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
 import {startDecompressor} from './zstd.js'
 
-// Reads a bundle as one stream (parts chained → `zstd -dc` child → tar parser), never extracting or joining it
-// on disk. `verify` checks everything PRODUCT.md §4 promises; `inspect` only needs bundle.json and the identity
-// (the sha256 of the uncompressed tar), which takes the same single pass.
+// Reads a bundle as one stream, never extracting or joining it on disk: format 1 through a `zstd -dc` child (parts
+// chained → zstd → tar parser), format 2 (a seek table at the end) through the SeekableReader, which checks the
+// table and every frame on the way. `verify` checks everything PRODUCT.md §4 promises. `inspect` only needs
+// bundle.json and the identity: for format 1 the sha256 of the uncompressed tar (one whole pass); for format 2
+// the sha256 of bundle.json, so it reads only bundle.json's frames.
+//
+// Format 2 verify still hashes the tar on one thread in one pass, like format 1; hashing entries on both cores by
+// the seek table is a later optimisation.
 
 const MAX_PROBLEMS = 100
 
@@ -94,8 +103,20 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
     if (problems.length > 0) fail()
   }
 
-  // 2. One pass over the stream.
-  const state = await streamBundle(source, {verify, publicKey: options.publicKey, problems})
+  // 2. Format 2 ends with a seek table and is read through the seekable reader, which checks the table (and, for
+  // verify, every frame's header) as it opens. Parts that cannot be read leave it to the format 1 path to say so.
+  const paths = source.files.map((f) => f.path)
+  const seekable = (await hasSeekTable(paths).catch(() => false))
+    ? await SeekableReader.open(paths, {name: input, checkFrames: verify}) // inspect touches only bundle.json's frames
+    : undefined
+
+  // 3. One pass over the stream (inspect of format 2: over bundle.json only).
+  let state: StreamState
+  try {
+    state = seekable && !verify ? await readSeekableInventory(source, seekable) : await streamBundle(source, {verify, publicKey: options.publicKey, problems, seekable})
+  } finally {
+    await seekable?.close()
+  }
   if (verify && problems.length > 0) fail()
   const m = state.manifest
   return {
@@ -148,6 +169,57 @@ interface StreamState {
 }
 
 type Problem = (message: string) => void
+
+/**
+ * bundle.json's bytes as the manifest, or Fatal naming what is wrong. `seekable`: whether the file has a seek
+ * table, which must agree with the format bundle.json declares.
+ */
+function parseManifest(bytes: Buffer, seekable: boolean): BundleManifest {
+  const manifest = parseBundleJson(bytes)
+  if (typeof manifest === 'string') throw new Fatal(manifest)
+  const version = manifest.formatVersion
+  if (seekable && version !== SEEKABLE_FORMAT_VERSION) throw new Fatal(`the file ends with a seek table (format 2), but ${BUNDLE_JSON} says formatVersion ${version}`)
+  if (!seekable && version === SEEKABLE_FORMAT_VERSION) throw new Fatal(`${BUNDLE_JSON} says formatVersion 2, but the file does not end with a seek table (it was recompressed or truncated)`)
+  return manifest
+}
+
+function unreadable(source: BundleSource, problems: string[]): IntegrityError {
+  return new IntegrityError('BUNDLE_INVALID', `${source.input}: ${problems[0] ?? 'the bundle cannot be read'}`, {
+    hint: 'Do not upload this bundle: copy it again from the original, or rebuild it.',
+    details: {bundle: source.input, problems},
+  })
+}
+
+/** Inspect of a format 2 bundle: the tar's first entry (bundle.json) from the frames that hold it, nothing else. */
+async function readSeekableInventory(source: BundleSource, seekable: SeekableReader): Promise<StreamState> {
+  let bytes: Buffer | undefined
+  const parser = new TarParser((h) => {
+    if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new Fatal(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
+    fatalOnOverBudget(() => checkDeclaredSize('bundleJson', h.size, BUNDLE_JSON))
+    const chunks: Buffer[] = []
+    return {data: (c) => void chunks.push(Buffer.from(c)), end: () => void (bytes = Buffer.concat(chunks))}
+  })
+  try {
+    // The generator decodes a frame only when asked for it: leaving the loop leaves the content unread.
+    for await (const chunk of seekable.read(0, seekable.size)) {
+      parser.push(chunk)
+      if (bytes) break
+    }
+    if (!bytes) throw new Fatal(`the stream holds no ${BUNDLE_JSON}`)
+    const manifest = parseManifest(bytes, true)
+    return {
+      manifest,
+      identity: sha256Hex(bytes),
+      tarBytes: seekable.size,
+      entryCount: 1,
+      innerSignature: manifest.signature ? 'not-checked' : 'absent',
+      detachedSignature: source.detachedSignature ? 'not-checked' : 'absent',
+    }
+  } catch (error) {
+    if (error instanceof Fatal || error instanceof TarFormatError) throw unreadable(source, [error.message])
+    throw error
+  }
+}
 
 /** Over a budget of src/limits.ts: the bundle is refused at once (exit 5), naming the entry and the limit. */
 function fatalOnOverBudget<T>(fn: () => T): T {
@@ -204,6 +276,8 @@ class TarScan {
   constructor(
     private readonly verify: boolean,
     private readonly problem: Problem,
+    /** The file ends with a seek table (format 2): bundle.json must say so. */
+    private readonly seekable: boolean,
   ) {}
 
   readonly onEntry = (h: TarEntryHeader): EntrySink | undefined => {
@@ -226,15 +300,8 @@ class TarScan {
       },
       end: () => {
         this.bundleJsonBytes = Buffer.concat(chunks)
-        let manifest: BundleManifest
-        try {
-          manifest = JSON.parse(this.bundleJsonBytes.toString('utf8')) as BundleManifest
-        } catch {
-          throw new Fatal(`${BUNDLE_JSON} is not valid JSON`)
-        }
+        const manifest = parseManifest(this.bundleJsonBytes, this.seekable)
         this.manifest = manifest
-        if (manifest?.formatVersion !== 1) throw new Fatal(`${BUNDLE_JSON} has formatVersion ${JSON.stringify(manifest?.formatVersion)}; this airpack reads format 1`)
-        if (!Array.isArray(manifest.entries)) throw new Fatal(`${BUNDLE_JSON} has no entries list`)
         this.listed = new Map(manifest.entries.map((e) => [e.path, {size: e.size, sha256: e.sha256}]))
       },
     }
@@ -321,32 +388,44 @@ interface CompressedTaps {
 }
 
 /**
- * The bundle's compressed bytes through zstd into the scan, the tar hashed on the way; returns the identity (hex).
- * A failure stops everything and becomes BUNDLE_INVALID with the problem that explains it (zstd's own message
- * when the stream is corrupt).
+ * The bundle's tar into the scan, hashed on the way; returns the sha256 (hex) of the tar. Format 1: the compressed
+ * bytes through a zstd child. Format 2: the seekable reader decodes the frames in place, and the compressed bytes
+ * are read only when the parts' checksum or the detached signature needs them. A failure stops everything and
+ * becomes BUNDLE_INVALID with the problem that explains it (zstd's own message when the stream is corrupt, the
+ * frame and its offset for a format 2 frame that does not decode as the seek table says).
  */
-async function pumpTar(source: BundleSource, scan: TarScan, taps: CompressedTaps, problems: string[], problem: Problem): Promise<{identityHex: string; tarBytes: number}> {
+async function pumpTar(
+  source: BundleSource,
+  scan: TarScan,
+  taps: CompressedTaps,
+  problems: string[],
+  problem: Problem,
+  seekable: SeekableReader | undefined,
+): Promise<{tarHex: string; tarBytes: number}> {
   const parser = new TarParser(scan.onEntry)
-  const zstd = startDecompressor()
+  const zstd = seekable ? undefined : startDecompressor()
+  const tarChunks: AsyncIterable<Buffer> = seekable ? seekable.read(0, seekable.size) : (zstd!.stdout! as AsyncIterable<Buffer>)
   const waiting: Promise<void>[] = [] // hash writes waiting on the worker
   let stop = false
   let tarBytes = 0
   const feed = (async () => {
+    if (!zstd && !taps.hash && !taps.verifier) return
     for await (const chunk of readCompressed(source)) {
       if (stop) break
       const w = taps.hash?.write(chunk)
       if (w) await w
       taps.verifier?.update(chunk)
+      if (!zstd) continue
       zstd.stdin.write(chunk)
       if (zstd.stdin.writableLength > PIPE_AHEAD) {
         if (zstd.stdin.destroyed) break
         await drained(zstd.stdin)
       }
     }
-    if (!stop) zstd.stdin.end()
+    if (!stop) zstd?.stdin.end()
   })()
   try {
-    for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
+    for await (const chunk of tarChunks) {
       const w = scan.hashes.chunk(chunk)
       tarBytes += chunk.length
       parser.push(chunk)
@@ -354,25 +433,23 @@ async function pumpTar(source: BundleSource, scan: TarScan, taps: CompressedTaps
       if (waiting.length > 0) await Promise.all(waiting.splice(0))
     }
     await feed
-    await zstd.done
+    await zstd?.done
     parser.end()
     await Promise.all(scan.finishing)
-    return {identityHex: await scan.hashes.digest(), tarBytes}
+    return {tarHex: await scan.hashes.digest(), tarBytes}
   } catch (error) {
     stop = true
-    const stopped = zstd.stop()
+    const stopped = zstd?.stop() ?? Promise.resolve(undefined)
     scan.hashes.destroy()
     taps.hash?.destroy()
     await Promise.allSettled([...waiting, ...scan.finishing])
     await feed.catch(() => {})
     const zstdError = await stopped
     if (error instanceof Fatal || error instanceof TarFormatError) problem(error.message)
+    else if (seekable && error instanceof IntegrityError) problem(error.message) // FRAME_INVALID, named with its offset
     else if (zstdError) problem(`the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`)
     else throw error
-    throw new IntegrityError('BUNDLE_INVALID', `${source.input}: ${problems[0] ?? 'the bundle cannot be read'}`, {
-      hint: 'Do not upload this bundle: copy it again from the original, or rebuild it.',
-      details: {bundle: source.input, problems},
-    })
+    throw unreadable(source, problems)
   }
 }
 
@@ -411,7 +488,7 @@ function checkSignatures(
 
 async function streamBundle(
   source: BundleSource,
-  ctx: {verify: boolean; publicKey?: VerifyingKey; problems: string[]},
+  ctx: {verify: boolean; publicKey?: VerifyingKey; problems: string[]; seekable?: SeekableReader},
 ): Promise<StreamState> {
   const {verify, problems} = ctx
   const problem: Problem = (message) => {
@@ -422,9 +499,11 @@ async function streamBundle(
     hash: verify && source.partsFile ? streamHash() : undefined,
     verifier: detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined,
   }
-  const scan = new TarScan(verify, problem)
-  const {identityHex, tarBytes} = await pumpTar(source, scan, taps, problems, problem)
+  const scan = new TarScan(verify, problem, ctx.seekable !== undefined)
+  const {tarHex, tarBytes} = await pumpTar(source, scan, taps, problems, problem, ctx.seekable)
   const manifest = scan.manifest
+  // Format 2's identity is bundle.json's (PRODUCT.md §4), which every entry is checked against here.
+  const identityHex = ctx.seekable && scan.bundleJsonBytes ? sha256Hex(scan.bundleJsonBytes) : tarHex
   if (!manifest) {
     throw new IntegrityError('BUNDLE_INVALID', `${source.input}: the stream holds no ${BUNDLE_JSON}`, {details: {bundle: source.input}})
   }

@@ -1,7 +1,9 @@
 import {createHash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
+import {createReadStream, createWriteStream} from 'node:fs'
 import {open, readdir, rm, stat, writeFile, type FileHandle} from 'node:fs/promises'
 import path from 'node:path'
+import {PassThrough, type Readable, type Writable} from 'node:stream'
+import {finished} from 'node:stream/promises'
 import {gunzipSync} from 'node:zlib'
 
 import type {BlobStore} from '../cache/store.js'
@@ -26,6 +28,8 @@ import {
   DEFINITION_ENTRY,
   FORMAT_VERSION,
   INDEX_JSON,
+  SEEKABLE_FORMAT_VERSION,
+  type BundleFormatVersion,
   OCI_LAYOUT,
   OCI_LAYOUT_CONTENT,
   PROFILES_DIR,
@@ -37,9 +41,12 @@ import {
 import {signDocument, streamSigner, type SigningKey, type StreamSigner} from './sign.js'
 import {writeParts, type SplitResult} from './split.js'
 import {TarWriter} from './tar.js'
-import {startCompressor, zstdVersion, type ZstdProcess} from './zstd.js'
+import {startCompressor, zstdVersion} from './zstd.js'
 import {environmentError} from '../util/environment.js'
 import {formatBytes} from '../util/format.js'
+import {frameModeFor, TAR_END_LENGTH, tarEntryLength} from './framing.js'
+import {SeekableWriter} from '../zstd/seekable-writer.js'
+import {WASM_PACKAGE, WASM_PACKAGE_VERSION} from '../zstd/wasm.js'
 
 // Writes the bundle of PRODUCT.md §4 from a lock and the blob cache: the tar is produced entry by entry straight
 // into a zstd child (blobs streamed from the cache one at a time, backpressure respected), hashed on the way.
@@ -66,6 +73,8 @@ export interface WriteBundleOptions {
   /** Bytes of NAME-definition.tgz (see definition.ts). */
   definitionTgz: Buffer
   compressionLevel: number
+  /** 1 (default): one zstd stream from the `zstd` program. 2: the seekable format (PRODUCT.md §4). */
+  formatVersion?: BundleFormatVersion
   airpackVersion: string
   sourceDateEpoch?: number
   signingKey?: SigningKey
@@ -81,7 +90,7 @@ export interface WriteBundleOptions {
 }
 
 export interface PendingBundle {
-  /** `sha256:<hex>` of the uncompressed tar: the bundle's identity. */
+  /** The bundle's identity: `sha256:<hex>` of the uncompressed tar (format 1) or of airpack/bundle.json (format 2). */
   identity: string
   tarSize: number
   compressedSize: number
@@ -103,6 +112,8 @@ interface PlannedEntry {
   /** In-memory content; absent for blobs streamed from the cache. */
   data?: Buffer
   digest?: string
+  /** Media type of a blob (decides its frames in format 2); undefined for the layout's own files. */
+  mediaType?: string
 }
 
 function definitionReference(name: string): string {
@@ -149,6 +160,7 @@ function byString<T>(key: (t: T) => string) {
 class BundlePlan {
   readonly generated = new Map<string, Buffer>()
   readonly blobSizes = new Map<string, number>()
+  readonly mediaTypes = new Map<string, string>()
   readonly artifacts: BundleArtifact[] = []
   readonly indexEntries: Descriptor[] = []
   readonly chartEntries: Descriptor[] = []
@@ -158,12 +170,22 @@ class BundlePlan {
     for (const d of blobs) {
       this.needed.push({digest: d.digest, size: d.size, owner})
       this.blobSizes.set(d.digest, d.size)
+      this.noteMediaType(d)
     }
   }
 
-  generate(digest: string, bytes: Buffer): void {
+  generate(digest: string, bytes: Buffer, mediaType: string): void {
     this.generated.set(digest, bytes)
     this.blobSizes.set(digest, bytes.length)
+    this.noteMediaType({digest, mediaType})
+  }
+
+  /**
+   * The first media type a blob is named with, in plan order (deterministic). Stored bytes are the same whatever
+   * the name; only the frame mode follows it, and a compressed type on an uncompressed blob only costs size.
+   */
+  private noteMediaType(d: {digest: string; mediaType: string}): void {
+    if (!this.mediaTypes.has(d.digest)) this.mediaTypes.set(d.digest, d.mediaType)
   }
 
   /** The first artifact that needs each blob, for messages. */
@@ -245,9 +267,9 @@ function planDefinition(plan: BundlePlan, options: WriteBundleOptions): void {
     }),
   )
   const manifest = {mediaType: MediaType.ociManifest, digest: sha256Digest(defManifest), size: defManifest.length}
-  plan.generate(sha256Digest(defConfig), defConfig)
-  plan.generate(layer.digest, definitionTgz)
-  plan.generate(manifest.digest, defManifest)
+  plan.generate(sha256Digest(defConfig), defConfig, MediaType.ociConfig)
+  plan.generate(layer.digest, definitionTgz, layer.mediaType)
+  plan.generate(manifest.digest, defManifest, manifest.mediaType)
   const reference = definitionReference(name)
   const size = defManifest.length + defConfig.length + definitionTgz.length
   plan.artifacts.push({kind: 'definition', reference, ...manifest, source: 'local', omittedPlatforms: [], contentSize: size})
@@ -297,19 +319,32 @@ function plannedEntries(plan: BundlePlan, options: WriteBundleOptions): {entries
     .sort(byString((e) => e.path))
   const blobs: PlannedEntry[] = [...plan.blobSizes.entries()]
     .sort(byString(([d]) => d))
-    .map(([digest, size]) => ({path: `${BLOBS_DIR}${digestHex(digest)}`, size, sha256: digestHex(digest), digest, data: plan.generated.get(digest)}))
+    .map(([digest, size]) => ({
+      path: `${BLOBS_DIR}${digestHex(digest)}`,
+      size,
+      sha256: digestHex(digest),
+      digest,
+      data: plan.generated.get(digest),
+      mediaType: plan.mediaTypes.get(digest),
+    }))
   return {entries: [...metadata, ...small, ...blobs], blobs}
 }
 
-function bundleManifestOf(plan: BundlePlan, options: WriteBundleOptions, zstdVersion: string, entries: PlannedEntry[], blobs: PlannedEntry[]): BundleManifest {
+/** What bundle.json records as the compressor: the `zstd` program (format 1) or the frame compressor's package. */
+export function compressionOf(formatVersion: BundleFormatVersion, level: number, zstdVersion?: string): BundleManifest['compression'] {
+  if (formatVersion === SEEKABLE_FORMAT_VERSION) return {algorithm: 'zstd', package: WASM_PACKAGE, version: WASM_PACKAGE_VERSION, level}
+  return {algorithm: 'zstd', version: zstdVersion!, level}
+}
+
+function bundleManifestOf(plan: BundlePlan, options: WriteBundleOptions, compression: BundleManifest['compression'], entries: PlannedEntry[], blobs: PlannedEntry[]): BundleManifest {
   const {artifacts} = plan
   const {signingKey} = options
   return {
-    formatVersion: FORMAT_VERSION,
+    formatVersion: options.formatVersion ?? FORMAT_VERSION,
     name: options.name,
     platform: options.lock.platform,
     airpack: {version: options.airpackVersion},
-    compression: {algorithm: 'zstd', version: zstdVersion, level: options.compressionLevel},
+    compression,
     ...(options.sourceDateEpoch === undefined ? {} : {sourceDateEpoch: options.sourceDateEpoch}),
     profiles: options.profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256})),
     artifacts,
@@ -326,14 +361,14 @@ function bundleManifestOf(plan: BundlePlan, options: WriteBundleOptions, zstdVer
 }
 
 /** Everything the bundle will hold, decided up front: artifacts, index.json, metadata, blob list. */
-export async function planBundle(options: WriteBundleOptions, zstd: {version: string}) {
+export async function planBundle(options: WriteBundleOptions, compression: BundleManifest['compression']) {
   const plan = new BundlePlan()
   await planImages(plan, options)
   planCharts(plan, options.lock)
   planDefinition(plan, options)
   if (!options.blobReady) await checkCached(plan, options.store)
   const {entries, blobs} = plannedEntries(plan, options)
-  return {manifest: bundleManifestOf(plan, options, zstd.version, entries, blobs), entries, owners: plan.owners()}
+  return {manifest: bundleManifestOf(plan, options, compression, entries, blobs), entries, owners: plan.owners()}
 }
 
 async function cacheProblem(store: BlobStore, n: {digest: string; size: number; owner: string}): Promise<string | undefined> {
@@ -369,12 +404,81 @@ export function diskFull(dir: string, cause: unknown): UsageError {
 }
 
 /**
- * Where the compressed bytes go: one file that zstd writes itself (the fastest), or parts cut from zstd's stdout
- * by writeParts, the detached signature fed on the way.
+ * What turns the tar into the .tar.zst: the `zstd` program (format 1) or the seekable frame writer (format 2). The
+ * tar is written into `input`; the compressed bytes go to the output file itself, or out of `stdout` for parts.
+ */
+interface Compressor {
+  readonly input: Writable
+  readonly stdout?: Readable
+  /** Called before each tar entry (format 2 starts a new frame group there). */
+  beginEntry(path: string, size: number, mediaType: string | undefined): void
+  /** Called before the tar's two end blocks. */
+  beginTarEnd(): void
+  /** All input written: resolves once every compressed byte has been handed on. */
+  close(): Promise<void>
+  kill(): void
+  /** Stop at once; resolves to the compressor's own failure, if it had one (what explains a broken pipe). */
+  stop(): Promise<unknown>
+  /** The error of a write into `input`. */
+  readonly inputError: unknown
+}
+
+function zstdCompressor(level: number, outputFile: string | undefined): Compressor {
+  const zstd = startCompressor({level, outputFile})
+  return {
+    input: zstd.stdin,
+    stdout: zstd.stdout,
+    beginEntry: () => {},
+    beginTarEnd: () => {},
+    async close() {
+      zstd.stdin.end()
+      await zstd.done
+    },
+    kill: () => zstd.kill(),
+    stop: () => zstd.stop(),
+    get inputError() {
+      return zstd.stdinError
+    },
+  }
+}
+
+/**
+ * Format 2: the seekable writer in this process, one frame group per tar entry (framing.ts), into the output file
+ * or a pipe for the parts writer. Its compressed frames come from a pinned WebAssembly zstd, so the bytes do not
+ * depend on the machine.
+ */
+async function seekableCompressor(level: number, mtime: number, outputFile: string | undefined): Promise<Compressor> {
+  const dest: Writable = outputFile ? createWriteStream(outputFile) : new PassThrough({highWaterMark: 1 << 20})
+  let destError: unknown
+  dest.on('error', (error) => (destError ??= error))
+  const frames = await SeekableWriter.create(dest, {level})
+  return {
+    input: frames as unknown as Writable,
+    stdout: outputFile ? undefined : (dest as PassThrough),
+    beginEntry: (path, size, mediaType) => frames.beginSegment(frameModeFor(mediaType), tarEntryLength(path, size, {mtime})),
+    beginTarEnd: () => frames.beginSegment('compressed', TAR_END_LENGTH),
+    async close() {
+      await frames.finish()
+      dest.end()
+      // A file is complete once closed; a pipe once ended (the parts writer reports its own end and errors).
+      if (outputFile) await finished(dest)
+      if (destError !== undefined) throw destError
+    },
+    kill: () => dest.destroy(),
+    async stop() {
+      dest.destroy()
+      return destError
+    },
+    inputError: undefined,
+  }
+}
+
+/**
+ * Where the compressed bytes go: one file that the compressor writes itself (the fastest), or parts cut from its
+ * stdout by writeParts, the detached signature fed on the way.
  */
 class CompressedOutput {
   readonly outputs: AtomicOutput[] = []
-  readonly zstd: ZstdProcess
   readonly bundleFile: string
   readonly signer?: StreamSigner
   private readonly single?: AtomicOutput
@@ -385,18 +489,18 @@ class CompressedOutput {
   private constructor(
     private readonly options: WriteBundleOptions,
     single: AtomicOutput | undefined,
+    readonly compressor: Compressor,
   ) {
     this.bundleFile = `${options.name}.tar.zst`
     this.single = single
     if (single) this.outputs.push(single)
-    this.zstd = startCompressor({level: options.compressionLevel, outputFile: single?.tmpPath})
     this.writeback = single ? new WritebackFlusher(single.tmpPath) : undefined
     this.signer = options.signingKey ? streamSigner(options.signingKey) : undefined
     if (options.partSize !== undefined) {
       const onChunk = (c: Buffer) => this.signer?.update(c)
-      this.parts = writeParts(this.zstd.stdout!, {dir: options.outputDir, bundleFile: this.bundleFile, partSize: options.partSize, onChunk}).catch((error) => {
+      this.parts = writeParts(compressor.stdout!, {dir: options.outputDir, bundleFile: this.bundleFile, partSize: options.partSize, onChunk}).catch((error) => {
         this.partsError = error
-        this.zstd.kill()
+        compressor.kill()
         throw error
       })
       this.parts.catch(() => {})
@@ -405,13 +509,21 @@ class CompressedOutput {
 
   static async open(options: WriteBundleOptions): Promise<CompressedOutput> {
     const single = options.partSize === undefined ? await atomicOutput(path.join(options.outputDir, `${options.name}.tar.zst`)) : undefined
-    return new CompressedOutput(options, single)
+    try {
+      const compressor =
+        options.formatVersion === SEEKABLE_FORMAT_VERSION
+          ? await seekableCompressor(options.compressionLevel, options.sourceDateEpoch ?? 0, single?.tmpPath)
+          : zstdCompressor(options.compressionLevel, single?.tmpPath)
+      return new CompressedOutput(options, single, compressor)
+    } catch (error) {
+      await single?.abort()
+      throw error
+    }
   }
 
-  /** The tar is complete: let zstd finish, and the parts (if any) with it. */
+  /** The tar is complete: let the compressor finish, and the parts (if any) with it. */
   async finish(): Promise<SplitResult | undefined> {
-    this.zstd.stdin.end()
-    await this.zstd.done
+    await this.compressor.close()
     await this.writeback?.stop()
     return this.parts
   }
@@ -424,10 +536,10 @@ class CompressedOutput {
    */
   async fail(error: unknown): Promise<unknown> {
     await this.writeback?.stop().catch(() => {})
-    const stopped = this.zstd.stop()
+    const stopped = this.compressor.stop()
     await this.parts?.catch(() => {})
     const zstdError = await stopped
-    const stdinError = this.zstd.stdinError
+    const stdinError = this.compressor.inputError
     const candidates = [this.partsError, zstdError, stdinError, error].filter((e) => e !== undefined)
     await this.abort()
     return (
@@ -464,7 +576,7 @@ class CompressedOutput {
   private async sealSingle(): Promise<{compressedSize: number; compressedSha256?: string}> {
     const compressedSize = (await stat(this.single!.tmpPath)).size
     if (!this.signer) return {compressedSize}
-    // zstd wrote the file itself (fastest): one streamed read-back for the detached signature.
+    // The compressor wrote the file itself (fastest): one streamed read-back for the detached signature.
     const hash = createHash('sha256')
     for await (const chunk of createReadStream(this.single!.tmpPath, {highWaterMark: 1 << 20})) {
       hash.update(chunk as Buffer)
@@ -485,8 +597,9 @@ class CompressedOutput {
 }
 
 /** Every planned entry into the tar; a blob still being fetched is awaited and checked first. */
-async function writeEntries(tar: TarWriter, entries: PlannedEntry[], owners: Map<string, string>, options: WriteBundleOptions): Promise<void> {
+async function writeEntries(tar: TarWriter, compressor: Compressor, entries: PlannedEntry[], owners: Map<string, string>, options: WriteBundleOptions): Promise<void> {
   for (const entry of entries) {
+    compressor.beginEntry(entry.path, entry.size, entry.mediaType)
     if (entry.data) {
       await tar.addBuffer(entry.path, entry.data)
       continue
@@ -515,21 +628,29 @@ function progressLines(tar: TarWriter, total: number, logger: Logger): () => voi
 export async function writeBundle(options: WriteBundleOptions): Promise<PendingBundle> {
   const logger = options.logger ?? silentLogger
   if (!BUNDLE_NAME_RE.test(options.name)) throw badBundleName(options.name)
-  const version = await zstdVersion()
-  const {manifest, entries, owners} = await planBundle(options, {version})
+  const formatVersion = options.formatVersion ?? FORMAT_VERSION
+  // Format 2 compresses in this process: the `zstd` program is not needed to write it.
+  const compression = compressionOf(formatVersion, options.compressionLevel, formatVersion === FORMAT_VERSION ? await zstdVersion() : undefined)
+  const {manifest, entries, owners} = await planBundle(options, compression)
   const bundleJson = Buffer.from(canonicalJson(manifest))
   const signature = options.signingKey ? signDocument(options.signingKey, bundleJson) : undefined
 
   const out = await CompressedOutput.open(options)
-  logger.info(`Writing ${out.bundleFile}: ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`)
-  const tar = new TarWriter(out.zstd.stdin, {mtime: options.sourceDateEpoch ?? 0})
+  const {compressor} = out
+  logger.info(`Writing ${out.bundleFile} (format ${formatVersion}): ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`)
+  const tar = new TarWriter(compressor.input, {mtime: options.sourceDateEpoch ?? 0})
   const stopProgress = progressLines(tar, manifest.totals.blobBytes, logger)
   let tarResult: {sha256: string; size: number}
   let split: SplitResult | undefined
   try {
+    compressor.beginEntry(BUNDLE_JSON, bundleJson.length, undefined)
     await tar.addBuffer(BUNDLE_JSON, bundleJson)
-    if (signature) await tar.addBuffer(BUNDLE_SIG, signature)
-    await writeEntries(tar, entries, owners, options)
+    if (signature) {
+      compressor.beginEntry(BUNDLE_SIG, signature.length, undefined)
+      await tar.addBuffer(BUNDLE_SIG, signature)
+    }
+    await writeEntries(tar, compressor, entries, owners, options)
+    compressor.beginTarEnd()
     tarResult = await tar.finish()
     stopProgress()
     split = await out.finish()
@@ -545,7 +666,8 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
     const sealed = await out.seal(split)
     const files = out.outputs.map((o) => path.basename(o.finalPath))
     return {
-      identity: `sha256:${tarResult.sha256}`,
+      // Format 2's identity is bundle.json's, which pins every entry's size and sha256: `inspect` then reads only it.
+      identity: formatVersion === SEEKABLE_FORMAT_VERSION ? sha256Digest(bundleJson) : `sha256:${tarResult.sha256}`,
       tarSize: tarResult.size,
       ...sealed,
       manifest,

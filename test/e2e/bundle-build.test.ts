@@ -135,6 +135,88 @@ describe('bundle build', () => {
     expect(bad.stderr).not.toMatch(/BEGIN/)
   })
 
+  it('--format 2: a seekable bundle that stock zstd, tar and openssl read; verify and inspect read the split parts in place', async () => {
+    const pair = generateKeyPairSync('rsa', {modulusLength: 2048})
+    const key = write('keys/rsa.pem', pair.privateKey.export({type: 'pkcs8', format: 'pem'}) as string)
+    const pub = write('keys/rsa.pub', pair.publicKey.export({type: 'spki', format: 'pem'}) as string)
+    const out = path.join(root, 'out-f2-signed')
+    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'seek', '--output', out, '--cache-dir', path.join(root, 'cache-a'), '--format', '2', '--sign-key', key, '--split', '2K', ...registryArgs(), '--json'])
+    expect(res.exitCode, res.stderr).toBe(0)
+    const report = res.json()
+    expect(report.bundle).toMatchObject({formatVersion: 2, compression: {algorithm: 'zstd', package: '@bokuweb/zstd-wasm', version: '0.0.27', level: 3}})
+    const parts = readdirSync(out).filter((n) => /^seek\.tar\.zst\.\d{3}$/.test(n)).sort()
+    expect(parts.length).toBeGreaterThan(1)
+    const joined = path.join(root, 'seek-joined.tar.zst')
+    execFileSync('bash', ['-c', `cat "${out}"/seek.tar.zst.[0-9][0-9][0-9] > "${joined}"`])
+    expect(execFileSync('openssl', ['dgst', '-sha256', '-verify', pub, '-signature', path.join(out, 'seek.tar.zst.sig'), joined]).toString()).toContain('Verified OK')
+    // One plain zstd file ending with the seekable magic; its identity is the sha256 of airpack/bundle.json.
+    execFileSync('zstd', ['-t', '-q', joined])
+    expect(readFileSync(joined).subarray(-4).readUInt32LE(0)).toBe(0x8f92eab1)
+    const bundleJson = execFileSync('bash', ['-c', `zstd -dc "${joined}" | tar -xOf - airpack/bundle.json`])
+    expect(JSON.parse(bundleJson.toString()).formatVersion).toBe(2)
+    expect(report.identity).toBe('sha256:' + execFileSync('sha256sum', {input: bundleJson}).toString().split(' ')[0])
+
+    const verify = await runCli(['bundle', 'verify', path.join(out, 'seek.tar.zst.000'), '--public-key', pub, '--json'])
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0)
+    expect(verify.json()).toMatchObject({status: 'ok', identity: report.identity, formatVersion: 2})
+    expect(verify.json().signature).toMatchObject({signed: true, inner: 'valid', detached: 'valid'})
+
+    const inspect = await runCli(['bundle', 'inspect', path.join(out, 'seek.parts.json'), '--json'])
+    expect(inspect.exitCode, inspect.stderr).toBe(0)
+    expect(inspect.json()).toMatchObject({name: 'seek', formatVersion: 2, identity: report.identity, totals: {parts: parts.length, tarBytes: report.bundle.tarBytes}})
+    expect(inspect.json().artifacts.find((a: any) => a.reference === app.reference)).toMatchObject({kind: 'image', digest: app.digest})
+  })
+
+  it('--format 2 is byte-identical across caches and --concurrency; a tampered seek table, frame or content is exit 5', async () => {
+    const build = (name: string, cache: string, concurrency: string) =>
+      runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'seek2', '--output', path.join(root, name), '--cache-dir', path.join(root, cache), '--concurrency', concurrency, '--format', '2', ...registryArgs(), '--json'])
+    const a = await build('seek2-a', 'cache-s1', '1')
+    const b = await build('seek2-b', 'cache-s2', '8')
+    expect(a.exitCode, a.stderr).toBe(0)
+    expect(b.exitCode, b.stderr).toBe(0)
+    const file = path.join(root, 'seek2-a', 'seek2.tar.zst')
+    const bytes = readFileSync(file)
+    expect(readFileSync(path.join(root, 'seek2-b', 'seek2.tar.zst'))).toEqual(bytes)
+    expect(b.json().identity).toBe(a.json().identity)
+    const warm = await build('seek2-c', 'cache-s1', '4')
+    expect(warm.exitCode, warm.stderr).toBe(0)
+    expect(readFileSync(path.join(root, 'seek2-c', 'seek2.tar.zst'))).toEqual(bytes)
+    // The same inputs in format 1 give another file with the same tar inside.
+    const f1 = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'seek2', '--output', path.join(root, 'seek2-f1'), '--cache-dir', path.join(root, 'cache-s1'), ...registryArgs(), '--json'])
+    expect(f1.exitCode, f1.stderr).toBe(0)
+    expect(JSON.parse(execFileSync('bash', ['-c', `zstd -dc "${file}" | tar -xOf - airpack/bundle.json`]).toString()).entries).toEqual(
+      JSON.parse(execFileSync('bash', ['-c', `zstd -dc "${path.join(root, 'seek2-f1', 'seek2.tar.zst')}" | tar -xOf - airpack/bundle.json`]).toString()).entries,
+    )
+
+    // The inventory beside it names the same identity, which for format 2 is bundle.json's sha256.
+    const inventory = JSON.parse(readFileSync(path.join(root, 'seek2-a', 'seek2.inventory.json'), 'utf8'))
+    expect(inventory.identity).toBe(a.json().identity)
+    expect(inventory.bundleJsonSha256).toBe(a.json().identity)
+    expect(inventory.bundleJson.formatVersion).toBe(2)
+
+    const ok = await runCli(['bundle', 'verify', file, '--json'])
+    expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0)
+
+    const tampered = async (name: string, edit: (b: Buffer) => void) => {
+      const copy = Buffer.from(bytes)
+      edit(copy)
+      const target = write(`tampered/${name}/seek2.tar.zst`, copy)
+      return runCli(['bundle', 'verify', target])
+    }
+    // The last frame's Compressed_Size in the seek table (footer: 4 frames count, 1 descriptor, 4 magic).
+    const table = await tampered('table', (c) => c.writeUInt32LE(c.readUInt32LE(c.length - 9 - 8) + 1, c.length - 9 - 8))
+    expect(table.exitCode, table.stderr).toBe(5)
+    expect(table.stderr).toMatch(/seek2\.tar\.zst/)
+    expect(table.stderr).toMatch(/compressed sizes|seek table/i)
+    // The first frame's magic number.
+    const frame = await tampered('frame', (c) => (c[0] ^= 0xff))
+    expect(frame.exitCode, frame.stderr).toBe(5)
+    expect(frame.stderr).toMatch(/frame 0/)
+    // A byte in the middle of the file: a frame or an entry no longer matches.
+    const middle = await tampered('middle', (c) => (c[c.length >> 1] ^= 0x01))
+    expect(middle.exitCode, middle.stderr).toBe(5)
+  })
+
   it('--locked builds the lock and refuses when a tag moved', async () => {
     const out = path.join(root, 'out-locked')
     const lockFile = path.join(root, 'pinned.lock.json')

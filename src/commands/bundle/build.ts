@@ -27,7 +27,7 @@ NAME.tar.zst.* would also pick up NAME.tar.zst.sig). \`bundle verify\` and \`bun
 
 Every file appears under its final name only when complete; a failed or interrupted build publishes nothing.
 The same inputs give a byte-identical bundle whatever the cache state, --concurrency or machine; its identity
-(sha256 of the uncompressed tar) is printed at the end. SOURCE_DATE_EPOCH, when set, is the only time used.
+(format 1: sha256 of the uncompressed tar; format 2: sha256 of airpack/bundle.json) is printed at the end. SOURCE_DATE_EPOCH, when set, is the only time used.
 
 Signing: RSA or ECDSA P-256 keys give a detached signature that stock openssl checks:
   openssl dgst -sha256 -verify pub.pem -signature NAME.tar.zst.sig NAME.tar.zst
@@ -64,6 +64,12 @@ Needs the zstd program (apt-get install zstd).`
     sites: Flags.string({description: 'Site inventory (SITES.yaml): also render user-data/SITE/user-data for every site.'}),
     concurrency: concurrencyFlag,
     'compression-level': Flags.integer({description: 'zstd compression level (1–19).', min: 1, max: 19, default: 3}),
+    format: Flags.option({
+      options: ['1', '2'] as const,
+      description:
+        'Bundle format: 1 = one zstd stream; 2 = the seekable format of PRODUCT.md §4 (a frame group per tar entry, already-compressed layers stored in raw frames, a seek table at the end; still one plain zstd file).',
+      default: '1',
+    })(),
     'cache-dir': cacheDirFlag,
     var: varFlag,
     mode: modeFlag(),
@@ -87,6 +93,7 @@ Needs the zstd program (apt-get install zstd).`
       partSize,
       sitesFile: flags.sites,
       compressionLevel: flags['compression-level'],
+      formatVersion: flags.format === '2' ? 2 : 1,
       cacheDir: flags['cache-dir'],
       airpackVersion: this.config.version,
       sourceDateEpoch: sourceDateEpochFrom(process.env),

@@ -8,8 +8,9 @@ import {formatBytes} from '../../util/format.js'
 export default class BundleInspect extends BaseCommand<BundleReport> {
   static summary = 'Show what a content bundle holds: name, platform, identity, profiles, every artifact, totals.'
 
-  static description = `Reads airpack/bundle.json from the start of the stream and hashes the whole uncompressed tar for the
-bundle's identity (one pass, nothing extracted). BUNDLE is the .tar.zst, its first part or the .parts.json.
+  static description = `Reads airpack/bundle.json from the start of the stream. Format 1: hashes the whole uncompressed tar for
+the bundle's identity (one pass, nothing extracted). Format 2 (seekable): reads only the frames holding
+bundle.json, whose sha256 is the identity. BUNDLE is the .tar.zst, its first part or the .parts.json.
 It does not check the content: use \`airpack bundle verify\` for that.`
 
   static examples = ['<%= config.bin %> bundle inspect output/store-v1.tar.zst', '<%= config.bin %> bundle inspect output/store-v1.parts.json --json']

@@ -14,7 +14,8 @@ export default class BundleVerify extends BaseCommand<BundleReport> {
   static description = `Reads the bundle as one stream, without extracting it or joining its parts on disk. BUNDLE is the
 .tar.zst, its first part (.tar.zst.000) or the .parts.json of a split bundle.
 
-Checks, in order: every part's size and sha256 (a bad or missing part is named first); airpack/bundle.json is the
+Checks, in order: every part's size and sha256 (a bad or missing part is named first); for a format 2 (seekable)
+bundle, its seek table and every frame; airpack/bundle.json is the
 first entry; every entry is a regular file with a safe relative path, listed in bundle.json with the same size and
 sha256, and appears once; nothing is missing; every blob matches its digest; every manifest's config and layers
 are present, and every image index child is present or recorded as an omitted platform. With --public-key, the
