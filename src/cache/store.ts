@@ -1,6 +1,6 @@
 import {createHash, type Hash} from 'node:crypto'
 import {createReadStream, createWriteStream, type ReadStream} from 'node:fs'
-import {mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle} from 'node:fs/promises'
+import {link, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
@@ -274,19 +274,33 @@ export class BlobStore {
     return this.download(digest, expectedSize, async () => ({body, start: 0}))
   }
 
+  /**
+   * Creates the lock file with its owner's pid already inside: written under a private name, then linked into
+   * place (link fails if the lock exists). Creating it empty and writing the pid afterwards let another process,
+   * under load, read an empty lock, take it for a dead owner's and download the same blob a second time.
+   */
+  private async tryLock(lockPath: string): Promise<boolean> {
+    const tmp = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+    await writeFile(tmp, String(process.pid))
+    try {
+      await link(tmp, lockPath)
+      return true
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      return false
+    } finally {
+      await rm(tmp, {force: true})
+    }
+  }
+
   /** Exclusive per-blob lock across processes; a lock whose owner process is gone is taken over. */
   private async lock(digest: string): Promise<() => Promise<void>> {
     const lockPath = `${this.partialPath(digest)}.lock`
     for (let attempt = 0; ; attempt++) {
-      try {
-        const fh = await open(lockPath, 'wx')
-        await fh.writeFile(String(process.pid))
-        await fh.close()
+      if (await this.tryLock(lockPath)) {
         return async () => {
           await rm(lockPath, {force: true})
         }
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       }
       const owner = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10)
       if (!Number.isFinite(owner) || !processAlive(owner)) {
