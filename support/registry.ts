@@ -133,14 +133,18 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     ...(tls ? {caPem: tls.caPem, caFile: tls.caFile} : {}),
     fetch: registryFetch,
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r))
-        child.kill('SIGTERM')
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))])
-        if (child.exitCode === null) child.kill('SIGKILL')
-      }
+      await stopChild(child)
       await dispatcher?.close()
       await rm(dir, {recursive: true, force: true})
     },
   }
+}
+
+/** Stops a server process the test started: SIGTERM, then SIGKILL if it has not exited within 3 s. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill('SIGTERM')
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))])
+  if (child.exitCode === null) child.kill('SIGKILL')
 }

@@ -9,7 +9,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
-import {freePort} from './registry.js'
+import {freePort, stopChild} from './registry.js'
 
 export interface TestHttpProxy {
   /** `http://[user:pass@]127.0.0.1:PORT` — the value for HTTP(S)_PROXY. */
@@ -68,12 +68,7 @@ export async function startHttpProxy(options: {basicAuth?: {username: string; pa
       return [...text.matchAll(/Request \(file descriptor \d+\): (\S+ \S+) HTTP\/1\.[01]/g)].map((m) => m[1]!)
     },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r))
-        child.kill('SIGTERM')
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))])
-        if (child.exitCode === null) child.kill('SIGKILL')
-      }
+      await stopChild(child)
       await rm(dir, {recursive: true, force: true})
     },
   }
