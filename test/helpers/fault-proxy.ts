@@ -189,15 +189,15 @@ export function decide(plan: FaultPlan, digest: string, attempt: number, faultsS
 }
 
 /** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
-function drained(res: http.ServerResponse): Promise<void> {
+function drained(stream: http.ServerResponse | net.Socket): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
-      res.off('drain', done)
-      res.off('close', done)
+      stream.off('drain', done)
+      stream.off('close', done)
       resolve()
     }
-    res.on('drain', done)
-    res.on('close', done)
+    stream.on('drain', done)
+    stream.on('close', done)
   })
 }
 
@@ -219,17 +219,7 @@ function recordOf(req: http.IncomingMessage): RequestRecord {
 /** Write to a raw socket, waiting for 'drain' when the client applies backpressure. */
 async function writeRaw(socket: net.Socket, bytes: Buffer): Promise<void> {
   if (socket.destroyed) return
-  if (!socket.write(bytes)) {
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        socket.off('drain', done)
-        socket.off('close', done)
-        resolve()
-      }
-      socket.on('drain', done)
-      socket.on('close', done)
-    })
-  }
+  if (!socket.write(bytes)) await drained(socket)
 }
 
 /** Headers of an upstream response for a raw answer (hop-by-hop ones dropped). */
