@@ -16,14 +16,26 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
-import {benchProfile, parseSize, pushGeneratedLayer, pushPlatformManifest, type GeneratedLayer} from '../support/bench-content.js'
+import {
+  benchProfile,
+  parseSize,
+  pushGeneratedLayer,
+  pushPlatformManifest,
+  type GeneratedLayer,
+} from '../support/bench-content.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
 const MIB = 2 ** 20
 
-const {values: args} = parseArgs({options: {size: {type: 'string', default: '1G'}, 'work-dir': {type: 'string'}, keep: {type: 'boolean', default: false}}})
+const {values: args} = parseArgs({
+  options: {
+    size: {type: 'string', default: '1G'},
+    'work-dir': {type: 'string'},
+    keep: {type: 'boolean', default: false},
+  },
+})
 
 async function pushApp(reg: TestRegistry, repo: string, layers: GeneratedLayer[]): Promise<string> {
   await pushPlatformManifest(reg, repo, 'amd64', layers, {reference: 'v1'})
@@ -32,7 +44,10 @@ async function pushApp(reg: TestRegistry, repo: string, layers: GeneratedLayer[]
 
 function airpack(cliArgs: string[]): {stdout: string; seconds: number} {
   const t = process.hrtime.bigint()
-  const stdout = execFileSync('node', [BIN, ...cliArgs], {maxBuffer: 256 * MIB, stdio: ['ignore', 'pipe', 'inherit']}).toString()
+  const stdout = execFileSync('node', [BIN, ...cliArgs], {
+    maxBuffer: 256 * MIB,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).toString()
   return {stdout, seconds: Number(process.hrtime.bigint() - t) / 1e9}
 }
 
@@ -43,7 +58,8 @@ async function main(): Promise<void> {
   try {
     const baseSize = Math.floor(size * 0.3)
     const own = Math.floor((size - baseSize) / 12)
-    const layer = (repo: string, name: string, bytes: number) => pushGeneratedLayer(reg.url, repo, `airpack-bench-delta/${name}`, bytes)
+    const layer = (repo: string, name: string, bytes: number) =>
+      pushGeneratedLayer(reg.url, repo, `airpack-bench-delta/${name}`, bytes)
     const refsN: string[] = []
     const tops: GeneratedLayer[] = []
     for (let i = 0; i < 6; i++) {
@@ -57,19 +73,48 @@ async function main(): Promise<void> {
       return writeFile(file, JSON.stringify(benchProfile(refs, 'bench'))).then(() => file)
     }
     const build = (name: string, file: string) =>
-      airpack(['bundle', 'build', file, '--arch', 'amd64', '--name', name, '--output', path.join(work, name), '--cache-dir', path.join(work, 'cache'), '--insecure-registry', reg.host, '--json'])
+      airpack([
+        'bundle',
+        'build',
+        file,
+        '--arch',
+        'amd64',
+        '--name',
+        name,
+        '--output',
+        path.join(work, name),
+        '--cache-dir',
+        path.join(work, 'cache'),
+        '--insecure-registry',
+        reg.host,
+        '--json',
+      ])
     const n = build('bench-n', await profile('n', refsN))
 
     // The update: app-0 rebuilt (new top layer), app-5 removed, app-6 added.
     const lower0 = await layer('bench/app-0', 'app-0/lower', own)
-    const bumped = await pushApp(reg, 'bench/app-0', [await layer('bench/app-0', 'base', baseSize), lower0, await layer('bench/app-0', 'app-0/top-2', own)])
-    const added = await pushApp(reg, 'bench/app-6', [await layer('bench/app-6', 'base', baseSize), await layer('bench/app-6', 'app-6/lower', own), await layer('bench/app-6', 'app-6/top', own)])
+    const bumped = await pushApp(reg, 'bench/app-0', [
+      await layer('bench/app-0', 'base', baseSize),
+      lower0,
+      await layer('bench/app-0', 'app-0/top-2', own),
+    ])
+    const added = await pushApp(reg, 'bench/app-6', [
+      await layer('bench/app-6', 'base', baseSize),
+      await layer('bench/app-6', 'app-6/lower', own),
+      await layer('bench/app-6', 'app-6/top', own),
+    ])
     const n1 = build('bench-n1', await profile('n1', [bumped, ...refsN.slice(1, 5), added]))
 
     const bundleN = path.join(work, 'bench-n', 'bench-n.tar.zst')
     const bundleN1 = path.join(work, 'bench-n1', 'bench-n1.tar.zst')
     const onBundles = airpack(['bundle', 'diff', bundleN, bundleN1, '--json'])
-    const onInventories = airpack(['bundle', 'diff', path.join(work, 'bench-n', 'bench-n.inventory.json'), path.join(work, 'bench-n1', 'bench-n1.inventory.json'), '--json'])
+    const onInventories = airpack([
+      'bundle',
+      'diff',
+      path.join(work, 'bench-n', 'bench-n.inventory.json'),
+      path.join(work, 'bench-n1', 'bench-n1.inventory.json'),
+      '--json',
+    ])
     const diff = JSON.parse(onBundles.stdout)
     const same = JSON.stringify(JSON.parse(onInventories.stdout).blobs) === JSON.stringify(diff.blobs)
     const wholeCompressed = (await stat(bundleN1)).size
@@ -83,17 +128,30 @@ async function main(): Promise<void> {
       carriedBlobBytes: diff.blobs.carried.bytes,
       metadataBytes: diff.metadataBytes,
       deltaShareOfWhole: Number((deltaBytes / wholeCompressed).toFixed(4)),
-      artifacts: {added: diff.artifacts.added.length, removed: diff.artifacts.removed.length, changed: diff.artifacts.changed.length, unchanged: diff.artifacts.unchanged},
+      artifacts: {
+        added: diff.artifacts.added.length,
+        removed: diff.artifacts.removed.length,
+        changed: diff.artifacts.changed.length,
+        unchanged: diff.artifacts.unchanged,
+      },
       diffSecondsOnBundles: Number(onBundles.seconds.toFixed(2)),
       diffSecondsOnInventories: Number(onInventories.seconds.toFixed(2)),
       inventoryBytes,
       inventoriesAgree: same,
       buildSeconds: {n: Number(n.seconds.toFixed(1)), n1: Number(n1.seconds.toFixed(1))},
     }
-    console.log(`whole N+1:            ${(wholeCompressed / MIB).toFixed(1)} MiB compressed, ${diff.blobs.whole.count} blobs, ${(diff.blobs.whole.bytes / MIB).toFixed(1)} MiB of blobs`)
-    console.log(`blob-level delta:     ${diff.blobs.carried.count} blobs, ${(diff.blobs.carried.bytes / MIB).toFixed(1)} MiB + ${(diff.metadataBytes / 1024).toFixed(1)} KiB metadata = ${(100 * figures.deltaShareOfWhole).toFixed(1)} % of the whole`)
-    console.log(`artifacts:            ${figures.artifacts.added} added, ${figures.artifacts.removed} removed, ${figures.artifacts.changed} changed, ${figures.artifacts.unchanged} unchanged (the definition counts as one)`)
-    console.log(`bundle diff:          ${figures.diffSecondsOnBundles} s on the bundles, ${figures.diffSecondsOnInventories} s on the ${(inventoryBytes / 1024).toFixed(1)} KiB inventories (same answer: ${same})`)
+    console.log(
+      `whole N+1:            ${(wholeCompressed / MIB).toFixed(1)} MiB compressed, ${diff.blobs.whole.count} blobs, ${(diff.blobs.whole.bytes / MIB).toFixed(1)} MiB of blobs`,
+    )
+    console.log(
+      `blob-level delta:     ${diff.blobs.carried.count} blobs, ${(diff.blobs.carried.bytes / MIB).toFixed(1)} MiB + ${(diff.metadataBytes / 1024).toFixed(1)} KiB metadata = ${(100 * figures.deltaShareOfWhole).toFixed(1)} % of the whole`,
+    )
+    console.log(
+      `artifacts:            ${figures.artifacts.added} added, ${figures.artifacts.removed} removed, ${figures.artifacts.changed} changed, ${figures.artifacts.unchanged} unchanged (the definition counts as one)`,
+    )
+    console.log(
+      `bundle diff:          ${figures.diffSecondsOnBundles} s on the bundles, ${figures.diffSecondsOnInventories} s on the ${(inventoryBytes / 1024).toFixed(1)} KiB inventories (same answer: ${same})`,
+    )
     console.log(JSON.stringify(figures))
   } finally {
     await reg.stop()

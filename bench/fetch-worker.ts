@@ -6,6 +6,10 @@ import {fetchLock, readLock} from '../src/resolve/index.js'
 
 const [lockFile, cacheDir, concurrency] = process.argv.slice(2)
 const t = process.hrtime.bigint()
-const report = await fetchLock(await readLock(lockFile), new BlobStore(cacheDir), {concurrency: Number(concurrency ?? 8)})
+const report = await fetchLock(await readLock(lockFile), new BlobStore(cacheDir), {
+  concurrency: Number(concurrency ?? 8),
+})
 const seconds = Number(process.hrtime.bigint() - t) / 1e9
-process.stdout.write(JSON.stringify({seconds, downloadedBytes: report.downloadedBytes, maxRssKiB: process.resourceUsage().maxRSS}) + '\n')
+process.stdout.write(
+  JSON.stringify({seconds, downloadedBytes: report.downloadedBytes, maxRssKiB: process.resourceUsage().maxRSS}) + '\n',
+)

@@ -69,7 +69,10 @@ const INDEX = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v
 const validTar = (extra: {path: string; body: Buffer}[] = [], end = true) =>
   rawTar(
     [
-      {name: 'airpack/bundle.json', body: bundleJson([{path: 'oci-layout', body: OCI_LAYOUT}, {path: 'index.json', body: INDEX}, ...extra])},
+      {
+        name: 'airpack/bundle.json',
+        body: bundleJson([{path: 'oci-layout', body: OCI_LAYOUT}, {path: 'index.json', body: INDEX}, ...extra]),
+      },
       {name: 'oci-layout', body: OCI_LAYOUT},
       {name: 'index.json', body: INDEX},
     ],
@@ -77,7 +80,16 @@ const validTar = (extra: {path: string; body: Buffer}[] = [], end = true) =>
   )
 
 // ------------------------------------------------------------------------------------------------ the server
-const routes = new Map<string, {headers: Record<string, string>; status?: number; file?: string; stream?: () => AsyncGenerator<Buffer>; body?: string}>()
+const routes = new Map<
+  string,
+  {
+    headers: Record<string, string>
+    status?: number
+    file?: string
+    stream?: () => AsyncGenerator<Buffer>
+    body?: string
+  }
+>()
 const server = http.createServer(async (req, res) => {
   const r = routes.get(new URL(req.url ?? '/', 'http://x').pathname)
   if (!r) return void res.writeHead(404).end()
@@ -99,16 +111,40 @@ interface Row {
 
 async function chartProfile(base: string, prefix: string, name: string): Promise<string> {
   const file = path.join(work, `${prefix}.profile.json`)
-  await writeFile(file, JSON.stringify(addonProfile({name: 'hostile', namespace: 'web', images: [], chart: {repo: `${base}/${prefix}`, name, version: '1.0.0'}})))
+  await writeFile(
+    file,
+    JSON.stringify(
+      addonProfile({
+        name: 'hostile',
+        namespace: 'web',
+        images: [],
+        chart: {repo: `${base}/${prefix}`, name, version: '1.0.0'},
+      }),
+    ),
+  )
   return file
 }
 
 function helmRepo(prefix: string, name: string, archive: string): void {
-  routes.set(`/${prefix}/index.yaml`, {headers: {'content-type': 'application/x-yaml'}, body: stringify({apiVersion: 'v1', entries: {[name]: [{apiVersion: 'v2', name, version: '1.0.0', urls: [`${name}-1.0.0.tgz`]}]}})})
+  routes.set(`/${prefix}/index.yaml`, {
+    headers: {'content-type': 'application/x-yaml'},
+    body: stringify({
+      apiVersion: 'v1',
+      entries: {[name]: [{apiVersion: 'v2', name, version: '1.0.0', urls: [`${name}-1.0.0.tgz`]}]},
+    }),
+  })
   routes.set(`/${prefix}/${name}-1.0.0.tgz`, {headers: {'content-type': 'application/gzip'}, file: archive})
 }
 
-const resolveArgs = async (profile: string) => ['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', path.join(work, `cache-${Date.now()}-${Math.random().toString(36).slice(2)}`)]
+const resolveArgs = async (profile: string) => [
+  'profile',
+  'resolve',
+  profile,
+  '--arch',
+  'amd64',
+  '--cache-dir',
+  path.join(work, `cache-${Date.now()}-${Math.random().toString(36).slice(2)}`),
+]
 
 const rows: Row[] = [
   {
@@ -118,14 +154,18 @@ const rows: Row[] = [
       const file = path.join(work, 'chart-yaml.tgz')
       const head = Buffer.from('apiVersion: v2\nname: evil\nversion: 1.0.0\ndescription: ')
       const size = head.length + 600 * 1000 * 1000 + 1
-      await writeStream(file, async function* () {
-        yield header('evil/Chart.yaml', size)
-        yield head
-        yield* repeat(Buffer.alloc(MiB, 0x78), 600 * 1000 * 1000)
-        yield Buffer.from('\n')
-        yield padding(size)
-        yield Buffer.alloc(1024)
-      }, 'gzip')
+      await writeStream(
+        file,
+        async function* () {
+          yield header('evil/Chart.yaml', size)
+          yield head
+          yield* repeat(Buffer.alloc(MiB, 0x78), 600 * 1000 * 1000)
+          yield Buffer.from('\n')
+          yield padding(size)
+          yield Buffer.alloc(1024)
+        },
+        'gzip',
+      )
       helmRepo('chart-yaml', 'evil', file)
       return resolveArgs(await chartProfile(base, 'chart-yaml', 'evil'))
     },
@@ -136,14 +176,18 @@ const rows: Row[] = [
     async args(base) {
       const file = path.join(work, 'chart-zeros.tgz')
       const chart = Buffer.from('apiVersion: v2\nname: zeros\nversion: 1.0.0\n')
-      await writeStream(file, async function* () {
-        yield header('zeros/blob.bin', 4 * GiB)
-        yield* repeat(Buffer.alloc(4 * MiB), 4 * GiB)
-        yield header('zeros/Chart.yaml', chart.length)
-        yield chart
-        yield padding(chart.length)
-        yield Buffer.alloc(1024)
-      }, 'gzip')
+      await writeStream(
+        file,
+        async function* () {
+          yield header('zeros/blob.bin', 4 * GiB)
+          yield* repeat(Buffer.alloc(4 * MiB), 4 * GiB)
+          yield header('zeros/Chart.yaml', chart.length)
+          yield chart
+          yield padding(chart.length)
+          yield Buffer.alloc(1024)
+        },
+        'gzip',
+      )
       helmRepo('chart-zeros', 'zeros', file)
       return resolveArgs(await chartProfile(base, 'chart-zeros', 'zeros'))
     },
@@ -154,7 +198,10 @@ const rows: Row[] = [
     async args(base) {
       const file = path.join(work, 'index.yaml.gz')
       await writeStream(file, () => repeat(Buffer.alloc(MiB, '# padding line\n'), 1500 * 1000 * 1000), 'gzip')
-      routes.set('/index-gzip/index.yaml', {headers: {'content-type': 'application/x-yaml', 'content-encoding': 'gzip'}, file})
+      routes.set('/index-gzip/index.yaml', {
+        headers: {'content-type': 'application/x-yaml', 'content-encoding': 'gzip'},
+        file,
+      })
       return resolveArgs(await chartProfile(base, 'index-gzip', 'anything'))
     },
   },
@@ -162,7 +209,11 @@ const rows: Row[] = [
     id: 'token',
     what: 'token service answering a 600 MB JSON body',
     async args(base) {
-      routes.set('/v2/', {status: 401, headers: {'www-authenticate': `Bearer realm="${base}/token",service="hostile"`}, body: '{}'})
+      routes.set('/v2/', {
+        status: 401,
+        headers: {'www-authenticate': `Bearer realm="${base}/token",service="hostile"`},
+        body: '{}',
+      })
       routes.set('/token', {
         headers: {'content-type': 'application/json'},
         stream: async function* () {
@@ -172,7 +223,12 @@ const rows: Row[] = [
         },
       })
       const file = path.join(work, 'token.profile.json')
-      await writeFile(file, JSON.stringify(addonProfile({name: 'hostile', namespace: 'web', images: [`${base.replace('http://', '')}/app:1.0`]})))
+      await writeFile(
+        file,
+        JSON.stringify(
+          addonProfile({name: 'hostile', namespace: 'web', images: [`${base.replace('http://', '')}/app:1.0`]}),
+        ),
+      )
       return resolveArgs(file)
     },
   },
@@ -203,7 +259,10 @@ const rows: Row[] = [
       const dir = path.join(work, 'sig')
       await mkdir(dir, {recursive: true})
       await writeFile(path.join(dir, 'b.tar.zst'), zstd(validTar()))
-      await writeFile(path.join(dir, 'pub.pem'), generateKeyPairSync('ed25519').publicKey.export({type: 'spki', format: 'pem'}) as string)
+      await writeFile(
+        path.join(dir, 'pub.pem'),
+        generateKeyPairSync('ed25519').publicKey.export({type: 'spki', format: 'pem'}) as string,
+      )
       await writeFile(path.join(dir, 'b.tar.zst.sig'), '')
       await truncate(path.join(dir, 'b.tar.zst.sig'), 1000 * 1000 * 1000)
       return ['bundle', 'verify', path.join(dir, 'b.tar.zst'), '--public-key', path.join(dir, 'pub.pem')]
@@ -220,8 +279,21 @@ const rows: Row[] = [
       const whole = zstd(validTar())
       await writeFile(path.join(dir, 'b.tar.zst.000'), whole)
       await symlink('/dev/zero', path.join(dir, 'b.tar.zst.001'))
-      const parts = [{name: 'b.tar.zst.000', size: whole.length, sha256: sha256(whole)}, {name: 'b.tar.zst.001', size: 0, sha256: sha256('')}]
-      await writeFile(path.join(dir, 'b.parts.json'), JSON.stringify({formatVersion: 1, file: 'b.tar.zst', size: whole.length, sha256: sha256(whole), partSize: 1 << 20, parts}))
+      const parts = [
+        {name: 'b.tar.zst.000', size: whole.length, sha256: sha256(whole)},
+        {name: 'b.tar.zst.001', size: 0, sha256: sha256('')},
+      ]
+      await writeFile(
+        path.join(dir, 'b.parts.json'),
+        JSON.stringify({
+          formatVersion: 1,
+          file: 'b.tar.zst',
+          size: whole.length,
+          sha256: sha256(whole),
+          partSize: 1 << 20,
+          parts,
+        }),
+      )
       return ['bundle', 'verify', path.join(dir, 'b.parts.json')]
     },
   },
@@ -241,7 +313,14 @@ const rows: Row[] = [
       const file = path.join(work, 'unlisted.tar.zst')
       if (!existsSync(file)) {
         const name = 'blobs/sha256/' + '1'.repeat(64)
-        await writeFile(file, zstdFrames([Buffer.concat([validTar([], false), header(name, 16 * GiB)]), {chunk: Buffer.alloc(64 * MiB), times: 256}, Buffer.alloc(1024)]))
+        await writeFile(
+          file,
+          zstdFrames([
+            Buffer.concat([validTar([], false), header(name, 16 * GiB)]),
+            {chunk: Buffer.alloc(64 * MiB), times: 256},
+            Buffer.alloc(1024),
+          ]),
+        )
       }
       return ['bundle', command, file]
     },
@@ -253,11 +332,18 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`
   const wanted = args.rows ? new Set(args.rows.split(',')) : undefined
-  const lines = ['| row | exit | seconds | peak RSS (MiB, GNU time) | tree RSS (MiB) |', '| --- | --- | --- | --- | --- |']
+  const lines = [
+    '| row | exit | seconds | peak RSS (MiB, GNU time) | tree RSS (MiB) |',
+    '| --- | --- | --- | --- | --- |',
+  ]
   for (const row of rows) {
     if (wanted && !wanted.has(row.id)) continue
     const cliArgs = await row.args(base)
-    const m = await measure(['node', BIN, ...cliArgs], {rssFile: path.join(work, 'rss.txt'), timeoutMs: row.timeoutMs ?? 600_000, env: {...process.env, NO_COLOR: '1'}})
+    const m = await measure(['node', BIN, ...cliArgs], {
+      rssFile: path.join(work, 'rss.txt'),
+      timeoutMs: row.timeoutMs ?? 600_000,
+      env: {...process.env, NO_COLOR: '1'},
+    })
     const line = `| ${row.what} | ${m.timedOut ? 'killed (timeout)' : m.exitCode} | ${m.seconds.toFixed(1)} | ${m.maxRssMiB?.toFixed(0) ?? '?'} | ${m.treeRssMiB.toFixed(0)} |`
     lines.push(line)
     console.error(line)

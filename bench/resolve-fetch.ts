@@ -50,16 +50,23 @@ try {
   const base = layerOf({'etc/os-release': 'bench base'})
   const refs: string[] = []
   for (let i = 0; i < images; i++) {
-    const img = await pushImage(reg, `bench/app${i}`, '1.0', [
-      {architecture: 'amd64', layers: [base, layerOf({'bin/app': `amd64 ${i}`})]},
-      {architecture: 'arm64', layers: [base, layerOf({'bin/app': `arm64 ${i}`})]},
-    ], {attestations: true})
+    const img = await pushImage(
+      reg,
+      `bench/app${i}`,
+      '1.0',
+      [
+        {architecture: 'amd64', layers: [base, layerOf({'bin/app': `amd64 ${i}`})]},
+        {architecture: 'arm64', layers: [base, layerOf({'bin/app': `arm64 ${i}`})]},
+      ],
+      {attestations: true},
+    )
     refs.push(img.reference)
   }
   const requests = refs.map((reference) => ({reference, kind: 'image' as const}))
   const platform = {os: 'linux', architecture: 'amd64'}
   const resolveTimes: number[] = []
-  for (let r = 0; r < reps; r++) resolveTimes.push(await secs(() => resolveArtifacts({images: requests, charts: []}, {platform, concurrency})))
+  for (let r = 0; r < reps; r++)
+    resolveTimes.push(await secs(() => resolveArtifacts({images: requests, charts: []}, {platform, concurrency})))
 
   process.stderr.write(`seeding one image of ${layerCount} × ${layerMib} MiB layers…\n`)
   const layers = []
@@ -70,7 +77,20 @@ try {
   }
   const config = blobOf(JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: []}}))
   await pushBlob(reg, 'bench/big', config)
-  await pushManifest(reg, 'bench/big', '1', MT.ociManifest, Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MT.ociManifest, config: {mediaType: MT.ociConfig, digest: config.digest, size: config.size}, layers})))
+  await pushManifest(
+    reg,
+    'bench/big',
+    '1',
+    MT.ociManifest,
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MT.ociManifest,
+        config: {mediaType: MT.ociConfig, digest: config.digest, size: config.size},
+        layers,
+      }),
+    ),
+  )
   const bigRef = `${reg.host}/bench/big:1`
   const {lock} = await resolveArtifacts({images: [{reference: bigRef, kind: 'image'}], charts: []}, {platform})
   const totalBytes = layers.reduce((a, l) => a + l.size, 0)
@@ -84,7 +104,14 @@ try {
     const cacheDir = path.join(work, `cache${r}`)
     const store = new BlobStore(cacheDir)
     // The cold fetch runs in its own process so that its peak RSS is its own, not the seeding's.
-    const out = execFileSync('node', ['--import', 'tsx', path.join(import.meta.dirname, 'fetch-worker.ts'), lockFile, cacheDir, String(concurrency)])
+    const out = execFileSync('node', [
+      '--import',
+      'tsx',
+      path.join(import.meta.dirname, 'fetch-worker.ts'),
+      lockFile,
+      cacheDir,
+      String(concurrency),
+    ])
     const result = JSON.parse(out.toString()) as {seconds: number; downloadedBytes: number; maxRssKiB: number}
     if (result.downloadedBytes !== totalBytes + config.size + lock.images[bigRef].size) {
       throw new Error(`cold fetch downloaded ${result.downloadedBytes} bytes`)
@@ -96,19 +123,47 @@ try {
     if (downloaded !== 0) throw new Error(`warm fetch downloaded ${downloaded} bytes`)
     await rm(cacheDir, {recursive: true, force: true})
     const ociDir = path.join(work, `skopeo${r}`)
-    peer.push(await secs(async () => execFileSync('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${bigRef}`, `oci:${ociDir}:big`])))
+    peer.push(
+      await secs(async () =>
+        execFileSync('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${bigRef}`, `oci:${ociDir}:big`]),
+      ),
+    )
     await rm(ociDir, {recursive: true, force: true})
   }
   const mib = totalBytes / (1024 * 1024)
   // What node + tsx take before any work, to read the fetch's own share of the peak.
-  const idleRss = Number(execFileSync('node', ['--import', 'tsx', '-e', 'process.stdout.write(String(process.resourceUsage().maxRSS))']).toString()) / 1024
+  const idleRss =
+    Number(
+      execFileSync('node', [
+        '--import',
+        'tsx',
+        '-e',
+        'process.stdout.write(String(process.resourceUsage().maxRSS))',
+      ]).toString(),
+    ) / 1024
   const rows = [
     ['what', 'median', 'runs'],
-    [`resolve ${images} images (linux/amd64, concurrency ${concurrency})`, `${median(resolveTimes).toFixed(2)} s (${(images / median(resolveTimes)).toFixed(0)} images/s)`, resolveTimes.map((t) => t.toFixed(2)).join(', ')],
-    [`fetch ${mib.toFixed(0)} MiB cold (${layerCount} layers)`, `${median(cold).toFixed(2)} s (${(mib / median(cold)).toFixed(0)} MiB/s)`, cold.map((t) => t.toFixed(2)).join(', ')],
+    [
+      `resolve ${images} images (linux/amd64, concurrency ${concurrency})`,
+      `${median(resolveTimes).toFixed(2)} s (${(images / median(resolveTimes)).toFixed(0)} images/s)`,
+      resolveTimes.map((t) => t.toFixed(2)).join(', '),
+    ],
+    [
+      `fetch ${mib.toFixed(0)} MiB cold (${layerCount} layers)`,
+      `${median(cold).toFixed(2)} s (${(mib / median(cold)).toFixed(0)} MiB/s)`,
+      cold.map((t) => t.toFixed(2)).join(', '),
+    ],
     ['fetch warm (0 bytes downloaded)', `${median(warm).toFixed(3)} s`, warm.map((t) => t.toFixed(3)).join(', ')],
-    [`skopeo copy same image → oci: (peer)`, `${median(peer).toFixed(2)} s (${(mib / median(peer)).toFixed(0)} MiB/s)`, peer.map((t) => t.toFixed(2)).join(', ')],
-    [`peak RSS of the cold fetch process (${mib.toFixed(0)} MiB fetched)`, `${median(workerRss).toFixed(0)} MiB (idle node+tsx: ${idleRss.toFixed(0)} MiB)`, workerRss.map((x) => x.toFixed(0)).join(', ')],
+    [
+      `skopeo copy same image → oci: (peer)`,
+      `${median(peer).toFixed(2)} s (${(mib / median(peer)).toFixed(0)} MiB/s)`,
+      peer.map((t) => t.toFixed(2)).join(', '),
+    ],
+    [
+      `peak RSS of the cold fetch process (${mib.toFixed(0)} MiB fetched)`,
+      `${median(workerRss).toFixed(0)} MiB (idle node+tsx: ${idleRss.toFixed(0)} MiB)`,
+      workerRss.map((x) => x.toFixed(0)).join(', '),
+    ],
   ]
   for (const row of rows) console.log(`| ${row.join(' | ')} |`)
 } finally {

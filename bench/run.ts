@@ -91,13 +91,17 @@ const timeoutMs = Number(args['run-timeout']) * 1000
 
 function toolVersion(cmd: string, argv: string[]): string {
   try {
-    return execFileSync(cmd, argv, {stdio: ['ignore', 'pipe', 'pipe']}).toString().trim().split('\n')[0]!
+    return execFileSync(cmd, argv, {stdio: ['ignore', 'pipe', 'pipe']})
+      .toString()
+      .trim()
+      .split('\n')[0]!
   } catch {
     return 'unavailable'
   }
 }
 
-const airpackHas = (topic: string, command: string) => existsSync(path.join(AIRPACK_ROOT, 'dist', 'commands', topic, `${command}.js`))
+const airpackHas = (topic: string, command: string) =>
+  existsSync(path.join(AIRPACK_ROOT, 'dist', 'commands', topic, `${command}.js`))
 
 /**
  * Copy the built CLI (bin, dist, package.json, manifest; node_modules linked) into the work dir, so that a
@@ -183,9 +187,15 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
           const layout = await emptyDir(path.join(repDir, 'peer-layout'))
           const archive = path.join(repDir, 'peer.tar.zst')
           const copies = content.images
-            .map((image, i) => `skopeo copy -q --override-os linux --override-arch ${arch} --src-tls-verify=false docker://${image.reference} oci:${layout}:image-${i}`)
+            .map(
+              (image, i) =>
+                `skopeo copy -q --override-os linux --override-arch ${arch} --src-tls-verify=false docker://${image.reference} oci:${layout}:image-${i}`,
+            )
             .join('\n')
-          const m = await measure(`${copies}\ntar -cf - -C ${layout} . | zstd -q -T0 -${level} -o ${archive}`, {rssFile, timeoutMs})
+          const m = await measure(`${copies}\ntar -cf - -C ${layout} . | zstd -q -T0 -${level} -o ${archive}`, {
+            rssFile,
+            timeoutMs,
+          })
           const outputBytes = existsSync(archive) ? await fileSize(archive) : undefined
           await rm(layout, {recursive: true, force: true})
           await rm(archive, {force: true})
@@ -225,7 +235,9 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
         },
       }
       // The cold pair runs first in every rep: warm and verify need its cache and bundle.
-      for (const pairName of (['cold', 'warm', 'verify'] as PairName[]).filter((p) => pairs.includes(p) || (p === 'cold' && pairs.some((q) => q !== 'cold')))) {
+      for (const pairName of (['cold', 'warm', 'verify'] as PairName[]).filter(
+        (p) => pairs.includes(p) || (p === 'cold' && pairs.some((q) => q !== 'cold')),
+      )) {
         const {a, b} = PAIRS[pairName]
         const order: Side[] = rep % 2 === 1 ? [a, b] : [b, a]
         // A warm build must follow the cold one; only the floor may swap around it, which it does.
@@ -241,7 +253,13 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
       }
       if (!args.keep) await rm(repDir, {recursive: true, force: true})
     }
-    return {size: sizeText, bytesPerPlatform: content.bytesPerPlatform, images: content.images.length, runs, summary: summarize(runs)}
+    return {
+      size: sizeText,
+      bytesPerPlatform: content.bytesPerPlatform,
+      images: content.images.length,
+      runs,
+      summary: summarize(runs),
+    }
   } finally {
     await registry.stop()
     if (!args.keep) await rm(work, {recursive: true, force: true})
@@ -316,28 +334,43 @@ function markdown(results: Record<string, any>[], meta: Record<string, unknown>)
   for (const r of results) {
     for (const p of r.summary.pairs as PairSummary[]) {
       const {a, b} = PAIRS[p.pair]
-      lines.push(`| ${r.size} | ${p.pair} | ${a} | ${fmt(p.medianA, 2)} | ${b} | ${fmt(p.medianB, 2)} | ${fmt(p.ratio, 3)} | ${p.target} | ${p.met === undefined ? 'n/a' : p.met ? 'yes' : 'NO'} |`)
+      lines.push(
+        `| ${r.size} | ${p.pair} | ${a} | ${fmt(p.medianA, 2)} | ${b} | ${fmt(p.medianB, 2)} | ${fmt(p.ratio, 3)} | ${p.target} | ${p.met === undefined ? 'n/a' : p.met ? 'yes' : 'NO'} |`,
+      )
     }
   }
-  lines.push('', '| size/platform | airpack peak RSS, largest process (MiB) | airpack peak RSS, process tree incl. zstd (MiB) |', '| --- | --- | --- |')
-  for (const r of results) lines.push(`| ${r.size} | ${fmt(r.summary.airpackPeakRssMiB)} | ${fmt(r.summary.airpackPeakTreeRssMiB)} |`)
-  const rss = results.map((r) => r.summary.airpackPeakRssMiB as number | undefined).filter((v): v is number => v !== undefined)
+  lines.push(
+    '',
+    '| size/platform | airpack peak RSS, largest process (MiB) | airpack peak RSS, process tree incl. zstd (MiB) |',
+    '| --- | --- | --- |',
+  )
+  for (const r of results)
+    lines.push(`| ${r.size} | ${fmt(r.summary.airpackPeakRssMiB)} | ${fmt(r.summary.airpackPeakTreeRssMiB)} |`)
+  const rss = results
+    .map((r) => r.summary.airpackPeakRssMiB as number | undefined)
+    .filter((v): v is number => v !== undefined)
   if (rss.length >= 2) {
     const spread = Math.max(...rss) / Math.min(...rss) - 1
-    lines.push('', `Peak memory spread between sizes: ${(spread * 100).toFixed(1)} % (target ≤ 20 %, and every size < 200 MB): ${spread <= 0.2 && Math.max(...rss) < 200 ? 'met' : 'NOT met'}.`)
+    lines.push(
+      '',
+      `Peak memory spread between sizes: ${(spread * 100).toFixed(1)} % (target ≤ 20 %, and every size < 200 MB): ${spread <= 0.2 && Math.max(...rss) < 200 ? 'met' : 'NOT met'}.`,
+    )
   }
   return lines.join('\n') + '\n'
 }
 
 async function main() {
-  const workRoot = args['work-dir'] ? path.resolve(args['work-dir']) : await mkdtemp(path.join(os.tmpdir(), 'airpack-bench-'))
+  const workRoot = args['work-dir']
+    ? path.resolve(args['work-dir'])
+    : await mkdtemp(path.join(os.tmpdir(), 'airpack-bench-'))
   await mkdir(workRoot, {recursive: true})
   if (!args['no-snapshot'] && existsSync(path.join(ROOT, 'dist'))) {
     AIRPACK_ROOT = await snapshotAirpack(workRoot)
     BIN = path.join(AIRPACK_ROOT, 'bin', 'run.js')
     log(`measuring a snapshot of the built airpack in ${AIRPACK_ROOT}`)
   }
-  if (!airpackHas('bundle', 'build')) log('note: dist/commands/bundle/build.js is missing — run `npm run build`; airpack sides will be skipped')
+  if (!airpackHas('bundle', 'build'))
+    log('note: dist/commands/bundle/build.js is missing — run `npm run build`; airpack sides will be skipped')
   const meta = {
     date: new Date().toISOString(),
     cpus: os.cpus().length,

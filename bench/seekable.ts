@@ -87,7 +87,11 @@ async function prepare(dir: string, randomBytes: number, compressibleBytes: numb
   const files: InputFile[] = []
   const manifestPath = path.join(dir, 'inputs.json')
   if (existsSync(manifestPath)) {
-    const cached = JSON.parse(await readFile(manifestPath, 'utf8')) as {random: number; compressible: number; files: InputFile[]}
+    const cached = JSON.parse(await readFile(manifestPath, 'utf8')) as {
+      random: number
+      compressible: number
+      files: InputFile[]
+    }
     if (cached.random === randomBytes && cached.compressible === compressibleBytes) return cached.files
   }
   await mkdir(path.join(dir, 'blobs'), {recursive: true})
@@ -96,7 +100,8 @@ async function prepare(dir: string, randomBytes: number, compressibleBytes: numb
     const size = Math.min(128 * MIB, left)
     const p = path.join(dir, 'blobs', `layer-${i}`)
     const out = createWriteStream(p)
-    for (let done = 0; done < size; done += 4 * MIB) if (!out.write(randomChunk(cipher, Math.min(4 * MIB, size - done)))) await once(out, 'drain')
+    for (let done = 0; done < size; done += 4 * MIB)
+      if (!out.write(randomChunk(cipher, Math.min(4 * MIB, size - done)))) await once(out, 'drain')
     out.end()
     await once(out, 'close')
     files.push({name: `blobs/sha256/layer-${i}`, path: p, size, mode: 'raw'})
@@ -166,7 +171,11 @@ async function runVariant(variant: Variant, files: InputFile[], outFile: string,
 }
 
 function sha256Of(file: string, zstd: boolean): string {
-  return execFileSync('bash', ['-o', 'pipefail', '-c', zstd ? `zstd -q -dc ${file} | sha256sum` : `sha256sum < ${file}`], {encoding: 'utf8'}).split(/\s/)[0]!
+  return execFileSync(
+    'bash',
+    ['-o', 'pipefail', '-c', zstd ? `zstd -q -dc ${file} | sha256sum` : `sha256sum < ${file}`],
+    {encoding: 'utf8'},
+  ).split(/\s/)[0]!
 }
 
 interface Run {
@@ -192,13 +201,22 @@ async function main(): Promise<void> {
   await mkdir(dir, {recursive: true})
   console.error(`preparing ${args.random} random + ${args.compressible} compressible input in ${dir}`)
   const files = await prepare(dir, randomBytes, compressibleBytes)
-  const tarSize = files.reduce((s, f) => s + encodeFileHeader(f.name, f.size, {mtime: 0}).length + f.size + padding(f.size).length, 0) + 1024
+  const tarSize =
+    files.reduce(
+      (s, f) => s + encodeFileHeader(f.name, f.size, {mtime: 0}).length + f.size + padding(f.size).length,
+      0,
+    ) + 1024
   const runs: Run[] = []
   const checked = new Set<Variant>()
   let tarSha: string | undefined
   for (let rep = 0; rep < reps; rep++) {
     // The floor's plain tar is the reference the others are checked against: it runs first in the first rep.
-    const order = rep === 0 ? (['floor', 'startup', 'format1', 'format2'] as Variant[]) : rep % 2 === 0 ? [...VARIANTS] : [...VARIANTS].reverse()
+    const order =
+      rep === 0
+        ? (['floor', 'startup', 'format1', 'format2'] as Variant[])
+        : rep % 2 === 0
+          ? [...VARIANTS]
+          : [...VARIANTS].reverse()
     for (const variant of order) {
       const outFile = path.join(dir, `out-${variant}`)
       const cpuFile = path.join(dir, `cpu-${variant}`)
@@ -214,10 +232,13 @@ async function main(): Promise<void> {
         checked.add(variant)
         tarSha ??= sha256Of(outFile, false)
         const got = sha256Of(outFile, variant !== 'floor')
-        if (got !== tarSha) throw new Error(`${variant}: its output does not give back the tar (${got}, the floor's tar is ${tarSha})`)
+        if (got !== tarSha)
+          throw new Error(`${variant}: its output does not give back the tar (${got}, the floor's tar is ${tarSha})`)
       }
       runs.push({variant, seconds: m.seconds, cpuSeconds: user + sys, treeRssMiB: m.treeRssMiB, size})
-      console.error(`rep ${rep + 1} ${variant}: ${m.seconds.toFixed(2)} s, ${(user + sys).toFixed(2)} CPU-s, ${m.treeRssMiB.toFixed(0)} MiB, ${size} bytes`)
+      console.error(
+        `rep ${rep + 1} ${variant}: ${m.seconds.toFixed(2)} s, ${(user + sys).toFixed(2)} CPU-s, ${m.treeRssMiB.toFixed(0)} MiB, ${size} bytes`,
+      )
     }
     const readOrder = rep % 2 === 0 ? [...READ_VARIANTS] : [...READ_VARIANTS].reverse()
     for (const variant of readOrder) {
@@ -229,34 +250,54 @@ async function main(): Promise<void> {
         variant === 'read2'
           ? `${process.execPath} --import tsx ${SELF} --variant read2 --work-dir ${dir} --out ${f2}`
           : `bash -o pipefail -c 'zstd -q -dc ${variant === 'read1' ? f1 : f2} | sha256sum'`
-      const m = await measure(`/usr/bin/time -f '%U %S' -o ${cpuFile} ${command} > ${shaFile}`, {rssFile: path.join(dir, 'rss'), cwd: path.dirname(path.dirname(SELF))})
+      const m = await measure(`/usr/bin/time -f '%U %S' -o ${cpuFile} ${command} > ${shaFile}`, {
+        rssFile: path.join(dir, 'rss'),
+        cwd: path.dirname(path.dirname(SELF)),
+      })
       if (m.exitCode !== 0) throw new Error(`${variant} failed: ${m.stderrTail}`)
       const [user, sys] = (await readFile(cpuFile, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number)
       const sha = (await readFile(shaFile, 'utf8')).trim().split(/\s/)[0]
       if (sha !== tarSha) throw new Error(`${variant} read back ${sha}, not the tar ${tarSha}`)
       runs.push({variant, seconds: m.seconds, cpuSeconds: user + sys, treeRssMiB: m.treeRssMiB, size: 0})
-      console.error(`rep ${rep + 1} ${variant}: ${m.seconds.toFixed(2)} s, ${(user + sys).toFixed(2)} CPU-s, ${m.treeRssMiB.toFixed(0)} MiB`)
+      console.error(
+        `rep ${rep + 1} ${variant}: ${m.seconds.toFixed(2)} s, ${(user + sys).toFixed(2)} CPU-s, ${m.treeRssMiB.toFixed(0)} MiB`,
+      )
     }
   }
   const row = (variant: Variant) => {
     const r = runs.filter((x) => x.variant === variant)
     const s = median(r.map((x) => x.seconds))
-    return {variant, seconds: s, mbps: tarSize / 1e6 / s, cpu: median(r.map((x) => x.cpuSeconds)), rss: Math.max(...r.map((x) => x.treeRssMiB)), size: r[0]!.size}
+    return {
+      variant,
+      seconds: s,
+      mbps: tarSize / 1e6 / s,
+      cpu: median(r.map((x) => x.cpuSeconds)),
+      rss: Math.max(...r.map((x) => x.treeRssMiB)),
+      size: r[0]!.size,
+    }
   }
   const rows = [...VARIANTS, ...READ_VARIANTS].map(row)
   const f1 = rows.find((r) => r.variant === 'format1')!
   const f2 = rows.find((r) => r.variant === 'format2')!
-  console.log(`input: ${files.length} entries, tar ${tarSize} bytes (${args.random} random, ${args.compressible} compressible), ${reps} reps, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`)
+  console.log(
+    `input: ${files.length} entries, tar ${tarSize} bytes (${args.random} random, ${args.compressible} compressible), ${reps} reps, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`,
+  )
   console.log('| variant | wall s (median) | MB/s | CPU-s (median) | peak RSS MiB (tree, max) | output bytes |')
   console.log('| --- | --- | --- | --- | --- | --- |')
   for (const r of rows) {
     const startup = r.variant === 'startup'
     const noOutput = startup || r.variant.startsWith('read')
-    console.log(`| ${r.variant} | ${r.seconds.toFixed(2)} | ${startup ? '—' : r.mbps.toFixed(0)} | ${r.cpu.toFixed(2)} | ${r.rss.toFixed(0)} | ${noOutput ? '—' : r.size} |`)
+    console.log(
+      `| ${r.variant} | ${r.seconds.toFixed(2)} | ${startup ? '—' : r.mbps.toFixed(0)} | ${r.cpu.toFixed(2)} | ${r.rss.toFixed(0)} | ${noOutput ? '—' : r.size} |`,
+    )
   }
   const [r1, r2] = [row('read1'), row('read2')]
-  console.log(`read back: SeekableReader + sha256 ${(r1.seconds / r2.seconds).toFixed(2)}× the speed of \`zstd -dc | sha256sum\` on format 1, CPU ${(r2.cpu / r1.cpu).toFixed(2)}×`)
-  console.log(`format2 / format1: wall ${(f2.seconds / f1.seconds).toFixed(2)}×, CPU ${(f2.cpu / f1.cpu).toFixed(2)}×, size ${(f2.size / f1.size).toFixed(4)}× (target ≤ 1.01)`)
+  console.log(
+    `read back: SeekableReader + sha256 ${(r1.seconds / r2.seconds).toFixed(2)}× the speed of \`zstd -dc | sha256sum\` on format 1, CPU ${(r2.cpu / r1.cpu).toFixed(2)}×`,
+  )
+  console.log(
+    `format2 / format1: wall ${(f2.seconds / f1.seconds).toFixed(2)}×, CPU ${(f2.cpu / f1.cpu).toFixed(2)}×, size ${(f2.size / f1.size).toFixed(4)}× (target ≤ 1.01)`,
+  )
   if (!args.keep && !args['work-dir']) await rm(dir, {recursive: true, force: true})
   else for (const n of await readdir(dir)) if (n.startsWith('out-')) await rm(path.join(dir, n), {force: true})
 }

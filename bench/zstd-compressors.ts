@@ -30,7 +30,10 @@ const frame = parseSize(args.frame!)
 const level = Number(args.level)
 const data = args.input
   ? readFileSync(args.input).subarray(0, size)
-  : execFileSync('bash', ['-c', `tar cf - -C /usr lib 2>/dev/null | head -c ${size}`], {maxBuffer: size + 1024, encoding: 'buffer'})
+  : execFileSync('bash', ['-c', `tar cf - -C /usr lib 2>/dev/null | head -c ${size}`], {
+      maxBuffer: size + 1024,
+      encoding: 'buffer',
+    })
 
 /** CPU seconds of this process plus its reaped children (utime, stime, cutime, cstime of /proc/self/stat). */
 function cpuSeconds(): number {
@@ -51,7 +54,9 @@ function run(name: string, compress: () => number): void {
   const out = compress()
   const seconds = Number(process.hrtime.bigint() - wall0) / 1e9
   const cpu = cpuSeconds() - cpu0
-  console.log(`| ${name} | ${seconds.toFixed(2)} | ${(data.length / 1e6 / seconds).toFixed(0)} | ${cpu.toFixed(2)} | ${out} | ${(data.length / out).toFixed(3)} |`)
+  console.log(
+    `| ${name} | ${seconds.toFixed(2)} | ${(data.length / 1e6 / seconds).toFixed(0)} | ${cpu.toFixed(2)} | ${out} | ${(data.length / out).toFixed(3)} |`,
+  )
 }
 
 const zstd = await loadZstdWasm()
@@ -59,10 +64,20 @@ console.log(`input ${data.length} bytes, frames of ${frame} bytes, level ${level
 console.log('| compressor | wall s | MB/s | CPU-s | output bytes | ratio |')
 console.log('| --- | --- | --- | --- | --- | --- |')
 const sum = (sizes: number[]) => sizes.reduce((a, b) => a + b, 0)
-run(`@bokuweb/zstd-wasm, one frame per ${args.frame}`, () => sum(frames().map((piece) => compressFrame(zstd, piece, level).length)))
+run(`@bokuweb/zstd-wasm, one frame per ${args.frame}`, () =>
+  sum(frames().map((piece) => compressFrame(zstd, piece, level).length)),
+)
 run(`zstd CLI, one child per ${args.frame} frame`, () =>
-  sum(frames().map((piece) => spawnSync('zstd', [`-${level}`, '-q', '-c'], {input: piece, maxBuffer: 2 * frame}).stdout.length)),
+  sum(
+    frames().map(
+      (piece) => spawnSync('zstd', [`-${level}`, '-q', '-c'], {input: piece, maxBuffer: 2 * frame}).stdout.length,
+    ),
+  ),
 )
 for (const threads of ['-T1', '-T0']) {
-  run(`zstd CLI ${threads}, one stream (format 1, not seekable)`, () => spawnSync('zstd', [threads, `-${level}`, '-q', '-c'], {input: data, maxBuffer: data.length + 1024}).stdout.length)
+  run(
+    `zstd CLI ${threads}, one stream (format 1, not seekable)`,
+    () =>
+      spawnSync('zstd', [threads, `-${level}`, '-q', '-c'], {input: data, maxBuffer: data.length + 1024}).stdout.length,
+  )
 }

@@ -41,7 +41,14 @@ async function main() {
   await mkdir(out, {recursive: true})
 
   step('Validate the example profiles against the supported matrix')
-  await airpack(['profile', 'validate', ...profiles, '--arch', arch, ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`])])
+  await airpack([
+    'profile',
+    'validate',
+    ...profiles,
+    '--arch',
+    arch,
+    ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
+  ])
 
   step('Stand in for the upstream registries and Helm repositories (loopback only)')
   const loaded = await loadProfiles(profiles.map((p) => path.join(root, p)))
@@ -59,7 +66,10 @@ async function main() {
         registry,
         `${ref.registry}/${ref.repository}`,
         ref.tag ?? 'latest',
-        platforms.map((a) => ({architecture: a, layers: [base, layerOf({[`opt/${ref.repository}/${a}`]: image.reference})]})),
+        platforms.map((a) => ({
+          architecture: a,
+          layers: [base, layerOf({[`opt/${ref.repository}/${a}`]: image.reference})],
+        })),
         {format: image.kind === 'image' ? 'oci' : 'docker'},
       )
       process.stderr.write(`  seeded ${image.reference} (${platforms.join(', ')})\n`)
@@ -82,19 +92,32 @@ async function main() {
     step('Make a signing key (RSA, as Palette content signing uses)')
     const key = path.join(out, 'signing-key.pem')
     const pub = path.join(out, 'signing-key.pub.pem')
-    execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072', '-out', key], {stdio: 'ignore'})
+    execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072', '-out', key], {
+      stdio: 'ignore',
+    })
     execFileSync('openssl', ['pkey', '-in', key, '-pubout', '-out', pub])
 
     step('Build the bundle: resolve, fetch into the cache, write, sign, render per-site user-data')
     const bundleDir = path.join(out, 'bundle')
     await airpack([
-      'bundle', 'build', profiles[0], addonCopy,
-      '--arch', arch, '--name', 'demo-store',
-      '--output', bundleDir,
-      '--registries', registriesFile,
-      '--cache-dir', path.join(out, 'cache'),
-      '--sign-key', key,
-      '--sites', 'examples/sites/sites.yaml',
+      'bundle',
+      'build',
+      profiles[0],
+      addonCopy,
+      '--arch',
+      arch,
+      '--name',
+      'demo-store',
+      '--output',
+      bundleDir,
+      '--registries',
+      registriesFile,
+      '--cache-dir',
+      path.join(out, 'cache'),
+      '--sign-key',
+      key,
+      '--sites',
+      'examples/sites/sites.yaml',
       ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
     ])
 
@@ -105,7 +128,15 @@ async function main() {
     step('The same signature checked with stock openssl')
     execFileSync(
       'openssl',
-      ['dgst', '-sha256', '-verify', pub, '-signature', path.join(bundleDir, 'demo-store.tar.zst.sig'), path.join(bundleDir, 'demo-store.tar.zst')],
+      [
+        'dgst',
+        '-sha256',
+        '-verify',
+        pub,
+        '-signature',
+        path.join(bundleDir, 'demo-store.tar.zst.sig'),
+        path.join(bundleDir, 'demo-store.tar.zst'),
+      ],
       {stdio: 'inherit'},
     )
     process.stderr.write(`\nDone. Outputs are in ${path.relative(root, bundleDir)}/\n`)

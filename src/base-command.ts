@@ -59,11 +59,13 @@ export abstract class BaseCommand<T> extends Command {
 
   protected async catch(err: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err
-    const mapped = environmentError(err) ?? (isOclifUsageError(err)
-      ? new UsageError('USAGE', err.message.replace(/^Error: /, ''), {
-          hint: `Run \`airpack ${this.id?.replaceAll(':', ' ') ?? ''} --help\` for the flags and examples.`,
-        })
-      : err)
+    const mapped =
+      environmentError(err) ??
+      (isOclifUsageError(err)
+        ? new UsageError('USAGE', err.message.replace(/^Error: /, ''), {
+            hint: `Run \`airpack ${this.id?.replaceAll(':', ' ') ?? ''} --help\` for the flags and examples.`,
+          })
+        : err)
     const envelope = toEnvelope(mapped)
     if (this.jsonEnabled()) {
       process.stdout.write(JSON.stringify(envelope, null, 2) + '\n')

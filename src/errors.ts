@@ -56,7 +56,10 @@ export class IntegrityError extends AirpackError {
 }
 
 /** Content whose bytes do not hash to the digest that names it (exit 5). */
-export function digestMismatch(message: string, options: ErrorOptions & {expected?: string; actual?: string} = {}): IntegrityError {
+export function digestMismatch(
+  message: string,
+  options: ErrorOptions & {expected?: string; actual?: string} = {},
+): IntegrityError {
   const {expected, actual, ...rest} = options
   const details = expected !== undefined || actual !== undefined ? {expected, actual, ...rest.details} : rest.details
   return new IntegrityError('DIGEST_MISMATCH', message, {...rest, ...(details ? {details} : {})})
@@ -73,7 +76,11 @@ export function badBundleName(name: string): UsageError {
  * Profiles with validation errors, refused before `outcome` (e.g. "nothing was downloaded") could happen (exit 3).
  * `problems` are the rendered error findings; `findings` what --json carries.
  */
-export function invalidProfiles(problems: string[], outcome: string, options: {hint: string; findings: unknown[]}): InvalidInputError {
+export function invalidProfiles(
+  problems: string[],
+  outcome: string,
+  options: {hint: string; findings: unknown[]},
+): InvalidInputError {
   const n = problems.length
   return new InvalidInputError('PROFILE_INVALID', `the profiles have ${n} error${n === 1 ? '' : 's'}; ${outcome}`, {
     hint: options.hint,
@@ -99,7 +106,8 @@ export interface ErrorEnvelope {
 function redactDeep<T>(value: T): T {
   if (typeof value === 'string') return redactText(value) as T
   if (Array.isArray(value)) return value.map((v) => redactDeep(v)) as T
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v)])) as T
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v)])) as T
   return value
 }
 

@@ -8,7 +8,10 @@ import type {RegistryAccessOptions} from './resolve/index.js'
 
 /** PROFILE...: the positional arguments of every command that reads profiles (the command sets `strict = false`). */
 export const profileArgs = {
-  profile: Args.string({description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.', required: true}),
+  profile: Args.string({
+    description: 'Exported profile (.json/.yaml) or cluster definition (.tgz); several form one cluster.',
+    required: true,
+  }),
 }
 
 /** BUNDLE: the positional argument of the commands that read a bundle. */
@@ -43,10 +46,11 @@ export const registryFlags = {
     description: 'Mirrors, rewrites and per-registry TLS/auth in the K3s registries.yaml format.',
   }),
   'docker-config': Flags.directory({
-    description: 'Directory holding Docker config.json (auths, credHelpers, credsStore). [default: $DOCKER_CONFIG or ~/.docker]',
+    description:
+      'Directory holding Docker config.json (auths, credHelpers, credsStore). [default: $DOCKER_CONFIG or ~/.docker]',
   }),
   'cred-file': Flags.file({
-    description: "Palette registry credentials JSON ({\"image\":[…],\"helm\":[…]}).",
+    description: 'Palette registry credentials JSON ({"image":[…],"helm":[…]}).',
   }),
   'ca-cert': Flags.file({description: 'Extra CA certificate (PEM) trusted for every registry.'}),
   'insecure-registry': Flags.string({
@@ -94,7 +98,10 @@ export function parseVars(values: string[]): Record<string, string> {
   const out: Record<string, string> = {}
   for (const v of values) {
     const eq = v.indexOf('=')
-    if (eq <= 0) throw new UsageError('USAGE', `--var ${JSON.stringify(v)} must be NAME=VALUE`, {hint: 'Write each variable as --var NAME=VALUE.'})
+    if (eq <= 0)
+      throw new UsageError('USAGE', `--var ${JSON.stringify(v)} must be NAME=VALUE`, {
+        hint: 'Write each variable as --var NAME=VALUE.',
+      })
     out[v.slice(0, eq)] = v.slice(eq + 1)
   }
   return out

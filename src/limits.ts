@@ -26,7 +26,7 @@ export const LIMITS = {
     bytes: 4 * MiB,
     env: 'AIRPACK_MAX_MANIFEST_BYTES',
     what: 'an image manifest or index',
-    why: "the distribution registry refuses manifests over 4 MiB, and the OCI distribution spec lets clients do the same",
+    why: 'the distribution registry refuses manifests over 4 MiB, and the OCI distribution spec lets clients do the same',
   },
   imageConfig: {
     bytes: 4 * MiB,
@@ -134,7 +134,19 @@ export const LIMITS = {
 
 export type LimitName = keyof typeof LIMITS
 
-const UNITS: Record<string, number> = {'': 1, b: 1, k: KiB, kib: KiB, kb: 1000, m: MiB, mib: MiB, mb: 1000 ** 2, g: 1024 * MiB, gib: 1024 * MiB, gb: 1000 ** 3}
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: KiB,
+  kib: KiB,
+  kb: 1000,
+  m: MiB,
+  mib: MiB,
+  mb: 1000 ** 2,
+  g: 1024 * MiB,
+  gib: 1024 * MiB,
+  gb: 1000 ** 3,
+}
 
 /** The budget in bytes now: the environment variable when it holds a size, the default otherwise. */
 export function limitBytes(name: LimitName, env: NodeJS.ProcessEnv = process.env): number {
@@ -190,7 +202,11 @@ export function checkDeclaredSize(name: LimitName, size: number, subject: string
  * Reads a stream of untrusted bytes into memory, at most the budget: stops (and cancels the source when it
  * can) as soon as one byte too many arrives.
  */
-export async function readBounded(source: AsyncIterable<Uint8Array> | null | undefined, name: LimitName, subject: string): Promise<Buffer> {
+export async function readBounded(
+  source: AsyncIterable<Uint8Array> | null | undefined,
+  name: LimitName,
+  subject: string,
+): Promise<Buffer> {
   if (!source) return Buffer.alloc(0)
   const max = limitBytes(name)
   const chunks: Buffer[] = []
@@ -230,7 +246,8 @@ export async function readFileBounded(file: string, name: LimitName, subject: st
   const handle = await open(file, 'r')
   try {
     const info = await handle.stat()
-    if (!info.isFile()) throw Object.assign(new Error(`${file} is not a regular file`), {code: info.isDirectory() ? 'EISDIR' : 'ENOTREG'})
+    if (!info.isFile())
+      throw Object.assign(new Error(`${file} is not a regular file`), {code: info.isDirectory() ? 'EISDIR' : 'ENOTREG'})
     if (info.size > max) throw new OverBudgetError(name, max, subject, info.size)
     const buffer = Buffer.alloc(info.size + 1)
     let length = 0

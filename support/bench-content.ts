@@ -62,7 +62,9 @@ export interface GeneratedLayer {
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text)
   if (!m) throw new Error(`not a size: ${JSON.stringify(text)} (use e.g. 512M, 1G, 4G)`)
-  const scale = {'': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40}[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't']
+  const scale = {'': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40}[
+    m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ]
   return Math.round(Number(m[1]) * scale)
 }
 
@@ -86,7 +88,6 @@ export function randomBytesStream(seed: string, size: number): Readable {
     },
   })
 }
-
 
 /** A gzip'd single-file tar of seeded bytes, as a stream; `onDone` gets diff_id (sha256 of the tar). */
 function layerStream(seed: string, payloadSize: number): {stream: Readable; tarDigest: () => string} {
@@ -121,9 +122,17 @@ function layerStream(seed: string, payloadSize: number): {stream: Readable; tarD
 
 type Auth = {username: string; password: string} | undefined
 
-function request(url: URL, method: string, headers: Record<string, string | number>, body?: Readable, auth?: Auth): Promise<{status: number; headers: http.IncomingHttpHeaders; text: string}> {
+function request(
+  url: URL,
+  method: string,
+  headers: Record<string, string | number>,
+  body?: Readable,
+  auth?: Auth,
+): Promise<{status: number; headers: http.IncomingHttpHeaders; text: string}> {
   return new Promise((resolve, reject) => {
-    const all = auth ? {...headers, authorization: 'Basic ' + Buffer.from(`${auth.username}:${auth.password}`).toString('base64')} : headers
+    const all = auth
+      ? {...headers, authorization: 'Basic ' + Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}
+      : headers
     const req = http.request(url, {method, headers: all}, (res) => {
       let text = ''
       res.setEncoding('utf8')
@@ -138,8 +147,20 @@ function request(url: URL, method: string, headers: Record<string, string | numb
 }
 
 /** Generate one layer and upload it to `repo` with a single streaming PATCH. Memory stays at a few MiB. */
-export async function pushGeneratedLayer(registryUrl: string, repo: string, seed: string, payloadSize: number, auth?: Auth): Promise<GeneratedLayer> {
-  const start = await request(new URL(`/v2/${repo}/blobs/uploads/`, registryUrl), 'POST', {'content-length': 0}, undefined, auth)
+export async function pushGeneratedLayer(
+  registryUrl: string,
+  repo: string,
+  seed: string,
+  payloadSize: number,
+  auth?: Auth,
+): Promise<GeneratedLayer> {
+  const start = await request(
+    new URL(`/v2/${repo}/blobs/uploads/`, registryUrl),
+    'POST',
+    {'content-length': 0},
+    undefined,
+    auth,
+  )
   if (start.status !== 202) throw new Error(`upload start for ${repo}: ${start.status} ${start.text}`)
   const {stream, tarDigest} = layerStream(seed, payloadSize)
   const gzHash = createHash('sha256')
@@ -151,7 +172,13 @@ export async function pushGeneratedLayer(registryUrl: string, repo: string, seed
       cb(null, chunk)
     },
   })
-  const patch = await request(new URL(start.headers.location!, registryUrl), 'PATCH', {'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked'}, stream.pipe(meter), auth)
+  const patch = await request(
+    new URL(start.headers.location!, registryUrl),
+    'PATCH',
+    {'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked'},
+    stream.pipe(meter),
+    auth,
+  )
   if (patch.status !== 202) throw new Error(`upload PATCH for ${repo}: ${patch.status} ${patch.text}`)
   const digest = 'sha256:' + gzHash.digest('hex')
   const done = new URL(patch.headers.location!, registryUrl)
@@ -162,7 +189,13 @@ export async function pushGeneratedLayer(registryUrl: string, repo: string, seed
 }
 
 /** Make `digest` (already in `fromRepo`) available in `repo` without re-uploading it. */
-async function mountBlob(registryUrl: string, repo: string, digest: string, fromRepo: string, auth?: Auth): Promise<void> {
+async function mountBlob(
+  registryUrl: string,
+  repo: string,
+  digest: string,
+  fromRepo: string,
+  auth?: Auth,
+): Promise<void> {
   const url = new URL(`/v2/${repo}/blobs/uploads/`, registryUrl)
   url.searchParams.set('mount', digest)
   url.searchParams.set('from', fromRepo)
@@ -199,15 +232,35 @@ export async function seedBenchContent(registry: TestRegistry, options: BenchCon
     for (const [i, image] of images.entries()) {
       if (i > 0) await mountBlob(registry.url, image.repository, base.digest, images[0]!.repository, auth)
       const own: GeneratedLayer[] = []
-      for (let l = 0; l < layersPerImage; l++) own.push(await pushGeneratedLayer(registry.url, image.repository, `${seed}/${arch}/app-${i}/layer-${l}`, ownSize, auth))
+      for (let l = 0; l < layersPerImage; l++)
+        own.push(
+          await pushGeneratedLayer(
+            registry.url,
+            image.repository,
+            `${seed}/${arch}/app-${i}/layer-${l}`,
+            ownSize,
+            auth,
+          ),
+        )
       const layers = [base, ...own]
       distinct += own.reduce((n, l) => n + l.size, 0)
       const {manifest: m, config} = await pushPlatformManifest(registry, image.repository, arch, layers, {auth})
-      image.platforms[arch] = {manifestDigest: m.digest, layerDigests: layers.map((l) => l.digest), bytes: layers.reduce((n, l) => n + l.size, 0) + config.size}
-      entries[i]!.push({mediaType: MT.ociManifest, digest: m.digest, size: m.size, platform: {architecture: arch, os: 'linux'}})
+      image.platforms[arch] = {
+        manifestDigest: m.digest,
+        layerDigests: layers.map((l) => l.digest),
+        bytes: layers.reduce((n, l) => n + l.size, 0) + config.size,
+      }
+      entries[i]!.push({
+        mediaType: MT.ociManifest,
+        digest: m.digest,
+        size: m.size,
+        platform: {architecture: arch, os: 'linux'},
+      })
     }
     bytesPerPlatform[arch] = distinct
-    log(`seeded linux/${arch}: ${(distinct / 2 ** 20).toFixed(0)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    log(
+      `seeded linux/${arch}: ${(distinct / 2 ** 20).toFixed(0)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    )
   }
   for (const [i, image] of images.entries()) {
     const index = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MT.ociIndex, manifests: entries[i]}))
@@ -227,7 +280,14 @@ export async function pushPlatformManifest(
   layers: GeneratedLayer[],
   options: {reference?: string; auth?: Auth} = {},
 ): Promise<{manifest: {digest: string; size: number}; config: {digest: string; size: number}}> {
-  const config = blobOf(JSON.stringify({architecture: arch, os: 'linux', rootfs: {type: 'layers', diff_ids: layers.map((l) => l.diffId)}, config: {Cmd: ['/bin/true']}}))
+  const config = blobOf(
+    JSON.stringify({
+      architecture: arch,
+      os: 'linux',
+      rootfs: {type: 'layers', diff_ids: layers.map((l) => l.diffId)},
+      config: {Cmd: ['/bin/true']},
+    }),
+  )
   await pushBlob(registry, repository, config, options.auth)
   const manifest = Buffer.from(
     JSON.stringify({
@@ -237,11 +297,24 @@ export async function pushPlatformManifest(
       layers: layers.map((l) => ({mediaType: MT.ociLayer, digest: l.digest, size: l.size})),
     }),
   )
-  const pushed = await pushManifest(registry, repository, options.reference ?? blobOf(manifest).digest, MT.ociManifest, manifest, options.auth)
+  const pushed = await pushManifest(
+    registry,
+    repository,
+    options.reference ?? blobOf(manifest).digest,
+    MT.ociManifest,
+    manifest,
+    options.auth,
+  )
   return {manifest: pushed, config}
 }
 
 /** An add-on profile in Palette's export shape whose one pack lists `references` as content images. */
 export function benchProfile(references: string[], name = 'bench'): Record<string, unknown> {
-  return addonProfile({name, description: 'airpack benchmark content', labels: {}, pack: 'bench-images', images: references})
+  return addonProfile({
+    name,
+    description: 'airpack benchmark content',
+    labels: {},
+    pack: 'bench-images',
+    images: references,
+  })
 }

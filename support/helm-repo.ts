@@ -20,8 +20,17 @@ export interface ChartSpec {
 
 /** A chart archive as `helm package` makes it: `<name>/Chart.yaml`, `<name>/values.yaml`, … */
 export function chartArchive(spec: ChartSpec): Blob {
-  const chartYaml = stringify({apiVersion: 'v2', name: spec.name, version: spec.version, ...(spec.appVersion ? {appVersion: spec.appVersion} : {}), description: `${spec.name} test chart`})
-  const files: Record<string, string> = {[`${spec.name}/Chart.yaml`]: chartYaml, [`${spec.name}/values.yaml`]: spec.values ?? 'image:\n  repository: nginx\n  tag: "1.27"\n'}
+  const chartYaml = stringify({
+    apiVersion: 'v2',
+    name: spec.name,
+    version: spec.version,
+    ...(spec.appVersion ? {appVersion: spec.appVersion} : {}),
+    description: `${spec.name} test chart`,
+  })
+  const files: Record<string, string> = {
+    [`${spec.name}/Chart.yaml`]: chartYaml,
+    [`${spec.name}/values.yaml`]: spec.values ?? 'image:\n  repository: nginx\n  tag: "1.27"\n',
+  }
   for (const [k, v] of Object.entries(spec.files ?? {})) files[`${spec.name}/${k}`] = v
   return blobOf(gzipSync(tarOf(files), {level: 1}))
 }
@@ -78,7 +87,9 @@ export async function startHelmRepo(options: HelmRepoOptions): Promise<HelmRepo>
           apiVersion: 'v2',
           name: c.name,
           version: c.version,
-          urls: [options.absoluteUrls ? `${base}/charts/${c.name}-${c.version}.tgz` : `charts/${c.name}-${c.version}.tgz`],
+          urls: [
+            options.absoluteUrls ? `${base}/charts/${c.name}-${c.version}.tgz` : `charts/${c.name}-${c.version}.tgz`,
+          ],
           ...(options.digests === false ? {} : {digest}),
           created: '2024-01-01T00:00:00Z',
         })

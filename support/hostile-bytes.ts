@@ -27,7 +27,7 @@ export function rawTar(entries: RawTarEntry[], options: {end?: boolean} = {}): B
     const body = e.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(e.body) ? e.body : Buffer.from(e.body)
     const h = Buffer.alloc(512)
     h.write(e.name.slice(0, 100), 0, 100, 'utf8')
-    h.write(((e.mode ?? 0o644).toString(8).padStart(7, '0')) + '\0', 100)
+    h.write((e.mode ?? 0o644).toString(8).padStart(7, '0') + '\0', 100)
     h.write('0000000\0', 108)
     h.write('0000000\0', 116)
     h.write((e.declaredSize ?? body.length).toString(8).padStart(11, '0') + '\0', 124)

@@ -26,7 +26,14 @@ export function contentValues(o: Pick<AddonProfileOptions, 'namespace' | 'images
     '  content:',
     '    images:',
     ...o.images.map((i) => `      - image: ${i}`),
-    ...(o.chart ? ['    charts:', `      - repo: ${o.chart.repo}`, `        name: ${o.chart.name}`, `        version: ${o.chart.version}`] : []),
+    ...(o.chart
+      ? [
+          '    charts:',
+          `      - repo: ${o.chart.repo}`,
+          `        name: ${o.chart.name}`,
+          `        version: ${o.chart.version}`,
+        ]
+      : []),
     '',
   ].join('\n')
 }
@@ -42,7 +49,11 @@ export function addonProfile(o: AddonProfileOptions): Record<string, unknown> {
     ...(o.registry ? {registry: o.registry} : {}),
   }
   return {
-    metadata: {name: o.name, ...(o.description === undefined ? {} : {description: o.description}), ...(o.labels ? {labels: o.labels} : {})},
+    metadata: {
+      name: o.name,
+      ...(o.description === undefined ? {} : {description: o.description}),
+      ...(o.labels ? {labels: o.labels} : {}),
+    },
     spec: {
       version: '1.0.0',
       template: {type: 'add-on', cloudType: 'all', packs: [pack]},

@@ -48,12 +48,51 @@ export async function freePort(): Promise<number> {
 /** A CA and a server certificate for 127.0.0.1/localhost, made with stock openssl. */
 export function makeTlsMaterial(dir: string): {caFile: string; caPem: string; certFile: string; keyFile: string} {
   const run = (args: string[]) => execFileSync('openssl', args, {cwd: dir, stdio: 'pipe'})
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=airpack test CA'])
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=airpack test CA',
+  ])
   run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1'])
-  execFileSync('bash', ['-c', 'printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n" > ext.cnf'], {cwd: dir})
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf'])
+  execFileSync(
+    'bash',
+    ['-c', 'printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n" > ext.cnf'],
+    {cwd: dir},
+  )
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+  ])
   const caFile = path.join(dir, 'ca.pem')
-  return {caFile, caPem: execFileSync('cat', [caFile]).toString(), certFile: path.join(dir, 'server.pem'), keyFile: path.join(dir, 'server.key')}
+  return {
+    caFile,
+    caPem: execFileSync('cat', [caFile]).toString(),
+    certFile: path.join(dir, 'server.pem'),
+    keyFile: path.join(dir, 'server.key'),
+  }
 }
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
@@ -107,7 +146,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
 
   const registryFetch: TestRegistry['fetch'] = (pathname, init = {}) => {
     const headers = new Headers(init.headers)
-    if (init.auth) headers.set('authorization', 'Basic ' + Buffer.from(`${init.auth.username}:${init.auth.password}`).toString('base64'))
+    if (init.auth)
+      headers.set(
+        'authorization',
+        'Basic ' + Buffer.from(`${init.auth.username}:${init.auth.password}`).toString('base64'),
+      )
     return fetch(url + pathname, {...init, headers, ...(dispatcher ? {dispatcher} : {})} as RequestInit)
   }
 

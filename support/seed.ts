@@ -65,7 +65,12 @@ export function layerOf(files: Record<string, Buffer | string>): Blob {
   return blobOf(gzipSync(tarOf(files), {level: 1}))
 }
 
-export async function pushBlob(reg: TestRegistry, repo: string, blob: Blob, auth?: {username: string; password: string}): Promise<void> {
+export async function pushBlob(
+  reg: TestRegistry,
+  repo: string,
+  blob: Blob,
+  auth?: {username: string; password: string},
+): Promise<void> {
   const head = await reg.fetch(`/v2/${repo}/blobs/${blob.digest}`, {method: 'HEAD', auth})
   if (head.status === 200) return
   const start = await reg.fetch(`/v2/${repo}/blobs/uploads/`, {method: 'POST', auth})
@@ -91,7 +96,12 @@ export async function pushManifest(
   bytes: Buffer,
   auth?: {username: string; password: string},
 ): Promise<Blob> {
-  const res = await reg.fetch(`/v2/${repo}/manifests/${reference}`, {method: 'PUT', body: bytes, headers: {'content-type': mediaType}, auth})
+  const res = await reg.fetch(`/v2/${repo}/manifests/${reference}`, {
+    method: 'PUT',
+    body: bytes,
+    headers: {'content-type': mediaType},
+    auth,
+  })
   if (res.status !== 201) throw new Error(`manifest put ${repo}:${reference} ${res.status}: ${await res.text()}`)
   await res.arrayBuffer()
   return blobOf(bytes)
@@ -129,7 +139,12 @@ export async function pushImage(
   repo: string,
   tag: string,
   platforms: PlatformSpec[],
-  options: {format?: 'oci' | 'docker'; attestations?: boolean; single?: boolean; auth?: {username: string; password: string}} = {},
+  options: {
+    format?: 'oci' | 'docker'
+    attestations?: boolean
+    single?: boolean
+    auth?: {username: string; password: string}
+  } = {},
 ): Promise<SeededImage> {
   const format = options.format ?? 'oci'
   const manifestType = format === 'oci' ? MT.ociManifest : MT.dockerManifest
@@ -145,7 +160,10 @@ export async function pushImage(
         architecture: p.architecture,
         os,
         ...(p.variant ? {variant: p.variant} : {}),
-        rootfs: {type: 'layers', diff_ids: p.layers.map((l) => 'sha256:' + createHash('sha256').update(gunzipSync(l.bytes)).digest('hex'))},
+        rootfs: {
+          type: 'layers',
+          diff_ids: p.layers.map((l) => 'sha256:' + createHash('sha256').update(gunzipSync(l.bytes)).digest('hex')),
+        },
         config: {Cmd: ['/bin/true']},
       }),
     )
@@ -162,20 +180,44 @@ export async function pushImage(
     manifests[key] = {digest: m.digest, size: m.size, config, layers: p.layers, bytes: manifestBytes}
     if (options.single) {
       await pushManifest(reg, repo, tag, manifestType, manifestBytes, auth)
-      return {reference: `${reg.host}/${repo}:${tag}`, digest: m.digest, mediaType: manifestType, bytes: manifestBytes, manifests}
+      return {
+        reference: `${reg.host}/${repo}:${tag}`,
+        digest: m.digest,
+        mediaType: manifestType,
+        bytes: manifestBytes,
+        manifests,
+      }
     }
     await pushManifest(reg, repo, m.digest, manifestType, manifestBytes, auth)
-    entries.push({mediaType: manifestType, digest: m.digest, size: m.size, platform: {architecture: p.architecture, os, ...(p.variant ? {variant: p.variant} : {})}})
+    entries.push({
+      mediaType: manifestType,
+      digest: m.digest,
+      size: m.size,
+      platform: {architecture: p.architecture, os, ...(p.variant ? {variant: p.variant} : {})},
+    })
     if (options.attestations && format === 'oci') {
-      const statement = blobOf(JSON.stringify({_type: 'https://in-toto.io/Statement/v0.1', subject: [{digest: m.digest}]}))
+      const statement = blobOf(
+        JSON.stringify({_type: 'https://in-toto.io/Statement/v0.1', subject: [{digest: m.digest}]}),
+      )
       const emptyConfig = blobOf('{}')
       await pushBlob(reg, repo, statement, auth)
       await pushBlob(reg, repo, emptyConfig, auth)
       const att = jsonBytes({
         schemaVersion: 2,
         mediaType: MT.ociManifest,
-        config: {mediaType: 'application/vnd.oci.image.config.v1+json', digest: emptyConfig.digest, size: emptyConfig.size},
-        layers: [{mediaType: MT.inTotoLayer, digest: statement.digest, size: statement.size, annotations: {'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2'}}],
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: emptyConfig.digest,
+          size: emptyConfig.size,
+        },
+        layers: [
+          {
+            mediaType: MT.inTotoLayer,
+            digest: statement.digest,
+            size: statement.size,
+            annotations: {'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2'},
+          },
+        ],
       })
       const a = await pushManifest(reg, repo, blobOf(att).digest, MT.ociManifest, att, auth)
       entries.push({
@@ -190,5 +232,11 @@ export async function pushImage(
   const indexType = format === 'oci' ? MT.ociIndex : MT.dockerList
   const indexBytes = jsonBytes({schemaVersion: 2, mediaType: indexType, manifests: entries})
   const index = await pushManifest(reg, repo, tag, indexType, indexBytes, auth)
-  return {reference: `${reg.host}/${repo}:${tag}`, digest: index.digest, mediaType: indexType, bytes: indexBytes, manifests}
+  return {
+    reference: `${reg.host}/${repo}:${tag}`,
+    digest: index.digest,
+    mediaType: indexType,
+    bytes: indexBytes,
+    manifests,
+  }
 }

@@ -63,13 +63,21 @@ async function treeRssKiB(root: number): Promise<number> {
 }
 
 /** Run `argv` (no shell) or a bash script (string), measured. */
-export async function measure(command: string[] | string, options: {cwd?: string; env?: NodeJS.ProcessEnv; rssFile: string; timeoutMs?: number}): Promise<Measurement> {
+export async function measure(
+  command: string[] | string,
+  options: {cwd?: string; env?: NodeJS.ProcessEnv; rssFile: string; timeoutMs?: number},
+): Promise<Measurement> {
   const argv = typeof command === 'string' ? ['bash', '-o', 'pipefail', '-ec', command] : command
   const useTime = existsSync(GNU_TIME)
   const full = useTime ? [GNU_TIME, '-f', '%M', '-o', options.rssFile, ...argv] : argv
   const started = process.hrtime.bigint()
   // Its own process group, so a run that hangs can be killed with all its children (zstd, skopeo, tar).
-  const child = spawn(full[0]!, full.slice(1), {cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], detached: true})
+  const child = spawn(full[0]!, full.slice(1), {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  })
   if (child.pid !== undefined) active.add(child.pid)
   let timedOut = false
   const timer = options.timeoutMs
@@ -106,8 +114,17 @@ export async function measure(command: string[] | string, options: {cwd?: string
     await rm(options.rssFile, {force: true})
   }
   // GNU time's own few MiB are included in the tree sum; they are noise next to node's.
-  const stderrTail = (timedOut ? `timed out after ${options.timeoutMs! / 1000} s and was killed\n` : '') + stderr.trim().split('\n').slice(-15).join('\n')
-  return {seconds, exitCode: timedOut ? -1 : exitCode, maxRssMiB, treeRssMiB: peakTree / 1024, stderrTail, ...(timedOut ? {timedOut} : {})}
+  const stderrTail =
+    (timedOut ? `timed out after ${options.timeoutMs! / 1000} s and was killed\n` : '') +
+    stderr.trim().split('\n').slice(-15).join('\n')
+  return {
+    seconds,
+    exitCode: timedOut ? -1 : exitCode,
+    maxRssMiB,
+    treeRssMiB: peakTree / 1024,
+    stderrTail,
+    ...(timedOut ? {timedOut} : {}),
+  }
 }
 
 export function median(values: number[]): number {

@@ -111,9 +111,13 @@ export function sourceDateEpochFrom(env: NodeJS.ProcessEnv): number | undefined 
   const raw = env.SOURCE_DATE_EPOCH
   if (raw === undefined || raw === '') return undefined
   if (!/^\d{1,12}$/.test(raw)) {
-    throw new UsageError('BAD_SOURCE_DATE_EPOCH', `SOURCE_DATE_EPOCH=${JSON.stringify(raw)} is not a number of seconds since 1970`, {
-      hint: 'Set it to an integer such as $(git log -1 --format=%ct), or unset it.',
-    })
+    throw new UsageError(
+      'BAD_SOURCE_DATE_EPOCH',
+      `SOURCE_DATE_EPOCH=${JSON.stringify(raw)} is not a number of seconds since 1970`,
+      {
+        hint: 'Set it to an integer such as $(git log -1 --format=%ct), or unset it.',
+      },
+    )
   }
   return Number(raw)
 }
@@ -130,7 +134,9 @@ function installInterruptCleanup(extra: () => void, logger: Logger): () => void 
   const handler = (signal: NodeJS.Signals) => {
     for (const tmp of pendingTemporaryOutputs()) rmSync(tmp, {force: true, recursive: true})
     extra()
-    logger.warn(`interrupted by ${signal}: the build was stopped and its partial outputs removed; nothing was published`)
+    logger.warn(
+      `interrupted by ${signal}: the build was stopped and its partial outputs removed; nothing was published`,
+    )
     process.exit(signal === 'SIGINT' ? 130 : 143)
   }
   process.once('SIGINT', handler)
@@ -152,7 +158,11 @@ async function preflight(options: BuildOptions): Promise<{zstd: string; signingK
   const zstd = await zstdVersion()
   const signingKey = options.signKeyFile ? await loadSigningKey(options.signKeyFile) : undefined
   const outputDir = path.resolve(options.outputDir)
-  await ensureWritableDir(outputDir, {code: 'OUTPUT_UNWRITABLE', what: 'the output directory', hint: 'Choose a directory on a writable file system with --output DIR, or fix its permissions.'})
+  await ensureWritableDir(outputDir, {
+    code: 'OUTPUT_UNWRITABLE',
+    what: 'the output directory',
+    hint: 'Choose a directory on a writable file system with --output DIR, or fix its permissions.',
+  })
   return {zstd, signingKey, outputDir}
 }
 
@@ -194,7 +204,11 @@ interface PackInput {
  * failed fetch fails the writer, so nothing is published. `onPending` learns of a written bundle even when the
  * fetch failed, so that the caller can abort it.
  */
-async function fetchAndPack(options: BuildOptions, input: PackInput, onPending: (p: PendingBundle) => void): Promise<Packed> {
+async function fetchAndPack(
+  options: BuildOptions,
+  input: PackInput,
+  onPending: (p: PendingBundle) => void,
+): Promise<Packed> {
   const t1 = Date.now()
   const fetching = startFetch(input.lock, input.store, input.registry)
   let fetchSeconds = 0
@@ -274,7 +288,11 @@ async function stageSideOutputs(
 
 /** One row per artifact; `source` is the endpoint actually used: the one that served its downloaded bytes, else the
  *  one it was resolved from, else `cache` (a --locked build whose every blob was cached). */
-function artifactRows(pending: PendingBundle, fetched: FetchReport, resolvedFrom: ReadonlyMap<string, string>): BuildReport['artifacts'] {
+function artifactRows(
+  pending: PendingBundle,
+  fetched: FetchReport,
+  resolvedFrom: ReadonlyMap<string, string>,
+): BuildReport['artifacts'] {
   const byRef = new Map(fetched.artifacts.map((a) => [`${a.kind}\0${a.reference}`, a]))
   return pending.manifest.artifacts
     .filter((a) => a.kind !== 'definition')
@@ -307,7 +325,10 @@ interface ReportInput {
   resolvedFrom: ReadonlyMap<string, string>
 }
 
-function bundleSection(options: BuildOptions, {packed: {pending}, zstd, signingKey}: ReportInput): BuildReport['bundle'] {
+function bundleSection(
+  options: BuildOptions,
+  {packed: {pending}, zstd, signingKey}: ReportInput,
+): BuildReport['bundle'] {
   return {
     files: pending.files,
     tarBytes: pending.tarSize,
@@ -319,7 +340,13 @@ function bundleSection(options: BuildOptions, {packed: {pending}, zstd, signingK
     zstdVersion: zstd,
     ...(pending.parts ? {parts: pending.parts.parts} : {}),
     ...(signingKey
-      ? {signature: {algorithm: signingKey.algorithm, publicKeyFingerprint: signingKey.publicKeyFingerprint, file: `${options.name}.tar.zst.sig`}}
+      ? {
+          signature: {
+            algorithm: signingKey.algorithm,
+            publicKeyFingerprint: signingKey.publicKeyFingerprint,
+            file: `${options.name}.tar.zst.sig`,
+          },
+        }
       : {}),
   }
 }
@@ -376,7 +403,9 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     },
   })
   // Sites are rendered (in memory) before anything is downloaded: an invalid inventory fails fast (exit 3).
-  const siteDocuments = options.sitesFile ? (await buildSiteDocuments(await loadInventory(options.sitesFile), options.mode)).documents : []
+  const siteDocuments = options.sitesFile
+    ? (await buildSiteDocuments(await loadInventory(options.sitesFile), options.mode)).documents
+    : []
   const store = new BlobStore(options.cacheDir ? path.resolve(options.cacheDir) : defaultCacheDir())
   await initStore(store)
   const registry: RegistryAccessOptions = {...options.registry, logger}
@@ -387,8 +416,15 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
   try {
     const t0 = Date.now()
     const {images, charts} = valid.content
-    if (!options.locked) logger.info(`Resolving ${images.length} image reference(s) and ${charts.length} chart(s) for ${formatPlatform(valid.platform)}…`)
-    const {lock, plan} = await lockProfiles(valid, {registry, store, lockedFile: options.locked ? options.lockFile : undefined})
+    if (!options.locked)
+      logger.info(
+        `Resolving ${images.length} image reference(s) and ${charts.length} chart(s) for ${formatPlatform(valid.platform)}…`,
+      )
+    const {lock, plan} = await lockProfiles(valid, {
+      registry,
+      store,
+      lockedFile: options.locked ? options.lockFile : undefined,
+    })
     const resolveSeconds = (Date.now() - t0) / 1000
     // AIRPACK_SKIP_SPACE_CHECK=1: for filesystems whose free-space figure is wrong (some network mounts, quotas).
     if (process.env.AIRPACK_SKIP_SPACE_CHECK !== '1') await ensureFreeSpace(await spaceNeeds(lock, store, outputDir))
@@ -399,14 +435,32 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     const chartWarnings = await chartContentWarnings({...valid, lock}, store, logger)
     const userData = await stageSideOutputs(staged, options, lock, definitionTgz, siteDocuments)
     // What a later `--delta-from` or `bundle diff` needs of this bundle, without the bundle itself.
-    await staged.stage(inventoryFileName(options.name), serializeInventory(inventoryOf({name: options.name, identity: packed.pending.identity, manifest: packed.pending.manifest})))
+    await staged.stage(
+      inventoryFileName(options.name),
+      serializeInventory(
+        inventoryOf({name: options.name, identity: packed.pending.identity, manifest: packed.pending.manifest}),
+      ),
+    )
     const seconds = (Date.now() - started) / 1000
     const resolvedFrom = new Map((plan?.artifacts ?? []).map((a) => [`${a.kind}\0${a.reference}`, a.source]))
-    const input = {lock, packed, zstd, signingKey, outputDir, userData, warnings: [...valid.warnings, ...chartWarnings], resolveSeconds, seconds, resolvedFrom}
+    const input = {
+      lock,
+      packed,
+      zstd,
+      signingKey,
+      outputDir,
+      userData,
+      warnings: [...valid.warnings, ...chartWarnings],
+      resolveSeconds,
+      seconds,
+      resolvedFrom,
+    }
     const report = buildReportOf(options, input, staged.files())
     await staged.stage(`${options.name}.report.json`, canonicalJson(report))
     await publish(packed.pending, staged, outputDir)
-    logger.info(`Wrote ${report.files.length} file(s) to ${outputDir} (${formatBytes(packed.pending.compressedSize)} compressed, ${round(seconds, 1)} s)`)
+    logger.info(
+      `Wrote ${report.files.length} file(s) to ${outputDir} (${formatBytes(packed.pending.compressedSize)} compressed, ${round(seconds, 1)} s)`,
+    )
     return report
   } catch (error) {
     await pending?.abort().catch(() => {})
@@ -440,7 +494,8 @@ async function spaceNeeds(lock: Lock, store: BlobStore, outputDir: string): Prom
     sizes.set(image.digest, image.size)
     for (const d of [image.platformManifest, ...image.blobs]) sizes.set(d.digest, d.size)
   }
-  for (const chart of Object.values(lock.charts)) for (const d of [chart.manifest, ...chart.blobs]) sizes.set(d.digest, d.size)
+  for (const chart of Object.values(lock.charts))
+    for (const d of [chart.manifest, ...chart.blobs]) sizes.set(d.digest, d.size)
   let total = 0
   let missing = 0
   for (const [digest, size] of sizes) {

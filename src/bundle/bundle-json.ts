@@ -27,7 +27,8 @@ export function parseBundleJson(bytes: Buffer): BundleManifest | string {
     return `${BUNDLE_JSON} is not valid JSON`
   }
   const version = manifest?.formatVersion
-  if (version !== FORMAT_VERSION && version !== SEEKABLE_FORMAT_VERSION) return `${BUNDLE_JSON} has formatVersion ${JSON.stringify(version)}; this airpack reads formats 1 and 2`
+  if (version !== FORMAT_VERSION && version !== SEEKABLE_FORMAT_VERSION)
+    return `${BUNDLE_JSON} has formatVersion ${JSON.stringify(version)}; this airpack reads formats 1 and 2`
   if (!Array.isArray(manifest.entries)) return `${BUNDLE_JSON} has no entries list`
   return manifest
 }
@@ -54,7 +55,10 @@ export async function readBundleJson(input: string): Promise<BundleJsonRead> {
   const countBytes = byteCounter('bundleJson', BUNDLE_JSON)
   const parser = new TarParser((h) => {
     if (entries++ > 0) return undefined
-    if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new NotBundleJson(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
+    if (h.path !== BUNDLE_JSON || h.type !== 'file')
+      throw new NotBundleJson(
+        `the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`,
+      )
     checkDeclaredSize('bundleJson', h.size, BUNDLE_JSON)
     return {
       data: (c) => {
@@ -73,7 +77,14 @@ export async function readBundleJson(input: string): Promise<BundleJsonRead> {
         if (stop || zstd.stdin.destroyed) break
         zstd.stdin.write(chunk)
         // A closed pipe means zstd stopped (its exit status says why) or we stopped it: nothing more to feed.
-        if (zstd.stdin.writableLength > PIPE_AHEAD && !(await drained(zstd.stdin).then(() => true, () => false))) break
+        if (
+          zstd.stdin.writableLength > PIPE_AHEAD &&
+          !(await drained(zstd.stdin).then(
+            () => true,
+            () => false,
+          ))
+        )
+          break
       }
     } catch (error) {
       readError = error as NodeJS.ErrnoException
@@ -94,16 +105,23 @@ export async function readBundleJson(input: string): Promise<BundleJsonRead> {
   if (bytes) await zstd.stop()
   await feed
   if (readError) {
-    throw new UsageError('BUNDLE_UNREADABLE', `${input}: cannot read ${readError.path ? path.basename(readError.path) : 'the bundle'} (${readError.code ?? readError.message})`, {
-      hint: 'Check that every part is present and readable by this user.',
-      details: {bundle: input},
-    })
+    throw new UsageError(
+      'BUNDLE_UNREADABLE',
+      `${input}: cannot read ${readError.path ? path.basename(readError.path) : 'the bundle'} (${readError.code ?? readError.message})`,
+      {
+        hint: 'Check that every part is present and readable by this user.',
+        details: {bundle: input},
+      },
+    )
   }
   if (failure instanceof OverBudgetError) throw invalid(failure.message, failure.hint)
   if (failure instanceof NotBundleJson || failure instanceof TarFormatError) throw invalid(failure.message)
   if (failure) throw failure
   if (!bytes) {
-    if (zstdError) throw invalid(`the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`)
+    if (zstdError)
+      throw invalid(
+        `the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`,
+      )
     throw invalid(`the stream holds no complete ${BUNDLE_JSON}`)
   }
   const manifest = parseBundleJson(bytes)

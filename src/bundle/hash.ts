@@ -158,21 +158,24 @@ export class TarHashes {
   private failed: Error | undefined
 
   constructor() {
-    this.worker.on('message', (m: {t: 'ack'; b: ArrayBuffer} | {t: 'e'; id: number; hex: string} | {t: 'd'; hex: string}) => {
-      if (m.t === 'ack') {
-        this.inFlight--
-        if (this.pool.length < MAX_POOLED_SLABS) this.pool.push(m.b)
-        if (this.waiter && this.inFlight <= MAX_SLABS_IN_FLIGHT / 2) {
-          const w = this.waiter
-          this.waiter = undefined
-          w.resolve()
+    this.worker.on(
+      'message',
+      (m: {t: 'ack'; b: ArrayBuffer} | {t: 'e'; id: number; hex: string} | {t: 'd'; hex: string}) => {
+        if (m.t === 'ack') {
+          this.inFlight--
+          if (this.pool.length < MAX_POOLED_SLABS) this.pool.push(m.b)
+          if (this.waiter && this.inFlight <= MAX_SLABS_IN_FLIGHT / 2) {
+            const w = this.waiter
+            this.waiter = undefined
+            w.resolve()
+          }
+          return
         }
-        return
-      }
-      const key = m.t === 'e' ? m.id : 'whole'
-      this.results.get(key)?.resolve(m.hex)
-      this.results.delete(key)
-    })
+        const key = m.t === 'e' ? m.id : 'whole'
+        this.results.get(key)?.resolve(m.hex)
+        this.results.delete(key)
+      },
+    )
     this.worker.on('error', (error) => this.fail(error))
     this.worker.on('exit', (code) => this.fail(new Error(`the hash worker exited early (${code})`)))
   }

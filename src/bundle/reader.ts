@@ -50,9 +50,34 @@ export interface BundleReport {
   airpackVersion: string
   compression: BundleManifest['compression']
   profiles: BundleManifest['profiles']
-  artifacts: {kind: string; reference: string; digest: string; mediaType: string; size: number; contentSize: number; platform?: Platform; omittedPlatforms: Platform[]}[]
-  totals: {artifacts: number; images: number; charts: number; blobs: number; blobBytes: number; entries: number; tarBytes: number; compressedBytes: number; parts: number}
-  signature: {signed: boolean; algorithm?: string; publicKeyFingerprint?: string; inner: SignatureStatus; detached: SignatureStatus}
+  artifacts: {
+    kind: string
+    reference: string
+    digest: string
+    mediaType: string
+    size: number
+    contentSize: number
+    platform?: Platform
+    omittedPlatforms: Platform[]
+  }[]
+  totals: {
+    artifacts: number
+    images: number
+    charts: number
+    blobs: number
+    blobBytes: number
+    entries: number
+    tarBytes: number
+    compressedBytes: number
+    parts: number
+  }
+  signature: {
+    signed: boolean
+    algorithm?: string
+    publicKeyFingerprint?: string
+    inner: SignatureStatus
+    detached: SignatureStatus
+  }
   parts?: {name: string; size: number}[]
 }
 
@@ -113,7 +138,10 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
   // 3. One pass over the stream (inspect of format 2: over bundle.json only).
   let state: StreamState
   try {
-    state = seekable && !verify ? await readSeekableInventory(source, seekable) : await streamBundle(source, {verify, publicKey: options.publicKey, problems, seekable})
+    state =
+      seekable && !verify
+        ? await readSeekableInventory(source, seekable)
+        : await streamBundle(source, {verify, publicKey: options.publicKey, problems, seekable})
   } finally {
     await seekable?.close()
   }
@@ -151,7 +179,9 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
     },
     signature: {
       signed: Boolean(m.signature),
-      ...(m.signature ? {algorithm: m.signature.algorithm, publicKeyFingerprint: m.signature.publicKeyFingerprint} : {}),
+      ...(m.signature
+        ? {algorithm: m.signature.algorithm, publicKeyFingerprint: m.signature.publicKeyFingerprint}
+        : {}),
       inner: state.innerSignature,
       detached: state.detachedSignature,
     },
@@ -178,8 +208,12 @@ function parseManifest(bytes: Buffer, seekable: boolean): BundleManifest {
   const manifest = parseBundleJson(bytes)
   if (typeof manifest === 'string') throw new Fatal(manifest)
   const version = manifest.formatVersion
-  if (seekable && version !== SEEKABLE_FORMAT_VERSION) throw new Fatal(`the file ends with a seek table (format 2), but ${BUNDLE_JSON} says formatVersion ${version}`)
-  if (!seekable && version === SEEKABLE_FORMAT_VERSION) throw new Fatal(`${BUNDLE_JSON} says formatVersion 2, but the file does not end with a seek table (it was recompressed or truncated)`)
+  if (seekable && version !== SEEKABLE_FORMAT_VERSION)
+    throw new Fatal(`the file ends with a seek table (format 2), but ${BUNDLE_JSON} says formatVersion ${version}`)
+  if (!seekable && version === SEEKABLE_FORMAT_VERSION)
+    throw new Fatal(
+      `${BUNDLE_JSON} says formatVersion 2, but the file does not end with a seek table (it was recompressed or truncated)`,
+    )
   return manifest
 }
 
@@ -194,7 +228,10 @@ function unreadable(source: BundleSource, problems: string[]): IntegrityError {
 async function readSeekableInventory(source: BundleSource, seekable: SeekableReader): Promise<StreamState> {
   let bytes: Buffer | undefined
   const parser = new TarParser((h) => {
-    if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new Fatal(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
+    if (h.path !== BUNDLE_JSON || h.type !== 'file')
+      throw new Fatal(
+        `the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`,
+      )
     fatalOnOverBudget(() => checkDeclaredSize('bundleJson', h.size, BUNDLE_JSON))
     const chunks: Buffer[] = []
     return {data: (c) => void chunks.push(Buffer.from(c)), end: () => void (bytes = Buffer.concat(chunks))}
@@ -234,7 +271,10 @@ function fatalOnOverBudget<T>(fn: () => T): T {
  * The detached signature, read only when a key will check it (at most what a signature can be); without a key a
  * huge one is still refused.
  */
-async function readDetachedSignature(source: BundleSource, publicKey: VerifyingKey | undefined): Promise<Buffer | undefined> {
+async function readDetachedSignature(
+  source: BundleSource,
+  publicKey: VerifyingKey | undefined,
+): Promise<Buffer | undefined> {
   if (!source.detachedSignature) return undefined
   const subject = `the detached signature ${path.basename(source.detachedSignature)}`
   try {
@@ -291,7 +331,10 @@ class TarScan {
   }
 
   private bundleJsonSink(h: TarEntryHeader): EntrySink {
-    if (h.path !== BUNDLE_JSON || h.type !== 'file') throw new Fatal(`the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`)
+    if (h.path !== BUNDLE_JSON || h.type !== 'file')
+      throw new Fatal(
+        `the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`,
+      )
     fatalOnOverBudget(() => checkDeclaredSize('bundleJson', h.size, BUNDLE_JSON))
     const chunks: Buffer[] = []
     return {
@@ -317,7 +360,8 @@ class TarScan {
     if (!declared && !isSig && h.type === 'file' && !unsafePathReason(h.path) && h.path !== BUNDLE_JSON) {
       throw new Fatal(`entry ${h.path} is not listed in ${BUNDLE_JSON} (an extra file was added)`)
     }
-    if (declared && h.type === 'file' && declared.size !== h.size) throw new Fatal(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${declared.size}`)
+    if (declared && h.type === 'file' && declared.size !== h.size)
+      throw new Fatal(`entry ${h.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${declared.size}`)
     return declared
   }
 
@@ -329,7 +373,10 @@ class TarScan {
       return false
     }
     if (h.type !== 'file') {
-      const what = h.type === 'symlink' || h.type === 'hardlink' ? `a ${h.type} to ${JSON.stringify(h.linkName)} (links are not allowed)` : `a ${h.type} (type ${JSON.stringify(h.typeFlag)}), not a regular file`
+      const what =
+        h.type === 'symlink' || h.type === 'hardlink'
+          ? `a ${h.type} to ${JSON.stringify(h.linkName)} (links are not allowed)`
+          : `a ${h.type} (type ${JSON.stringify(h.typeFlag)}), not a regular file`
       this.problem(`entry ${h.path} is ${what}`)
       return false
     }
@@ -340,19 +387,25 @@ class TarScan {
     return true
   }
 
-  private entrySink(h: TarEntryHeader, expected: {size: number; sha256: string} | undefined, isSig: boolean): EntrySink {
+  private entrySink(
+    h: TarEntryHeader,
+    expected: {size: number; sha256: string} | undefined,
+    isSig: boolean,
+  ): EntrySink {
     const hash = this.hashes.entry()
     // Blobs within the document budget that look like JSON are kept in memory to check manifests' references;
     // index.json and oci-layout always are, so they must fit it too. All kept documents share one budget.
     const isDocument = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig
-    if (isDocument) fatalOnOverBudget(() => checkDeclaredSize(isSig ? 'signature' : 'bundleJsonEntry', h.size, `entry ${h.path}`))
+    if (isDocument)
+      fatalOnOverBudget(() => checkDeclaredSize(isSig ? 'signature' : 'bundleJsonEntry', h.size, `entry ${h.path}`))
     const keep = isDocument || (h.path.startsWith(BLOBS_DIR) && h.size <= limitBytes('bundleJsonEntry'))
     let chunks: Buffer[] | undefined = keep ? [] : undefined
     return {
       data: (c) => {
         hash.write(c)
         if (!chunks) return
-        if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR)) chunks = undefined
+        if (chunks.length === 0 && c.length > 0 && c[0] !== 0x7b /* { */ && h.path.startsWith(BLOBS_DIR))
+          chunks = undefined
         else {
           fatalOnOverBudget(() => this.countKept(c))
           chunks.push(Buffer.from(c))
@@ -373,11 +426,13 @@ class TarScan {
 
   private checkDigest(h: TarEntryHeader, expected: {sha256: string} | undefined, sha256: string): void {
     this.seen.set(h.path, {size: h.size, sha256})
-    if (expected && expected.sha256 !== sha256) this.problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
+    if (expected && expected.sha256 !== sha256)
+      this.problem(`entry ${h.path} is corrupt: its sha256 is ${sha256}, ${BUNDLE_JSON} says ${expected.sha256}`)
     if (!h.path.startsWith(BLOBS_DIR)) return
     const hex = h.path.slice(BLOBS_DIR.length)
     if (!/^[a-f0-9]{64}$/.test(hex)) this.problem(`entry ${h.path} is not named by a sha256 digest`)
-    else if (hex !== sha256) this.problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
+    else if (hex !== sha256)
+      this.problem(`blob ${h.path} does not match its digest (content hashes to sha256:${sha256})`)
   }
 }
 
@@ -404,7 +459,9 @@ async function pumpTar(
 ): Promise<{tarHex: string; tarBytes: number}> {
   const parser = new TarParser(scan.onEntry)
   const zstd = seekable ? undefined : startDecompressor()
-  const tarChunks: AsyncIterable<Buffer> = seekable ? seekable.read(0, seekable.size) : (zstd!.stdout! as AsyncIterable<Buffer>)
+  const tarChunks: AsyncIterable<Buffer> = seekable
+    ? seekable.read(0, seekable.size)
+    : (zstd!.stdout! as AsyncIterable<Buffer>)
   const waiting: Promise<void>[] = [] // hash writes waiting on the worker
   let stop = false
   let tarBytes = 0
@@ -446,8 +503,12 @@ async function pumpTar(
     await feed.catch(() => {})
     const zstdError = await stopped
     if (error instanceof Fatal || error instanceof TarFormatError) problem(error.message)
-    else if (seekable && error instanceof IntegrityError) problem(error.message) // FRAME_INVALID, named with its offset
-    else if (zstdError) problem(`the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`)
+    else if (seekable && error instanceof IntegrityError)
+      problem(error.message) // FRAME_INVALID, named with its offset
+    else if (zstdError)
+      problem(
+        `the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`,
+      )
     else throw error
     throw unreadable(source, problems)
   }
@@ -465,9 +526,11 @@ function checkSignatures(
   let innerSignature: SignatureStatus = manifest.signature ? 'not-checked' : 'absent'
   let detachedSignature: SignatureStatus = source.detachedSignature ? 'not-checked' : 'absent'
   if (manifest.signature && !innerSig) problem(`${BUNDLE_JSON} says the bundle is signed, but ${BUNDLE_SIG} is missing`)
-  if (!manifest.signature && innerSig) problem(`${BUNDLE_SIG} is present but ${BUNDLE_JSON} does not declare a signature`)
+  if (!manifest.signature && innerSig)
+    problem(`${BUNDLE_SIG} is present but ${BUNDLE_JSON} does not declare a signature`)
   if (!publicKey) return {innerSignature, detachedSignature}
-  if (!innerSig && !source.detachedSignature) problem('the bundle is not signed (no airpack/bundle.json.sig and no detached .sig), but --public-key was given')
+  if (!innerSig && !source.detachedSignature)
+    problem('the bundle is not signed (no airpack/bundle.json.sig and no detached .sig), but --public-key was given')
   if (innerSig && bundleJsonBytes) {
     innerSignature = verifyDocument(publicKey, bundleJsonBytes, innerSig) ? 'valid' : 'invalid'
     if (innerSignature === 'invalid') {
@@ -481,7 +544,10 @@ function checkSignatures(
   }
   if (detached.verifier && detached.sig) {
     detachedSignature = detached.verifier.verify(detached.sig) ? 'valid' : 'invalid'
-    if (detachedSignature === 'invalid') problem(`the detached signature ${path.basename(source.detachedSignature!)} does not verify with the given public key`)
+    if (detachedSignature === 'invalid')
+      problem(
+        `the detached signature ${path.basename(source.detachedSignature!)} does not verify with the given public key`,
+      )
   }
   return {innerSignature, detachedSignature}
 }
@@ -505,7 +571,9 @@ async function streamBundle(
   // Format 2's identity is bundle.json's (PRODUCT.md §4), which every entry is checked against here.
   const identityHex = ctx.seekable && scan.bundleJsonBytes ? sha256Hex(scan.bundleJsonBytes) : tarHex
   if (!manifest) {
-    throw new IntegrityError('BUNDLE_INVALID', `${source.input}: the stream holds no ${BUNDLE_JSON}`, {details: {bundle: source.input}})
+    throw new IntegrityError('BUNDLE_INVALID', `${source.input}: the stream holds no ${BUNDLE_JSON}`, {
+      details: {bundle: source.input},
+    })
   }
   let signatures: {innerSignature: SignatureStatus; detachedSignature: SignatureStatus} = {
     innerSignature: manifest.signature ? 'not-checked' : 'absent',
@@ -513,14 +581,23 @@ async function streamBundle(
   }
   if (verify) {
     // Every listed entry must be there.
-    for (const [p] of scan.listed) if (!scan.seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
+    for (const [p] of scan.listed)
+      if (!scan.seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
     // The parts file's whole-file checksum.
     const whole = taps.hash ? await taps.hash.digest() : undefined
     if (source.partsFile && whole && source.partsFile.content.sha256 !== whole) {
-      problem(`the joined parts hash to ${whole}, ${path.basename(source.partsFile.path)} says ${source.partsFile.content.sha256}`)
+      problem(
+        `the joined parts hash to ${whole}, ${path.basename(source.partsFile.path)} says ${source.partsFile.content.sha256}`,
+      )
     }
     checkLayout(manifest, scan.seen, scan.kept, problem)
-    signatures = checkSignatures(Object.assign(scan, {manifest}), source, {sig: detachedSig, verifier: taps.verifier}, ctx.publicKey, problem)
+    signatures = checkSignatures(
+      Object.assign(scan, {manifest}),
+      source,
+      {sig: detachedSig, verifier: taps.verifier},
+      ctx.publicKey,
+      problem,
+    )
   }
   return {manifest, identity: identityHex, tarBytes, entryCount: scan.entryCount, ...signatures}
 }
@@ -529,14 +606,19 @@ function checkOciLayoutFile(kept: Map<string, Buffer>, problem: Problem): void {
   const layout = kept.get(OCI_LAYOUT)
   if (!layout) return problem(`${OCI_LAYOUT} is missing`)
   try {
-    if (JSON.parse(layout.toString('utf8')).imageLayoutVersion !== JSON.parse(OCI_LAYOUT_CONTENT).imageLayoutVersion) problem(`${OCI_LAYOUT} has an unknown imageLayoutVersion`)
+    if (JSON.parse(layout.toString('utf8')).imageLayoutVersion !== JSON.parse(OCI_LAYOUT_CONTENT).imageLayoutVersion)
+      problem(`${OCI_LAYOUT} has an unknown imageLayoutVersion`)
   } catch {
     problem(`${OCI_LAYOUT} is not valid JSON`)
   }
 }
 
 /** index.json's descriptors, each named, and named exactly as bundle.json's artifacts are (both ways). */
-function indexDescriptors(manifest: BundleManifest, kept: Map<string, Buffer>, problem: Problem): Descriptor[] | undefined {
+function indexDescriptors(
+  manifest: BundleManifest,
+  kept: Map<string, Buffer>,
+  problem: Problem,
+): Descriptor[] | undefined {
   const indexBytes = kept.get(INDEX_JSON)
   if (!indexBytes) {
     problem(`${INDEX_JSON} is missing`)
@@ -559,7 +641,8 @@ function indexDescriptors(manifest: BundleManifest, kept: Map<string, Buffer>, p
   for (const a of manifest.artifacts ?? []) {
     const d = byRef.get(a.reference)
     if (!d) problem(`artifact ${a.reference} is not in ${INDEX_JSON}`)
-    else if (d.digest !== a.digest) problem(`artifact ${a.reference}: ${INDEX_JSON} names ${d.digest}, ${BUNDLE_JSON} says ${a.digest}`)
+    else if (d.digest !== a.digest)
+      problem(`artifact ${a.reference}: ${INDEX_JSON} names ${d.digest}, ${BUNDLE_JSON} says ${a.digest}`)
     byRef.delete(a.reference)
   }
   for (const [ref] of byRef) problem(`${INDEX_JSON} names ${ref}, which ${BUNDLE_JSON} does not list as an artifact`)
@@ -593,7 +676,8 @@ class GraphCheck {
   walk(d: Descriptor, owner: string, omitted: Platform[]): void {
     const entry = this.blobEntry(d.digest)
     if (!entry) return this.problem(`${owner}: ${d.mediaType} ${d.digest} is missing from the bundle`)
-    if (entry.size !== d.size) this.problem(`${owner}: ${d.digest} is ${entry.size} bytes, its descriptor says ${d.size}`)
+    if (entry.size !== d.size)
+      this.problem(`${owner}: ${d.digest} is ${entry.size} bytes, its descriptor says ${d.size}`)
     if (this.checked.has(d.digest)) return
     this.checked.add(d.digest)
     if (isIndexType(d.mediaType)) this.walkIndex(d, owner, omitted)
@@ -602,11 +686,14 @@ class GraphCheck {
 
   private walkIndex(d: Descriptor, owner: string, omitted: Platform[]): void {
     const doc = this.json(d.digest)
-    if (!doc || !Array.isArray(doc.manifests)) return this.problem(`${owner}: index ${d.digest} is not a valid image index`)
+    if (!doc || !Array.isArray(doc.manifests))
+      return this.problem(`${owner}: index ${d.digest} is not a valid image index`)
     for (const child of doc.manifests) {
       if (this.blobEntry(child.digest)) this.walk(child, owner, omitted)
       else if (!omitted.some((p) => samePlatform(p, child.platform))) {
-        this.problem(`${owner}: manifest ${child.digest} for ${formatPlatform(child.platform as Platform)} is neither in the bundle nor recorded as an omitted platform`)
+        this.problem(
+          `${owner}: manifest ${child.digest} for ${formatPlatform(child.platform as Platform)} is neither in the bundle nor recorded as an omitted platform`,
+        )
       }
     }
   }
@@ -620,7 +707,12 @@ class GraphCheck {
 }
 
 /** The OCI layout is complete: every index.json descriptor and everything it references is present. */
-function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kept: Map<string, Buffer>, problem: Problem): void {
+function checkLayout(
+  manifest: BundleManifest,
+  seen: Map<string, SeenEntry>,
+  kept: Map<string, Buffer>,
+  problem: Problem,
+): void {
   checkOciLayoutFile(kept, problem)
   const descriptors = indexDescriptors(manifest, kept, problem)
   if (!descriptors) return
@@ -630,11 +722,16 @@ function checkLayout(manifest: BundleManifest, seen: Map<string, SeenEntry>, kep
     if (!d) continue
     graph.walk(d, `${a.kind} ${a.reference}`, a.omittedPlatforms ?? [])
     if (a.platformManifest && !graph.blobEntry(a.platformManifest.digest)) {
-      problem(`image ${a.reference}: its ${formatPlatform(a.platform)} manifest ${a.platformManifest.digest} is missing from the bundle`)
+      problem(
+        `image ${a.reference}: its ${formatPlatform(a.platform)} manifest ${a.platformManifest.digest} is missing from the bundle`,
+      )
     }
   }
 }
 
 function overBudget(source: BundleSource, error: OverBudgetError): IntegrityError {
-  return new IntegrityError('BUNDLE_INVALID', `${source.input}: ${error.message}`, {hint: error.hint, details: {bundle: source.input, problems: [error.message]}})
+  return new IntegrityError('BUNDLE_INVALID', `${source.input}: ${error.message}`, {
+    hint: error.hint,
+    details: {bundle: source.input, problems: [error.message]},
+  })
 }

@@ -1,4 +1,13 @@
-import {createHash, createPrivateKey, createPublicKey, createSign, createVerify, sign, verify, type KeyObject} from 'node:crypto'
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  createSign,
+  createVerify,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 
 import {UsageError} from '../errors.js'
@@ -46,17 +55,23 @@ function algorithmOf(key: KeyObject, file: string): SignatureAlgorithm {
 
 export function fingerprint(key: KeyObject): string {
   const pub = key.type === 'private' ? createPublicKey(key) : key
-  return `sha256:${createHash('sha256').update(pub.export({type: 'spki', format: 'der'})).digest('hex')}`
+  return `sha256:${createHash('sha256')
+    .update(pub.export({type: 'spki', format: 'der'}))
+    .digest('hex')}`
 }
 
 async function readKeyFile(file: string, flag: string): Promise<Buffer> {
   try {
     return await readFile(file)
   } catch (error) {
-    throw new UsageError('KEY_UNREADABLE', `${flag} ${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, {
-      hint: 'Pass the path of a PEM file.',
-      details: {file},
-    })
+    throw new UsageError(
+      'KEY_UNREADABLE',
+      `${flag} ${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      {
+        hint: 'Pass the path of a PEM file.',
+        details: {file},
+      },
+    )
   }
 }
 
@@ -102,7 +117,9 @@ export function signDocument(signer: SigningKey, data: Buffer): Buffer {
 
 export function verifyDocument(key: VerifyingKey, data: Buffer, signature: Buffer): boolean {
   try {
-    return key.algorithm === 'ed25519' ? verify(null, data, key.key, signature) : verify('sha256', data, key.key, signature)
+    return key.algorithm === 'ed25519'
+      ? verify(null, data, key.key, signature)
+      : verify('sha256', data, key.key, signature)
   } catch {
     return false
   }

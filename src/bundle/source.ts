@@ -40,8 +40,13 @@ async function readPartsFile(file: string): Promise<PartsFile> {
   try {
     text = (await readFileBounded(file, 'partsFile')).toString('utf8')
   } catch (error) {
-    if (error instanceof OverBudgetError) throw new IntegrityError('PARTS_FILE_INVALID', error.message, {hint: error.hint, details: {file}})
-    throw new UsageError('BUNDLE_UNREADABLE', `${file}: cannot read the parts file (${(error as NodeJS.ErrnoException).code ?? error})`, {details: {file}})
+    if (error instanceof OverBudgetError)
+      throw new IntegrityError('PARTS_FILE_INVALID', error.message, {hint: error.hint, details: {file}})
+    throw new UsageError(
+      'BUNDLE_UNREADABLE',
+      `${file}: cannot read the parts file (${(error as NodeJS.ErrnoException).code ?? error})`,
+      {details: {file}},
+    )
   }
   let parsed: PartsFile
   try {
@@ -50,13 +55,19 @@ async function readPartsFile(file: string): Promise<PartsFile> {
     throw new IntegrityError('PARTS_FILE_INVALID', `${file}: not valid JSON`, {details: {file}})
   }
   const bad = Array.isArray(parsed?.parts)
-    ? parsed.parts.find((p) => typeof p?.name === 'string' && (path.basename(p.name) !== p.name || p.name.startsWith('.')))
+    ? parsed.parts.find(
+        (p) => typeof p?.name === 'string' && (path.basename(p.name) !== p.name || p.name.startsWith('.')),
+      )
     : undefined
   if (bad) {
-    throw new IntegrityError('PARTS_FILE_INVALID', `${file}: part name ${JSON.stringify(bad.name)} points outside the bundle's directory (".." or a path)`, {
-      hint: 'Parts are plain file names beside the parts file; this parts file was altered.',
-      details: {file, part: bad.name},
-    })
+    throw new IntegrityError(
+      'PARTS_FILE_INVALID',
+      `${file}: part name ${JSON.stringify(bad.name)} points outside the bundle's directory (".." or a path)`,
+      {
+        hint: 'Parts are plain file names beside the parts file; this parts file was altered.',
+        details: {file, part: bad.name},
+      },
+    )
   }
   const ok =
     parsed &&
@@ -64,9 +75,20 @@ async function readPartsFile(file: string): Promise<PartsFile> {
     typeof parsed.sha256 === 'string' &&
     Array.isArray(parsed.parts) &&
     parsed.parts.length > 0 &&
-    parsed.parts.every((p) => typeof p?.name === 'string' && typeof p.size === 'number' && typeof p.sha256 === 'string' && path.basename(p.name) === p.name && !p.name.startsWith('.'))
+    parsed.parts.every(
+      (p) =>
+        typeof p?.name === 'string' &&
+        typeof p.size === 'number' &&
+        typeof p.sha256 === 'string' &&
+        path.basename(p.name) === p.name &&
+        !p.name.startsWith('.'),
+    )
   if (!ok) {
-    throw new IntegrityError('PARTS_FILE_INVALID', `${file}: not an airpack parts file (needs file, sha256 and parts[{name, size, sha256}])`, {details: {file}})
+    throw new IntegrityError(
+      'PARTS_FILE_INVALID',
+      `${file}: not an airpack parts file (needs file, sha256 and parts[{name, size, sha256}])`,
+      {details: {file}},
+    )
   }
   return parsed
 }
@@ -84,17 +106,27 @@ export async function openBundleSource(input: string): Promise<BundleSource> {
     bundleFile = PART_RE.exec(base)![1]
     partsPath = path.join(dir, `${bundleFile.slice(0, -'.tar.zst'.length)}.parts.json`)
     if (!(await exists(partsPath))) {
-      throw new IntegrityError('PARTS_FILE_MISSING', `${input} is a part of a split bundle, but ${path.basename(partsPath)} is not beside it`, {
-        hint: 'Copy NAME.parts.json together with all NAME.tar.zst.NNN parts, and pass any of them.',
-        details: {file: partsPath},
-      })
+      throw new IntegrityError(
+        'PARTS_FILE_MISSING',
+        `${input} is a part of a split bundle, but ${path.basename(partsPath)} is not beside it`,
+        {
+          hint: 'Copy NAME.parts.json together with all NAME.tar.zst.NNN parts, and pass any of them.',
+          details: {file: partsPath},
+        },
+      )
     }
   } else {
     bundleFile = base
     if (!(await exists(abs))) {
-      const candidate = base.endsWith('.tar.zst') ? path.join(dir, `${base.slice(0, -'.tar.zst'.length)}.parts.json`) : undefined
+      const candidate = base.endsWith('.tar.zst')
+        ? path.join(dir, `${base.slice(0, -'.tar.zst'.length)}.parts.json`)
+        : undefined
       if (candidate && (await exists(candidate))) partsPath = candidate
-      else throw new UsageError('BUNDLE_NOT_FOUND', `${input}: no such file`, {hint: 'Pass NAME.tar.zst, its first part NAME.tar.zst.000, or NAME.parts.json.', details: {file: input}})
+      else
+        throw new UsageError('BUNDLE_NOT_FOUND', `${input}: no such file`, {
+          hint: 'Pass NAME.tar.zst, its first part NAME.tar.zst.000, or NAME.parts.json.',
+          details: {file: input},
+        })
     }
   }
 
@@ -130,14 +162,18 @@ export async function checkParts(source: BundleSource): Promise<string[]> {
   // /dev/zero "of 0 bytes") would otherwise be read forever.
   const declared = source.files.reduce((sum, f) => sum + f.size, 0)
   if (declared !== source.partsFile.content.size) {
-    problems.push(`${path.basename(source.partsFile.path)} says the whole file is ${source.partsFile.content.size} bytes, but its parts add up to ${declared}`)
+    problems.push(
+      `${path.basename(source.partsFile.path)} says the whole file is ${source.partsFile.content.size} bytes, but its parts add up to ${declared}`,
+    )
   }
   for (const f of source.files) {
     let size: number
     try {
       const info = await stat(f.path)
       if (!info.isFile()) {
-        problems.push(`part ${f.name} is not a regular file (${info.isDirectory() ? 'a directory' : 'a device, FIFO or socket'}); parts are plain files`)
+        problems.push(
+          `part ${f.name} is not a regular file (${info.isDirectory() ? 'a directory' : 'a device, FIFO or socket'}); parts are plain files`,
+        )
         continue
       }
       size = info.size
@@ -150,7 +186,8 @@ export async function checkParts(source: BundleSource): Promise<string[]> {
       continue
     }
     const actual = await hashFile(f.path, size)
-    if (actual !== f.sha256) problems.push(`part ${f.name} is corrupt: sha256 ${actual}, the parts file says ${f.sha256}`)
+    if (actual !== f.sha256)
+      problems.push(`part ${f.name} is corrupt: sha256 ${actual}, the parts file says ${f.sha256}`)
   }
   return problems
 }
@@ -160,6 +197,7 @@ export async function* readCompressed(source: BundleSource): AsyncGenerator<Buff
   for (const f of source.files) {
     // Exactly the size recorded (stat, or the parts file): a file that grows meanwhile adds nothing unchecked.
     if (f.size === 0) continue
-    for await (const chunk of createReadStream(f.path, {highWaterMark: 1 << 20, start: 0, end: f.size - 1})) yield chunk as Buffer
+    for await (const chunk of createReadStream(f.path, {highWaterMark: 1 << 20, start: 0, end: f.size - 1}))
+      yield chunk as Buffer
   }
 }

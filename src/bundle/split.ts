@@ -57,9 +57,13 @@ export function parseSize(text: string): number {
   }
   const bytes = Math.floor(Number(match[1]) * unit)
   if (bytes < MIN_PART_SIZE) {
-    throw new UsageError('BAD_SIZE', `--split ${text} is ${bytes} bytes; parts must be at least ${MIN_PART_SIZE} bytes`, {
-      hint: 'Use a size such as 3G, or --media fat32|exfat|dvd|bd25.',
-    })
+    throw new UsageError(
+      'BAD_SIZE',
+      `--split ${text} is ${bytes} bytes; parts must be at least ${MIN_PART_SIZE} bytes`,
+      {
+        hint: 'Use a size such as 3G, or --media fat32|exfat|dvd|bd25.',
+      },
+    )
   }
   return bytes
 }
@@ -116,9 +120,13 @@ class PartWriter {
   private async openNext(): Promise<OpenPart> {
     const index = this.parts.length
     if (index >= MAX_PARTS) {
-      throw new UsageError('TOO_MANY_PARTS', `the bundle would need more than ${MAX_PARTS} parts of ${this.options.partSize} bytes`, {
-        hint: 'Choose a larger --split size.',
-      })
+      throw new UsageError(
+        'TOO_MANY_PARTS',
+        `the bundle would need more than ${MAX_PARTS} parts of ${this.options.partSize} bytes`,
+        {
+          hint: 'Choose a larger --split size.',
+        },
+      )
     }
     const name = partName(this.options.bundleFile, index)
     const output = await atomicOutput(path.join(this.options.dir, name))

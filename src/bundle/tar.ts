@@ -63,7 +63,12 @@ export function encodeFileHeader(path: string, size: number, options: HeaderOpti
   const needsPaxPath = nameBytes > USTAR_NAME_MAX || /[^\u0020-\u007e]/.test(path)
   if (needsPaxPath) records.push(paxRecord('path', path))
   if (size > USTAR_SIZE_MAX) records.push(paxRecord('size', String(size)))
-  const main = rawHeader(needsPaxPath ? path.slice(0, USTAR_NAME_MAX).replace(/[^\u0020-\u007e]/g, '_') : path, size, '0', options)
+  const main = rawHeader(
+    needsPaxPath ? path.slice(0, USTAR_NAME_MAX).replace(/[^\u0020-\u007e]/g, '_') : path,
+    size,
+    '0',
+    options,
+  )
   if (records.length === 0) return main
   const pax = Buffer.from(records.join(''), 'utf8')
   return Buffer.concat([rawHeader('PaxHeader', pax.length, 'x', options), pax, padding(pax.length), main])
@@ -127,7 +132,12 @@ export class TarWriter {
   }
 
   /** Streams `size` bytes from `body` as the entry `path`; a body of another length is an error. */
-  async addStream(path: string, size: number, body: Readable | AsyncIterable<Buffer>, onChunk?: (chunk: Buffer) => void): Promise<void> {
+  async addStream(
+    path: string,
+    size: number,
+    body: Readable | AsyncIterable<Buffer>,
+    onChunk?: (chunk: Buffer) => void,
+  ): Promise<void> {
     await this.write(encodeFileHeader(path, size, this.options))
     let seen = 0
     for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -167,7 +177,8 @@ export async function drained(out: Writable): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------
 // Reader
 
-export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'character-device' | 'block-device' | 'fifo' | 'other'
+export type TarEntryType =
+  'file' | 'directory' | 'symlink' | 'hardlink' | 'character-device' | 'block-device' | 'fifo' | 'other'
 
 export interface TarEntryHeader {
   path: string
@@ -189,7 +200,6 @@ export class TarFormatError extends Error {
     this.name = 'TarFormatError'
   }
 }
-
 
 const TYPE_BY_FLAG: Record<string, TarEntryType> = {
   '0': 'file',
@@ -222,7 +232,8 @@ function parsePax(data: Buffer): Record<string, string> {
     const space = data.indexOf(0x20, pos)
     if (space === -1) throw new TarFormatError('malformed PAX header')
     const len = Number.parseInt(data.subarray(pos, space).toString('ascii'), 10)
-    if (!Number.isFinite(len) || len <= 0 || pos + len > data.length) throw new TarFormatError('malformed PAX record length')
+    if (!Number.isFinite(len) || len <= 0 || pos + len > data.length)
+      throw new TarFormatError('malformed PAX record length')
     const record = data.subarray(space + 1, pos + len - 1).toString('utf8')
     const eq = record.indexOf('=')
     if (eq === -1) throw new TarFormatError('malformed PAX record')
@@ -284,7 +295,10 @@ export class TarParser {
       // header or end: collect whole blocks
       const need = BLOCK - this.buffer.length
       const take = Math.min(need, chunk.length - offset)
-      this.buffer = this.buffer.length === 0 && take === BLOCK ? chunk.subarray(offset, offset + BLOCK) : Buffer.concat([this.buffer, chunk.subarray(offset, offset + take)])
+      this.buffer =
+        this.buffer.length === 0 && take === BLOCK
+          ? chunk.subarray(offset, offset + BLOCK)
+          : Buffer.concat([this.buffer, chunk.subarray(offset, offset + take)])
       offset += take
       if (this.buffer.length === BLOCK) {
         const block = this.buffer
@@ -309,7 +323,10 @@ export class TarParser {
       if (!isZero) throw new TarFormatError('data follows the end-of-archive marker')
       // tar pads an archive with zeros to a whole record (20 blocks); beyond that, bytes after the end are bytes
       // that no digest covers (and a way to make a reader spend minutes on nothing).
-      if (this.position > this.recordEnd) throw new TarFormatError(`more than a record of zero padding follows the end-of-archive marker (bytes no digest covers)`)
+      if (this.position > this.recordEnd)
+        throw new TarFormatError(
+          `more than a record of zero padding follows the end-of-archive marker (bytes no digest covers)`,
+        )
       return
     }
     if (isZero) {
@@ -324,13 +341,17 @@ export class TarParser {
     if (this.zeroBlocks > 0) throw new TarFormatError('a lone zero block inside the tar')
     let stored = 0
     for (let i = 0; i < BLOCK; i++) stored += i >= 148 && i < 156 ? 0x20 : block[i]
-    if (parseOctal(block.subarray(148, 156)) !== stored) throw new TarFormatError('tar header checksum mismatch (corrupt bundle)')
+    if (parseOctal(block.subarray(148, 156)) !== stored)
+      throw new TarFormatError('tar header checksum mismatch (corrupt bundle)')
     const typeFlag = String.fromCharCode(block[156])
     let size = parseOctal(block.subarray(124, 136))
     if (typeFlag === 'x') {
       // PAX headers are held in memory while parsed.
       const maxPax = limitBytes('paxHeader')
-      if (size > maxPax) throw new TarFormatError(`a PAX extended header of ${size} bytes (more than ${maxPax}, ${LIMITS.paxHeader.env}): not a bundle airpack wrote`)
+      if (size > maxPax)
+        throw new TarFormatError(
+          `a PAX extended header of ${size} bytes (more than ${maxPax}, ${LIMITS.paxHeader.env}): not a bundle airpack wrote`,
+        )
       this.state = 'pax'
       this.remaining = size
       this.pad = padding(size).length
@@ -348,7 +369,8 @@ export class TarParser {
     this.pax = undefined
     if (pax?.path !== undefined) name = pax.path
     if (pax?.size !== undefined) {
-      if (!/^\d{1,15}$/.test(pax.size)) throw new TarFormatError(`a PAX size record ${JSON.stringify(pax.size.slice(0, 40))} is not a byte count`)
+      if (!/^\d{1,15}$/.test(pax.size))
+        throw new TarFormatError(`a PAX size record ${JSON.stringify(pax.size.slice(0, 40))} is not a byte count`)
       size = Number(pax.size)
     }
     const linkName = pax?.linkpath ?? cString(block.subarray(157, 257))

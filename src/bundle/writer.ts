@@ -124,7 +124,13 @@ function definitionReference(name: string): string {
  * The platforms of an index's children that the bundle does not carry, read from the index itself so that every
  * child left out (attestations included) is accounted for, whatever the resolver chose to record.
  */
-async function omittedPlatformsOf(store: BlobStore, digest: string, mediaType: string, stored: Set<string>, recorded: Platform[]): Promise<Platform[]> {
+async function omittedPlatformsOf(
+  store: BlobStore,
+  digest: string,
+  mediaType: string,
+  stored: Set<string>,
+  recorded: Platform[],
+): Promise<Platform[]> {
   const out: Platform[] = []
   const key = platformKey
   const seen = new Set<string>()
@@ -222,7 +228,13 @@ async function planImages(plan: BundlePlan, options: WriteBundleOptions): Promis
       platformManifest: plainDescriptor(image.platformManifest),
       // The registry the reference names, never the mirror or cache that served it: transport is not content.
       source: registryOf(image.reference),
-      omittedPlatforms: await omittedPlatformsOf(store, image.digest, image.mediaType, stored, image.omittedPlatforms ?? []),
+      omittedPlatforms: await omittedPlatformsOf(
+        store,
+        image.digest,
+        image.mediaType,
+        stored,
+        image.omittedPlatforms ?? [],
+      ),
       contentSize: contentSize(blobs),
     })
     plan.indexEntries.push({...root, annotations: {[ANNOTATION_REF_NAME]: image.reference}})
@@ -235,7 +247,14 @@ function planCharts(plan: BundlePlan, lock: Lock): void {
     const blobs = uniqueByDigest([chart.manifest, ...chart.blobs])
     plan.need(blobs, `chart ${chart.reference}`)
     const manifest = plainDescriptor(chart.manifest)
-    plan.artifacts.push({kind: 'chart', reference: chart.reference, ...manifest, source: registryOf(chart.reference), omittedPlatforms: [], contentSize: contentSize(blobs)})
+    plan.artifacts.push({
+      kind: 'chart',
+      reference: chart.reference,
+      ...manifest,
+      source: registryOf(chart.reference),
+      omittedPlatforms: [],
+      contentSize: contentSize(blobs),
+    })
     plan.chartEntries.push({...manifest, annotations: {[ANNOTATION_AIRPACK_REF]: chart.reference}})
   }
 }
@@ -272,7 +291,14 @@ function planDefinition(plan: BundlePlan, options: WriteBundleOptions): void {
   plan.generate(manifest.digest, defManifest, manifest.mediaType)
   const reference = definitionReference(name)
   const size = defManifest.length + defConfig.length + definitionTgz.length
-  plan.artifacts.push({kind: 'definition', reference, ...manifest, source: 'local', omittedPlatforms: [], contentSize: size})
+  plan.artifacts.push({
+    kind: 'definition',
+    reference,
+    ...manifest,
+    source: 'local',
+    omittedPlatforms: [],
+    contentSize: size,
+  })
   plan.indexEntries.push({
     ...manifest,
     artifactType: MediaType.definitionArtifact,
@@ -297,7 +323,10 @@ async function checkCached(plan: BundlePlan, store: BlobStore): Promise<void> {
 }
 
 /** The tar's entries in order: layout metadata, the small airpack files, then every blob by digest. */
-function plannedEntries(plan: BundlePlan, options: WriteBundleOptions): {entries: PlannedEntry[]; blobs: PlannedEntry[]} {
+function plannedEntries(
+  plan: BundlePlan,
+  options: WriteBundleOptions,
+): {entries: PlannedEntry[]; blobs: PlannedEntry[]} {
   const index = Buffer.from(
     canonicalJson({
       schemaVersion: 2,
@@ -306,37 +335,53 @@ function plannedEntries(plan: BundlePlan, options: WriteBundleOptions): {entries
       manifests: [...plan.indexEntries, ...plan.chartEntries],
     }),
   )
-  const inMemory = (e: {path: string; data: Buffer}): PlannedEntry => ({...e, size: e.data.length, sha256: sha256Hex(e.data)})
+  const inMemory = (e: {path: string; data: Buffer}): PlannedEntry => ({
+    ...e,
+    size: e.data.length,
+    sha256: sha256Hex(e.data),
+  })
   const metadata = [
     {path: OCI_LAYOUT, data: Buffer.from(OCI_LAYOUT_CONTENT)},
     {path: INDEX_JSON, data: index},
   ].map(inMemory)
   const small = [
     {path: DEFINITION_ENTRY, data: options.definitionTgz},
-    ...options.profiles.map((p, i) => ({path: `${PROFILES_DIR}${profileFileName(i, p.name)}`, data: Buffer.from(canonicalJson(p.document))})),
+    ...options.profiles.map((p, i) => ({
+      path: `${PROFILES_DIR}${profileFileName(i, p.name)}`,
+      data: Buffer.from(canonicalJson(p.document)),
+    })),
   ]
     .map(inMemory)
     .sort(byString((e) => e.path))
-  const blobs: PlannedEntry[] = [...plan.blobSizes.entries()]
-    .sort(byString(([d]) => d))
-    .map(([digest, size]) => ({
-      path: `${BLOBS_DIR}${digestHex(digest)}`,
-      size,
-      sha256: digestHex(digest),
-      digest,
-      data: plan.generated.get(digest),
-      mediaType: plan.mediaTypes.get(digest),
-    }))
+  const blobs: PlannedEntry[] = [...plan.blobSizes.entries()].sort(byString(([d]) => d)).map(([digest, size]) => ({
+    path: `${BLOBS_DIR}${digestHex(digest)}`,
+    size,
+    sha256: digestHex(digest),
+    digest,
+    data: plan.generated.get(digest),
+    mediaType: plan.mediaTypes.get(digest),
+  }))
   return {entries: [...metadata, ...small, ...blobs], blobs}
 }
 
 /** What bundle.json records as the compressor: the `zstd` program (format 1) or the frame compressor's package. */
-export function compressionOf(formatVersion: BundleFormatVersion, level: number, zstdVersion?: string): BundleManifest['compression'] {
-  if (formatVersion === SEEKABLE_FORMAT_VERSION) return {algorithm: 'zstd', package: WASM_PACKAGE, version: WASM_PACKAGE_VERSION, level}
+export function compressionOf(
+  formatVersion: BundleFormatVersion,
+  level: number,
+  zstdVersion?: string,
+): BundleManifest['compression'] {
+  if (formatVersion === SEEKABLE_FORMAT_VERSION)
+    return {algorithm: 'zstd', package: WASM_PACKAGE, version: WASM_PACKAGE_VERSION, level}
   return {algorithm: 'zstd', version: zstdVersion!, level}
 }
 
-function bundleManifestOf(plan: BundlePlan, options: WriteBundleOptions, compression: BundleManifest['compression'], entries: PlannedEntry[], blobs: PlannedEntry[]): BundleManifest {
+function bundleManifestOf(
+  plan: BundlePlan,
+  options: WriteBundleOptions,
+  compression: BundleManifest['compression'],
+  entries: PlannedEntry[],
+  blobs: PlannedEntry[],
+): BundleManifest {
   const {artifacts} = plan
   const {signingKey} = options
   return {
@@ -349,7 +394,15 @@ function bundleManifestOf(plan: BundlePlan, options: WriteBundleOptions, compres
     profiles: options.profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256})),
     artifacts,
     entries: entries.map((e): BundleEntry => ({path: e.path, size: e.size, sha256: e.sha256})),
-    ...(signingKey ? {signature: {algorithm: signingKey.algorithm, publicKeyFingerprint: signingKey.publicKeyFingerprint, entry: BUNDLE_SIG}} : {}),
+    ...(signingKey
+      ? {
+          signature: {
+            algorithm: signingKey.algorithm,
+            publicKeyFingerprint: signingKey.publicKeyFingerprint,
+            entry: BUNDLE_SIG,
+          },
+        }
+      : {}),
     totals: {
       artifacts: artifacts.length,
       images: artifacts.filter((a) => a.kind === 'image').length,
@@ -371,7 +424,10 @@ export async function planBundle(options: WriteBundleOptions, compression: Bundl
   return {manifest: bundleManifestOf(plan, options, compression, entries, blobs), entries, owners: plan.owners()}
 }
 
-async function cacheProblem(store: BlobStore, n: {digest: string; size: number; owner: string}): Promise<string | undefined> {
+async function cacheProblem(
+  store: BlobStore,
+  n: {digest: string; size: number; owner: string},
+): Promise<string | undefined> {
   const size = await store.size(n.digest)
   if (size === undefined) return `${n.owner}: blob ${n.digest} is not in the cache (${store.root})`
   if (size !== n.size) return `${n.owner}: cached blob ${n.digest} is ${size} bytes, its descriptor says ${n.size}`
@@ -379,10 +435,14 @@ async function cacheProblem(store: BlobStore, n: {digest: string; size: number; 
 }
 
 function blobsNotCached(problems: string[]): ResolveError {
-  return new ResolveError('BLOB_NOT_CACHED', `${problems.length} blob(s) needed by the bundle are missing from the cache`, {
-    hint: 'Run the build again without --locked changes so the missing content is fetched, or point --cache-dir at the cache used to fetch it.',
-    details: {problems},
-  })
+  return new ResolveError(
+    'BLOB_NOT_CACHED',
+    `${problems.length} blob(s) needed by the bundle are missing from the cache`,
+    {
+      hint: 'Run the build again without --locked changes so the missing content is fetched, or point --cache-dir at the cache used to fetch it.',
+      details: {problems},
+    },
+  )
 }
 
 function isDiskFull(error: unknown): boolean {
@@ -455,7 +515,8 @@ async function seekableCompressor(level: number, mtime: number, outputFile: stri
   return {
     input: frames as unknown as Writable,
     stdout: outputFile ? undefined : (dest as PassThrough),
-    beginEntry: (path, size, mediaType) => frames.beginSegment(frameModeFor(mediaType), tarEntryLength(path, size, {mtime})),
+    beginEntry: (path, size, mediaType) =>
+      frames.beginSegment(frameModeFor(mediaType), tarEntryLength(path, size, {mtime})),
     beginTarEnd: () => frames.beginSegment('compressed', TAR_END_LENGTH),
     async close() {
       await frames.finish()
@@ -498,7 +559,12 @@ class CompressedOutput {
     this.signer = options.signingKey ? streamSigner(options.signingKey) : undefined
     if (options.partSize !== undefined) {
       const onChunk = (c: Buffer) => this.signer?.update(c)
-      this.parts = writeParts(compressor.stdout!, {dir: options.outputDir, bundleFile: this.bundleFile, partSize: options.partSize, onChunk}).catch((error) => {
+      this.parts = writeParts(compressor.stdout!, {
+        dir: options.outputDir,
+        bundleFile: this.bundleFile,
+        partSize: options.partSize,
+        onChunk,
+      }).catch((error) => {
         this.partsError = error
         compressor.kill()
         throw error
@@ -508,7 +574,10 @@ class CompressedOutput {
   }
 
   static async open(options: WriteBundleOptions): Promise<CompressedOutput> {
-    const single = options.partSize === undefined ? await atomicOutput(path.join(options.outputDir, `${options.name}.tar.zst`)) : undefined
+    const single =
+      options.partSize === undefined
+        ? await atomicOutput(path.join(options.outputDir, `${options.name}.tar.zst`))
+        : undefined
     try {
       const compressor =
         options.formatVersion === SEEKABLE_FORMAT_VERSION
@@ -552,13 +621,17 @@ class CompressedOutput {
   }
 
   /** The parts file, or the single file's size and (when signing) its sha256, and the signature file. */
-  async seal(split: SplitResult | undefined): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
+  async seal(
+    split: SplitResult | undefined,
+  ): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
     const sealed = split ? await this.sealParts(split) : await this.sealSingle()
     if (this.signer) await this.stage(`${this.bundleFile}.sig`, this.signer.sign())
     return sealed
   }
 
-  private async sealParts(split: SplitResult): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
+  private async sealParts(
+    split: SplitResult,
+  ): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
     this.outputs.push(...split.parts.map((p) => p.output))
     const parts: PartsFile = {
       formatVersion: 1,
@@ -597,7 +670,13 @@ class CompressedOutput {
 }
 
 /** Every planned entry into the tar; a blob still being fetched is awaited and checked first. */
-async function writeEntries(tar: TarWriter, compressor: Compressor, entries: PlannedEntry[], owners: Map<string, string>, options: WriteBundleOptions): Promise<void> {
+async function writeEntries(
+  tar: TarWriter,
+  compressor: Compressor,
+  entries: PlannedEntry[],
+  owners: Map<string, string>,
+  options: WriteBundleOptions,
+): Promise<void> {
   for (const entry of entries) {
     compressor.beginEntry(entry.path, entry.size, entry.mediaType)
     if (entry.data) {
@@ -607,7 +686,11 @@ async function writeEntries(tar: TarWriter, compressor: Compressor, entries: Pla
     // Blobs are verified against their digest before the cache publishes them, so they are streamed as is.
     if (options.blobReady) {
       await options.blobReady(entry.digest!)
-      const problem = await cacheProblem(options.store, {digest: entry.digest!, size: entry.size, owner: owners.get(entry.digest!) ?? 'bundle'})
+      const problem = await cacheProblem(options.store, {
+        digest: entry.digest!,
+        size: entry.size,
+        owner: owners.get(entry.digest!) ?? 'bundle',
+      })
       if (problem) throw blobsNotCached([problem])
     }
     await tar.addStream(entry.path, entry.size, options.store.openRead(entry.digest!))
@@ -619,7 +702,9 @@ function progressLines(tar: TarWriter, total: number, logger: Logger): () => voi
   const started = Date.now()
   const timer = setInterval(() => {
     const s = (Date.now() - started) / 1000
-    logger.info(`  wrote ${formatBytes(tar.bytesWritten)} of ~${formatBytes(total)} (${(tar.bytesWritten / 1e6 / s).toFixed(0)} MB/s)`)
+    logger.info(
+      `  wrote ${formatBytes(tar.bytesWritten)} of ~${formatBytes(total)} (${(tar.bytesWritten / 1e6 / s).toFixed(0)} MB/s)`,
+    )
   }, 5000)
   timer.unref()
   return () => clearInterval(timer)
@@ -630,14 +715,20 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
   if (!BUNDLE_NAME_RE.test(options.name)) throw badBundleName(options.name)
   const formatVersion = options.formatVersion ?? FORMAT_VERSION
   // Format 2 compresses in this process: the `zstd` program is not needed to write it.
-  const compression = compressionOf(formatVersion, options.compressionLevel, formatVersion === FORMAT_VERSION ? await zstdVersion() : undefined)
+  const compression = compressionOf(
+    formatVersion,
+    options.compressionLevel,
+    formatVersion === FORMAT_VERSION ? await zstdVersion() : undefined,
+  )
   const {manifest, entries, owners} = await planBundle(options, compression)
   const bundleJson = Buffer.from(canonicalJson(manifest))
   const signature = options.signingKey ? signDocument(options.signingKey, bundleJson) : undefined
 
   const out = await CompressedOutput.open(options)
   const {compressor} = out
-  logger.info(`Writing ${out.bundleFile} (format ${formatVersion}): ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`)
+  logger.info(
+    `Writing ${out.bundleFile} (format ${formatVersion}): ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`,
+  )
   const tar = new TarWriter(compressor.input, {mtime: options.sourceDateEpoch ?? 0})
   const stopProgress = progressLines(tar, manifest.totals.blobBytes, logger)
   let tarResult: {sha256: string; size: number}
@@ -741,6 +832,4 @@ async function removeStaleOutputs(dir: string, name: string, keep: Set<string>):
   const partRe = new RegExp(`^${bundleFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d{3,}$`)
   for (const n of names) if (partRe.test(n)) candidates.add(n)
   for (const n of candidates) if (!keep.has(n) && names.includes(n)) await rm(path.join(dir, n), {force: true})
-
 }
-

@@ -8,13 +8,18 @@ import {UsageError} from '../errors.js'
 // file input, so stdin keeps the output identical whatever the file system. -T0 and -T1/-T2 give identical
 // bytes, so the thread count never changes a bundle.
 
-const INSTALL_HINT = 'Install the zstd command-line tool: `apt-get install zstd` (Debian/Ubuntu), `dnf install zstd`, or `brew install zstd`.'
+const INSTALL_HINT =
+  'Install the zstd command-line tool: `apt-get install zstd` (Debian/Ubuntu), `dnf install zstd`, or `brew install zstd`.'
 
 export function zstdMissing(cause?: unknown): UsageError {
-  return new UsageError('ZSTD_MISSING', 'the `zstd` program was not found on PATH; airpack needs it to compress and read bundles', {
-    hint: INSTALL_HINT,
-    cause,
-  })
+  return new UsageError(
+    'ZSTD_MISSING',
+    'the `zstd` program was not found on PATH; airpack needs it to compress and read bundles',
+    {
+      hint: INSTALL_HINT,
+      cause,
+    },
+  )
 }
 
 function isNotFound(error: unknown): boolean {

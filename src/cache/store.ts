@@ -36,7 +36,8 @@ export interface IngestResult {
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache')
+  const base =
+    env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache')
   return path.join(base, 'airpack')
 }
 
@@ -81,7 +82,10 @@ export class BlobStore {
   async putBytes(bytes: Uint8Array, expectedDigest?: string): Promise<string> {
     const digest = sha256Digest(bytes)
     if (expectedDigest !== undefined && expectedDigest !== digest) {
-      throw digestMismatch(`content digest is ${digest}, expected ${expectedDigest}`, {expected: expectedDigest, actual: digest})
+      throw digestMismatch(`content digest is ${digest}, expected ${expectedDigest}`, {
+        expected: expectedDigest,
+        actual: digest,
+      })
     }
     if (await this.has(digest)) return digest
     await this.init()
@@ -150,7 +154,11 @@ export class BlobStore {
       hash.destroy?.()
       return this.restart(digest, expectedSize, body)
     }
-    const transferred = await this.appendBody(digest, body as AsyncIterable<Uint8Array>, {have, limit: expectedSize, hash})
+    const transferred = await this.appendBody(digest, body as AsyncIterable<Uint8Array>, {
+      have,
+      limit: expectedSize,
+      hash,
+    })
     const size = have + transferred
     if (expectedSize !== undefined && size !== expectedSize) {
       // Short body with a clean end: keep the bytes, a retry resumes from here.
@@ -167,7 +175,11 @@ export class BlobStore {
    * ~256 KiB, one write in flight while the next batch is received; on a broken stream every byte received is
    * written before the error propagates, so a retry resumes after it.
    */
-  private async appendBody(digest: string, body: AsyncIterable<Uint8Array>, o: {have: number; limit?: number; hash: Hash}): Promise<number> {
+  private async appendBody(
+    digest: string,
+    body: AsyncIterable<Uint8Array>,
+    o: {have: number; limit?: number; hash: Hash},
+  ): Promise<number> {
     const partial = this.partialPath(digest)
     let transferred = 0
     const fh = await open(partial, o.have > 0 ? 'a' : 'w')
@@ -189,7 +201,11 @@ export class BlobStore {
         for await (const chunk of body) {
           transferred += chunk.length
           if (o.limit !== undefined && o.have + transferred > o.limit) {
-            throw new IntegrityError('BLOB_TOO_LARGE', `blob ${digest} is larger than its descriptor's ${o.limit} bytes`, {details: {digest}})
+            throw new IntegrityError(
+              'BLOB_TOO_LARGE',
+              `blob ${digest} is larger than its descriptor's ${o.limit} bytes`,
+              {details: {digest}},
+            )
           }
           o.hash.update(chunk)
           batch.push(chunk)
@@ -269,7 +285,11 @@ export class BlobStore {
     }
   }
 
-  private async restart(digest: string, expectedSize: number | undefined, body: AsyncIterable<Uint8Array> | Readable): Promise<IngestResult> {
+  private async restart(
+    digest: string,
+    expectedSize: number | undefined,
+    body: AsyncIterable<Uint8Array> | Readable,
+  ): Promise<IngestResult> {
     await rm(this.partialPath(digest), {force: true})
     return this.download(digest, expectedSize, async () => ({body, start: 0}))
   }
@@ -336,7 +356,8 @@ function processAlive(pid: number): boolean {
 }
 
 async function hashFilePrefix(file: string, length: number, hash: Hash): Promise<void> {
-  for await (const chunk of createReadStream(file, {start: 0, end: length - 1, highWaterMark: 1 << 20})) hash.update(chunk as Buffer)
+  for await (const chunk of createReadStream(file, {start: 0, end: length - 1, highWaterMark: 1 << 20}))
+    hash.update(chunk as Buffer)
 }
 
 const WRITE_BATCH = 256 * 1024

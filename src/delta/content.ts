@@ -54,7 +54,12 @@ export async function loadBundleContent(input: string): Promise<BundleContent> {
     })
   }
   const read = await readBundleJson(input)
-  return contentOf(read.manifest, {input, from: 'bundle', bundleJsonSha256: sha256Digest(read.bytes), bundleJsonSize: read.bytes.length})
+  return contentOf(read.manifest, {
+    input,
+    from: 'bundle',
+    bundleJsonSha256: sha256Digest(read.bytes),
+    bundleJsonSize: read.bytes.length,
+  })
 }
 
 /**
@@ -63,7 +68,13 @@ export async function loadBundleContent(input: string): Promise<BundleContent> {
  */
 export function contentOf(
   manifest: BundleManifest,
-  where: {input: string; from: BundleContent['from']; identity?: string; bundleJsonSha256: string; bundleJsonSize: number},
+  where: {
+    input: string
+    from: BundleContent['from']
+    identity?: string
+    bundleJsonSha256: string
+    bundleJsonSize: number
+  },
 ): BundleContent {
   const invalid = (why: string) =>
     new IntegrityError('BUNDLE_INVALID', `${where.input}: ${BUNDLE_JSON} ${why}`, {
@@ -78,7 +89,13 @@ export function contentOf(
   let metadataBytes = where.bundleJsonSize
   for (const e of manifest.entries as unknown[]) {
     const entry = e as {path?: unknown; size?: unknown; sha256?: unknown}
-    if (typeof entry?.path !== 'string' || !Number.isSafeInteger(entry.size) || (entry.size as number) < 0 || typeof entry.sha256 !== 'string' || !/^[a-f0-9]{64}$/.test(entry.sha256)) {
+    if (
+      typeof entry?.path !== 'string' ||
+      !Number.isSafeInteger(entry.size) ||
+      (entry.size as number) < 0 ||
+      typeof entry.sha256 !== 'string' ||
+      !/^[a-f0-9]{64}$/.test(entry.sha256)
+    ) {
       throw invalid(`has a malformed entry ${JSON.stringify(e)?.slice(0, 200)} (needs path, size and sha256)`)
     }
     if (paths.has(entry.path)) throw invalid(`lists entry ${entry.path} twice`)
@@ -89,19 +106,35 @@ export function contentOf(
       continue
     }
     const hex = entry.path.slice(BLOBS_DIR.length)
-    if (hex !== entry.sha256) throw invalid(`lists blob ${entry.path} with sha256 ${entry.sha256}: a blob is named by its digest`)
+    if (hex !== entry.sha256)
+      throw invalid(`lists blob ${entry.path} with sha256 ${entry.sha256}: a blob is named by its digest`)
     blobs.set(`sha256:${hex}`, size)
   }
   const artifacts = new Map<string, ArtifactRecord>()
   for (const a of manifest.artifacts as unknown[]) {
     const artifact = a as Partial<ArtifactRecord>
-    if (typeof artifact?.kind !== 'string' || typeof artifact.reference !== 'string' || typeof artifact.digest !== 'string' || !isDigest(artifact.digest)) {
-      throw invalid(`has a malformed artifact ${JSON.stringify(a)?.slice(0, 200)} (needs kind, reference and a sha256 digest)`)
+    if (
+      typeof artifact?.kind !== 'string' ||
+      typeof artifact.reference !== 'string' ||
+      typeof artifact.digest !== 'string' ||
+      !isDigest(artifact.digest)
+    ) {
+      throw invalid(
+        `has a malformed artifact ${JSON.stringify(a)?.slice(0, 200)} (needs kind, reference and a sha256 digest)`,
+      )
     }
-    if (!blobs.has(artifact.digest)) throw invalid(`names artifact ${artifact.reference} with digest ${artifact.digest}, which it does not list as a blob`)
+    if (!blobs.has(artifact.digest))
+      throw invalid(
+        `names artifact ${artifact.reference} with digest ${artifact.digest}, which it does not list as a blob`,
+      )
     const key = artifactKey(artifact as ArtifactRecord)
     if (artifacts.has(key)) throw invalid(`lists ${artifact.kind} ${artifact.reference} twice`)
-    artifacts.set(key, {kind: artifact.kind, reference: artifact.reference, digest: artifact.digest, contentSize: Number(artifact.contentSize) || 0})
+    artifacts.set(key, {
+      kind: artifact.kind,
+      reference: artifact.reference,
+      digest: artifact.digest,
+      contentSize: Number(artifact.contentSize) || 0,
+    })
   }
   return {
     input: where.input,

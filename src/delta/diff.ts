@@ -67,7 +67,10 @@ function sideOf(c: BundleContent): DiffSide {
   }
 }
 
-const byReference = <T extends {kind: string}>(ref: (x: T) => string) => (a: T, b: T) => a.kind.localeCompare(b.kind) || (ref(a) < ref(b) ? -1 : ref(a) > ref(b) ? 1 : 0)
+const byReference =
+  <T extends {kind: string}>(ref: (x: T) => string) =>
+  (a: T, b: T) =>
+    a.kind.localeCompare(b.kind) || (ref(a) < ref(b) ? -1 : ref(a) > ref(b) ? 1 : 0)
 const row = (a: ArtifactRecord): ArtifactRow => ({kind: a.kind, reference: a.reference, digest: a.digest})
 
 export function diffContents(oldContent: BundleContent, newContent: BundleContent): BundleDiff {
@@ -113,7 +116,9 @@ export function diffContents(oldContent: BundleContent, newContent: BundleConten
 
   const warnings: string[] = []
   if (!samePlatform(oldContent.platform, newContent.platform)) {
-    warnings.push(`OLD is for ${formatPlatform(oldContent.platform)} and NEW for ${formatPlatform(newContent.platform)}: sites of one platform cannot use a delta between them`)
+    warnings.push(
+      `OLD is for ${formatPlatform(oldContent.platform)} and NEW for ${formatPlatform(newContent.platform)}: sites of one platform cannot use a delta between them`,
+    )
   }
   const artifacts = {
     added: [...unmatched].map(row),
@@ -122,6 +127,21 @@ export function diffContents(oldContent: BundleContent, newContent: BundleConten
     retagged,
     unchanged,
   }
-  const identical = artifacts.added.length + artifacts.removed.length + artifacts.changed.length + artifacts.retagged.length + blobs.carried.count + blobs.dropped.count === 0
-  return {old: sideOf(oldContent), new: sideOf(newContent), artifacts, blobs, metadataBytes: newContent.metadataBytes, identical, warnings}
+  const identical =
+    artifacts.added.length +
+      artifacts.removed.length +
+      artifacts.changed.length +
+      artifacts.retagged.length +
+      blobs.carried.count +
+      blobs.dropped.count ===
+    0
+  return {
+    old: sideOf(oldContent),
+    new: sideOf(newContent),
+    artifacts,
+    blobs,
+    metadataBytes: newContent.metadataBytes,
+    identical,
+    warnings,
+  }
 }

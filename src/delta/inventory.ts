@@ -64,15 +64,22 @@ export async function readInventory(file: string): Promise<BundleInventory> {
     // An inventory is bundle.json plus a few hundred bytes: the same budget.
     text = (await readFileBounded(file, 'bundleJson', file)).toString('utf8')
   } catch (error) {
-    if (error instanceof OverBudgetError) throw new IntegrityError('INVENTORY_INVALID', error.message, {hint: error.hint, details: {file}})
+    if (error instanceof OverBudgetError)
+      throw new IntegrityError('INVENTORY_INVALID', error.message, {hint: error.hint, details: {file}})
     const code = (error as NodeJS.ErrnoException).code
-    throw new UsageError(code === 'ENOENT' ? 'INVENTORY_NOT_FOUND' : 'INVENTORY_UNREADABLE', `${file}: cannot read the inventory (${code ?? (error as Error).message})`, {
-      hint: `Pass a bundle (NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json) or the NAME${INVENTORY_SUFFIX} its build wrote.`,
-      details: {file},
-    })
+    throw new UsageError(
+      code === 'ENOENT' ? 'INVENTORY_NOT_FOUND' : 'INVENTORY_UNREADABLE',
+      `${file}: cannot read the inventory (${code ?? (error as Error).message})`,
+      {
+        hint: `Pass a bundle (NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json) or the NAME${INVENTORY_SUFFIX} its build wrote.`,
+        details: {file},
+      },
+    )
   }
-  const invalid = (why: string, hint = `Use the NAME${INVENTORY_SUFFIX} exactly as \`airpack bundle build\` wrote it, or the bundle itself.`) =>
-    new IntegrityError('INVENTORY_INVALID', `${file}: ${why}`, {hint, details: {file}})
+  const invalid = (
+    why: string,
+    hint = `Use the NAME${INVENTORY_SUFFIX} exactly as \`airpack bundle build\` wrote it, or the bundle itself.`,
+  ) => new IntegrityError('INVENTORY_INVALID', `${file}: ${why}`, {hint, details: {file}})
   let parsed: Partial<BundleInventory>
   try {
     parsed = JSON.parse(text)
@@ -82,21 +89,35 @@ export async function readInventory(file: string): Promise<BundleInventory> {
   if (parsed === null || typeof parsed !== 'object' || parsed.kind !== INVENTORY_KIND) {
     throw invalid(`not an airpack inventory (its "kind" is not "${INVENTORY_KIND}")`)
   }
-  if (typeof parsed.inventoryVersion !== 'number' || parsed.inventoryVersion > INVENTORY_VERSION || parsed.inventoryVersion < 1) {
-    throw new UsageError('INVENTORY_VERSION', `${file}: inventory version ${JSON.stringify(parsed.inventoryVersion)}; this airpack reads version ${INVENTORY_VERSION}`, {
-      hint: 'Use the airpack release that built the bundle, or a newer one.',
-      details: {file},
-    })
+  if (
+    typeof parsed.inventoryVersion !== 'number' ||
+    parsed.inventoryVersion > INVENTORY_VERSION ||
+    parsed.inventoryVersion < 1
+  ) {
+    throw new UsageError(
+      'INVENTORY_VERSION',
+      `${file}: inventory version ${JSON.stringify(parsed.inventoryVersion)}; this airpack reads version ${INVENTORY_VERSION}`,
+      {
+        hint: 'Use the airpack release that built the bundle, or a newer one.',
+        details: {file},
+      },
+    )
   }
   for (const field of ['name', 'identity', 'bundleFile', 'bundleJsonSha256'] as const) {
     if (typeof parsed[field] !== 'string') throw invalid(`the field "${field}" is missing or not a string`)
   }
   if (!/^sha256:[a-f0-9]{64}$/.test(parsed.identity!)) throw invalid(`"identity" is not a sha256 digest`)
-  if (parsed.bundleJson === null || typeof parsed.bundleJson !== 'object') throw invalid('the field "bundleJson" is missing')
+  if (parsed.bundleJson === null || typeof parsed.bundleJson !== 'object')
+    throw invalid('the field "bundleJson" is missing')
   const actual = sha256Digest(canonicalJson(parsed.bundleJson))
   if (actual !== parsed.bundleJsonSha256) {
-    throw invalid(`its bundleJson hashes to ${actual}, but bundleJsonSha256 says ${parsed.bundleJsonSha256} (the file was edited)`)
+    throw invalid(
+      `its bundleJson hashes to ${actual}, but bundleJsonSha256 says ${parsed.bundleJsonSha256} (the file was edited)`,
+    )
   }
-  if (parsed.bundleJson.name !== parsed.name) throw invalid(`"name" is ${JSON.stringify(parsed.name)} but its bundleJson names ${JSON.stringify(parsed.bundleJson.name)}`)
+  if (parsed.bundleJson.name !== parsed.name)
+    throw invalid(
+      `"name" is ${JSON.stringify(parsed.name)} but its bundleJson names ${JSON.stringify(parsed.bundleJson.name)}`,
+    )
   return parsed as BundleInventory
 }

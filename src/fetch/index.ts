@@ -19,7 +19,15 @@ import {workOf, type Work} from './work.js'
 export interface FetchReport {
   /** `source`: the endpoints (mirror or upstream hosts) that served this artifact's downloaded bytes, comma
    *  separated; absent when nothing was downloaded for it. */
-  artifacts: {kind: string; reference: string; source?: string; bytes: number; downloadedBytes: number; cacheHit: boolean; seconds: number}[]
+  artifacts: {
+    kind: string
+    reference: string
+    source?: string
+    bytes: number
+    downloadedBytes: number
+    cacheHit: boolean
+    seconds: number
+  }[]
   downloadedBytes: number
   cachedBytes: number
   seconds: number
@@ -72,8 +80,10 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
 
 export function startFetch(lock: Lock, store: BlobStore, o: FetchOptions = {}): FetchInProgress {
   const gates = new Map<string, Gate>()
-  for (const image of Object.values(lock.images)) for (const d of image.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
-  for (const chart of Object.values(lock.charts)) for (const d of chart.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
+  for (const image of Object.values(lock.images))
+    for (const d of image.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
+  for (const chart of Object.values(lock.charts))
+    for (const d of chart.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
   const done = runFetch(lock, store, o, gates).then(
     (report) => {
       for (const g of gates.values()) g.resolve()
@@ -104,13 +114,15 @@ interface CopyOutcome {
   perArtifactSeconds: number[]
 }
 
-const isIntegrityFailure = (e: unknown) => e instanceof IntegrityError || (e instanceof RegistryError && e.failure === 'integrity')
+const isIntegrityFailure = (e: unknown) =>
+  e instanceof IntegrityError || (e instanceof RegistryError && e.failure === 'integrity')
 
 /** Every downloadable blob once, manifests first, then by digest (the bundle's order). */
 function blobJobs(work: Work[]): BlobJob[] {
   const unique = new Map<string, BlobJob>()
   for (const [index, w] of work.entries()) {
-    for (const d of w.blobs) if (!w.generated?.has(d.digest) && !unique.has(d.digest)) unique.set(d.digest, {d, w, index})
+    for (const d of w.blobs)
+      if (!w.generated?.has(d.digest) && !unique.has(d.digest)) unique.set(d.digest, {d, w, index})
   }
   return [...unique.values()].sort((a, b) => {
     const ma = isManifestDescriptor(a.d)
@@ -121,8 +133,20 @@ function blobJobs(work: Work[]): BlobJob[] {
 }
 
 /** Phase 1: the downloads, deduplicated and bounded; each blob's gate opens as soon as it is in the cache. */
-async function copyBlobs(jobs: BlobJob[], store: BlobStore, concurrency: number, progress: Progress, gates: Map<string, Gate>): Promise<CopyOutcome> {
-  const outcome: CopyOutcome = {byDigest: new Map(), failures: [], integrity: false, owner: new Map(), perArtifactSeconds: []}
+async function copyBlobs(
+  jobs: BlobJob[],
+  store: BlobStore,
+  concurrency: number,
+  progress: Progress,
+  gates: Map<string, Gate>,
+): Promise<CopyOutcome> {
+  const outcome: CopyOutcome = {
+    byDigest: new Map(),
+    failures: [],
+    integrity: false,
+    owner: new Map(),
+    perArtifactSeconds: [],
+  }
   const results = await settleAll(jobs, concurrency, async ({d, w, index}) => {
     try {
       const cached = await store.size(d.digest)
@@ -155,7 +179,12 @@ async function copyBlobs(jobs: BlobJob[], store: BlobStore, concurrency: number,
 }
 
 /** Phase 2: generated chart manifests need their archive; skip those whose archive failed (already reported). */
-async function regenerate(work: Work[], concurrency: number, outcome: CopyOutcome, gates: Map<string, Gate>): Promise<void> {
+async function regenerate(
+  work: Work[],
+  concurrency: number,
+  outcome: CopyOutcome,
+  gates: Map<string, Gate>,
+): Promise<void> {
   const results = await settleAll(work, concurrency, async (w) => {
     const archive = w.blobs.find((d) => !w.generated?.has(d.digest))
     if (w.regenerate && archive && outcome.byDigest.has(archive.digest)) {
@@ -175,8 +204,15 @@ function throwFailures({failures, integrity}: CopyOutcome): void {
   if (failures.length === 0) return
   const message = `${failures.length} blob${failures.length === 1 ? '' : 's'} could not be fetched`
   const details = {problems: failures}
-  if (integrity) throw digestMismatch(message, {details, hint: 'Nothing unverified was kept in the cache. Check the registry or mirror, then retry.'})
-  throw new ResolveError('FETCH_FAILED', message, {details, hint: 'Check that the registries are reachable and the credentials valid; a retry resumes partial downloads.'})
+  if (integrity)
+    throw digestMismatch(message, {
+      details,
+      hint: 'Nothing unverified was kept in the cache. Check the registry or mirror, then retry.',
+    })
+  throw new ResolveError('FETCH_FAILED', message, {
+    details,
+    hint: 'Check that the registries are reachable and the credentials valid; a retry resumes partial downloads.',
+  })
 }
 
 function reportOf(work: Work[], outcome: CopyOutcome, started: number): FetchReport {
@@ -241,4 +277,3 @@ function sumUnique(ds: Descriptor[]): number {
   for (const s of m.values()) t += s
   return t
 }
-

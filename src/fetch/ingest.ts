@@ -43,11 +43,22 @@ export async function ingestFromEndpoints(
     }
   }
   if (errors.length === 1) throw lastError
-  throw new RegistryError(lastError instanceof RegistryError ? lastError.failure : 'unreachable', errors.join('; '), endpoints.at(-1)!.host)
+  throw new RegistryError(
+    lastError instanceof RegistryError ? lastError.failure : 'unreachable',
+    errors.join('; '),
+    endpoints.at(-1)!.host,
+  )
 }
 
 /** ingest with retries, reporting as `transferred` every byte received in this run, cut attempts included. */
-export async function ingestCounted(client: RegistryClient, store: BlobStore, d: Descriptor, source: BlobSource, host: string, served: Set<string>): Promise<IngestResult> {
+export async function ingestCounted(
+  client: RegistryClient,
+  store: BlobStore,
+  d: Descriptor,
+  source: BlobSource,
+  host: string,
+  served: Set<string>,
+): Promise<IngestResult> {
   let received = 0
   const counting: BlobSource = async (offset) => {
     const {body, start} = await source(offset)
@@ -69,7 +80,11 @@ export async function ingestCounted(client: RegistryClient, store: BlobStore, d:
 }
 
 /** Retries transient failures and truncated bodies; each retry resumes from what the cache's partial file holds. */
-async function ingestWithRetry(client: RegistryClient, fn: () => Promise<IngestResult>, host = ''): Promise<IngestResult> {
+async function ingestWithRetry(
+  client: RegistryClient,
+  fn: () => Promise<IngestResult>,
+  host = '',
+): Promise<IngestResult> {
   let attempts = 0
   const retryable = (error: unknown) => error instanceof TruncatedBlobError || isTransient(error)
   try {
@@ -79,9 +94,12 @@ async function ingestWithRetry(client: RegistryClient, fn: () => Promise<IngestR
     }, retryable)
   } catch (error) {
     if (error instanceof TruncatedBlobError) {
-      throw new RegistryError('unreachable', `${error.message}, after ${attempts} attempts${host ? ` from ${host}` : ''}`, host)
+      throw new RegistryError(
+        'unreachable',
+        `${error.message}, after ${attempts} attempts${host ? ` from ${host}` : ''}`,
+        host,
+      )
     }
     throw error
   }
 }
-

@@ -51,7 +51,12 @@ export function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Wo
       })
       continue
     }
-    if (!chart.url) throw new ResolveError('LOCK_INCOMPLETE', `lock entry for chart ${chart.name} ${chart.version} has no archive url`, {hint: 'Regenerate the lock with `airpack profile resolve --lock-file`.'})
+    if (!chart.url)
+      throw new ResolveError(
+        'LOCK_INCOMPLETE',
+        `lock entry for chart ${chart.name} ${chart.version} has no archive url`,
+        {hint: 'Regenerate the lock with `airpack profile resolve --lock-file`.'},
+      )
     const url = new URL(chart.url)
     const generated = new Set(chart.blobs.filter((b) => b.digest !== chart.digest).map((b) => b.digest))
     const servedBy = new Set<string>()
@@ -75,4 +80,3 @@ export function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Wo
   }
   return work
 }
-

@@ -15,7 +15,10 @@ const DescriptorSchema = z.object({
   mediaType: z.string(),
   digest,
   size: z.number().int().nonnegative(),
-  platform: PlatformSchema.extend({'os.version': z.string().optional(), 'os.features': z.array(z.string()).optional()}).optional(),
+  platform: PlatformSchema.extend({
+    'os.version': z.string().optional(),
+    'os.features': z.array(z.string()).optional(),
+  }).optional(),
   annotations: z.record(z.string(), z.string()).optional(),
   artifactType: z.string().optional(),
 })
@@ -61,10 +64,14 @@ export async function readLock(file: string): Promise<Lock> {
   try {
     text = await readFile(file, 'utf8')
   } catch (error) {
-    throw new UsageError('LOCK_UNREADABLE', `cannot read lock file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
-      hint: 'Write one with `airpack profile resolve PROFILE... --arch A --lock-file FILE`.',
-      details: {file},
-    })
+    throw new UsageError(
+      'LOCK_UNREADABLE',
+      `cannot read lock file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      {
+        hint: 'Write one with `airpack profile resolve PROFILE... --arch A --lock-file FILE`.',
+        details: {file},
+      },
+    )
   }
   let doc: unknown
   try {
@@ -79,7 +86,10 @@ export async function readLock(file: string): Promise<Lock> {
   if (!parsed.success) {
     throw new UsageError('LOCK_INVALID', `lock file ${file} is not an airpack lock (version 1)`, {
       hint: 'Regenerate it with `airpack profile resolve --lock-file`; do not edit it by hand.',
-      details: {file, problems: parsed.error.issues.slice(0, 20).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)},
+      details: {
+        file,
+        problems: parsed.error.issues.slice(0, 20).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+      },
     })
   }
   return parsed.data as Lock
@@ -105,7 +115,11 @@ export interface LockChange {
 /** What differs between two locks, artifact by artifact (digests; the platform as a whole). */
 export function diffLocks(before: Lock, after: Lock): LockChange[] {
   const changes: LockChange[] = []
-  const compare = (kind: LockChange['kind'], a: Record<string, {digest?: string; sha256?: string}>, b: Record<string, {digest?: string; sha256?: string}>) => {
+  const compare = (
+    kind: LockChange['kind'],
+    a: Record<string, {digest?: string; sha256?: string}>,
+    b: Record<string, {digest?: string; sha256?: string}>,
+  ) => {
     for (const key of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
       const x = a[key]?.digest ?? a[key]?.sha256
       const y = b[key]?.digest ?? b[key]?.sha256

@@ -21,7 +21,8 @@ export const SOURCES = {
   agentUpgradeAirgap: 'L: clusters/edge/cluster-management/agent-upgrade-airgap.md@0736346c',
   byoiPack: 'L: integrations/edge-native-byoi.mdx@37662292',
   integrations: 'L: integrations/ (pack pages)',
-  profileVariables: 'L: profiles/cluster-profiles/create-cluster-profiles/define-profile-variables/create-cluster-profile-variables.md@8c5f8782',
+  profileVariables:
+    'L: profiles/cluster-profiles/create-cluster-profiles/define-profile-variables/create-cluster-profile-variables.md@8c5f8782',
   exportClusterDefinition: 'L: clusters/edge/local-ui/cluster-management/export-cluster-definition.md@5a72bf11',
   modelProfile: 'L: clusters/edge/site-deployment/model-profile.md@ba862f18',
   buildContentBundle: 'L: clusters/edge/edgeforge-workflow/palette-canvos/build-content-bundle.md@04133df4',
@@ -138,7 +139,13 @@ export const DISTRIBUTIONS: DistributionEntry[] = [
     os: ['ubuntu'],
     cnis: ['cni-calico', 'cni-cilium-oss'],
     csis: ['csi-longhorn'],
-    kubernetes: {min: '1.32.3', max: '1.35.2', documentedMin: '1.32.3', documentedMax: '1.35.2', source: SOURCES.canvosK8sVersions},
+    kubernetes: {
+      min: '1.32.3',
+      max: '1.35.2',
+      documentedMin: '1.32.3',
+      documentedMax: '1.35.2',
+      source: SOURCES.canvosK8sVersions,
+    },
     sources: [SOURCES.edgeArchitecture, SOURCES.agentArchitecture, SOURCES.releaseNotes],
     notes: [
       'No ARM64, no Palette VerteX, no HA with one or two nodes.',
@@ -157,17 +164,30 @@ export interface PackEntry {
 }
 
 export const OS_PACKS: (PackEntry & {os?: string})[] = [
-  {pack: 'edge-native-byoi', name: 'BYOS Edge OS (provider image from EdgeForge/CanvOS)', source: SOURCES.byoiPack,
-    notes: ['Agent mode: pack 2.0.x with the Agent Mode preset.']},
+  {
+    pack: 'edge-native-byoi',
+    name: 'BYOS Edge OS (provider image from EdgeForge/CanvOS)',
+    source: SOURCES.byoiPack,
+    notes: ['Agent mode: pack 2.0.x with the Agent Mode preset.'],
+  },
   {pack: 'edge-native-ubuntu', name: 'Ubuntu (Edge native)', source: SOURCES.integrations, os: 'ubuntu'},
   {pack: 'edge-native-opensuse', name: 'openSUSE (Edge native)', source: SOURCES.integrations, os: 'opensuse'},
 ]
 
 export const CNI_PACKS: PackEntry[] = [
   {pack: 'cni-calico', name: 'Calico', source: SOURCES.integrations},
-  {pack: 'cni-flannel', name: 'Flannel', source: SOURCES.integrations,
-    notes: ['Agent mode: Flannel is not verified for local management.']},
-  {pack: 'cni-cilium-oss', name: 'Cilium (OSS)', source: SOURCES.integrations, notes: ['The pack is cni-cilium-oss, not cni-cilium.']},
+  {
+    pack: 'cni-flannel',
+    name: 'Flannel',
+    source: SOURCES.integrations,
+    notes: ['Agent mode: Flannel is not verified for local management.'],
+  },
+  {
+    pack: 'cni-cilium-oss',
+    name: 'Cilium (OSS)',
+    source: SOURCES.integrations,
+    notes: ['The pack is cni-cilium-oss, not cni-cilium.'],
+  },
   {pack: 'cni-custom', name: 'Custom CNI (bring your own)', source: SOURCES.integrations},
 ]
 
@@ -177,8 +197,12 @@ export const MISNAMED_PACKS: Record<string, string> = {'cni-cilium': 'cni-cilium
 export const CSI_PACKS: PackEntry[] = [
   {pack: 'csi-rook-ceph', name: 'Rook Ceph', source: SOURCES.edgeArchitecture},
   {pack: 'csi-longhorn', name: 'Longhorn', source: SOURCES.edgeArchitecture},
-  {pack: 'csi-local-path-provisioner', name: 'Local Path Provisioner', source: SOURCES.localUiCreateCluster,
-    notes: ['Not allowed in multi-node clusters created from Local UI.']},
+  {
+    pack: 'csi-local-path-provisioner',
+    name: 'Local Path Provisioner',
+    source: SOURCES.localUiCreateCluster,
+    notes: ['Not allowed in multi-node clusters created from Local UI.'],
+  },
 ]
 
 export interface ModeEntry {
@@ -216,7 +240,10 @@ export const MODES: ModeEntry[] = [
     twoNode: false,
     trustedBoot: false,
     minAgentVersion: '4.6.21',
-    notes: ['Flannel not verified for local management.', 'Local management needs Palette >= 4.6.32 and agent >= 4.6.21.'],
+    notes: [
+      'Flannel not verified for local management.',
+      'Local management needs Palette >= 4.6.32 and agent >= 4.6.21.',
+    ],
     sources: [SOURCES.deploymentModes, SOURCES.agentArchitecture, SOURCES.installAgentHost],
   },
 ]
@@ -252,26 +279,86 @@ export interface Limitation {
 }
 
 export const LIMITATIONS: Limitation[] = [
-  {text: 'At most one infrastructure or full profile per cluster; no pack in two profiles.', rule: 'AP-INFRA-MULTIPLE', source: SOURCES.exportClusterDefinition},
-  {text: 'An infrastructure or full profile holds exactly one OS, one Kubernetes and one CNI layer.', rule: 'AP-LAYER-MISSING', source: SOURCES.modelProfile},
+  {
+    text: 'At most one infrastructure or full profile per cluster; no pack in two profiles.',
+    rule: 'AP-INFRA-MULTIPLE',
+    source: SOURCES.exportClusterDefinition,
+  },
+  {
+    text: 'An infrastructure or full profile holds exactly one OS, one Kubernetes and one CNI layer.',
+    rule: 'AP-LAYER-MISSING',
+    source: SOURCES.modelProfile,
+  },
   {text: 'RKE2 is not supported in agent mode.', rule: 'AP-K8S-MODE', source: SOURCES.deploymentModes},
   {text: 'Canonical: no ARM64.', rule: 'AP-ARCH-UNSUPPORTED', source: SOURCES.edgeArchitecture},
   {text: 'Canonical: Ubuntu only.', rule: 'AP-OS-UNSUPPORTED', source: SOURCES.agentArchitecture},
-  {text: 'Canonical: no Palette VerteX, no HA with one or two nodes, no custom install paths in agent mode.', rule: null, source: SOURCES.edgeArchitecture},
-  {text: 'Canonical: no network overlay for locally managed clusters before Palette 4.8.33.', rule: null, source: SOURCES.releaseNotes},
-  {text: 'Appliance mode on ARM64 is only verified on the Nvidia Jetson Orin family.', rule: 'AP-ARCH-UNVERIFIED', source: SOURCES.hardware},
-  {text: 'Agent mode, local management: agent >= 4.6.21 (Palette >= 4.6.32).', rule: 'AP-AGENT-VERSION', source: SOURCES.installAgentHost},
-  {text: 'Agent < 4.7.7 cannot upgrade to edge-canonical 1.32.8/1.33.4, edge-k8s 1.31.12/1.32.8/1.33.4.', rule: 'AP-AGENT-UPGRADE', source: SOURCES.releaseNotes},
-  {text: 'Agent mode: Flannel not verified for local management.', rule: 'AP-CNI-UNVERIFIED', source: SOURCES.installAgentHost},
-  {text: 'FIPS: only kubeadm-fips (PXK-E FIPS) and rke2 provider images are FIPS-compliant.', rule: 'AP-FIPS', source: SOURCES.fips},
+  {
+    text: 'Canonical: no Palette VerteX, no HA with one or two nodes, no custom install paths in agent mode.',
+    rule: null,
+    source: SOURCES.edgeArchitecture,
+  },
+  {
+    text: 'Canonical: no network overlay for locally managed clusters before Palette 4.8.33.',
+    rule: null,
+    source: SOURCES.releaseNotes,
+  },
+  {
+    text: 'Appliance mode on ARM64 is only verified on the Nvidia Jetson Orin family.',
+    rule: 'AP-ARCH-UNVERIFIED',
+    source: SOURCES.hardware,
+  },
+  {
+    text: 'Agent mode, local management: agent >= 4.6.21 (Palette >= 4.6.32).',
+    rule: 'AP-AGENT-VERSION',
+    source: SOURCES.installAgentHost,
+  },
+  {
+    text: 'Agent < 4.7.7 cannot upgrade to edge-canonical 1.32.8/1.33.4, edge-k8s 1.31.12/1.32.8/1.33.4.',
+    rule: 'AP-AGENT-UPGRADE',
+    source: SOURCES.releaseNotes,
+  },
+  {
+    text: 'Agent mode: Flannel not verified for local management.',
+    rule: 'AP-CNI-UNVERIFIED',
+    source: SOURCES.installAgentHost,
+  },
+  {
+    text: 'FIPS: only kubeadm-fips (PXK-E FIPS) and rke2 provider images are FIPS-compliant.',
+    rule: 'AP-FIPS',
+    source: SOURCES.fips,
+  },
   {text: 'FIPS agent (agent mode) only on RHEL and Rocky Linux 8.', rule: 'AP-FIPS', source: SOURCES.deploymentModes},
   {text: 'Two-node HA: K3s only, appliance mode, central management only.', rule: null, source: SOURCES.twoNode},
-  {text: 'Local UI multi-node clusters: no Local Path Provisioner pack; odd number of control-plane nodes.', rule: 'AP-CSI-LOCAL-PATH', source: SOURCES.localUiCreateCluster},
-  {text: 'Local UI: dropdown profile variables are not supported.', rule: 'AP-VAR-DROPDOWN', source: SOURCES.profileVariables},
-  {text: 'K3s/RKE2 built-ins (embedded Flannel, RKE2 Canal) must stay off beside a CNI pack.', rule: 'AP-K8S-BUILTIN-CNI', source: SOURCES.edgeArchitecture},
-  {text: 'Locally managed clusters: remove AlwaysPullImages from enable-admission-plugins.', rule: 'AP-K8S-ALWAYS-PULL', source: SOURCES.installAgentHost},
-  {text: 'Content tags (pack.content.images/charts) list every image a pack needs; without them the site misses images.', rule: 'AP-CONTENT-MISSING', source: SOURCES.buildContentBundle},
-  {text: 'The agent image name embeds its architecture (stylus-linux-amd64 / stylus-linux-arm64).', rule: 'AP-AGENT-ARCH', source: SOURCES.agentUpgradeAirgap},
+  {
+    text: 'Local UI multi-node clusters: no Local Path Provisioner pack; odd number of control-plane nodes.',
+    rule: 'AP-CSI-LOCAL-PATH',
+    source: SOURCES.localUiCreateCluster,
+  },
+  {
+    text: 'Local UI: dropdown profile variables are not supported.',
+    rule: 'AP-VAR-DROPDOWN',
+    source: SOURCES.profileVariables,
+  },
+  {
+    text: 'K3s/RKE2 built-ins (embedded Flannel, RKE2 Canal) must stay off beside a CNI pack.',
+    rule: 'AP-K8S-BUILTIN-CNI',
+    source: SOURCES.edgeArchitecture,
+  },
+  {
+    text: 'Locally managed clusters: remove AlwaysPullImages from enable-admission-plugins.',
+    rule: 'AP-K8S-ALWAYS-PULL',
+    source: SOURCES.installAgentHost,
+  },
+  {
+    text: 'Content tags (pack.content.images/charts) list every image a pack needs; without them the site misses images.',
+    rule: 'AP-CONTENT-MISSING',
+    source: SOURCES.buildContentBundle,
+  },
+  {
+    text: 'The agent image name embeds its architecture (stylus-linux-amd64 / stylus-linux-arm64).',
+    rule: 'AP-AGENT-ARCH',
+    source: SOURCES.agentUpgradeAirgap,
+  },
 ]
 
 export const CLOUD_TYPES = {infra: ['edge-native'], addon: ['edge-native', 'all'], source: SOURCES.modelProfile}

@@ -19,7 +19,12 @@ export const MediaType = {
 } as const
 
 /** Accept header for manifest requests: every type we can store, indexes first. */
-export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.dockerList, MediaType.ociManifest, MediaType.dockerManifest].join(', ')
+export const MANIFEST_ACCEPT = [
+  MediaType.ociIndex,
+  MediaType.dockerList,
+  MediaType.ociManifest,
+  MediaType.dockerManifest,
+].join(', ')
 
 /** An image index or Docker manifest list: its children are manifests for platforms. */
 export function isIndexType(mediaType: string | undefined): boolean {

@@ -20,7 +20,11 @@ export function formatPlatform(p: Platform | undefined): string {
 
 /** The recorded form of a platform: os, architecture and a non-empty variant, nothing else. */
 export function normalizePlatform(p: Partial<Platform> | undefined): Platform {
-  return {os: p?.os ?? 'unknown', architecture: p?.architecture ?? 'unknown', ...(p?.variant ? {variant: p.variant} : {})}
+  return {
+    os: p?.os ?? 'unknown',
+    architecture: p?.architecture ?? 'unknown',
+    ...(p?.variant ? {variant: p.variant} : {}),
+  }
 }
 
 /** A sort and set key: equal for platforms that are written the same. */
@@ -30,7 +34,11 @@ export function platformKey(p: Platform): string {
 
 /** Literal equality, absent fields equal to empty ones (no arm64 v8 folding: that is matching, not equality). */
 export function samePlatform(a: Partial<Platform> | undefined, b: Partial<Platform> | undefined): boolean {
-  return (a?.os ?? '') === (b?.os ?? '') && (a?.architecture ?? '') === (b?.architecture ?? '') && (a?.variant ?? '') === (b?.variant ?? '')
+  return (
+    (a?.os ?? '') === (b?.os ?? '') &&
+    (a?.architecture ?? '') === (b?.architecture ?? '') &&
+    (a?.variant ?? '') === (b?.variant ?? '')
+  )
 }
 
 export function isAttestation(d: Descriptor): boolean {
@@ -41,7 +49,8 @@ export function isAttestation(d: Descriptor): boolean {
 }
 
 function normalVariant(p: Platform): string | undefined {
-  if (p.architecture === 'arm64') return p.variant === undefined || p.variant === '' || p.variant === 'v8' ? 'v8' : p.variant
+  if (p.architecture === 'arm64')
+    return p.variant === undefined || p.variant === '' || p.variant === 'v8' ? 'v8' : p.variant
   return p.variant || undefined
 }
 

@@ -28,7 +28,8 @@ function scalar(v: unknown): string | undefined {
 /** A string that reads as an image reference: a repository path with a tag, a digest, or a registry host. Words,
  *  paths, URLs and templates are not. */
 function asReference(text: string): ImageReference | undefined {
-  if (text === '' || text.includes('{{') || text.includes('://') || text.startsWith('/') || /\s/.test(text)) return undefined
+  if (text === '' || text.includes('{{') || text.includes('://') || text.startsWith('/') || /\s/.test(text))
+    return undefined
   const named = /^[^/:@]+\.[^/:@]+\//.test(text) || text.includes(':') || text.includes('@')
   if (!named) return undefined
   try {
@@ -42,7 +43,9 @@ function asReference(text: string): ImageReference | undefined {
  *  chart's appVersion", which only the chart knows. */
 function withoutDefaultTag(text: string, ref: ImageReference): ImageReference {
   const explicitTag = /:[^/]*$/.test(text.replace(/@.*$/, ''))
-  return explicitTag ? ref : {registry: ref.registry, repository: ref.repository, ...(ref.digest ? {digest: ref.digest} : {})}
+  return explicitTag
+    ? ref
+    : {registry: ref.registry, repository: ref.repository, ...(ref.digest ? {digest: ref.digest} : {})}
 }
 
 const MAX_DEPTH = 64
@@ -54,7 +57,10 @@ const MAX_DEPTH = 64
  *  - `images: {name: registry/repo:tag}` or `images: [registry/repo:tag]` (pack manifests' parameters).
  * Paths under `skip` (the content tags themselves) are left out. Bounded by depth; never follows anything but data.
  */
-export function imagesInValues(data: unknown, skip: (path: (string | number)[]) => boolean = () => false): NamedImage[] {
+export function imagesInValues(
+  data: unknown,
+  skip: (path: (string | number)[]) => boolean = () => false,
+): NamedImage[] {
   const found: NamedImage[] = []
   const visit = (node: unknown, path: (string | number)[]) => {
     if (path.length > MAX_DEPTH || skip(path)) return
@@ -79,7 +85,12 @@ export function imagesInValues(data: unknown, skip: (path: (string | number)[]) 
         const digest = scalar(value.digest)
         const text = `${registry ? `${registry}/` : ''}${repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`
         try {
-          if (repository !== '' && !repository.includes('{{') && !(registry ?? '').includes('{{') && !(tag ?? '').includes('{{')) {
+          if (
+            repository !== '' &&
+            !repository.includes('{{') &&
+            !(registry ?? '').includes('{{') &&
+            !(tag ?? '').includes('{{')
+          ) {
             found.push({text, ref: withoutDefaultTag(text, parseReference(text)), path: [...here, 'repository']})
           }
         } catch {
@@ -88,7 +99,9 @@ export function imagesInValues(data: unknown, skip: (path: (string | number)[]) 
         continue
       }
       if (key === 'images' && (isObject(value) || Array.isArray(value))) {
-        const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value)
+        const entries: [string | number, unknown][] = Array.isArray(value)
+          ? value.map((v, i) => [i, v])
+          : Object.entries(value)
         let all = true
         for (const [k, v] of entries) {
           const ref = typeof v === 'string' ? asReference(v.trim()) : undefined
@@ -115,7 +128,13 @@ export function isCarried(named: ImageReference, carried: ImageReference[]): boo
   })
 }
 
-const ARCH_WORDS: Record<string, Arch> = {amd64: 'amd64', x86_64: 'amd64', 'x86-64': 'amd64', arm64: 'arm64', aarch64: 'arm64'}
+const ARCH_WORDS: Record<string, Arch> = {
+  amd64: 'amd64',
+  x86_64: 'amd64',
+  'x86-64': 'amd64',
+  arm64: 'arm64',
+  aarch64: 'arm64',
+}
 
 /** The architecture an image name says it is for (`…/kube-proxy-amd64:v1`, `…:v1.2-arm64`), if it says one. */
 export function archInName(ref: ImageReference): Arch | undefined {

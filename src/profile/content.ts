@@ -4,7 +4,13 @@
 
 import {InvalidInputError} from '../errors.js'
 import {AGENT_IMAGE_PATTERN} from '../matrix/data.js'
-import {InvalidReferenceError, normalizeReference, parseReference, stripContainerScheme, type ImageReference} from '../registry/reference.js'
+import {
+  InvalidReferenceError,
+  normalizeReference,
+  parseReference,
+  stripContainerScheme,
+  type ImageReference,
+} from '../registry/reference.js'
 import {archInName, imagesInValues, isCarried, misplacedContent} from './completeness.js'
 import {hasMacro, macroContext, resolveMacros, type MacroContext} from './macros.js'
 import type {Arch, ChartRequest, CollectOptions, Finding, ImageRequest, LoadedProfile, PackModel} from './types.js'
@@ -33,7 +39,8 @@ export function isNoProviderImage(uri: string | undefined): boolean {
 }
 
 /** A repository written without a scheme: a host name with a dot (and an optional port and path), nothing else. */
-const SCHEMELESS_REPOSITORY = /^(?![a-z][a-z0-9+.-]*:\/\/)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:\d{1,5})?(\/[^\s]*)?$/i
+const SCHEMELESS_REPOSITORY =
+  /^(?![a-z][a-z0-9+.-]*:\/\/)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:\d{1,5})?(\/[^\s]*)?$/i
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -41,13 +48,23 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** The architecture embedded in an agent image name, if the reference is one. */
 export function agentArch(reference: string): string | undefined {
-  const noTag = stripContainerScheme(reference).replace(/@.*$/, '').replace(/:[^/:]*$/, '')
+  const noTag = stripContainerScheme(reference)
+    .replace(/@.*$/, '')
+    .replace(/:[^/:]*$/, '')
   return AGENT_IMAGE_PATTERN.exec(noTag)?.[1]
 }
 
 export function scanContent(profiles: LoadedProfile[], options: CollectOptions): ContentScan {
   const ctx = macroContext(profiles, options.vars ?? {})
-  const scan: ContentScan = {images: [], charts: [], findings: [], tagCounts: new Map(), archReported: new Set(), reported: new Set(), misplaced: new Set()}
+  const scan: ContentScan = {
+    images: [],
+    charts: [],
+    findings: [],
+    tagCounts: new Map(),
+    archReported: new Set(),
+    reported: new Set(),
+    misplaced: new Set(),
+  }
   const seenImages = new Map<string, ImageRequest>()
   const seenCharts = new Set<string>()
 
@@ -208,7 +225,12 @@ class PackScanner {
     }
   }
 
-  private imageRequest(original: string, path: string, line: number | undefined, forced?: 'os-provider' | 'agent'): ImageRequest | undefined {
+  private imageRequest(
+    original: string,
+    path: string,
+    line: number | undefined,
+    forced?: 'os-provider' | 'agent',
+  ): ImageRequest | undefined {
     const reference = this.normalized(original, path, line)
     if (reference === undefined) return undefined
     const {arch, scan} = this
@@ -239,7 +261,16 @@ class PackScanner {
       )
     }
     const fileLine = valuesFileLine(this.pack, line)
-    return {reference, original, kind, profile: this.profile.name, pack: this.pack.name, file: this.file, ...at(line), ...(fileLine === undefined ? {} : {fileLine})}
+    return {
+      reference,
+      original,
+      kind,
+      profile: this.profile.name,
+      pack: this.pack.name,
+      file: this.file,
+      ...at(line),
+      ...(fileLine === undefined ? {} : {fileLine}),
+    }
   }
 
   /** The OS provider image and the agent image of the OS pack. */
@@ -253,8 +284,14 @@ class PackScanner {
       this.noProvider = true
     } else if (uri.value !== undefined) {
       this.providerRaw = uri.value
-      const resolved = this.resolveRef(uri.value, 'options.system.uri', uri.line, 'options.system.uri (the OS provider image)')
-      if (resolved !== undefined) this.provider = this.imageRequest(resolved, 'options.system.uri', uri.line, 'os-provider')
+      const resolved = this.resolveRef(
+        uri.value,
+        'options.system.uri',
+        uri.line,
+        'options.system.uri (the OS provider image)',
+      )
+      if (resolved !== undefined)
+        this.provider = this.imageRequest(resolved, 'options.system.uri', uri.line, 'os-provider')
     }
     const stylus = this.data.stylusPackage
     if (typeof stylus === 'string' && stylus.trim() !== '') {
@@ -286,11 +323,25 @@ class PackScanner {
     const {content, values} = this
     const listed: ImageRequest[] = []
     if (content !== undefined && content !== null && !isObject(content)) {
-      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content must be a mapping with images and charts', hint: 'Write pack.content.images: [{image: REF}] and pack.content.charts: [{repo, name, version}].', path: 'pack.content', line: values.positions.line(['pack', 'content'])})
+      this.finding({
+        code: 'AP-CONTENT-MALFORMED',
+        severity: 'error',
+        message: 'pack.content must be a mapping with images and charts',
+        hint: 'Write pack.content.images: [{image: REF}] and pack.content.charts: [{repo, name, version}].',
+        path: 'pack.content',
+        line: values.positions.line(['pack', 'content']),
+      })
     }
     const images = isObject(content) ? content.images : undefined
     if (images !== undefined && images !== null && !Array.isArray(images)) {
-      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.images must be a list of {image: REF}', hint: 'Write each image as a list item: `- image: registry/repo:tag`.', path: 'pack.content.images', line: values.positions.line(['pack', 'content', 'images'])})
+      this.finding({
+        code: 'AP-CONTENT-MALFORMED',
+        severity: 'error',
+        message: 'pack.content.images must be a list of {image: REF}',
+        hint: 'Write each image as a list item: `- image: registry/repo:tag`.',
+        path: 'pack.content.images',
+        line: values.positions.line(['pack', 'content', 'images']),
+      })
     }
     if (Array.isArray(images)) {
       images.forEach((item, i) => {
@@ -308,7 +359,14 @@ class PackScanner {
     let key: 'image' | 'iamge' = 'image'
     if (isObject(item) && !('image' in item) && 'iamge' in item) {
       key = 'iamge'
-      this.finding({code: 'AP-CONTENT-TYPO', severity: 'warning', message: `${path} uses the key "iamge"; read as "image"`, hint: 'Rename the key to "image" (a known typo in some packs).', path: `${path}.iamge`, line: values.positions.line([...itemPath, 'iamge'])})
+      this.finding({
+        code: 'AP-CONTENT-TYPO',
+        severity: 'warning',
+        message: `${path} uses the key "iamge"; read as "image"`,
+        hint: 'Rename the key to "image" (a known typo in some packs).',
+        path: `${path}.iamge`,
+        line: values.positions.line([...itemPath, 'iamge']),
+      })
     }
     const raw = isObject(item) ? item[key] : undefined
     const line = values.positions.line(isObject(item) ? [...itemPath, key] : itemPath)
@@ -318,14 +376,20 @@ class PackScanner {
       this.finding({
         code: 'AP-CONTENT-MALFORMED',
         severity: 'error',
-        message: flowMap ? `${path}.${key} is a YAML ${Array.isArray(raw) ? 'list' : 'mapping'}, not an image reference` : `${path} has no image reference`,
-        hint: flowMap ? "Quote a value that starts with {{ (YAML reads {{ as a mapping): `- image: '{{.spectro.…}}'`." : 'Each entry of pack.content.images is `- image: registry/repo:tag`.',
+        message: flowMap
+          ? `${path}.${key} is a YAML ${Array.isArray(raw) ? 'list' : 'mapping'}, not an image reference`
+          : `${path} has no image reference`,
+        hint: flowMap
+          ? "Quote a value that starts with {{ (YAML reads {{ as a mapping): `- image: '{{.spectro.…}}'`."
+          : 'Each entry of pack.content.images is `- image: registry/repo:tag`.',
         path,
         ...at(line),
       })
       return undefined
     }
-    const isProvider = this.providerRaw !== undefined && (text === this.providerRaw || (hasMacro(text) && /\.options\.system\.uri\s*\}\}$/.test(text.trim())))
+    const isProvider =
+      this.providerRaw !== undefined &&
+      (text === this.providerRaw || (hasMacro(text) && /\.options\.system\.uri\s*\}\}$/.test(text.trim())))
     // The provider image's content tag under the Agent Mode preset names nothing to carry.
     if (isProvider && this.noProvider) return undefined
     this.tags++
@@ -338,7 +402,17 @@ class PackScanner {
   private addImages(listed: ImageRequest[], addImage: (r: ImageRequest) => void): void {
     const {provider, agent, pack} = this
     if (provider && !listed.some((r) => r.reference === provider.reference)) {
-      this.finding({code: 'AP-OS-PROVIDER-CONTENT', severity: 'warning', message: `the provider image ${provider.reference} (options.system.uri) is not in pack.content.images; airpack bundles it anyway`, hint: "Add `- image: '{{.spectro.pack." + pack.name + ".options.system.uri}}'` as the first content tag so Palette's own tools bundle it too.", path: 'pack.content.images', ...at(provider.line)})
+      this.finding({
+        code: 'AP-OS-PROVIDER-CONTENT',
+        severity: 'warning',
+        message: `the provider image ${provider.reference} (options.system.uri) is not in pack.content.images; airpack bundles it anyway`,
+        hint:
+          "Add `- image: '{{.spectro.pack." +
+          pack.name +
+          ".options.system.uri}}'` as the first content tag so Palette's own tools bundle it too.",
+        path: 'pack.content.images',
+        ...at(provider.line),
+      })
       addImage(provider)
     }
     for (const req of listed) addImage(req)
@@ -363,15 +437,34 @@ class PackScanner {
   private charts(seenCharts: Set<string>): void {
     const charts = isObject(this.content) ? this.content.charts : undefined
     if (charts !== undefined && charts !== null && !Array.isArray(charts)) {
-      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: 'pack.content.charts must be a list of {repo, name, version}', hint: 'Write each chart as `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path: 'pack.content.charts', line: this.values.positions.line(['pack', 'content', 'charts'])})
+      this.finding({
+        code: 'AP-CONTENT-MALFORMED',
+        severity: 'error',
+        message: 'pack.content.charts must be a list of {repo, name, version}',
+        hint: 'Write each chart as `- repo: URL` / `name: NAME` / `version: X.Y.Z`.',
+        path: 'pack.content.charts',
+        line: this.values.positions.line(['pack', 'content', 'charts']),
+      })
     }
     if (Array.isArray(charts)) charts.forEach((item, i) => this.chart(item, i, seenCharts))
   }
 
   /** The chart's repo, name and version, present and resolved; undefined (reported) otherwise. */
-  private chartFields(item: unknown, path: string, itemPath: (string | number)[], line: number | undefined): {repoKey: string; fields: [string, string, string]} | undefined {
+  private chartFields(
+    item: unknown,
+    path: string,
+    itemPath: (string | number)[],
+    line: number | undefined,
+  ): {repoKey: string; fields: [string, string, string]} | undefined {
     if (!isObject(item)) {
-      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} is not a {repo, name, version} mapping`, hint: 'Write `- repo: URL` / `name: NAME` / `version: X.Y.Z`.', path, ...at(line)})
+      this.finding({
+        code: 'AP-CONTENT-MALFORMED',
+        severity: 'error',
+        message: `${path} is not a {repo, name, version} mapping`,
+        hint: 'Write `- repo: URL` / `name: NAME` / `version: X.Y.Z`.',
+        path,
+        ...at(line),
+      })
       return undefined
     }
     const repoKey = 'repo' in item ? 'repo' : 'repository'
@@ -381,7 +474,14 @@ class PackScanner {
     const version = field('version')
     const missing = [!repo && 'repo', !name && 'name', !version && 'version'].filter(Boolean)
     if (missing.length > 0) {
-      this.finding({code: 'AP-CONTENT-MALFORMED', severity: 'error', message: `${path} lacks ${missing.join(', ')}`, hint: 'Each chart needs repo (or repository), name and version.', path, ...at(line)})
+      this.finding({
+        code: 'AP-CONTENT-MALFORMED',
+        severity: 'error',
+        message: `${path} lacks ${missing.join(', ')}`,
+        hint: 'Each chart needs repo (or repository), name and version.',
+        path,
+        ...at(line),
+      })
       return undefined
     }
     this.tags++
@@ -400,22 +500,52 @@ class PackScanner {
     let [repository, chartName, chartVersion] = got.fields
     if (SCHEMELESS_REPOSITORY.test(repository)) {
       // pack-central's coder pack writes `repo: helm.coder.com/v2`; Helm repositories are served over HTTPS.
-      this.finding({code: 'AP-CHART-SCHEME', severity: 'warning', message: `${path}: chart repository ${JSON.stringify(repository)} has no scheme; read as https://${repository}`, hint: `Write the repository as a URL: https://${repository} (or oci://${repository} for an OCI registry).`, path: `${path}.${repoKey}`, ...at(line)})
+      this.finding({
+        code: 'AP-CHART-SCHEME',
+        severity: 'warning',
+        message: `${path}: chart repository ${JSON.stringify(repository)} has no scheme; read as https://${repository}`,
+        hint: `Write the repository as a URL: https://${repository} (or oci://${repository} for an OCI registry).`,
+        path: `${path}.${repoKey}`,
+        ...at(line),
+      })
       repository = `https://${repository}`
     }
     if (!/^(https?|oci):\/\/[^\s/]+/.test(repository)) {
-      this.finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart repository ${JSON.stringify(repository)} is not an http(s):// or oci:// URL`, hint: 'Use the Helm repository URL (https://…), an oci:// repository or the chart archive URL.', path: `${path}.${repoKey}`, ...at(line)})
+      this.finding({
+        code: 'AP-CHART-REF',
+        severity: 'error',
+        message: `${path}: chart repository ${JSON.stringify(repository)} is not an http(s):// or oci:// URL`,
+        hint: 'Use the Helm repository URL (https://…), an oci:// repository or the chart archive URL.',
+        path: `${path}.${repoKey}`,
+        ...at(line),
+      })
       return
     }
     if (/\s|\//.test(chartName) || /\s/.test(chartVersion)) {
-      this.finding({code: 'AP-CHART-REF', severity: 'error', message: `${path}: chart name ${JSON.stringify(chartName)} or version ${JSON.stringify(chartVersion)} is malformed`, hint: 'A chart name has no slashes or spaces; the version is the chart version, e.g. 1.2.3.', path, ...at(line)})
+      this.finding({
+        code: 'AP-CHART-REF',
+        severity: 'error',
+        message: `${path}: chart name ${JSON.stringify(chartName)} or version ${JSON.stringify(chartVersion)} is malformed`,
+        hint: 'A chart name has no slashes or spaces; the version is the chart version, e.g. 1.2.3.',
+        path,
+        ...at(line),
+      })
       return
     }
     const key = `${repository}#${chartName}@${chartVersion}`
     if (seenCharts.has(key)) return
     seenCharts.add(key)
     const fileLine = valuesFileLine(this.pack, line)
-    this.scan.charts.push({repository, name: chartName, version: chartVersion, profile: this.profile.name, pack: this.pack.name, file: this.file, ...at(line), ...(fileLine === undefined ? {} : {fileLine})})
+    this.scan.charts.push({
+      repository,
+      name: chartName,
+      version: chartVersion,
+      profile: this.profile.name,
+      pack: this.pack.name,
+      file: this.file,
+      ...at(line),
+      ...(fileLine === undefined ? {} : {fileLine}),
+    })
   }
 
   run(addImage: (r: ImageRequest) => void, seenCharts: Set<string>): void {
@@ -442,18 +572,27 @@ function scanPack(
 
 /** Content tags after macro resolution (vars override defaultValue), deduplicated by reference, in a stable order.
  *  Throws InvalidInputError listing every unresolvable macro / malformed tag (validateProfiles reports the same as findings). */
-export function collectContent(profiles: LoadedProfile[], options: CollectOptions): {images: ImageRequest[]; charts: ChartRequest[]} {
+export function collectContent(
+  profiles: LoadedProfile[],
+  options: CollectOptions,
+): {images: ImageRequest[]; charts: ChartRequest[]} {
   const scan = scanContent(profiles, options)
   const errors = scan.findings.filter((f) => f.severity === 'error')
   if (errors.length > 0) {
-    throw new InvalidInputError('CONTENT_INVALID', `${errors.length} content tag problem${errors.length === 1 ? '' : 's'} in the profiles`, {
-      hint: 'Run `airpack profile validate` on the same profiles for every finding with its line and fix hint.',
-      details: {
-        problems: errors.map((f) => `${f.file}${f.fileLine ? `:${f.fileLine}` : ''} pack ${f.pack ?? '-'}${f.line ? ` (values line ${f.line})` : ''}: ${f.message} [${f.code}]`),
-        findings: errors,
+    throw new InvalidInputError(
+      'CONTENT_INVALID',
+      `${errors.length} content tag problem${errors.length === 1 ? '' : 's'} in the profiles`,
+      {
+        hint: 'Run `airpack profile validate` on the same profiles for every finding with its line and fix hint.',
+        details: {
+          problems: errors.map(
+            (f) =>
+              `${f.file}${f.fileLine ? `:${f.fileLine}` : ''} pack ${f.pack ?? '-'}${f.line ? ` (values line ${f.line})` : ''}: ${f.message} [${f.code}]`,
+          ),
+          findings: errors,
+        },
       },
-    })
+    )
   }
   return {images: scan.images, charts: scan.charts}
 }
-

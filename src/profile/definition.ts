@@ -28,7 +28,8 @@ export function unsafeEntryPath(path: string): string | undefined {
   const parts = path.split(/[\\/]/)
   if (parts.includes('..')) return 'it escapes the archive with ".."'
   const clean = path.replace(/^\.\//, '')
-  if (!(clean === 'spc' || clean === 'spc/' || clean.startsWith('spc/'))) return 'it is outside spc/ (every entry of a cluster definition starts with spc/)'
+  if (!(clean === 'spc' || clean === 'spc/' || clean.startsWith('spc/')))
+    return 'it is outside spc/ (every entry of a cluster definition starts with spc/)'
   return undefined
 }
 
@@ -57,20 +58,29 @@ export async function readDefinitionEntries(file: string): Promise<DefinitionEnt
       }
       count++
       if (count > LIMITS.definitionEntries) {
-        fail(`it has more than ${LIMITS.definitionEntries} entries`, 'A cluster definition holds a few profiles; rebuild it with `airpack bundle build` or Palette.')
+        fail(
+          `it has more than ${LIMITS.definitionEntries} entries`,
+          'A cluster definition holds a few profiles; rebuild it with `airpack bundle build` or Palette.',
+        )
         return
       }
       const path = entry.path
       const unsafe = unsafeEntryPath(path)
       if (unsafe) {
-        fail(`entry ${JSON.stringify(path)} is refused: ${unsafe}`, 'Use a cluster definition exported by Palette or written by airpack; do not hand-edit the archive.')
+        fail(
+          `entry ${JSON.stringify(path)} is refused: ${unsafe}`,
+          'Use a cluster definition exported by Palette or written by airpack; do not hand-edit the archive.',
+        )
         return
       }
       // Two entries under one name: tar readers disagree on which wins (the last, usually), so a second copy
       // could silently replace the profile a reviewer looked at. Refuse the archive instead of picking one.
       const key = path.replace(/^\.\//, '').replace(/\/+$/, '')
       if (names.has(key)) {
-        fail(`entry ${JSON.stringify(path)} appears twice (a duplicate entry)`, 'Each file of a cluster definition appears once; re-export it from Palette or rebuild it with `airpack bundle build`.')
+        fail(
+          `entry ${JSON.stringify(path)} appears twice (a duplicate entry)`,
+          'Each file of a cluster definition appears once; re-export it from Palette or rebuild it with `airpack bundle build`.',
+        )
         return
       }
       names.add(key)
@@ -79,16 +89,25 @@ export async function readDefinitionEntries(file: string): Promise<DefinitionEnt
         return
       }
       if (!FILE_TYPES.has(entry.type)) {
-        fail(`entry ${JSON.stringify(path)} is a ${entry.type}, not a regular file (links and devices are refused)`, 'A cluster definition holds only regular files under spc/.')
+        fail(
+          `entry ${JSON.stringify(path)} is a ${entry.type}, not a regular file (links and devices are refused)`,
+          'A cluster definition holds only regular files under spc/.',
+        )
         return
       }
       if (entry.size > LIMITS.definitionEntryBytes) {
-        fail(`entry ${JSON.stringify(path)} is ${entry.size} bytes, over the ${LIMITS.definitionEntryBytes}-byte limit per entry`, 'A profile is well under 1 MiB; check that this is a cluster definition.')
+        fail(
+          `entry ${JSON.stringify(path)} is ${entry.size} bytes, over the ${LIMITS.definitionEntryBytes}-byte limit per entry`,
+          'A profile is well under 1 MiB; check that this is a cluster definition.',
+        )
         return
       }
       total += entry.size
       if (total > LIMITS.definitionTotalBytes) {
-        fail(`its entries add up to more than ${LIMITS.definitionTotalBytes} bytes`, 'A cluster definition is small; check that this is not a content bundle.')
+        fail(
+          `its entries add up to more than ${LIMITS.definitionTotalBytes} bytes`,
+          'A cluster definition is small; check that this is not a content bundle.',
+        )
         return
       }
       const chunks: Buffer[] = []
@@ -100,7 +119,10 @@ export async function readDefinitionEntries(file: string): Promise<DefinitionEnt
       })
     })
     parser.on('error', (err: Error) => {
-      fail(`it is not a readable gzipped tar (${err.message})`, 'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.')
+      fail(
+        `it is not a readable gzipped tar (${err.message})`,
+        'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.',
+      )
     })
     parser.on('end', () => {
       if (settled) return
@@ -118,16 +140,25 @@ export async function readDefinitionEntries(file: string): Promise<DefinitionEnt
           const first = tarBytes.subarray(0, 512)
           const ustar = first.length === 512 && first.subarray(257, 262).toString('latin1') === 'ustar'
           if (!ustar && !(first.length === 512 && first.every((b) => b === 0))) {
-            fail('it is not a readable gzipped tar (the inflated data is not a ustar/pax archive)', 'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.')
+            fail(
+              'it is not a readable gzipped tar (the inflated data is not a ustar/pax archive)',
+              'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.',
+            )
             return
           }
           parser.end(tarBytes)
         },
         (err: NodeJS.ErrnoException) => {
           if (err.code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-            fail(`it inflates to more than ${LIMITS.definitionTarBytes} bytes`, 'A cluster definition is small; check that this is not a content bundle or a gzip bomb.')
+            fail(
+              `it inflates to more than ${LIMITS.definitionTarBytes} bytes`,
+              'A cluster definition is small; check that this is not a content bundle or a gzip bomb.',
+            )
           } else if (err.code?.startsWith('Z_') || /header|zlib|unexpected end/i.test(err.message)) {
-            fail(`it is not a readable gzipped tar (${err.message})`, 'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.')
+            fail(
+              `it is not a readable gzipped tar (${err.message})`,
+              'A cluster definition is the .tgz that Palette or `airpack bundle build` writes.',
+            )
           } else {
             fail(`cannot be read (${err.code ?? err.message})`, 'Check the path and the file permissions.')
           }

@@ -26,10 +26,14 @@ async function checkedSize(file: string): Promise<number> {
     info = await stat(file)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new UsageError('PROFILE_UNREADABLE', `${file}: ${code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? (err as Error).message})`}`, {
-      hint: 'Pass the path of a profile exported from Palette (.json or .yaml) or of a cluster definition (.tgz).',
-      details: {file},
-    })
+    throw new UsageError(
+      'PROFILE_UNREADABLE',
+      `${file}: ${code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? (err as Error).message})`}`,
+      {
+        hint: 'Pass the path of a profile exported from Palette (.json or .yaml) or of a cluster definition (.tgz).',
+        details: {file},
+      },
+    )
   }
   if (info.isDirectory()) {
     throw new UsageError('PROFILE_UNREADABLE', `${file}: is a directory, not a profile file`, {
@@ -38,7 +42,10 @@ async function checkedSize(file: string): Promise<number> {
     })
   }
   if (!info.isFile()) {
-    throw new UsageError('PROFILE_UNREADABLE', `${file}: is not a regular file`, {hint: 'Pass a profile file.', details: {file}})
+    throw new UsageError('PROFILE_UNREADABLE', `${file}: is not a regular file`, {
+      hint: 'Pass a profile file.',
+      details: {file},
+    })
   }
   return info.size
 }
@@ -86,7 +93,8 @@ function isGzip(bytes: Uint8Array): boolean {
 }
 
 function textProblem(where: string, problem: TextProblem): UsageError {
-  const place = problem.line === undefined ? '' : `:${problem.line}${problem.column === undefined ? '' : `:${problem.column}`}`
+  const place =
+    problem.line === undefined ? '' : `:${problem.line}${problem.column === undefined ? '' : `:${problem.column}`}`
   return new UsageError('PROFILE_MALFORMED', `${where}${place}: ${problem.message}`, {
     hint: 'Export the profile again from Palette (Profiles → Export Profile) or fix the file at that line.',
     details: {file: where, ...(problem.line === undefined ? {} : {line: problem.line})},
@@ -176,7 +184,9 @@ async function loadDefinition(file: string): Promise<LoadedProfile[]> {
  *  (exit 2) naming file and line; a well-formed file that is not a profile → InvalidInputError (exit 3). */
 export async function loadProfiles(files: string[]): Promise<LoadedProfile[]> {
   if (files.length === 0) {
-    throw new UsageError('NO_PROFILE', 'no profile given', {hint: 'Pass one or more exported profiles or a cluster definition .tgz.'})
+    throw new UsageError('NO_PROFILE', 'no profile given', {
+      hint: 'Pass one or more exported profiles or a cluster definition .tgz.',
+    })
   }
   const profiles: LoadedProfile[] = []
   for (const file of files) {

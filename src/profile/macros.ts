@@ -38,9 +38,14 @@ export function macroContext(profiles: LoadedProfile[], vars: Record<string, str
 }
 
 /** A variable's value: --var, then the cluster definition's stored value, then defaultValue (own profile first). */
-export function variableValue(ctx: MacroContext, profile: LoadedProfile, name: string): {value?: string; declared: boolean} {
+export function variableValue(
+  ctx: MacroContext,
+  profile: LoadedProfile,
+  name: string,
+): {value?: string; declared: boolean} {
   if (name in ctx.vars) return {value: ctx.vars[name], declared: true}
-  if (profile.definitionVars && name in profile.definitionVars) return {value: profile.definitionVars[name], declared: true}
+  if (profile.definitionVars && name in profile.definitionVars)
+    return {value: profile.definitionVars[name], declared: true}
   const own = profile.variables.find((v) => v.name === name)
   const other = own ?? ctx.profiles.flatMap((p) => p.variables).find((v) => v.name === name)
   return {value: other?.defaultValue, declared: other !== undefined}
@@ -54,7 +59,8 @@ export interface Resolution {
 
 export function resolveMacros(text: string, ctx: MacroContext, profile: LoadedProfile, depth = 0): Resolution {
   const problems: string[] = []
-  if (depth > LIMITS.macroDepth) return {problems: [`macros nest deeper than ${LIMITS.macroDepth} levels (a cycle?) in ${JSON.stringify(text)}`]}
+  if (depth > LIMITS.macroDepth)
+    return {problems: [`macros nest deeper than ${LIMITS.macroDepth} levels (a cycle?) in ${JSON.stringify(text)}`]}
   const value = text.replace(MACRO_RE, (whole, expr: string) => {
     const resolved = resolveOne(expr, whole, ctx, profile, depth)
     problems.push(...resolved.problems)
@@ -72,11 +78,13 @@ function resolveOne(expr: string, whole: string, ctx: MacroContext, profile: Loa
     const values = parseValues(target.pack)
     if (values.error) return {problems: [`${whole}: the values of pack "${packName}" do not parse`]}
     const option = packOption(values, key)
-    if (option.value === undefined) return {problems: [`${whole}: pack "${packName}" has no options."${key}"${option.line ? '' : ' in its values'}`]}
+    if (option.value === undefined)
+      return {problems: [`${whole}: pack "${packName}" has no options."${key}"${option.line ? '' : ' in its values'}`]}
     return resolveMacros(option.value, ctx, target.profile, depth + 1)
   }
   if (K8S_VERSION.test(expr)) {
-    if (ctx.kubernetesVersion === undefined) return {problems: [`${whole}: no profile has a Kubernetes layer whose version it could take`]}
+    if (ctx.kubernetesVersion === undefined)
+      return {problems: [`${whole}: no profile has a Kubernetes layer whose version it could take`]}
     return {value: ctx.kubernetesVersion, problems: []}
   }
   m = VAR.exec(expr)

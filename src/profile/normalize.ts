@@ -15,7 +15,9 @@ function isObject(v: unknown): v is Json {
 
 /** Whether a parsed document looks like a cluster profile at all (as opposed to some other JSON/YAML file). */
 export function looksLikeProfile(value: unknown): boolean {
-  return isObject(value) && isObject(value.spec) && isObject(value.spec.template) && Array.isArray(value.spec.template.packs)
+  return (
+    isObject(value) && isObject(value.spec) && isObject(value.spec.template) && Array.isArray(value.spec.template.packs)
+  )
 }
 
 function scalarString(v: unknown): string | undefined {
@@ -37,7 +39,11 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
     return line === undefined ? '' : ` (line ${line})`
   }
   if (!looksLikeProfile(value)) {
-    return {problems: ['expected a cluster profile: an object with metadata.name and spec.template.packs[] (Palette "Export Profile" format)']}
+    return {
+      problems: [
+        'expected a cluster profile: an object with metadata.name and spec.template.packs[] (Palette "Export Profile" format)',
+      ],
+    }
   }
   const root = value as Json
   const spec = root.spec as Json
@@ -46,16 +52,22 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
 
   const name = typeof metadata.name === 'string' ? metadata.name : undefined
   if (metadata.name !== undefined && metadata.name !== null && typeof metadata.name !== 'string') {
-    problems.push(`metadata.name${at(['metadata', 'name'])}: expected a string, got ${typeof metadata.name} ${JSON.stringify(metadata.name)} (quote it in YAML)`)
+    problems.push(
+      `metadata.name${at(['metadata', 'name'])}: expected a string, got ${typeof metadata.name} ${JSON.stringify(metadata.name)} (quote it in YAML)`,
+    )
   } else if (!name || name.trim() === '') problems.push(`metadata.name${at(['metadata'])}: the profile name is missing`)
   const version = scalarString(spec.version)
-  if (version === undefined || version === '') problems.push(`spec.version${at(['spec'])}: the profile version is missing`)
+  if (version === undefined || version === '')
+    problems.push(`spec.version${at(['spec'])}: the profile version is missing`)
   const rawType = scalarString(template.type)
   if (!rawType || !(PROFILE_TYPES as readonly string[]).includes(rawType)) {
-    problems.push(`spec.template.type${at(['spec', 'template', 'type'])}: ${rawType === undefined ? 'missing' : JSON.stringify(rawType)}; expected one of ${PROFILE_TYPES.join(', ')}`)
+    problems.push(
+      `spec.template.type${at(['spec', 'template', 'type'])}: ${rawType === undefined ? 'missing' : JSON.stringify(rawType)}; expected one of ${PROFILE_TYPES.join(', ')}`,
+    )
   }
   const cloudType = scalarString(template.cloudType)
-  if (!cloudType) problems.push(`spec.template.cloudType${at(['spec', 'template'])}: missing (edge profiles say "edge-native")`)
+  if (!cloudType)
+    problems.push(`spec.template.cloudType${at(['spec', 'template'])}: missing (edge profiles say "edge-native")`)
 
   const packs: PackModel[] = []
   const docPacks: Json[] = []
@@ -76,7 +88,10 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
     let values = ''
     if (raw.values !== undefined && raw.values !== null) {
       if (typeof raw.values === 'string') values = raw.values
-      else problems.push(`${p}.values${at([...path, 'values'])}: must be the pack's values YAML as one string, got ${Array.isArray(raw.values) ? 'a list' : typeof raw.values}`)
+      else
+        problems.push(
+          `${p}.values${at([...path, 'values'])}: must be the pack's values YAML as one string, got ${Array.isArray(raw.values) ? 'a list' : typeof raw.values}`,
+        )
     }
     const type = scalarString(raw.type) ?? 'spectro'
     const meta = isObject(raw.registry) && isObject(raw.registry.metadata) ? raw.registry.metadata : undefined
@@ -87,7 +102,12 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
       ...(scalarString(meta?.kind) ? {kind: scalarString(meta?.kind)} : {}),
     }
     const manifests = Array.isArray(raw.manifests)
-      ? raw.manifests.filter(isObject).map((m, j) => ({name: scalarString(m.name) ?? `manifest-${j}`, content: typeof m.content === 'string' ? m.content : ''}))
+      ? raw.manifests
+          .filter(isObject)
+          .map((m, j) => ({
+            name: scalarString(m.name) ?? `manifest-${j}`,
+            content: typeof m.content === 'string' ? m.content : '',
+          }))
       : undefined
     const valuesStart = positions.textStart([...path, 'values'])
     if (packName && layer && packVersion) {
@@ -108,7 +128,8 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
     const {uid: _uid, registryUid: _registryUid, packUid: _packUid, ...rest} = raw
     const docPack: Json = {...rest, type, version: packVersion, ...(tag ? {tag} : {}), values}
     if (registryUid && !meta) docPack.registry = {metadata: {uid: registryUid}}
-    else if (registryUid && meta && !meta.uid) docPack.registry = {...(raw.registry as Json), metadata: {...meta, uid: registryUid}}
+    else if (registryUid && meta && !meta.uid)
+      docPack.registry = {...(raw.registry as Json), metadata: {...meta, uid: registryUid}}
     docPacks.push(docPack)
   })
 

@@ -2,7 +2,17 @@
 // with bounded alias expansion, and a position index so that findings can name the line they come from.
 
 import {limitBytes} from '../limits.js'
-import {LineCounter, parseAllDocuments, parseDocument, Scalar, isAlias, isNode, isMap, type Document, type Node} from 'yaml'
+import {
+  LineCounter,
+  parseAllDocuments,
+  parseDocument,
+  Scalar,
+  isAlias,
+  isNode,
+  isMap,
+  type Document,
+  type Node,
+} from 'yaml'
 
 /** Limits for untrusted input. A real exported profile is well under 1 MiB. */
 export const LIMITS = {
@@ -178,7 +188,8 @@ export function parseYamlDocuments(text: string): ParsedText {
     }
     // defineProperty, not assignment: a `__proto__` key stays a plain key.
     for (const [k, v] of Object.entries(value)) {
-      if (!Object.hasOwn(merged, k)) Object.defineProperty(merged, k, {value: v, enumerable: true, writable: true, configurable: true})
+      if (!Object.hasOwn(merged, k))
+        Object.defineProperty(merged, k, {value: v, enumerable: true, writable: true, configurable: true})
     }
   }
   return {value: merged, positions: new PositionIndex(list, lines)}
@@ -192,8 +203,16 @@ export function parseJsonText(text: string): ParsedText {
   } catch (err) {
     const message = (err as Error).message
     const at = /at position (\d+)/.exec(message)
-    const pos = at ? lineColumnAt(text, Number(at[1])) : text.trim() === '' ? undefined : lineColumnAt(text, text.length)
-    throw new TextProblem(`malformed JSON: ${message.replace(/ in JSON at position \d+.*$/, '').replace(/ \(line \d+ column \d+\)$/, '')}`, pos?.line, pos?.column)
+    const pos = at
+      ? lineColumnAt(text, Number(at[1]))
+      : text.trim() === ''
+        ? undefined
+        : lineColumnAt(text, text.length)
+    throw new TextProblem(
+      `malformed JSON: ${message.replace(/ in JSON at position \d+.*$/, '').replace(/ \(line \d+ column \d+\)$/, '')}`,
+      pos?.line,
+      pos?.column,
+    )
   }
   // Line numbers cost a second, slower parse; past a size no real export reaches, findings go without them.
   if (text.length > LIMITS.jsonPositionBytes) return {value, positions: new PositionIndex(undefined, undefined)}

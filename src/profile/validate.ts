@@ -31,7 +31,12 @@ const PROVIDER_DISTRIBUTIONS = ['kubeadm-fips', 'kubeadm', 'k3s', 'rke2', 'canon
 type Emit = (f: Finding) => void
 
 function profileFinding(profile: LoadedProfile, f: Omit<Finding, 'file' | 'profile'>): Finding {
-  return {...f, file: profileLocation(profile), profile: profile.name, ...(f.line === undefined ? {} : {fileLine: f.line})}
+  return {
+    ...f,
+    file: profileLocation(profile),
+    profile: profile.name,
+    ...(f.line === undefined ? {} : {fileLine: f.line}),
+  }
 }
 
 function isInfra(p: LoadedProfile): boolean {
@@ -92,7 +97,16 @@ function checkProfiles(profiles: LoadedProfile[], emit: Emit): void {
       )
     }
     if (profile.type === 'system') {
-      emit(profileFinding(profile, {code: 'AP-PROFILE-TYPE', severity: 'warning', message: 'this is a system profile; Edge clusters are built from infrastructure, full and add-on profiles', hint: 'Export the cluster profile (infra, full or add-on) instead.', path: 'spec.template.type', ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {})}))
+      emit(
+        profileFinding(profile, {
+          code: 'AP-PROFILE-TYPE',
+          severity: 'warning',
+          message: 'this is a system profile; Edge clusters are built from infrastructure, full and add-on profiles',
+          hint: 'Export the cluster profile (infra, full or add-on) instead.',
+          path: 'spec.template.type',
+          ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {}),
+        }),
+      )
     }
     const byLayer = new Map<string, PackModel[]>()
     for (const pack of profile.packs) {
@@ -101,26 +115,67 @@ function checkProfiles(profiles: LoadedProfile[], emit: Emit): void {
       else byLayer.set(pack.layer, [pack])
       const prior = seenPacks.get(pack.name)
       if (prior) {
-        emit(packFinding(profile, pack, {code: 'AP-PACK-DUPLICATE', severity: 'error', message: `pack "${pack.name}" is also in profile "${prior.name}"${prior === profile ? ' (twice in this profile)' : ''}`, hint: 'A pack may appear once across all profiles of a cluster; remove one of them.', path: 'name'}))
+        emit(
+          packFinding(profile, pack, {
+            code: 'AP-PACK-DUPLICATE',
+            severity: 'error',
+            message: `pack "${pack.name}" is also in profile "${prior.name}"${prior === profile ? ' (twice in this profile)' : ''}`,
+            hint: 'A pack may appear once across all profiles of a cluster; remove one of them.',
+            path: 'name',
+          }),
+        )
       } else seenPacks.set(pack.name, profile)
       if (!KNOWN_LAYERS.has(pack.layer)) {
-        emit(packFinding(profile, pack, {code: 'AP-LAYER-UNKNOWN', severity: 'warning', message: `layer "${pack.layer}" is not one airpack checks (os, k8s, cni, csi, addon)`, hint: 'Check the pack layer; it is bundled, but not validated against the matrix.', path: 'layer'}))
+        emit(
+          packFinding(profile, pack, {
+            code: 'AP-LAYER-UNKNOWN',
+            severity: 'warning',
+            message: `layer "${pack.layer}" is not one airpack checks (os, k8s, cni, csi, addon)`,
+            hint: 'Check the pack layer; it is bundled, but not validated against the matrix.',
+            path: 'layer',
+          }),
+        )
       }
     }
     if (isInfra(profile)) {
       for (const layer of INFRA_LAYERS) {
         const packs = byLayer.get(layer) ?? []
         if (packs.length === 0) {
-          emit(profileFinding(profile, {code: 'AP-LAYER-MISSING', severity: 'error', message: `the ${profile.type} profile has no ${layer} layer`, hint: `An infrastructure or full profile holds exactly one OS, one Kubernetes and one CNI layer; add the ${layer} pack.`, path: 'spec.template.packs', ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {})}))
+          emit(
+            profileFinding(profile, {
+              code: 'AP-LAYER-MISSING',
+              severity: 'error',
+              message: `the ${profile.type} profile has no ${layer} layer`,
+              hint: `An infrastructure or full profile holds exactly one OS, one Kubernetes and one CNI layer; add the ${layer} pack.`,
+              path: 'spec.template.packs',
+              ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {}),
+            }),
+          )
         }
         for (const extra of packs.slice(1)) {
-          emit(packFinding(profile, extra, {code: 'AP-LAYER-DUPLICATE', severity: 'error', message: `a second ${layer} layer ("${extra.name}", besides "${packs[0]!.name}")`, hint: `Keep one ${layer} pack in the profile.`, path: 'layer'}))
+          emit(
+            packFinding(profile, extra, {
+              code: 'AP-LAYER-DUPLICATE',
+              severity: 'error',
+              message: `a second ${layer} layer ("${extra.name}", besides "${packs[0]!.name}")`,
+              hint: `Keep one ${layer} pack in the profile.`,
+              path: 'layer',
+            }),
+          )
         }
       }
     } else if (profile.type === 'add-on') {
       for (const pack of profile.packs) {
         if ((INFRA_LAYERS as readonly string[]).includes(pack.layer)) {
-          emit(packFinding(profile, pack, {code: 'AP-LAYER-ADDON', severity: 'error', message: `an add-on profile holds a ${pack.layer} layer ("${pack.name}")`, hint: 'OS, Kubernetes and CNI belong in the one infrastructure or full profile; move the pack there.', path: 'layer'}))
+          emit(
+            packFinding(profile, pack, {
+              code: 'AP-LAYER-ADDON',
+              severity: 'error',
+              message: `an add-on profile holds a ${pack.layer} layer ("${pack.name}")`,
+              hint: 'OS, Kubernetes and CNI belong in the one infrastructure or full profile; move the pack there.',
+              path: 'layer',
+            }),
+          )
         }
       }
     }
@@ -148,21 +203,38 @@ function osFacts(profile: LoadedProfile, provider: ImageRequest | undefined): Os
     const tag = /:([^/@]+)(?:@.*)?$/.exec(provider.reference)?.[1] ?? ''
     providerDistribution = PROVIDER_DISTRIBUTIONS.find((d) => tag.startsWith(`${d}-`))
   }
-  const fipsImage = [osName, repo, provider?.reference].some((t) => t !== undefined && /fips/i.test(t)) || providerDistribution === 'kubeadm-fips'
+  const fipsImage =
+    [osName, repo, provider?.reference].some((t) => t !== undefined && /fips/i.test(t)) ||
+    providerDistribution === 'kubeadm-fips'
   return {pack, ...(family ? {family} : {}), ...(providerDistribution ? {providerDistribution} : {}), fipsImage}
 }
 
-function checkMatrix(infra: LoadedProfile, profiles: LoadedProfile[], options: ValidateOptions, images: ImageRequest[], emit: Emit): void {
+function checkMatrix(
+  infra: LoadedProfile,
+  profiles: LoadedProfile[],
+  options: ValidateOptions,
+  images: ImageRequest[],
+  emit: Emit,
+): void {
   const {mode, arch} = options
   const k8s = infra.packs.find((p) => p.layer === 'k8s')
   const cni = infra.packs.find((p) => p.layer === 'cni')
   const provider = images.find((i) => i.kind === 'os-provider' && i.profile === infra.name)
   const os = osFacts(infra, provider)
-  const at = (pack: PackModel | undefined, f: Omit<Finding, 'file' | 'profile' | 'pack' | 'fileLine'> & {valuesLine?: boolean}) => emit(packFinding(infra, pack, f))
+  const at = (
+    pack: PackModel | undefined,
+    f: Omit<Finding, 'file' | 'profile' | 'pack' | 'fileLine'> & {valuesLine?: boolean},
+  ) => emit(packFinding(infra, pack, f))
 
   if (os.pack) {
     if (!OS_PACKS.some((o) => o.pack === os.pack!.name)) {
-      at(os.pack, {code: 'AP-OS-PACK', severity: 'warning', message: `OS pack "${os.pack.name}" is not one of the Edge OS packs (${OS_PACKS.map((o) => o.pack).join(', ')})`, hint: 'Edge clusters use BYOS Edge OS (edge-native-byoi) with a provider image built by EdgeForge/CanvOS.', path: 'name'})
+      at(os.pack, {
+        code: 'AP-OS-PACK',
+        severity: 'warning',
+        message: `OS pack "${os.pack.name}" is not one of the Edge OS packs (${OS_PACKS.map((o) => o.pack).join(', ')})`,
+        hint: 'Edge clusters use BYOS Edge OS (edge-native-byoi) with a provider image built by EdgeForge/CanvOS.',
+        path: 'name',
+      })
     }
     if (os.pack.name === 'edge-native-byoi') {
       const values = parseValues(os.pack)
@@ -182,7 +254,13 @@ function checkMatrix(infra: LoadedProfile, profiles: LoadedProfile[], options: V
       }
       const major = semver.coerce(os.pack.version)?.major
       if (mode === 'agent' && major !== undefined && major < 2) {
-        at(os.pack, {code: 'AP-OS-AGENT-PACK', severity: 'warning', message: `agent mode uses BYOS Edge OS 2.0.x with the Agent Mode preset; this pack is ${os.pack.version}`, hint: 'Use edge-native-byoi 2.0.x and toggle the Agent Mode preset in the OS layer.', path: 'version'})
+        at(os.pack, {
+          code: 'AP-OS-AGENT-PACK',
+          severity: 'warning',
+          message: `agent mode uses BYOS Edge OS 2.0.x with the Agent Mode preset; this pack is ${os.pack.version}`,
+          hint: 'Use edge-native-byoi 2.0.x and toggle the Agent Mode preset in the OS layer.',
+          path: 'version',
+        })
       }
     }
   }
@@ -190,7 +268,13 @@ function checkMatrix(infra: LoadedProfile, profiles: LoadedProfile[], options: V
   if (!k8s) return
   const known = DISTRIBUTIONS.some((d) => d.pack === k8s.name)
   if (!known) {
-    at(k8s, {code: 'AP-K8S-DISTRO', severity: 'error', message: `Kubernetes pack "${k8s.name}" is not an Edge distribution`, hint: `Use one of ${[...new Set(DISTRIBUTIONS.map((d) => d.pack))].join(', ')} (Edge Native variants of PXK-E, K3s, RKE2, Canonical).`, path: 'name'})
+    at(k8s, {
+      code: 'AP-K8S-DISTRO',
+      severity: 'error',
+      message: `Kubernetes pack "${k8s.name}" is not an Edge distribution`,
+      hint: `Use one of ${[...new Set(DISTRIBUTIONS.map((d) => d.pack))].join(', ')} (Edge Native variants of PXK-E, K3s, RKE2, Canonical).`,
+      path: 'name',
+    })
     return
   }
   const dist = findDistribution(k8s.name, os.providerDistribution === 'kubeadm-fips')!
@@ -199,56 +283,156 @@ function checkMatrix(infra: LoadedProfile, profiles: LoadedProfile[], options: V
   const version = kubernetesVersion(k8s.version)
   const range = dist.kubernetes
   if (!version) {
-    at(k8s, {code: 'AP-K8S-VERSION', severity: 'error', message: `"${k8s.version}" is not a Kubernetes version`, hint: `Set the ${k8s.name} pack version to a Kubernetes version such as ${range.max}.`, path: 'version'})
+    at(k8s, {
+      code: 'AP-K8S-VERSION',
+      severity: 'error',
+      message: `"${k8s.version}" is not a Kubernetes version`,
+      hint: `Set the ${k8s.name} pack version to a Kubernetes version such as ${range.max}.`,
+      path: 'version',
+    })
   } else if (semver.lt(version, range.min)) {
-    at(k8s, {code: 'AP-K8S-VERSION', severity: 'error', message: `${dist.name} ${version} is older than the oldest supported ${range.min}`, hint: `Use ${k8s.name} ${range.min}–${range.max} (${range.source}).`, path: 'version'})
+    at(k8s, {
+      code: 'AP-K8S-VERSION',
+      severity: 'error',
+      message: `${dist.name} ${version} is older than the oldest supported ${range.min}`,
+      hint: `Use ${k8s.name} ${range.min}–${range.max} (${range.source}).`,
+      path: 'version',
+    })
   } else if (semver.gt(version, range.max)) {
-    at(k8s, {code: 'AP-K8S-VERSION-UNVERIFIED', severity: 'warning', message: `${dist.name} ${version} is newer than the matrix knows (up to ${range.max})`, hint: 'Check the Palette release notes for this version; update src/matrix/data.ts when it is listed.', path: 'version'})
+    at(k8s, {
+      code: 'AP-K8S-VERSION-UNVERIFIED',
+      severity: 'warning',
+      message: `${dist.name} ${version} is newer than the matrix knows (up to ${range.max})`,
+      hint: 'Check the Palette release notes for this version; update src/matrix/data.ts when it is listed.',
+      path: 'version',
+    })
   } else if (semver.lt(version, range.documentedMin) || semver.gt(version, range.documentedMax)) {
-    at(k8s, {code: 'AP-K8S-VERSION-UNVERIFIED', severity: 'warning', message: `${dist.name} ${version} is outside the documented Supported Configurations (${range.documentedMin.replace(/\.0$/, '.x')}–${range.documentedMax.replace(/\.99$/, '.x')})`, hint: 'Provider images exist for it, but the documentation does not list it; test before deploying.', path: 'version'})
+    at(k8s, {
+      code: 'AP-K8S-VERSION-UNVERIFIED',
+      severity: 'warning',
+      message: `${dist.name} ${version} is outside the documented Supported Configurations (${range.documentedMin.replace(/\.0$/, '.x')}–${range.documentedMax.replace(/\.99$/, '.x')})`,
+      hint: 'Provider images exist for it, but the documentation does not list it; test before deploying.',
+      path: 'version',
+    })
   }
 
   // Mode and architecture
   if (dist.modes[mode] === 'unsupported') {
     const alternatives = DISTRIBUTIONS.filter((d) => d.modes[mode] === 'supported' && !d.fips).map((d) => d.pack)
-    at(k8s, {code: 'AP-K8S-MODE', severity: 'error', message: `${dist.name} is not supported in ${mode} mode`, hint: `In ${mode} mode use ${[...new Set(alternatives)].join(', ')}, or build for ${mode === 'agent' ? 'appliance' : 'agent'} mode.`, path: 'name'})
+    at(k8s, {
+      code: 'AP-K8S-MODE',
+      severity: 'error',
+      message: `${dist.name} is not supported in ${mode} mode`,
+      hint: `In ${mode} mode use ${[...new Set(alternatives)].join(', ')}, or build for ${mode === 'agent' ? 'appliance' : 'agent'} mode.`,
+      path: 'name',
+    })
   } else {
     const support = dist.arch[mode][arch]
     if (support === 'unsupported') {
-      at(k8s, {code: 'AP-ARCH-UNSUPPORTED', severity: 'error', message: `${dist.name} does not support ${arch.toUpperCase()}`, hint: `Use ${arch === 'arm64' ? 'PXK-E (edge-k8s) or K3s (edge-k3s) on ARM64, or AMD64 hosts' : 'another distribution'}.`, path: 'name'})
+      at(k8s, {
+        code: 'AP-ARCH-UNSUPPORTED',
+        severity: 'error',
+        message: `${dist.name} does not support ${arch.toUpperCase()}`,
+        hint: `Use ${arch === 'arm64' ? 'PXK-E (edge-k8s) or K3s (edge-k3s) on ARM64, or AMD64 hosts' : 'another distribution'}.`,
+        path: 'name',
+      })
     } else if (support === 'unverified') {
-      at(k8s, {code: 'AP-ARCH-UNVERIFIED', severity: 'warning', message: `${mode} mode on ${arch.toUpperCase()} is only verified on the Nvidia Jetson Orin device family`, hint: 'Use Jetson Orin hosts, or test the hardware first.', path: 'name'})
+      at(k8s, {
+        code: 'AP-ARCH-UNVERIFIED',
+        severity: 'warning',
+        message: `${mode} mode on ${arch.toUpperCase()} is only verified on the Nvidia Jetson Orin device family`,
+        hint: 'Use Jetson Orin hosts, or test the hardware first.',
+        path: 'name',
+      })
     }
   }
 
   // OS
   if (os.family && !dist.os.includes(os.family) && !(mode === 'agent' && dist.pack !== 'edge-canonical')) {
     if (dist.pack === 'edge-canonical') {
-      at(os.pack, {code: 'AP-OS-UNSUPPORTED', severity: 'error', message: `${dist.name} runs on Ubuntu only; the OS layer is ${os.family}`, hint: 'Build the provider image from an Ubuntu base, or pick another distribution.', path: 'options.system.osName'})
+      at(os.pack, {
+        code: 'AP-OS-UNSUPPORTED',
+        severity: 'error',
+        message: `${dist.name} runs on Ubuntu only; the OS layer is ${os.family}`,
+        hint: 'Build the provider image from an Ubuntu base, or pick another distribution.',
+        path: 'options.system.osName',
+      })
     } else {
-      at(os.pack, {code: 'AP-OS-UNVERIFIED', severity: 'warning', message: `${dist.name} is documented on ${dist.os.join(', ')}; the OS layer is ${os.family}`, hint: 'Test this OS before deploying, or build from a documented base image.', path: 'options.system.osName'})
+      at(os.pack, {
+        code: 'AP-OS-UNVERIFIED',
+        severity: 'warning',
+        message: `${dist.name} is documented on ${dist.os.join(', ')}; the OS layer is ${os.family}`,
+        hint: 'Test this OS before deploying, or build from a documented base image.',
+        path: 'options.system.osName',
+      })
     }
   }
-  if (os.providerDistribution && !dist.providerDistributions.includes(os.providerDistribution) && !DISTRIBUTIONS.filter((d) => d.pack === k8s.name).some((d) => d.providerDistributions.includes(os.providerDistribution!))) {
-    at(os.pack, {code: 'AP-OS-K8S-MISMATCH', severity: 'error', message: `the provider image is built for "${os.providerDistribution}" but the Kubernetes layer is ${k8s.name}`, hint: `Rebuild the provider image with K8S_DISTRIBUTION=${dist.providerDistributions[0]} or use the matching Kubernetes pack.`, path: 'options.system.k8sDistribution'})
+  if (
+    os.providerDistribution &&
+    !dist.providerDistributions.includes(os.providerDistribution) &&
+    !DISTRIBUTIONS.filter((d) => d.pack === k8s.name).some((d) =>
+      d.providerDistributions.includes(os.providerDistribution!),
+    )
+  ) {
+    at(os.pack, {
+      code: 'AP-OS-K8S-MISMATCH',
+      severity: 'error',
+      message: `the provider image is built for "${os.providerDistribution}" but the Kubernetes layer is ${k8s.name}`,
+      hint: `Rebuild the provider image with K8S_DISTRIBUTION=${dist.providerDistributions[0]} or use the matching Kubernetes pack.`,
+      path: 'options.system.k8sDistribution',
+    })
   }
   if (os.fipsImage && !dist.fips) {
-    at(os.pack, {code: 'AP-FIPS', severity: 'error', message: `the OS image is a FIPS build, but ${dist.name} does not produce FIPS-compliant clusters`, hint: 'Only PXK-E FIPS (kubeadm-fips) and RKE2 provider images are FIPS-compliant.', path: 'options.system.uri'})
+    at(os.pack, {
+      code: 'AP-FIPS',
+      severity: 'error',
+      message: `the OS image is a FIPS build, but ${dist.name} does not produce FIPS-compliant clusters`,
+      hint: 'Only PXK-E FIPS (kubeadm-fips) and RKE2 provider images are FIPS-compliant.',
+      path: 'options.system.uri',
+    })
   }
   if (os.fipsImage && mode === 'agent' && os.family !== 'rhel' && os.family !== 'rocky') {
-    at(os.pack, {code: 'AP-FIPS-AGENT-OS', severity: 'warning', message: 'in agent mode the FIPS agent runs only on RHEL and Rocky Linux 8', hint: 'Install the FIPS agent on RHEL or Rocky Linux 8 hosts.', path: 'options.system.osName'})
+    at(os.pack, {
+      code: 'AP-FIPS-AGENT-OS',
+      severity: 'warning',
+      message: 'in agent mode the FIPS agent runs only on RHEL and Rocky Linux 8',
+      hint: 'Install the FIPS agent on RHEL or Rocky Linux 8 hosts.',
+      path: 'options.system.osName',
+    })
   }
 
   // CNI
   if (cni) {
     const misnamed = MISNAMED_PACKS[cni.name]
     if (misnamed || !CNI_PACKS.some((c) => c.pack === cni.name)) {
-      at(cni, {code: 'AP-CNI-UNKNOWN', severity: 'warning', message: misnamed ? `there is no pack "${cni.name}"` : `CNI pack "${cni.name}" is not in the Edge CNI list`, hint: misnamed ? `Use ${misnamed}.` : `Edge CNIs: ${CNI_PACKS.map((c) => c.pack).join(', ')}.`, path: 'name'})
-    } else if (cni.name !== 'cni-custom' && !dist.cnis.includes(cni.name) && !(mode === 'agent' && dist.pack === 'edge-k8s' && cni.name === 'cni-cilium-oss')) {
-      at(cni, {code: 'AP-CNI-UNLISTED', severity: 'warning', message: `${cni.name} is not in the ${dist.name} table (${dist.cnis.join(', ')})`, hint: 'The combination is not documented; test it, or use a listed CNI.', path: 'name'})
+      at(cni, {
+        code: 'AP-CNI-UNKNOWN',
+        severity: 'warning',
+        message: misnamed ? `there is no pack "${cni.name}"` : `CNI pack "${cni.name}" is not in the Edge CNI list`,
+        hint: misnamed ? `Use ${misnamed}.` : `Edge CNIs: ${CNI_PACKS.map((c) => c.pack).join(', ')}.`,
+        path: 'name',
+      })
+    } else if (
+      cni.name !== 'cni-custom' &&
+      !dist.cnis.includes(cni.name) &&
+      !(mode === 'agent' && dist.pack === 'edge-k8s' && cni.name === 'cni-cilium-oss')
+    ) {
+      at(cni, {
+        code: 'AP-CNI-UNLISTED',
+        severity: 'warning',
+        message: `${cni.name} is not in the ${dist.name} table (${dist.cnis.join(', ')})`,
+        hint: 'The combination is not documented; test it, or use a listed CNI.',
+        path: 'name',
+      })
     }
     if (mode === 'agent' && cni.name === 'cni-flannel') {
-      at(cni, {code: 'AP-CNI-UNVERIFIED', severity: 'warning', message: 'Flannel is not verified for locally managed clusters in agent mode', hint: 'Prefer Calico in agent mode with local management.', path: 'name'})
+      at(cni, {
+        code: 'AP-CNI-UNVERIFIED',
+        severity: 'warning',
+        message: 'Flannel is not verified for locally managed clusters in agent mode',
+        hint: 'Prefer Calico in agent mode with local management.',
+        path: 'name',
+      })
     }
     checkBuiltinCni(infra, k8s, cni, emit)
   }
@@ -274,7 +458,8 @@ function checkBuiltinCni(infra: LoadedProfile, k8s: PackModel, cni: PackModel, e
   let builtin: string | undefined
   if (k8s.name === 'edge-k3s') {
     const backend = config['flannel-backend']
-    if (backend !== undefined && String(backend) !== 'none' && config['no-flannel'] !== true) builtin = `K3s embedded Flannel (flannel-backend: ${String(backend)})`
+    if (backend !== undefined && String(backend) !== 'none' && config['no-flannel'] !== true)
+      builtin = `K3s embedded Flannel (flannel-backend: ${String(backend)})`
     else if (config['no-flannel'] === false) builtin = 'K3s embedded Flannel (no-flannel: false)'
   } else if (k8s.name === 'edge-rke2') {
     const rkeCni = config.cni
@@ -282,15 +467,40 @@ function checkBuiltinCni(infra: LoadedProfile, k8s: PackModel, cni: PackModel, e
     if (names.length > 0 && !names.every((n) => n === 'none')) builtin = `RKE2 built-in CNI (cni: ${names.join(', ')})`
   }
   if (builtin) {
-    emit(packFinding(infra, k8s, {code: 'AP-K8S-BUILTIN-CNI', severity: 'warning', message: `${builtin} is enabled beside the ${cni.name} layer; two CNIs will fight over pod networking`, hint: k8s.name === 'edge-k3s' ? 'Set `flannel-backend: none` in cluster.config (Palette Optimized K3s disables Flannel by default).' : 'Set `cni: none` in cluster.config so only the CNI layer installs.', path: 'cluster.config', valuesLine: true, ...(line === undefined ? {} : {line})}))
+    emit(
+      packFinding(infra, k8s, {
+        code: 'AP-K8S-BUILTIN-CNI',
+        severity: 'warning',
+        message: `${builtin} is enabled beside the ${cni.name} layer; two CNIs will fight over pod networking`,
+        hint:
+          k8s.name === 'edge-k3s'
+            ? 'Set `flannel-backend: none` in cluster.config (Palette Optimized K3s disables Flannel by default).'
+            : 'Set `cni: none` in cluster.config so only the CNI layer installs.',
+        path: 'cluster.config',
+        valuesLine: true,
+        ...(line === undefined ? {} : {line}),
+      }),
+    )
   }
 }
 
 function checkAlwaysPull(infra: LoadedProfile, k8s: PackModel, emit: Emit): void {
   const lines = k8s.values.split('\n')
-  const index = lines.findIndex((l) => !l.trimStart().startsWith('#') && /enable-admission-plugins/.test(l) && /AlwaysPullImages/.test(l))
+  const index = lines.findIndex(
+    (l) => !l.trimStart().startsWith('#') && /enable-admission-plugins/.test(l) && /AlwaysPullImages/.test(l),
+  )
   if (index === -1) return
-  emit(packFinding(infra, k8s, {code: 'AP-K8S-ALWAYS-PULL', severity: 'warning', message: 'the AlwaysPullImages admission plugin is enabled; an air-gapped, locally managed cluster cannot pull', hint: 'Remove AlwaysPullImages from enable-admission-plugins in the Kubernetes layer.', path: 'enable-admission-plugins', valuesLine: true, line: index + 1}))
+  emit(
+    packFinding(infra, k8s, {
+      code: 'AP-K8S-ALWAYS-PULL',
+      severity: 'warning',
+      message: 'the AlwaysPullImages admission plugin is enabled; an air-gapped, locally managed cluster cannot pull',
+      hint: 'Remove AlwaysPullImages from enable-admission-plugins in the Kubernetes layer.',
+      path: 'enable-admission-plugins',
+      valuesLine: true,
+      line: index + 1,
+    }),
+  )
 }
 
 function agentVersionOf(reference: string): string | undefined {
@@ -300,12 +510,29 @@ function agentVersionOf(reference: string): string | undefined {
   return m && semver.valid(m[1]) && m[1] !== '0.0.0' ? m[1] : undefined
 }
 
-function checkAgent(infra: LoadedProfile, profiles: LoadedProfile[], k8s: PackModel, mode: ValidateOptions['mode'], images: ImageRequest[], emit: Emit): void {
-  const agent = images.find((i) => i.kind === 'agent' && agentArch(i.reference) !== undefined) ?? images.find((i) => i.kind === 'agent')
+function checkAgent(
+  infra: LoadedProfile,
+  profiles: LoadedProfile[],
+  k8s: PackModel,
+  mode: ValidateOptions['mode'],
+  images: ImageRequest[],
+  emit: Emit,
+): void {
+  const agent =
+    images.find((i) => i.kind === 'agent' && agentArch(i.reference) !== undefined) ??
+    images.find((i) => i.kind === 'agent')
   const osPack = infra.packs.find((p) => p.layer === 'os')
   if (!agent) {
     if (mode === 'agent') {
-      emit(packFinding(infra, osPack, {code: 'AP-AGENT-MISSING', severity: 'warning', message: 'no agent image (stylusPackage) pins the Palette agent version of the cluster', hint: 'Add stylusPackage: container://…/stylus-linux-<arch>:v<version> to the OS layer and list it in pack.content.images.', path: 'stylusPackage'}))
+      emit(
+        packFinding(infra, osPack, {
+          code: 'AP-AGENT-MISSING',
+          severity: 'warning',
+          message: 'no agent image (stylusPackage) pins the Palette agent version of the cluster',
+          hint: 'Add stylusPackage: container://…/stylus-linux-<arch>:v<version> to the OS layer and list it in pack.content.images.',
+          path: 'stylusPackage',
+        }),
+      )
     }
     return
   }
@@ -313,19 +540,47 @@ function checkAgent(infra: LoadedProfile, profiles: LoadedProfile[], k8s: PackMo
   const pack = owner.packs.find((p) => p.name === agent.pack)
   const version = agentVersionOf(agent.reference)
   if (!version) {
-    emit(packFinding(owner, pack, {code: 'AP-AGENT-VERSION-UNKNOWN', severity: 'warning', message: `the agent version cannot be read from ${agent.reference}`, hint: 'Tag the agent image v<major>.<minor>.<patch> so upgrade limits can be checked.', valuesLine: true, ...(agent.line === undefined ? {} : {line: agent.line})}))
+    emit(
+      packFinding(owner, pack, {
+        code: 'AP-AGENT-VERSION-UNKNOWN',
+        severity: 'warning',
+        message: `the agent version cannot be read from ${agent.reference}`,
+        hint: 'Tag the agent image v<major>.<minor>.<patch> so upgrade limits can be checked.',
+        valuesLine: true,
+        ...(agent.line === undefined ? {} : {line: agent.line}),
+      }),
+    )
     return
   }
   const min = MODES.find((m) => m.mode === mode)?.minAgentVersion
   if (min && semver.lt(version, min)) {
-    emit(packFinding(owner, pack, {code: 'AP-AGENT-VERSION', severity: 'error', message: `agent ${version} is older than ${min}, the oldest agent that supports locally managed clusters in ${mode} mode`, hint: `Pin the agent to ${min} or later (stylusPackage and the content tag).`, valuesLine: true, ...(agent.line === undefined ? {} : {line: agent.line})}))
+    emit(
+      packFinding(owner, pack, {
+        code: 'AP-AGENT-VERSION',
+        severity: 'error',
+        message: `agent ${version} is older than ${min}, the oldest agent that supports locally managed clusters in ${mode} mode`,
+        hint: `Pin the agent to ${min} or later (stylusPackage and the content tag).`,
+        valuesLine: true,
+        ...(agent.line === undefined ? {} : {line: agent.line}),
+      }),
+    )
   }
   if (mode !== 'agent') return
   for (const limit of AGENT_UPGRADE_LIMITS) {
     if (!semver.lt(version, limit.agentBelow)) continue
-    const blocked = limit.packs.find((p) => p.pack === k8s.name && p.versions.includes(kubernetesVersion(k8s.version) ?? k8s.version))
+    const blocked = limit.packs.find(
+      (p) => p.pack === k8s.name && p.versions.includes(kubernetesVersion(k8s.version) ?? k8s.version),
+    )
     if (blocked) {
-      emit(packFinding(infra, k8s, {code: 'AP-AGENT-UPGRADE', severity: 'error', message: `agent ${version} cannot upgrade to ${k8s.name} ${k8s.version}: agents older than ${limit.agentBelow} cannot move to the packs released in Palette 4.7.20`, hint: `Pin the agent to ${limit.agentBelow} or later first (Configure Palette Agent Version), or stay on the current ${k8s.name} version.`, path: 'version'}))
+      emit(
+        packFinding(infra, k8s, {
+          code: 'AP-AGENT-UPGRADE',
+          severity: 'error',
+          message: `agent ${version} cannot upgrade to ${k8s.name} ${k8s.version}: agents older than ${limit.agentBelow} cannot move to the packs released in Palette 4.7.20`,
+          hint: `Pin the agent to ${limit.agentBelow} or later first (Configure Palette Agent Version), or stay on the current ${k8s.name} version.`,
+          path: 'version',
+        }),
+      )
     }
   }
 }
@@ -337,15 +592,36 @@ function checkCsi(profiles: LoadedProfile[], infra: LoadedProfile | undefined, e
     for (const pack of profile.packs) {
       if (pack.layer !== 'csi') continue
       if (pack.name === 'csi-local-path-provisioner') {
-        emit(packFinding(profile, pack, {code: 'AP-CSI-LOCAL-PATH', severity: 'warning', message: 'the Local Path Provisioner pack is not allowed in multi-node clusters created from Local UI', hint: 'Use it for single-node clusters only; use Rook Ceph or Longhorn for multi-node.', path: 'name'}))
+        emit(
+          packFinding(profile, pack, {
+            code: 'AP-CSI-LOCAL-PATH',
+            severity: 'warning',
+            message: 'the Local Path Provisioner pack is not allowed in multi-node clusters created from Local UI',
+            hint: 'Use it for single-node clusters only; use Rook Ceph or Longhorn for multi-node.',
+            path: 'name',
+          }),
+        )
       } else if (dist && !dist.csis.includes(pack.name)) {
         const known = CSI_PACKS.some((c) => c.pack === pack.name)
-        emit(packFinding(profile, pack, {code: 'AP-CSI-UNLISTED', severity: 'warning', message: `${pack.name} is not in the ${dist.name} table (${dist.csis.join(', ')})${known ? '' : '; it is not a documented Edge CSI'}`, hint: 'The combination is not documented; test it before deploying.', path: 'name'}))
+        emit(
+          packFinding(profile, pack, {
+            code: 'AP-CSI-UNLISTED',
+            severity: 'warning',
+            message: `${pack.name} is not in the ${dist.name} table (${dist.csis.join(', ')})${known ? '' : '; it is not a documented Edge CSI'}`,
+            hint: 'The combination is not documented; test it before deploying.',
+            path: 'name',
+          }),
+        )
       }
     }
 }
 
-function checkContentPresence(profiles: LoadedProfile[], counts: Map<PackModel, number>, misplaced: Set<PackModel>, emit: Emit): void {
+function checkContentPresence(
+  profiles: LoadedProfile[],
+  counts: Map<PackModel, number>,
+  misplaced: Set<PackModel>,
+  emit: Emit,
+): void {
   for (const profile of profiles)
     for (const pack of profile.packs) {
       if (parseValues(pack).error) continue
@@ -355,7 +631,17 @@ function checkContentPresence(profiles: LoadedProfile[], counts: Map<PackModel, 
       if ((counts.get(pack) ?? 0) > 0) continue
       // Content tags at the wrong level are one cause, reported once (AP-CONTENT-MISPLACED says where they belong).
       if (deploysNoImages(pack) || misplaced.has(pack)) continue
-      emit(packFinding(profile, pack, {code: 'AP-CONTENT-MISSING', severity: 'warning', message: 'the pack has no content tags (pack.content.images / charts); its images would be missing at the site', hint: 'List every image the pack deploys under pack.content.images (and its charts under pack.content.charts).', path: 'pack.content', valuesLine: true}))
+      emit(
+        packFinding(profile, pack, {
+          code: 'AP-CONTENT-MISSING',
+          severity: 'warning',
+          message:
+            'the pack has no content tags (pack.content.images / charts); its images would be missing at the site',
+          hint: 'List every image the pack deploys under pack.content.images (and its charts under pack.content.charts).',
+          path: 'pack.content',
+          valuesLine: true,
+        }),
+      )
     }
 }
 
@@ -366,7 +652,14 @@ function rawManifests(pack: PackModel): string[] | undefined {
   if (pack.type === 'manifest') return (pack.manifests ?? []).map((m) => m.content)
   const data = parseValues(pack).data
   const manifests = data?.manifests
-  if (!data || data.charts !== undefined || typeof manifests !== 'object' || manifests === null || Array.isArray(manifests)) return undefined
+  if (
+    !data ||
+    data.charts !== undefined ||
+    typeof manifests !== 'object' ||
+    manifests === null ||
+    Array.isArray(manifests)
+  )
+    return undefined
   const entries = Object.values(manifests)
   if (entries.length === 0) return undefined
   const contents: string[] = []
@@ -404,7 +697,12 @@ function checkVariables(profiles: LoadedProfile[], options: ValidateOptions, emi
   const declared = new Set(profiles.flatMap((p) => p.variables.map((v) => v.name)))
   for (const name of Object.keys(options.vars ?? {})) {
     if (!declared.has(name)) {
-      emit({code: 'AP-VAR-UNKNOWN', severity: 'warning', message: `--var ${name} names a variable that no profile declares`, hint: `Declared variables: ${[...declared].join(', ') || 'none'}.`})
+      emit({
+        code: 'AP-VAR-UNKNOWN',
+        severity: 'warning',
+        message: `--var ${name} names a variable that no profile declares`,
+        hint: `Declared variables: ${[...declared].join(', ') || 'none'}.`,
+      })
     }
   }
   for (const profile of profiles)
@@ -412,7 +710,15 @@ function checkVariables(profiles: LoadedProfile[], options: ValidateOptions, emi
       const line = profile.fileLines?.variables?.[i] || undefined
       const where = {path: `spec.variables[${i}]`, ...(line ? {line} : {})}
       if (variable.inputType === 'dropdown') {
-        emit(profileFinding(profile, {code: 'AP-VAR-DROPDOWN', severity: 'warning', message: `variable "${variable.name}" is a dropdown; Local UI does not support dropdown variables`, hint: 'Make it a text variable with a regex or format instead.', ...where}))
+        emit(
+          profileFinding(profile, {
+            code: 'AP-VAR-DROPDOWN',
+            severity: 'warning',
+            message: `variable "${variable.name}" is a dropdown; Local UI does not support dropdown variables`,
+            hint: 'Make it a text variable with a regex or format instead.',
+            ...where,
+          }),
+        )
       }
       const {value} = variableValue(ctx, profile, variable.name)
       if (value === undefined || value === '') return
@@ -420,7 +726,15 @@ function checkVariables(profiles: LoadedProfile[], options: ValidateOptions, emi
       const format = typeof variable.format === 'string' ? variable.format : 'string'
       const check = FORMATS[format]
       if (check && !check(resolved)) {
-        emit(profileFinding(profile, {code: 'AP-VAR-FORMAT', severity: 'error', message: `variable "${variable.name}" = ${JSON.stringify(variable.isSensitive ? '***' : resolved)} is not a valid ${format}`, hint: `Pass --var ${variable.name}=<${format}>.`, ...where}))
+        emit(
+          profileFinding(profile, {
+            code: 'AP-VAR-FORMAT',
+            severity: 'error',
+            message: `variable "${variable.name}" = ${JSON.stringify(variable.isSensitive ? '***' : resolved)} is not a valid ${format}`,
+            hint: `Pass --var ${variable.name}=<${format}>.`,
+            ...where,
+          }),
+        )
         return
       }
       if (typeof variable.regex === 'string' && variable.regex !== '') {
@@ -431,7 +745,15 @@ function checkVariables(profiles: LoadedProfile[], options: ValidateOptions, emi
           re = undefined
         }
         if (re && !re.test(resolved)) {
-          emit(profileFinding(profile, {code: 'AP-VAR-FORMAT', severity: 'error', message: `variable "${variable.name}" = ${JSON.stringify(variable.isSensitive ? '***' : resolved)} does not match its regex ${variable.regex}`, hint: `Pass a value matching ${variable.regex} with --var ${variable.name}=VALUE.`, ...where}))
+          emit(
+            profileFinding(profile, {
+              code: 'AP-VAR-FORMAT',
+              severity: 'error',
+              message: `variable "${variable.name}" = ${JSON.stringify(variable.isSensitive ? '***' : resolved)} does not match its regex ${variable.regex}`,
+              hint: `Pass a value matching ${variable.regex} with --var ${variable.name}=VALUE.`,
+              ...where,
+            }),
+          )
         }
       }
     })

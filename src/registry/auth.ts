@@ -2,7 +2,8 @@
 //   Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"
 //   Basic realm="Registry Realm"
 
-export type Challenge = {scheme: 'basic'; realm?: string} | {scheme: 'bearer'; realm: string; service?: string; scope?: string}
+export type Challenge =
+  {scheme: 'basic'; realm?: string} | {scheme: 'bearer'; realm: string; service?: string; scope?: string}
 
 export function parseChallenge(header: string | null): Challenge | undefined {
   if (!header) return undefined
@@ -11,10 +12,16 @@ export function parseChallenge(header: string | null): Challenge | undefined {
   const scheme = match[1].toLowerCase()
   const params: Record<string, string> = {}
   const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g
-  for (let m = re.exec(match[2]); m; m = re.exec(match[2])) params[m[1].toLowerCase()] = (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1')
+  for (let m = re.exec(match[2]); m; m = re.exec(match[2]))
+    params[m[1].toLowerCase()] = (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1')
   if (scheme === 'basic') return {scheme: 'basic', ...(params.realm ? {realm: params.realm} : {})}
   if (scheme === 'bearer' && params.realm) {
-    return {scheme: 'bearer', realm: params.realm, ...(params.service ? {service: params.service} : {}), ...(params.scope ? {scope: params.scope} : {})}
+    return {
+      scheme: 'bearer',
+      realm: params.realm,
+      ...(params.service ? {service: params.service} : {}),
+      ...(params.scope ? {scope: params.scope} : {}),
+    }
   }
   return undefined
 }

@@ -5,7 +5,12 @@ import {RegistryError} from './errors.js'
 // while it arrives (after any gzip is undone), reading stops one byte past the budget of src/limits.ts.
 
 /** A response body, at most its budget; over it, a protocol failure (exit 4) naming the artifact and the limit. */
-export async function readRemote(body: AsyncIterable<Uint8Array> | null | undefined, limit: LimitName, what: string, host: string): Promise<Buffer> {
+export async function readRemote(
+  body: AsyncIterable<Uint8Array> | null | undefined,
+  limit: LimitName,
+  what: string,
+  host: string,
+): Promise<Buffer> {
   try {
     return await readBounded(body, limit, what)
   } catch (error) {

@@ -15,7 +15,13 @@ import {discard, HttpClient, withRetry, type HttpResponse, type SendInit} from '
 import {splitUserinfo} from './url-credentials.js'
 import {MANIFEST_ACCEPT, MediaType} from '../oci/media-types.js'
 import {apiHost} from './reference.js'
-import {canonicalHost, emptyRegistriesConfig, loadRegistriesConfig, rewriteRepository, type RegistriesConfig} from './registries-config.js'
+import {
+  canonicalHost,
+  emptyRegistriesConfig,
+  loadRegistriesConfig,
+  rewriteRepository,
+  type RegistriesConfig,
+} from './registries-config.js'
 
 // A pull-only OCI distribution client: endpoints (mirrors in order, then the upstream), /v2/ ping with the auth
 // challenge it returns, Basic or Bearer (token per scope, cached until it expires), manifests read as the exact
@@ -61,7 +67,13 @@ export interface FetchedManifest {
 export interface ManifestJson {
   schemaVersion?: number
   mediaType?: string
-  manifests?: {mediaType: string; digest: string; size: number; platform?: {os: string; architecture: string; variant?: string}; annotations?: Record<string, string>}[]
+  manifests?: {
+    mediaType: string
+    digest: string
+    size: number
+    platform?: {os: string; architecture: string; variant?: string}
+    annotations?: Record<string, string>
+  }[]
   config?: {mediaType: string; digest: string; size: number}
   layers?: {mediaType: string; digest: string; size: number; annotations?: Record<string, string>}[]
   artifactType?: string
@@ -76,11 +88,22 @@ export async function createRegistryClient(o: RegistryAccessOptions = {}): Promi
   const config = o.registriesFile ? await loadRegistriesConfig(o.registriesFile) : emptyRegistriesConfig()
   let extraCaPem: string | undefined
   // Files named by flags are the user's own environment: missing or unreadable is exit 2 now, not a failure later.
-  if (o.credFile) await checkInputFile(o.credFile, {code: 'CRED_FILE_UNREADABLE', what: 'the --cred-file', hint: "Pass the path of Palette's registry credentials JSON that this user can read."})
+  if (o.credFile)
+    await checkInputFile(o.credFile, {
+      code: 'CRED_FILE_UNREADABLE',
+      what: 'the --cred-file',
+      hint: "Pass the path of Palette's registry credentials JSON that this user can read.",
+    })
   if (o.caCertFile) {
-    extraCaPem = await readInputText(o.caCertFile, {code: 'CA_CERT_UNREADABLE', what: 'the --ca-cert file', hint: 'Pass the path of a PEM file with the CA certificate that this user can read.'})
+    extraCaPem = await readInputText(o.caCertFile, {
+      code: 'CA_CERT_UNREADABLE',
+      what: 'the --ca-cert file',
+      hint: 'Pass the path of a PEM file with the CA certificate that this user can read.',
+    })
     if (!extraCaPem.includes('-----BEGIN CERTIFICATE-----')) {
-      throw new UsageError('CA_CERT_INVALID', `--ca-cert ${o.caCertFile} holds no PEM certificate`, {hint: 'Pass a PEM file with a BEGIN CERTIFICATE block.'})
+      throw new UsageError('CA_CERT_INVALID', `--ca-cert ${o.caCertFile} holds no PEM certificate`, {
+        hint: 'Pass a PEM file with a BEGIN CERTIFICATE block.',
+      })
     }
   }
   return new RegistryClient(config, o, extraCaPem)
@@ -109,7 +132,14 @@ export class RegistryClient {
     o: RegistryAccessOptions,
     extraCaPem?: string,
   ) {
-    this.insecure = new Set((o.insecureRegistries ?? []).map((h) => h.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '')))
+    this.insecure = new Set(
+      (o.insecureRegistries ?? []).map((h) =>
+        h
+          .toLowerCase()
+          .replace(/^[a-z]+:\/\//, '')
+          .replace(/\/.*$/, ''),
+      ),
+    )
     this.attempts = o.attempts ?? 4
     this.retryBaseMs = o.retryBaseMs ?? 250
     this.http = new HttpClient({
@@ -121,7 +151,12 @@ export class RegistryClient {
       env: o.env,
       idleTimeoutMs: o.idleTimeoutMs,
     })
-    this.credentials = new CredentialStore({registries: config, credFile: o.credFile, dockerConfigDir: o.dockerConfigDir, env: o.env})
+    this.credentials = new CredentialStore({
+      registries: config,
+      credFile: o.credFile,
+      dockerConfigDir: o.dockerConfigDir,
+      env: o.env,
+    })
     this.logger = o.logger ?? silentLogger
   }
 
@@ -139,7 +174,13 @@ export class RegistryClient {
       const prefix = base.pathname.replace(/\/+$/, '').replace(/\/v2$/, '')
       base.pathname = `${prefix}/v2`
       base.search = ''
-      out.push({base, host: base.host, repository: rewriteRepository(repository, mirror!.rewrites), mirror: true, httpFallback: false})
+      out.push({
+        base,
+        host: base.host,
+        repository: rewriteRepository(repository, mirror!.rewrites),
+        mirror: true,
+        httpFallback: false,
+      })
     }
     const host = apiHost(key)
     if (!out.some((e) => e.host === host && e.repository === repository)) {
@@ -152,13 +193,18 @@ export class RegistryClient {
   }
 
   /** Run `fn` against each endpoint in turn until one succeeds. All failures are reported together. */
-  async withEndpoints<T>(registry: string, repository: string, fn: (ep: Endpoint) => Promise<T>): Promise<{value: T; endpoint: Endpoint}> {
+  async withEndpoints<T>(
+    registry: string,
+    repository: string,
+    fn: (ep: Endpoint) => Promise<T>,
+  ): Promise<{value: T; endpoint: Endpoint}> {
     const failures: {ep: Endpoint; error: unknown}[] = []
     const endpoints = this.endpoints(registry, repository)
     for (const ep of endpoints) {
       try {
         const value = await fn(ep)
-        for (const f of failures) this.logger.warn(`mirror ${f.ep.host} failed, used ${ep.host}: ${describeError(f.error)}`)
+        for (const f of failures)
+          this.logger.warn(`mirror ${f.ep.host} failed, used ${ep.host}: ${describeError(f.error)}`)
         return {value, endpoint: ep}
       } catch (error) {
         failures.push({ep, error})
@@ -220,7 +266,12 @@ export class RegistryClient {
     return this.credentials.forHost(host, kind)
   }
 
-  private async authorization(ep: Endpoint, challenge: Challenge | undefined, scope: string, kind: 'image' | 'helm'): Promise<string | undefined> {
+  private async authorization(
+    ep: Endpoint,
+    challenge: Challenge | undefined,
+    scope: string,
+    kind: 'image' | 'helm',
+  ): Promise<string | undefined> {
     if (!challenge) return undefined
     const cred = await this.credentialFor(ep.host, kind)
     if (challenge.scheme === 'basic') {
@@ -231,7 +282,12 @@ export class RegistryClient {
     return `Bearer ${token}`
   }
 
-  private async token(ep: Endpoint, challenge: Extract<Challenge, {scheme: 'bearer'}>, scope: string, cred: Credential | undefined): Promise<string> {
+  private async token(
+    ep: Endpoint,
+    challenge: Extract<Challenge, {scheme: 'bearer'}>,
+    scope: string,
+    cred: Credential | undefined,
+  ): Promise<string> {
     const key = `${challenge.realm}\0${challenge.service ?? ''}\0${scope}\0${ep.host}`
     const cached = this.tokens.get(key)
     if (cached) {
@@ -261,7 +317,12 @@ export class RegistryClient {
       let res: HttpResponse
       if (cred?.identityToken) {
         // OAuth2 refresh-token grant (Docker `identitytoken`): POST to the realm.
-        const form = new URLSearchParams({grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'airpack', scope})
+        const form = new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: cred.identityToken,
+          client_id: 'airpack',
+          scope,
+        })
         if (challenge.service) form.set('service', challenge.service)
         res = await this.http.sendWithRetry(realm, {
           method: 'POST',
@@ -272,10 +333,16 @@ export class RegistryClient {
         const url = new URL(realm.href)
         if (challenge.service) url.searchParams.set('service', challenge.service)
         url.searchParams.set('scope', scope)
-        const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
+        const authorization =
+          cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
         res = await this.http.sendWithRetry(url, {authorization})
       }
-      return {res, text: (await readRemote(res.body, 'tokenResponse', `the answer of the token service ${realm.host}`, ep.host)).toString('utf8')}
+      return {
+        res,
+        text: (
+          await readRemote(res.body, 'tokenResponse', `the answer of the token service ${realm.host}`, ep.host)
+        ).toString('utf8'),
+      }
     })
     if (res.status === 401 || res.status === 403) {
       throw new RegistryError(
@@ -287,7 +354,8 @@ export class RegistryClient {
         res.status,
       )
     }
-    if (res.status !== 200) throw new RegistryError('protocol', `the token service ${realm.host} answered ${res.status}`, ep.host, res.status)
+    if (res.status !== 200)
+      throw new RegistryError('protocol', `the token service ${realm.host} answered ${res.status}`, ep.host, res.status)
     let body: {token?: string; access_token?: string; expires_in?: number}
     try {
       body = JSON.parse(text)
@@ -350,7 +418,12 @@ export class RegistryClient {
     const where = `${ep.host}/${ep.repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`
     if (res.status === 404) {
       await discard(res)
-      throw new RegistryError('not-found', `${where} not found (no such ${reference.startsWith('sha256:') ? 'digest' : 'tag'} or repository)`, ep.host, 404)
+      throw new RegistryError(
+        'not-found',
+        `${where} not found (no such ${reference.startsWith('sha256:') ? 'digest' : 'tag'} or repository)`,
+        ep.host,
+        404,
+      )
     }
     if (res.status !== 200) {
       await discard(res)
@@ -359,58 +432,95 @@ export class RegistryClient {
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
     if (contentType === 'text/html') {
       await discard(res)
-      throw new RegistryError('protocol', `${ep.host} answered an HTML page instead of the manifest of ${where}; is it a registry (or a login portal)?`, ep.host)
+      throw new RegistryError(
+        'protocol',
+        `${ep.host} answered an HTML page instead of the manifest of ${where}; is it a registry (or a login portal)?`,
+        ep.host,
+      )
     }
     const bytes = await readRemote(res.body, 'manifest', `the manifest of ${where}`, ep.host)
     const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex')
     const served = res.headers.get('docker-content-digest')
     if (reference.startsWith('sha256:') && digest !== reference) {
-      throw new RegistryError('integrity', `${where}: the manifest bytes hash to ${digest}, not the digest asked for`, ep.host)
+      throw new RegistryError(
+        'integrity',
+        `${where}: the manifest bytes hash to ${digest}, not the digest asked for`,
+        ep.host,
+      )
     }
     if (served && served.startsWith('sha256:') && served !== digest) {
-      throw new RegistryError('integrity', `${where}: the manifest bytes hash to ${digest}, but the registry says ${served}`, ep.host)
+      throw new RegistryError(
+        'integrity',
+        `${where}: the manifest bytes hash to ${digest}, but the registry says ${served}`,
+        ep.host,
+      )
     }
     let json: ManifestJson
     try {
       json = JSON.parse(bytes.toString('utf8'))
     } catch {
-      throw new RegistryError('protocol', `${where}: the registry answered ${contentType || 'a body'} that is not a JSON manifest`, ep.host)
+      throw new RegistryError(
+        'protocol',
+        `${where}: the registry answered ${contentType || 'a body'} that is not a JSON manifest`,
+        ep.host,
+      )
     }
-    if (json === null || typeof json !== 'object') throw new RegistryError('protocol', `${where}: the manifest is not a JSON object`, ep.host)
+    if (json === null || typeof json !== 'object')
+      throw new RegistryError('protocol', `${where}: the manifest is not a JSON object`, ep.host)
     if (json.schemaVersion === 1 || contentType.startsWith(MediaType.dockerSchema1)) {
-      throw new RegistryError('protocol', `${where} is a Docker schema 1 manifest, which airpack does not support; re-push the image with a current client`, ep.host)
+      throw new RegistryError(
+        'protocol',
+        `${where} is a Docker schema 1 manifest, which airpack does not support; re-push the image with a current client`,
+        ep.host,
+      )
     }
     const mediaType = json.mediaType ?? (contentType || (json.manifests ? MediaType.ociIndex : MediaType.ociManifest))
     if (!json.manifests && !json.config) {
-      throw new RegistryError('protocol', `${where}: the document is neither an image index nor an image manifest`, ep.host)
+      throw new RegistryError(
+        'protocol',
+        `${where}: the document is neither an image index nor an image manifest`,
+        ep.host,
+      )
     }
     return {bytes, digest, mediaType, size: bytes.length, json}
   }
 
   /** The digest a tag points at now (HEAD; GET when the registry sends no Docker-Content-Digest). */
   async headManifest(ep: Endpoint, reference: string, kind: 'image' | 'helm' = 'image'): Promise<string> {
-    const res = await this.request(ep, `manifests/${reference}`, {method: 'HEAD', headers: {accept: MANIFEST_ACCEPT}, kind})
+    const res = await this.request(ep, `manifests/${reference}`, {
+      method: 'HEAD',
+      headers: {accept: MANIFEST_ACCEPT},
+      kind,
+    })
     await discard(res)
     const digest = res.headers.get('docker-content-digest')
     if (res.status === 200 && digest && /^sha256:[a-f0-9]{64}$/.test(digest)) return digest
-    if (res.status === 404) throw new RegistryError('not-found', `${ep.host}/${ep.repository}:${reference} not found`, ep.host, 404)
+    if (res.status === 404)
+      throw new RegistryError('not-found', `${ep.host}/${ep.repository}:${reference} not found`, ep.host, 404)
     return (await this.getManifest(ep, reference, kind)).digest
   }
 
   /** A resumable source of one blob's bytes, for BlobStore.ingest. */
   blobSource(ep: Endpoint, digest: string, kind: 'image' | 'helm' = 'image'): BlobSource {
     return async (offset: number) => {
-      const res = await this.request(ep, `blobs/${digest}`, {headers: offset > 0 ? {range: `bytes=${offset}-`} : {}, kind})
+      const res = await this.request(ep, `blobs/${digest}`, {
+        headers: offset > 0 ? {range: `bytes=${offset}-`} : {},
+        kind,
+      })
       return bodyFrom(res, offset, `${ep.host}/${ep.repository}@${digest}`, ep.host)
     }
   }
 
   /** A plain URL (classic Helm repository, chart archive): Basic credentials for its host when configured. */
-  async getUrl(withUserinfo: URL, o: {range?: number; kind?: 'image' | 'helm'; compressed?: boolean} = {}): Promise<HttpResponse> {
+  async getUrl(
+    withUserinfo: URL,
+    o: {range?: number; kind?: 'image' | 'helm'; compressed?: boolean} = {},
+  ): Promise<HttpResponse> {
     const {url, credential: inUrl} = splitUserinfo(withUserinfo)
     if (inUrl) this.urlCredentials.set(url.host, inUrl)
     const cred = inUrl ?? this.urlCredentials.get(url.host) ?? (await this.credentialFor(url.host, o.kind ?? 'helm'))
-    const authorization = cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
+    const authorization =
+      cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
     const headers: Record<string, string> = {}
     if (o.range) headers.range = `bytes=${o.range}-`
     // A Helm index is text that is only parsed, never hashed: let it travel compressed.
@@ -420,7 +530,9 @@ export class RegistryClient {
       await discard(res)
       throw new RegistryError(
         'unauthorized',
-        cred ? `${url.host} rejected the credentials (from ${cred.origin})` : `${url.host} requires authentication and no credentials were found for it`,
+        cred
+          ? `${url.host} rejected the credentials (from ${cred.origin})`
+          : `${url.host} requires authentication and no credentials were found for it`,
         url.host,
         res.status,
       )
@@ -461,7 +573,11 @@ function bodyFrom(res: HttpResponse, offset: number, what: string, host: string)
   if (res.status === 206 && (res.headers.get('content-encoding') ?? 'identity').toLowerCase() !== 'identity') {
     // A range of an encoded representation cannot be appended to the stored bytes.
     void discard(res)
-    throw new RegistryError('protocol', `${what}: ${host} (or a proxy) compressed a partial response; cannot resume from it`, host)
+    throw new RegistryError(
+      'protocol',
+      `${what}: ${host} (or a proxy) compressed a partial response; cannot resume from it`,
+      host,
+    )
   }
   if (res.status === 206) {
     const range = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')

@@ -146,9 +146,13 @@ export class CredentialStore {
       const out = String(result.stdout ?? '') + String(result.stderr ?? '')
       // "credentials not found" is the helper protocol's normal miss.
       if (/credentials not found/i.test(out)) return undefined
-      throw new UsageError('CREDENTIAL_HELPER_FAILED', `docker-credential-${name} get failed for ${host} (exit ${result.exitCode})`, {
-        hint: `Check that docker-credential-${name} is on PATH and logged in, or remove it from the Docker config.`,
-      })
+      throw new UsageError(
+        'CREDENTIAL_HELPER_FAILED',
+        `docker-credential-${name} get failed for ${host} (exit ${result.exitCode})`,
+        {
+          hint: `Check that docker-credential-${name} is on PATH and logged in, or remove it from the Docker config.`,
+        },
+      )
     }
     try {
       const parsed = JSON.parse(String(result.stdout)) as {Username?: string; Secret?: string}
@@ -156,7 +160,10 @@ export class CredentialStore {
       if (parsed.Username === '<token>') return {identityToken: parsed.Secret, origin: `docker-credential-${name}`}
       return {username: parsed.Username, password: parsed.Secret, origin: `docker-credential-${name}`}
     } catch {
-      throw new UsageError('CREDENTIAL_HELPER_FAILED', `docker-credential-${name} get for ${host} did not print the helper JSON`)
+      throw new UsageError(
+        'CREDENTIAL_HELPER_FAILED',
+        `docker-credential-${name} get for ${host} did not print the helper JSON`,
+      )
     }
   }
 }
@@ -175,9 +182,10 @@ function fromAuthEntry(a: AuthEntry, origin: string): Credential | undefined {
 }
 
 async function loadContainersAuth(env: NodeJS.ProcessEnv): Promise<NonNullable<DockerConfig['auths']>> {
-  const files = [env.REGISTRY_AUTH_FILE, env.XDG_RUNTIME_DIR && path.join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json')].filter(
-    (f): f is string => Boolean(f),
-  )
+  const files = [
+    env.REGISTRY_AUTH_FILE,
+    env.XDG_RUNTIME_DIR && path.join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'),
+  ].filter((f): f is string => Boolean(f))
   for (const file of files) {
     try {
       return (JSON.parse(await readFile(file, 'utf8')) as DockerConfig).auths ?? {}
@@ -202,9 +210,13 @@ async function loadDockerConfig(dir: string): Promise<DockerConfig | undefined> 
   try {
     return JSON.parse(text) as DockerConfig
   } catch (error) {
-    throw new UsageError('DOCKER_CONFIG_INVALID', `Docker config ${file} is not valid JSON: ${(error as Error).message}`, {
-      hint: 'Fix the file or point --docker-config at another directory.',
-    })
+    throw new UsageError(
+      'DOCKER_CONFIG_INVALID',
+      `Docker config ${file} is not valid JSON: ${(error as Error).message}`,
+      {
+        hint: 'Fix the file or point --docker-config at another directory.',
+      },
+    )
   }
 }
 
@@ -233,16 +245,21 @@ async function loadPaletteCredFile(file: string): Promise<{image: PaletteEntry[]
         return []
       }
       if (typeof entry.password !== 'string' && (typeof entry.password !== 'object' || entry.password === null)) {
-        problems.push(`${key}[${i}] (${entry.endpoint}): "password" must be a string, or the service-account object for _json_key`)
+        problems.push(
+          `${key}[${i}] (${entry.endpoint}): "password" must be a string, or the service-account object for _json_key`,
+        )
         return []
       }
       return [entry as PaletteEntry]
     })
   }
   const out = {image: list('image'), helm: list('helm')}
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) problems.push('the document must be an object with "image" and "helm" lists')
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    problems.push('the document must be an object with "image" and "helm" lists')
   if (problems.length > 0) {
-    throw new UsageError('CRED_FILE_INVALID', `--cred-file ${file} is not a valid Palette credentials file`, {details: {file, problems}})
+    throw new UsageError('CRED_FILE_INVALID', `--cred-file ${file} is not a valid Palette credentials file`, {
+      details: {file, problems},
+    })
   }
   return out
 }

@@ -27,7 +27,9 @@ export class RegistryError extends Error {
 
   /** Worth another attempt at the same endpoint (rate limit, server error, dropped connection). */
   get transient(): boolean {
-    return this.failure === 'unreachable' || (this.failure === 'http' && (this.status === 429 || (this.status ?? 0) >= 500))
+    return (
+      this.failure === 'unreachable' || (this.failure === 'http' && (this.status === 429 || (this.status ?? 0) >= 500))
+    )
   }
 }
 
@@ -67,7 +69,9 @@ export function isNetworkError(error: unknown): boolean {
 
 export function isTlsError(error: unknown): boolean {
   const code = errorCode(error) ?? ''
-  return /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_SSL/i.test(code) || /certificate|ssl|tls/i.test(describeError(error))
+  return (
+    /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_SSL/i.test(code) || /certificate|ssl|tls/i.test(describeError(error))
+  )
 }
 
 /** A one-line description of an error chain, for messages. */
@@ -82,7 +86,8 @@ export function describeError(error: unknown): string {
     // "fetch failed" over "getaddrinfo …"): say each cause once.
     const said = parts.join(': ')
     if (!said.includes(msg)) parts.push(item)
-    else if (item !== msg && !said.includes(`(${code as string})`) && !said.includes(code as string)) parts[parts.length - 1] += ` (${code as string})`
+    else if (item !== msg && !said.includes(`(${code as string})`) && !said.includes(code as string))
+      parts[parts.length - 1] += ` (${code as string})`
     e = (e as {cause?: unknown}).cause
   }
   return parts.join(': ')

@@ -80,7 +80,10 @@ export class HttpClient {
 
   /** Whether TLS verification is off for this host (an --insecure-registry host or insecure_skip_verify). */
   isInsecure(host: string): boolean {
-    return this.options.insecureHosts.has(host.toLowerCase()) || this.options.tls.get(host.toLowerCase())?.insecureSkipVerify === true
+    return (
+      this.options.insecureHosts.has(host.toLowerCase()) ||
+      this.options.tls.get(host.toLowerCase())?.insecureSkipVerify === true
+    )
   }
 
   /** The proxy a request to `url` goes through, if any (for messages: credentials masked). */
@@ -110,14 +113,22 @@ export class HttpClient {
     const agent = !secure
       ? new http.Agent(common)
       : proxy
-        ? new TunnelAgent(proxy, this.options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, {...common, ...this.tlsOptions(host)})
+        ? new TunnelAgent(proxy, this.options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, {
+            ...common,
+            ...this.tlsOptions(host),
+          })
         : new https.Agent({...common, ...this.tlsOptions(host)})
     this.agents.set(key, agent)
     return agent
   }
 
   /** One request/response exchange, no redirects, no retries. */
-  private exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined): Promise<HttpResponse> {
+  private exchange(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<HttpResponse> {
     const proxy = this.proxyFor(url)
     const secure = url.protocol === 'https:'
     const agent = this.agent(url, proxy)
@@ -132,7 +143,11 @@ export class HttpClient {
       if (auth) outHeaders['proxy-authorization'] = auth
       target = {host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || 80, path: url.href}
     } else {
-      target = {host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (secure ? 443 : 80), path: url.pathname + url.search}
+      target = {
+        host: url.hostname.replace(/^\[|\]$/g, ''),
+        port: url.port || (secure ? 443 : 80),
+        path: url.pathname + url.search,
+      }
     }
     const via = proxy ? ` (through the proxy ${redactUrl(proxy.href).replace(/\/$/, '')})` : ''
     return new Promise<HttpResponse>((resolve, reject) => {
@@ -148,12 +163,26 @@ export class HttpClient {
       // Kept for the whole life of the request: a late parse error (junk after a body) must not be unhandled.
       req.on('error', fail)
       req.setTimeout(idleMs, () => {
-        timedOut = new RegistryError('unreachable', `${url.host} sent nothing for ${duration(idleMs)} while ${phase}${via}`, url.host)
+        timedOut = new RegistryError(
+          'unreachable',
+          `${url.host} sent nothing for ${duration(idleMs)} while ${phase}${via}`,
+          url.host,
+        )
         req.destroy(timedOut)
       })
       req.on('socket', (socket: net.Socket) => {
         if (!socket.connecting) return
-        const timer = setTimeout(() => req.destroy(new RegistryError('unreachable', `cannot reach ${url.host}: no connection within ${duration(connectMs)}${via}`, url.host)), connectMs)
+        const timer = setTimeout(
+          () =>
+            req.destroy(
+              new RegistryError(
+                'unreachable',
+                `cannot reach ${url.host}: no connection within ${duration(connectMs)}${via}`,
+                url.host,
+              ),
+            ),
+          connectMs,
+        )
         socket.once(secure && !proxy ? 'secureConnect' : 'connect', () => clearTimeout(timer))
         socket.once('close', () => clearTimeout(timer))
       })
@@ -162,7 +191,15 @@ export class HttpClient {
         if (res.statusCode === 407 && proxy) {
           // The proxy's answer, not the registry's: say so (and never with the proxy's password).
           res.resume()
-          fail(new RegistryError('unauthorized', `the proxy ${redactUrl(proxy.href).replace(/\/$/, '')} refused ${url.host}: 407 ${res.statusMessage ?? ''}`.trim() + ' (check the credentials in HTTP_PROXY)', url.host, 407))
+          fail(
+            new RegistryError(
+              'unauthorized',
+              `the proxy ${redactUrl(proxy.href).replace(/\/$/, '')} refused ${url.host}: 407 ${res.statusMessage ?? ''}`.trim() +
+                ' (check the credentials in HTTP_PROXY)',
+              url.host,
+              407,
+            ),
+          )
           return
         }
         settled = true
@@ -180,21 +217,41 @@ export class HttpClient {
     let authorization = init.authorization
     for (let hop = 0; ; hop++) {
       // identity: ranges index the stored bytes; a Content-Encoding a proxy adds anyway is decoded in toResponse.
-      const headers: Record<string, string> = {'accept-encoding': 'identity', ...lowerKeys(init.headers), 'user-agent': 'airpack'}
+      const headers: Record<string, string> = {
+        'accept-encoding': 'identity',
+        ...lowerKeys(init.headers),
+        'user-agent': 'airpack',
+      }
       if (authorization) headers.authorization = authorization
       const res = await this.exchange(current, init.method ?? 'GET', headers, init.body)
       if (res.status < 300 || res.status >= 400 || res.status === 304) return res
       const location = res.headers.get('location')
       await res.body.cancel()
-      if (!location) throw new RegistryError('protocol', `${current.host} answered ${res.status} without a Location header`, current.host, res.status)
+      if (!location)
+        throw new RegistryError(
+          'protocol',
+          `${current.host} answered ${res.status} without a Location header`,
+          current.host,
+          res.status,
+        )
       let next: URL
       try {
         next = new URL(location, current)
       } catch {
-        throw new RegistryError('protocol', `${current.host} answered ${res.status} with a Location that is not a URL`, current.host, res.status)
+        throw new RegistryError(
+          'protocol',
+          `${current.host} answered ${res.status} with a Location that is not a URL`,
+          current.host,
+          res.status,
+        )
       }
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-        throw new RegistryError('redirect', `${current.host} redirects to a ${next.protocol} URL`, current.host, res.status)
+        throw new RegistryError(
+          'redirect',
+          `${current.host} redirects to a ${next.protocol} URL`,
+          current.host,
+          res.status,
+        )
       }
       seen.add(current.href)
       if (seen.has(next.href) || hop + 1 >= MAX_REDIRECTS) {
@@ -218,9 +275,17 @@ export class HttpClient {
       if (res.status === 429 || res.status >= 500) {
         const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'))
         await res.body.cancel()
-        throw Object.assign(new RegistryError('http', `${url.host} answered ${res.status} ${res.statusText}`.trim(), url.host, res.status), {
-          retryAfterMs,
-        })
+        throw Object.assign(
+          new RegistryError(
+            'http',
+            `${url.host} answered ${res.status} ${res.statusText}`.trim(),
+            url.host,
+            res.status,
+          ),
+          {
+            retryAfterMs,
+          },
+        )
       }
       return res
     })
@@ -243,7 +308,10 @@ class TunnelAgent extends https.Agent {
   }
 
   // Node's Agent accepts an asynchronous createConnection: return nothing and call back with the socket.
-  override createConnection(requestOptions: https.RequestOptions, callback?: (error: Error | null, socket: Duplex) => void): undefined {
+  override createConnection(
+    requestOptions: https.RequestOptions,
+    callback?: (error: Error | null, socket: Duplex) => void,
+  ): undefined {
     const options = requestOptions as tls.ConnectionOptions & {host?: string; port?: number; servername?: string}
     const target = `${options.host?.includes(':') ? `[${options.host}]` : options.host}:${options.port}`
     const headers: Record<string, string> = {host: target}
@@ -265,8 +333,24 @@ class TunnelAgent extends https.Agent {
       done = true
       callback?.(error, socket as Duplex)
     }
-    connect.on('timeout', () => connect.destroy(new RegistryError('unreachable', `${where} did not open a tunnel to ${target} within ${Math.round(this.connectTimeoutMs / 1000)} s`, target)))
-    connect.on('error', (error) => finish(error instanceof RegistryError ? error : new RegistryError('unreachable', `cannot reach ${where}: ${describeError(error)}`, target, undefined, {cause: error})))
+    connect.on('timeout', () =>
+      connect.destroy(
+        new RegistryError(
+          'unreachable',
+          `${where} did not open a tunnel to ${target} within ${Math.round(this.connectTimeoutMs / 1000)} s`,
+          target,
+        ),
+      ),
+    )
+    connect.on('error', (error) =>
+      finish(
+        error instanceof RegistryError
+          ? error
+          : new RegistryError('unreachable', `cannot reach ${where}: ${describeError(error)}`, target, undefined, {
+              cause: error,
+            }),
+      ),
+    )
     connect.on('connect', (res, socket, head) => {
       if (res.statusCode !== 200) {
         socket.destroy()
@@ -293,7 +377,10 @@ class TunnelAgent extends https.Agent {
 
 function proxyAuthorization(proxy: URL): string | undefined {
   if (!proxy.username && !proxy.password) return undefined
-  return 'Basic ' + Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')
+  return (
+    'Basic ' +
+    Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')
+  )
 }
 
 function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {
@@ -309,7 +396,14 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
   br: () => zlib.createBrotliDecompress(),
 }
 
-function toResponse(url: URL, method: string, res: http.IncomingMessage, req: http.ClientRequest, via: string, timedOut: () => RegistryError | undefined): HttpResponse {
+function toResponse(
+  url: URL,
+  method: string,
+  res: http.IncomingMessage,
+  req: http.ClientRequest,
+  via: string,
+  timedOut: () => RegistryError | undefined,
+): HttpResponse {
   const headers = new Headers()
   for (const [name, value] of Object.entries(res.headers)) {
     if (value === undefined) continue
@@ -318,11 +412,26 @@ function toResponse(url: URL, method: string, res: http.IncomingMessage, req: ht
   const encoding = (headers.get('content-encoding') ?? 'identity').trim().toLowerCase()
   const decoder = method === 'HEAD' || encoding === 'identity' || encoding === '' ? undefined : DECODERS[encoding]
   const declared = decoder ? undefined : Number.parseInt(headers.get('content-length') ?? '', 10)
-  const body = new ResponseStream(url, req, res, decoder, Number.isFinite(declared) && method !== 'HEAD' ? declared : undefined, via, encoding, timedOut)
+  const body = new ResponseStream(
+    url,
+    req,
+    res,
+    decoder,
+    Number.isFinite(declared) && method !== 'HEAD' ? declared : undefined,
+    via,
+    encoding,
+    timedOut,
+  )
   // A body that fails before anyone reads it must not be an unhandled 'error': reading it still throws.
   body.on('error', () => {})
   if (encoding !== 'identity' && encoding !== '' && !decoder && method !== 'HEAD') {
-    body.destroy(new RegistryError('protocol', `${url.host} sent a body in an unknown Content-Encoding "${encoding}"${via}`, url.host))
+    body.destroy(
+      new RegistryError(
+        'protocol',
+        `${url.host} sent a body in an unknown Content-Encoding "${encoding}"${via}`,
+        url.host,
+      ),
+    )
   }
   return {
     status: res.statusCode ?? 0,
@@ -363,8 +472,18 @@ class ResponseStream extends Readable implements ResponseBody {
       res.on('error', (error) => d.destroy(error))
       d.on('error', (error) => {
         if (!res.destroyed) res.destroy()
-        const raw = (error as {code?: string}).code?.startsWith('Z_') || /incorrect header|invalid|unexpected end/i.test((error as Error).message)
-        this.fail(raw ? new RegistryError('unreachable', `${this.url.host} sent a ${encoding} body that does not decode: ${(error as Error).message}${this.via}`, this.url.host) : error)
+        const raw =
+          (error as {code?: string}).code?.startsWith('Z_') ||
+          /incorrect header|invalid|unexpected end/i.test((error as Error).message)
+        this.fail(
+          raw
+            ? new RegistryError(
+                'unreachable',
+                `${this.url.host} sent a ${encoding} body that does not decode: ${(error as Error).message}${this.via}`,
+                this.url.host,
+              )
+            : error,
+        )
       })
       res.pipe(d)
       this.source = d
@@ -404,7 +523,10 @@ class ResponseStream extends Readable implements ResponseBody {
       return
     }
     const code = errorCode(error)
-    const how = code === 'ECONNRESET' || /aborted/i.test(describeError(error)) ? 'closed the connection' : `failed (${describeError(error)})`
+    const how =
+      code === 'ECONNRESET' || /aborted/i.test(describeError(error))
+        ? 'closed the connection'
+        : `failed (${describeError(error)})`
     this.destroy(new RegistryError('unreachable', this.shortMessage(how), this.url.host, undefined, {cause: error}))
   }
 
@@ -443,11 +565,19 @@ export function networkFailure(url: URL, error: unknown, via = ''): RegistryErro
       ? ' (if it requires a client certificate, set cert_file and key_file under configs in --registries)'
       : ''
   if (isTlsError(error)) {
-    return new RegistryError('tls', `TLS to ${url.host} failed: ${describeError(error)}${via}${mtlsHint}`, url.host, undefined, {cause: error})
+    return new RegistryError(
+      'tls',
+      `TLS to ${url.host} failed: ${describeError(error)}${via}${mtlsHint}`,
+      url.host,
+      undefined,
+      {cause: error},
+    )
   }
   // A malformed response (junk instead of a status line, a bad Content-Length) is the link's fault as often as
   // the server's: worth another attempt like a cut connection.
-  const what = code.startsWith('HPE_') ? `${url.host} sent a malformed response: ${describeError(error)}` : `cannot reach ${url.host}: ${describeError(error)}`
+  const what = code.startsWith('HPE_')
+    ? `${url.host} sent a malformed response: ${describeError(error)}`
+    : `cannot reach ${url.host}: ${describeError(error)}`
   return new RegistryError('unreachable', `${what}${via}${mtlsHint}`, url.host, undefined, {cause: error})
 }
 
@@ -498,7 +628,9 @@ export async function withRetry<T>(o: RetryPolicy, fn: (attempt: number) => Prom
         if (attempt > 0 && error && typeof error === 'object') Object.assign(error, {[RETRIES_SPENT]: true})
         throw error
       }
-      await new Promise((r) => setTimeout(r, backoffMs(attempt, o.retryBaseMs, (error as {retryAfterMs?: number}).retryAfterMs)))
+      await new Promise((r) =>
+        setTimeout(r, backoffMs(attempt, o.retryBaseMs, (error as {retryAfterMs?: number}).retryAfterMs)),
+      )
     }
   }
 }

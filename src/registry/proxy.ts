@@ -19,7 +19,8 @@ export interface ProxyEnv {
   noProxy: NoProxyRule[]
 }
 
-type NoProxyRule = {kind: 'all'} | {kind: 'name'; name: string; port?: string} | {kind: 'ip'; list: net.BlockList; port?: string}
+type NoProxyRule =
+  {kind: 'all'} | {kind: 'name'; name: string; port?: string} | {kind: 'ip'; list: net.BlockList; port?: string}
 
 function envValue(env: NodeJS.ProcessEnv, name: string): {name: string; value: string} | undefined {
   for (const n of [name.toLowerCase(), name.toUpperCase()]) {
@@ -41,9 +42,13 @@ function proxyUrl(found: {name: string; value: string} | undefined): URL | undef
     })
   }
   if (url.protocol !== 'http:') {
-    throw new UsageError('PROXY_UNSUPPORTED', `${found.name}=${redactUrl(found.value)}: only http:// proxies are supported (https:// URLs are tunnelled through them with CONNECT)`, {
-      hint: `Set ${found.name} to the proxy's http://host:port address.`,
-    })
+    throw new UsageError(
+      'PROXY_UNSUPPORTED',
+      `${found.name}=${redactUrl(found.value)}: only http:// proxies are supported (https:// URLs are tunnelled through them with CONNECT)`,
+      {
+        hint: `Set ${found.name} to the proxy's http://host:port address.`,
+      },
+    )
   }
   return url
 }

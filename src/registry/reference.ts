@@ -7,7 +7,8 @@ const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/
 const TAG = /^[\w][\w.-]{0,127}$/
 const DIGEST = /^sha256:[a-f0-9]{64}$/
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/
+const DOMAIN =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/
 
 export interface ImageReference {
   /** Registry host as users write it (`docker.io`, `ghcr.io`, `127.0.0.1:5000`). */
@@ -46,7 +47,8 @@ export function parseReference(raw: string): ImageReference {
   if (at !== -1) {
     digest = rest.slice(at + 1)
     rest = rest.slice(0, at)
-    if (!DIGEST.test(digest)) throw new InvalidReferenceError(raw, `digest ${JSON.stringify(digest)} is not sha256:<64 hex digits>`)
+    if (!DIGEST.test(digest))
+      throw new InvalidReferenceError(raw, `digest ${JSON.stringify(digest)} is not sha256:<64 hex digits>`)
   }
 
   let registry = DOCKER_HUB
@@ -56,7 +58,8 @@ export function parseReference(raw: string): ImageReference {
     if (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[')) {
       registry = first
       rest = rest.slice(slash + 1)
-      if (!DOMAIN.test(registry)) throw new InvalidReferenceError(raw, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`)
+      if (!DOMAIN.test(registry))
+        throw new InvalidReferenceError(raw, `registry host ${JSON.stringify(registry)} is not a valid host[:port]`)
     }
   }
 
@@ -65,7 +68,11 @@ export function parseReference(raw: string): ImageReference {
   if (colon !== -1) {
     tag = rest.slice(colon + 1)
     rest = rest.slice(0, colon)
-    if (!TAG.test(tag)) throw new InvalidReferenceError(raw, `tag ${JSON.stringify(tag)} is not valid (letters, digits, '_', '.', '-'; at most 128)`)
+    if (!TAG.test(tag))
+      throw new InvalidReferenceError(
+        raw,
+        `tag ${JSON.stringify(tag)} is not valid (letters, digits, '_', '.', '-'; at most 128)`,
+      )
   }
 
   if (rest === '') throw new InvalidReferenceError(raw, 'the repository name is missing')

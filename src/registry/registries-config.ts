@@ -54,12 +54,7 @@ const RegistriesSchema = z
       )
       .optional(),
     configs: z
-      .record(
-        z.string(),
-        z
-          .object({auth: AuthSchema.optional(), tls: TlsSchema.optional()})
-          .strict(),
-      )
+      .record(z.string(), z.object({auth: AuthSchema.optional(), tls: TlsSchema.optional()}).strict())
       .optional(),
   })
   .strict()
@@ -93,19 +88,30 @@ export interface RegistriesConfig {
 export const emptyRegistriesConfig = (): RegistriesConfig => ({mirrors: new Map(), auth: new Map(), tls: new Map()})
 
 export async function loadRegistriesConfig(file: string): Promise<RegistriesConfig> {
-  const text = await readInputText(file, {code: 'REGISTRIES_UNREADABLE', what: 'the --registries file', hint: 'Pass the path of a K3s registries.yaml file that this user can read.'})
+  const text = await readInputText(file, {
+    code: 'REGISTRIES_UNREADABLE',
+    what: 'the --registries file',
+    hint: 'Pass the path of a K3s registries.yaml file that this user can read.',
+  })
   let doc: unknown
   try {
     doc = parseYaml(text) ?? {}
   } catch (error) {
-    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} is not valid YAML: ${(error as Error).message}`)
+    throw new UsageError(
+      'REGISTRIES_INVALID',
+      `--registries file ${file} is not valid YAML: ${(error as Error).message}`,
+    )
   }
   const parsed = RegistriesSchema.safeParse(doc)
   if (!parsed.success) {
-    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} does not follow the K3s registries.yaml format`, {
-      hint: 'Top-level keys are `mirrors` and `configs`; see docs.k3s.io "Private Registry Configuration".',
-      details: {file, problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)},
-    })
+    throw new UsageError(
+      'REGISTRIES_INVALID',
+      `--registries file ${file} does not follow the K3s registries.yaml format`,
+      {
+        hint: 'Top-level keys are `mirrors` and `configs`; see docs.k3s.io "Private Registry Configuration".',
+        details: {file, problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)},
+      },
+    )
   }
   const base = path.dirname(path.resolve(file))
   const out = emptyRegistriesConfig()
@@ -116,14 +122,21 @@ export async function loadRegistriesConfig(file: string): Promise<RegistriesConf
     for (const [i, raw] of (mirror.endpoint ?? []).entries()) {
       try {
         const written = new URL(raw.includes('://') ? raw : `https://${raw}`)
-        if (written.protocol !== 'http:' && written.protocol !== 'https:') throw new Error('only http:// and https:// endpoints exist')
+        if (written.protocol !== 'http:' && written.protocol !== 'https:')
+          throw new Error('only http:// and https:// endpoints exist')
         // `https://user:pass@mirror` is a credential for that endpoint: kept as its auth (unless configs names one),
         // and taken out of the URL so it can reach no message, report or DEBUG line.
         const {url, credential} = splitUserinfo(written)
-        if (credential) fromEndpoints.set(canonicalHost(url.host), {username: credential.username ?? '', password: credential.password ?? ''})
+        if (credential)
+          fromEndpoints.set(canonicalHost(url.host), {
+            username: credential.username ?? '',
+            password: credential.password ?? '',
+          })
         endpoints.push(url)
       } catch (error) {
-        problems.push(`mirrors.${host}.endpoint[${i}]: ${JSON.stringify(redactUrl(raw))} is not a URL (${redactText((error as Error).message)})`)
+        problems.push(
+          `mirrors.${host}.endpoint[${i}]: ${JSON.stringify(redactUrl(raw))} is not a URL (${redactText((error as Error).message)})`,
+        )
       }
     }
     const rewrites: MirrorConfig['rewrites'] = []
@@ -131,7 +144,9 @@ export async function loadRegistriesConfig(file: string): Promise<RegistriesConf
       try {
         rewrites.push({pattern: new RegExp(pattern), replacement})
       } catch (error) {
-        problems.push(`mirrors.${host}.rewrite: ${JSON.stringify(pattern)} is not a regular expression (${(error as Error).message})`)
+        problems.push(
+          `mirrors.${host}.rewrite: ${JSON.stringify(pattern)} is not a regular expression (${(error as Error).message})`,
+        )
       }
     }
     out.mirrors.set(canonicalHost(host), {endpoints, rewrites})
@@ -159,7 +174,9 @@ export async function loadRegistriesConfig(file: string): Promise<RegistriesConf
         try {
           return await readFile(path.resolve(base, p), 'utf8')
         } catch (error) {
-          problems.push(`configs.${host}.tls.${field}: cannot read ${p} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+          problems.push(
+            `configs.${host}.tls.${field}: cannot read ${p} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+          )
           return undefined
         }
       }
@@ -173,7 +190,9 @@ export async function loadRegistriesConfig(file: string): Promise<RegistriesConf
   }
   for (const [host, auth] of fromEndpoints) if (!out.auth.has(host)) out.auth.set(host, auth)
   if (problems.length > 0) {
-    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} has ${problems.length} problem(s)`, {details: {file, problems}})
+    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} has ${problems.length} problem(s)`, {
+      details: {file, problems},
+    })
   }
   return out
 }

@@ -20,8 +20,12 @@ export function splitUserinfo(url: URL): SplitUrl {
   clean.username = ''
   clean.password = ''
   const password = safeDecode(url.password)
-  if (password === REDACTED_PASSWORD || encodeURIComponent(password) === encodeURIComponent(REDACTED_PASSWORD)) return {url: clean}
-  return {url: clean, credential: {username: safeDecode(url.username), password, origin: `the user info of the URL for ${clean.host}`}}
+  if (password === REDACTED_PASSWORD || encodeURIComponent(password) === encodeURIComponent(REDACTED_PASSWORD))
+    return {url: clean}
+  return {
+    url: clean,
+    credential: {username: safeDecode(url.username), password, origin: `the user info of the URL for ${clean.host}`},
+  }
 }
 
 function safeDecode(text: string): string {

@@ -50,7 +50,10 @@ export function chartTag(version: string): string {
 }
 
 function sanitizeComponent(c: string): string {
-  const s = c.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+  const s = c
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
   return s || 'charts'
 }
 
@@ -60,15 +63,21 @@ export function chartReference(repository: string, name: string, version: string
     return `${repository.slice('oci://'.length).replace(/\/+$/, '')}/${name}:${chartTag(version)}`
   }
   const url = new URL(repository)
-  let segments = url.pathname.split('/').filter(Boolean).map((c) => {
-    try {
-      return decodeURIComponent(c)
-    } catch {
-      return c
-    }
-  })
+  let segments = url.pathname
+    .split('/')
+    .filter(Boolean)
+    .map((c) => {
+      try {
+        return decodeURIComponent(c)
+      } catch {
+        return c
+      }
+    })
   if (chartSourceKind(repository) === 'tgz') segments = segments.slice(0, -1)
-  return [url.host.toLowerCase(), ...segments.map(sanitizeComponent), sanitizeComponent(name)].join('/') + `:${chartTag(version)}`
+  return (
+    [url.host.toLowerCase(), ...segments.map(sanitizeComponent), sanitizeComponent(name)].join('/') +
+    `:${chartTag(version)}`
+  )
 }
 
 export interface ChartMetadata {
@@ -81,8 +90,15 @@ export interface ChartMetadata {
 }
 
 /** The generated OCI manifest and Helm config of a chart archive: same archive → same bytes, always. */
-export function chartManifest(meta: ChartMetadata, archive: {digest: string; size: number}): {config: Buffer; manifest: Buffer} {
-  const configDoc: Record<string, unknown> = {apiVersion: meta.apiVersion ?? 'v2', name: meta.name, version: meta.version}
+export function chartManifest(
+  meta: ChartMetadata,
+  archive: {digest: string; size: number},
+): {config: Buffer; manifest: Buffer} {
+  const configDoc: Record<string, unknown> = {
+    apiVersion: meta.apiVersion ?? 'v2',
+    name: meta.name,
+    version: meta.version,
+  }
   if (meta.appVersion) configDoc.appVersion = meta.appVersion
   if (meta.description) configDoc.description = meta.description
   if (meta.type) configDoc.type = meta.type
@@ -135,7 +151,10 @@ export async function readChartEntries(file: string, want: (path: string) => boo
     checkDeclaredSize('chartFile', entry.size, `entry ${JSON.stringify(entry.path)}`)
     if (entry.type !== 'file' || texts.has(entry.path) || !want(entry.path)) return undefined
     const chunks: Buffer[] = []
-    return {data: (c) => chunks.push(Buffer.from(c)), end: () => texts.set(entry.path, Buffer.concat(chunks).toString('utf8'))}
+    return {
+      data: (c) => chunks.push(Buffer.from(c)),
+      end: () => texts.set(entry.path, Buffer.concat(chunks).toString('utf8')),
+    }
   })
   // pipeline reports its own AbortError when the last stage throws; the budget's error is the one to tell.
   let stopped: unknown
@@ -218,7 +237,10 @@ export function pickIndexEntry(entries: IndexEntry[], version: string): IndexEnt
   const exact = entries.find((e) => String(e.version) === version || String(e.version) === version.replace(/^v/, ''))
   if (exact) return exact
   if (!semver.validRange(version)) return undefined
-  const best = semver.maxSatisfying(entries.map((e) => String(e.version)).filter((v) => semver.valid(v)), version)
+  const best = semver.maxSatisfying(
+    entries.map((e) => String(e.version)).filter((v) => semver.valid(v)),
+    version,
+  )
   return best ? entries.find((e) => String(e.version) === best) : undefined
 }
 
@@ -240,7 +262,11 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
     try {
       base = indexUrl(req.repository)
     } catch {
-      throw new RegistryError('protocol', `chart repository ${JSON.stringify(req.repository)} is not a URL`, req.repository)
+      throw new RegistryError(
+        'protocol',
+        `chart repository ${JSON.stringify(req.repository)} is not a URL`,
+        req.repository,
+      )
     }
     const entries = (await ctx.indexes.get(req.repository))[req.name]
     if (!entries || entries.length === 0) {
@@ -248,10 +274,19 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
     }
     const entry = pickIndexEntry(entries, req.version)
     if (!entry) {
-      const known = entries.map((e) => String(e.version)).slice(0, 8).join(', ')
-      throw new RegistryError('not-found', `chart ${req.name} has no version ${req.version} in ${base.href} (it has ${known}${entries.length > 8 ? ', …' : ''})`, base.host, 404)
+      const known = entries
+        .map((e) => String(e.version))
+        .slice(0, 8)
+        .join(', ')
+      throw new RegistryError(
+        'not-found',
+        `chart ${req.name} has no version ${req.version} in ${base.href} (it has ${known}${entries.length > 8 ? ', …' : ''})`,
+        base.host,
+        404,
+      )
     }
-    if (!entry.urls?.[0]) throw new RegistryError('protocol', `${base.href}: ${req.name} ${entry.version} has no urls`, base.host)
+    if (!entry.urls?.[0])
+      throw new RegistryError('protocol', `${base.href}: ${req.name} ${entry.version} has no urls`, base.host)
     archiveUrl = new URL(entry.urls[0], base)
     if (entry.digest) expected = entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
   }
@@ -262,15 +297,29 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
   } catch (error) {
     const inner = kind === 'tgz' ? await nestedChartArchives(ctx.store.blobPath(archive.digest), req.name) : []
     // A release bundle (the trident packs' trident-installer-X.tar.gz) carries the chart one level down.
-    const nested = inner.length > 0 ? `; it is a bundle holding ${inner.slice(0, 3).join(', ')}: name that chart's own Helm repository or archive URL in the pack` : ''
-    throw new RegistryError('protocol', `${archiveUrl.href} is not a Helm chart archive: ${describeError(error)}${nested}`, archiveUrl.host)
+    const nested =
+      inner.length > 0
+        ? `; it is a bundle holding ${inner.slice(0, 3).join(', ')}: name that chart's own Helm repository or archive URL in the pack`
+        : ''
+    throw new RegistryError(
+      'protocol',
+      `${archiveUrl.href} is not a Helm chart archive: ${describeError(error)}${nested}`,
+      archiveUrl.host,
+    )
   }
   if (meta.name !== req.name) {
     throw new RegistryError('protocol', `${archiveUrl.href} holds chart ${meta.name}, not ${req.name}`, archiveUrl.host)
   }
-  const versionMatches = meta.version === req.version || meta.version === req.version.replace(/^v/, '') || (semver.validRange(req.version) && semver.valid(meta.version) && semver.satisfies(meta.version, req.version))
+  const versionMatches =
+    meta.version === req.version ||
+    meta.version === req.version.replace(/^v/, '') ||
+    (semver.validRange(req.version) && semver.valid(meta.version) && semver.satisfies(meta.version, req.version))
   if (!versionMatches) {
-    throw new RegistryError('protocol', `${archiveUrl.href} holds ${meta.name} version ${meta.version}, not ${req.version}`, archiveUrl.host)
+    throw new RegistryError(
+      'protocol',
+      `${archiveUrl.href} holds ${meta.name} version ${meta.version}, not ${req.version}`,
+      archiveUrl.host,
+    )
   }
   const {config, manifest} = chartManifest(meta, archive)
   const configDigest = await ctx.store.putBytes(config)
@@ -295,30 +344,41 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
   return {locked, servedBy: archiveUrl.host}
 }
 
-async function downloadArchive(url: URL, expected: string | undefined, ctx: ResolveChartContext): Promise<{digest: string; size: number}> {
-  const result = await ctx.client.retry(async () => {
-    return ctx.store.ingestUnknown(async () => {
-      const res = await ctx.client.getUrl(url)
-      if (res.status === 404) {
-        await discard(res)
-        throw new RegistryError('not-found', `chart archive ${url.href} not found`, url.host, 404)
+async function downloadArchive(
+  url: URL,
+  expected: string | undefined,
+  ctx: ResolveChartContext,
+): Promise<{digest: string; size: number}> {
+  const result = await ctx.client
+    .retry(async () => {
+      return ctx.store.ingestUnknown(async () => {
+        const res = await ctx.client.getUrl(url)
+        if (res.status === 404) {
+          await discard(res)
+          throw new RegistryError('not-found', `chart archive ${url.href} not found`, url.host, 404)
+        }
+        if (res.status !== 200) {
+          await discard(res)
+          throw new RegistryError(
+            'http',
+            `chart archive ${url.href}: the server answered ${res.status}`,
+            url.host,
+            res.status,
+          )
+        }
+        if ((res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html')) {
+          await discard(res)
+          throw new RegistryError('protocol', `${url.href} answered an HTML page, not a chart archive`, url.host)
+        }
+        return res.body as unknown as AsyncIterable<Uint8Array>
+      }, expected)
+    })
+    .catch((error) => {
+      if ((error as {code?: string}).code === 'ERR_AIRPACK_DIGEST_MISMATCH') {
+        throw new RegistryError('integrity', `chart archive ${url.href}: ${(error as Error).message}`, url.host)
       }
-      if (res.status !== 200) {
-        await discard(res)
-        throw new RegistryError('http', `chart archive ${url.href}: the server answered ${res.status}`, url.host, res.status)
-      }
-      if ((res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html')) {
-        await discard(res)
-        throw new RegistryError('protocol', `${url.href} answered an HTML page, not a chart archive`, url.host)
-      }
-      return res.body as unknown as AsyncIterable<Uint8Array>
-    }, expected)
-  }).catch((error) => {
-    if ((error as {code?: string}).code === 'ERR_AIRPACK_DIGEST_MISMATCH') {
-      throw new RegistryError('integrity', `chart archive ${url.href}: ${(error as Error).message}`, url.host)
-    }
-    throw error
-  })
+      throw error
+    })
   return {digest: result.digest, size: result.size}
 }
 
@@ -349,7 +409,10 @@ export function ociChartCandidates(ociRepository: string, name: string): {regist
 }
 
 /** Where a locked OCI chart is fetched from: the repository that served it at resolve time. */
-export function lockedOciLocation(chart: Pick<LockedChart, 'repository' | 'name' | 'ociRepository'>): {registry: string; repository: string} {
+export function lockedOciLocation(chart: Pick<LockedChart, 'repository' | 'name' | 'ociRepository'>): {
+  registry: string
+  repository: string
+} {
   const appended = ociChartLocation(chart.repository, chart.name)
   return chart.ociRepository ? {registry: appended.registry, repository: chart.ociRepository} : appended
 }
@@ -357,7 +420,10 @@ export function lockedOciLocation(chart: Pick<LockedChart, 'repository' | 'name'
 /** Failures after which the next candidate location is worth asking: the repository is not there (registries
  *  that hide private repositories answer 401/403 for one that does not exist). */
 function tryNextLocation(error: unknown): boolean {
-  return error instanceof RegistryError && (error.failure === 'not-found' || error.failure === 'unauthorized' || error.failure === 'denied')
+  return (
+    error instanceof RegistryError &&
+    (error.failure === 'not-found' || error.failure === 'unauthorized' || error.failure === 'denied')
+  )
 }
 
 async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<Served<LockedChart>> {
@@ -373,25 +439,44 @@ async function resolveOciChart(req: ChartRequestLike, ctx: ResolveChartContext):
       if (i === candidates.length - 1) {
         if (misses.length === 1) throw error
         const last = error as RegistryError
-        throw new RegistryError(last.failure, `${misses.join('; ')} (tried the repo as written, then with the chart name appended)`, last.host, last.status)
+        throw new RegistryError(
+          last.failure,
+          `${misses.join('; ')} (tried the repo as written, then with the chart name appended)`,
+          last.host,
+          last.status,
+        )
       }
     }
   }
   throw new Error('unreachable: no candidate location')
 }
 
-async function resolveOciChartAt(req: ChartRequestLike, location: {registry: string; repository: string}, tag: string, ctx: ResolveChartContext): Promise<Served<LockedChart>> {
+async function resolveOciChartAt(
+  req: ChartRequestLike,
+  location: {registry: string; repository: string},
+  tag: string,
+  ctx: ResolveChartContext,
+): Promise<Served<LockedChart>> {
   const {registry, repository} = location
-  const {value: m, endpoint} = await ctx.client.withEndpoints(registry, repository, (ep) => ctx.client.getManifest(ep, tag, 'helm'))
+  const {value: m, endpoint} = await ctx.client.withEndpoints(registry, repository, (ep) =>
+    ctx.client.getManifest(ep, tag, 'helm'),
+  )
   const where = `oci://${registry}/${repository}:${tag}`
   if (m.json.config?.mediaType !== MediaType.helmConfig) {
-    throw new RegistryError('protocol', `${where} is not a Helm chart (config media type ${m.json.config?.mediaType ?? 'none'})`, endpoint.host)
+    throw new RegistryError(
+      'protocol',
+      `${where} is not a Helm chart (config media type ${m.json.config?.mediaType ?? 'none'})`,
+      endpoint.host,
+    )
   }
   const chart = m.json.layers?.find((l) => l.mediaType === MediaType.helmChart)
   if (!chart) throw new RegistryError('protocol', `${where} has no ${MediaType.helmChart} layer`, endpoint.host)
   await ctx.store.putBytes(m.bytes, m.digest)
   const manifest: Descriptor = {mediaType: m.mediaType, digest: m.digest, size: m.size}
-  const blobs: Descriptor[] = [manifest, {mediaType: m.json.config.mediaType, digest: m.json.config.digest, size: m.json.config.size}]
+  const blobs: Descriptor[] = [
+    manifest,
+    {mediaType: m.json.config.mediaType, digest: m.json.config.digest, size: m.json.config.size},
+  ]
   for (const l of m.json.layers ?? []) blobs.push({mediaType: l.mediaType, digest: l.digest, size: l.size})
   const locked: LockedChart = {
     repository: req.repository,

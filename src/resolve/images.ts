@@ -13,7 +13,6 @@ import {parseReference} from '../registry/reference.js'
 // Attestation entries (`unknown/unknown`) are neither chosen nor listed: they are not platforms, and their
 // manifests are not carried (the index bytes still name them, unchanged).
 
-
 export async function resolveImage(
   client: RegistryClient,
   reference: string,
@@ -37,9 +36,18 @@ export async function resolveImage(
       )
     }
     const pm = await client.getManifest(ep, chosen.digest)
-    if (pm.json.manifests) throw new RegistryError('protocol', `${reference}: the ${formatPlatform(platform)} entry is itself an index; nested indexes are not supported`, ep.host)
+    if (pm.json.manifests)
+      throw new RegistryError(
+        'protocol',
+        `${reference}: the ${formatPlatform(platform)} entry is itself an index; nested indexes are not supported`,
+        ep.host,
+      )
     if (pm.size !== chosen.size) {
-      throw new RegistryError('integrity', `${reference}: the ${formatPlatform(platform)} manifest is ${pm.size} bytes, the index says ${chosen.size}`, ep.host)
+      throw new RegistryError(
+        'integrity',
+        `${reference}: the ${formatPlatform(platform)} manifest is ${pm.size} bytes, the index says ${chosen.size}`,
+        ep.host,
+      )
     }
     return {root, platformManifest: pm, omitted, chosenPlatform: chosen.platform}
   })
@@ -54,7 +62,8 @@ export async function resolveImage(
     size: pm.size,
     ...(chosenPlatform ? {platform: normalizePlatform(chosenPlatform)} : {}),
   }
-  if (!pm.json.config) throw new RegistryError('protocol', `${reference}: the platform manifest has no config`, endpoint.host)
+  if (!pm.json.config)
+    throw new RegistryError('protocol', `${reference}: the platform manifest has no config`, endpoint.host)
   const blobs = uniqueByDigest([root, pm, pm.json.config, ...(pm.json.layers ?? [])].map(plainDescriptor))
   const locked: LockedImage = {
     reference,
@@ -81,7 +90,8 @@ async function checkSinglePlatform(
   store?: BlobStore,
 ): Promise<Platform | undefined> {
   const config = manifest.json.config
-  if (!config || config.size > limitBytes('imageConfig') || !/image\.config|container\.image/.test(config.mediaType)) return undefined
+  if (!config || config.size > limitBytes('imageConfig') || !/image\.config|container\.image/.test(config.mediaType))
+    return undefined
   let bytes: Buffer
   if (store) {
     await client.retry(() => store.ingest(config.digest, config.size, client.blobSource(ep, config.digest)))
@@ -110,7 +120,11 @@ async function checkSinglePlatform(
   if (!doc.os || !doc.architecture) return undefined
   const have = normalizePlatform(doc)
   if (!platformMatches(have, platform)) {
-    throw new RegistryError('platform', `${reference} is a single-platform image for ${formatPlatform(have)}, not ${formatPlatform(platform)}`, ep.host)
+    throw new RegistryError(
+      'platform',
+      `${reference} is a single-platform image for ${formatPlatform(have)}, not ${formatPlatform(platform)}`,
+      ep.host,
+    )
   }
   return have
 }

@@ -13,7 +13,15 @@ import {RegistryError} from '../registry/errors.js'
 import {discard} from '../registry/http.js'
 import {InvalidReferenceError, parseReference} from '../registry/reference.js'
 import {settleAll} from '../util/pool.js'
-import {ChartIndexCache, chartSourceKind, chartTag, indexUrl, lockedOciLocation, pickIndexEntry, resolveChart} from './charts.js'
+import {
+  ChartIndexCache,
+  chartSourceKind,
+  chartTag,
+  indexUrl,
+  lockedOciLocation,
+  pickIndexEntry,
+  resolveChart,
+} from './charts.js'
 import {resolveImage} from './images.js'
 import {initStore} from './store-init.js'
 import {origin, type ChartRequestLike, type ImageRequestLike} from './requests.js'
@@ -81,10 +89,12 @@ function failuresError(failures: Failure[], total: number, verb = 'resolved'): E
   }
   const kinds = new Set(failures.map((f) => (f.error instanceof RegistryError ? f.error.failure : 'other')))
   const hints: string[] = []
-  if (kinds.has('unauthorized') || kinds.has('denied')) hints.push('log in (docker login) or pass --docker-config / --cred-file / --registries with credentials')
+  if (kinds.has('unauthorized') || kinds.has('denied'))
+    hints.push('log in (docker login) or pass --docker-config / --cred-file / --registries with credentials')
   if (kinds.has('not-found')) hints.push('check the tag or version in the profile and that it was pushed')
   if (kinds.has('platform')) hints.push('pick an image that is published for the target --arch')
-  if (kinds.has('unreachable') || kinds.has('tls')) hints.push('check the host, --registries mirrors, --ca-cert or --insecure-registry')
+  if (kinds.has('unreachable') || kinds.has('tls'))
+    hints.push('check the host, --registries mirrors, --ca-cert or --insecure-registry')
   return new ResolveError('UNRESOLVED', message, {
     hint: hints.length > 0 ? hints.join('; ') + '.' : 'Fix the references listed above, then run again.',
     details: {problems, artifacts},
@@ -131,7 +141,8 @@ export async function resolveArtifacts(
       const where = (list: {profile?: string; pack?: string; file?: string; line?: number}[]) =>
         origin(list[0]) + (list.length > 1 ? ` and ${list.length - 1} more` : '')
 
-      type Job = {kind: 'image'; key: string; list: ImageRequestLike[]} | {kind: 'chart'; key: string; list: ChartRequestLike[]}
+      type Job =
+        {kind: 'image'; key: string; list: ImageRequestLike[]} | {kind: 'chart'; key: string; list: ChartRequestLike[]}
       const jobs: Job[] = [
         ...[...images].map(([key, list]) => ({kind: 'image' as const, key, list})),
         ...[...charts].map(([key, list]) => ({kind: 'chart' as const, key, list})),
@@ -156,7 +167,8 @@ export async function resolveArtifacts(
           job.kind === 'image'
             ? job.key
             : `chart ${job.list[0].name} ${job.list[0].version} from ${job.list[0].repository}`
-        const error = r.reason instanceof InvalidReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
+        const error =
+          r.reason instanceof InvalidReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
         failures.push({what, where: where(job.list), error})
       }
       if (failures.length > 0) throw failuresError(failures, jobs.length)
@@ -182,7 +194,11 @@ export async function resolveArtifacts(
  * Sizes of what a bundle of this lock carries, after deduplication, and how much of it is already cached. `source`
  * is the endpoint that served each artifact when `servedBy` knows it, else the registry its reference names.
  */
-export async function planOf(lock: Lock, store?: BlobStore, servedBy?: ReadonlyMap<string, string>): Promise<ResolvePlan> {
+export async function planOf(
+  lock: Lock,
+  store?: BlobStore,
+  servedBy?: ReadonlyMap<string, string>,
+): Promise<ResolvePlan> {
   const cachedCache = new Map<string, boolean>()
   const isCached = async (digest: string) => {
     if (!store) return false
@@ -195,7 +211,14 @@ export async function planOf(lock: Lock, store?: BlobStore, servedBy?: ReadonlyM
   }
   const unique = new Map<string, number>()
   const artifacts: PlannedArtifact[] = []
-  const entries: {kind: 'image' | 'chart'; reference: string; digest: string; platformManifest?: string; blobs: {digest: string; size: number}[]; source: string}[] = [
+  const entries: {
+    kind: 'image' | 'chart'
+    reference: string
+    digest: string
+    platformManifest?: string
+    blobs: {digest: string; size: number}[]
+    source: string
+  }[] = [
     ...Object.values(lock.images).map((i) => ({
       kind: 'image' as const,
       reference: i.reference,
@@ -254,7 +277,8 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
       checks.push({
         what: image.reference,
         locked: image.digest,
-        run: async () => (await client.withEndpoints(ref.registry, ref.repository, (ep) => client.headManifest(ep, ref.tag!))).value,
+        run: async () =>
+          (await client.withEndpoints(ref.registry, ref.repository, (ep) => client.headManifest(ep, ref.tag!))).value,
       })
     }
     for (const chart of Object.values(lock.charts)) {
@@ -265,7 +289,12 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
         checks.push({
           what,
           locked: chart.manifest.digest,
-          run: async () => (await client.withEndpoints(registry, repository, (ep) => client.headManifest(ep, chartTag(chart.version), 'helm'))).value,
+          run: async () =>
+            (
+              await client.withEndpoints(registry, repository, (ep) =>
+                client.headManifest(ep, chartTag(chart.version), 'helm'),
+              )
+            ).value,
         })
       } else {
         // A classic index names the archive's digest when it has one; otherwise (and for a direct .tgz URL) the
@@ -278,7 +307,13 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
             if (kind === 'classic') {
               const entries = (await indexes.get(chart.repository))[chart.name] ?? []
               const entry = pickIndexEntry(entries, chart.version)
-              if (!entry) throw new RegistryError('not-found', `${chart.name} ${chart.version} is no longer in ${indexUrl(chart.repository).href}`, indexUrl(chart.repository).host, 404)
+              if (!entry)
+                throw new RegistryError(
+                  'not-found',
+                  `${chart.name} ${chart.version} is no longer in ${indexUrl(chart.repository).href}`,
+                  indexUrl(chart.repository).host,
+                  404,
+                )
               if (entry.digest) return entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
               if (entry.urls?.[0]) url = new URL(entry.urls[0], indexUrl(chart.repository))
             }
@@ -296,10 +331,14 @@ export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Pr
       else if (r.value !== undefined && r.value !== c.locked) moved.push(`${c.what}: ${c.locked} → ${r.value}`)
     }
     if (moved.length > 0) {
-      throw new ResolveError('LOCK_OUTDATED', `${moved.length} reference${moved.length === 1 ? '' : 's'} moved since the lock was written`, {
-        hint: 'Run without --locked (or `airpack profile resolve --lock-file`) to accept the new digests, or pin the old ones by digest.',
-        details: {problems: [...moved, ...failures.map(problemLine)]},
-      })
+      throw new ResolveError(
+        'LOCK_OUTDATED',
+        `${moved.length} reference${moved.length === 1 ? '' : 's'} moved since the lock was written`,
+        {
+          hint: 'Run without --locked (or `airpack profile resolve --lock-file`) to accept the new digests, or pin the old ones by digest.',
+          details: {problems: [...moved, ...failures.map(problemLine)]},
+        },
+      )
     }
     if (failures.length > 0) throw failuresError(failures, checks.length, 'checked')
   })
@@ -309,7 +348,12 @@ async function hashUrl(client: RegistryClient, url: URL): Promise<string> {
   const res = await client.getUrl(url)
   if (res.status !== 200) {
     await discard(res)
-    throw new RegistryError(res.status === 404 ? 'not-found' : 'http', `${url.href} answered ${res.status}`, url.host, res.status)
+    throw new RegistryError(
+      res.status === 404 ? 'not-found' : 'http',
+      `${url.href} answered ${res.status}`,
+      url.host,
+      res.status,
+    )
   }
   const hash = createHash('sha256')
   for await (const chunk of res.body ?? []) hash.update(chunk)
@@ -330,4 +374,3 @@ function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
   }
   return out
 }
-

@@ -53,7 +53,10 @@ export async function loadValidProfiles(request: ProfileRequest): Promise<ValidP
   const validation = validateProfiles(profiles, {arch: request.arch, mode: request.mode, vars: request.vars})
   if (!validation.valid) {
     const errors = validation.findings.filter((f) => f.severity === 'error')
-    throw invalidProfiles(errors.map(renderFinding), request.refusal.outcome, {hint: request.refusal.hint, findings: validation.findings})
+    throw invalidProfiles(errors.map(renderFinding), request.refusal.outcome, {
+      hint: request.refusal.hint,
+      findings: validation.findings,
+    })
   }
   const warnings = validation.findings.filter((f) => f.severity === 'warning').map(renderFinding)
   for (const w of warnings) logger.warn(w)
@@ -82,31 +85,45 @@ export async function lockProfiles(valid: ValidProfiles, request: LockRequest): 
 }
 
 /** `profile resolve`: valid profiles → a resolved lock and its plan. */
-export async function resolveProfiles(request: ProfileRequest & LockRequest): Promise<LockedProfiles & {plan: ResolvePlan}> {
+export async function resolveProfiles(
+  request: ProfileRequest & LockRequest,
+): Promise<LockedProfiles & {plan: ResolvePlan}> {
   const locked = await lockProfiles(await loadValidProfiles(request), {...request, lockedFile: undefined})
   const warnings = await chartContentWarnings(locked, request.store, request.logger ?? silentLogger)
   return {...locked, warnings: [...locked.warnings, ...warnings], plan: locked.plan!}
 }
 
 /** AP-CONTENT-UNLISTED for the charts whose archives are in the cache (logged, and returned rendered). */
-export async function chartContentWarnings(locked: LockedProfiles, store: BlobStore, logger: Logger): Promise<string[]> {
+export async function chartContentWarnings(
+  locked: LockedProfiles,
+  store: BlobStore,
+  logger: Logger,
+): Promise<string[]> {
   const check = await checkChartContent(locked.lock, locked.content.charts, locked.content.images, store)
   const warnings = check.findings.map(renderFinding)
   for (const w of warnings) logger.warn(w)
-  for (const what of check.unchecked) logger.info(`${what}: the archive is not in the cache yet, so its values.yaml was not checked for unlisted images (bundle build checks it)`)
+  for (const what of check.unchecked)
+    logger.info(
+      `${what}: the archive is not in the cache yet, so its values.yaml was not checked for unlisted images (bundle build checks it)`,
+    )
   return warnings
 }
 
 /** Under --locked, the lock must pin exactly what the profiles ask for now. */
 function checkLockCovers(lock: Lock, content: CollectedContent, arch: string, lockFile: string): void {
   const problems: string[] = []
-  if (lock.platform.architecture !== arch) problems.push(`the lock is for ${formatPlatform(lock.platform)}, the build for --arch ${arch}`)
+  if (lock.platform.architecture !== arch)
+    problems.push(`the lock is for ${formatPlatform(lock.platform)}, the build for --arch ${arch}`)
   const wantImages = new Set(content.images.map((i) => i.reference))
   const wantCharts = new Set(content.charts.map((c) => chartKey(c.repository, c.name, c.version)))
-  for (const ref of wantImages) if (!lock.images[ref]) problems.push(`the profiles need image ${ref}, which the lock does not pin`)
-  for (const key of wantCharts) if (!lock.charts[key]) problems.push(`the profiles need chart ${key}, which the lock does not pin`)
-  for (const ref of Object.keys(lock.images)) if (!wantImages.has(ref)) problems.push(`the lock pins image ${ref}, which the profiles no longer use`)
-  for (const key of Object.keys(lock.charts)) if (!wantCharts.has(key)) problems.push(`the lock pins chart ${key}, which the profiles no longer use`)
+  for (const ref of wantImages)
+    if (!lock.images[ref]) problems.push(`the profiles need image ${ref}, which the lock does not pin`)
+  for (const key of wantCharts)
+    if (!lock.charts[key]) problems.push(`the profiles need chart ${key}, which the lock does not pin`)
+  for (const ref of Object.keys(lock.images))
+    if (!wantImages.has(ref)) problems.push(`the lock pins image ${ref}, which the profiles no longer use`)
+  for (const key of Object.keys(lock.charts))
+    if (!wantCharts.has(key)) problems.push(`the lock pins chart ${key}, which the profiles no longer use`)
   if (problems.length > 0) {
     throw new ResolveError('LOCK_MISMATCH', `--locked: ${lockFile} does not match the profiles`, {
       hint: 'Re-resolve without --locked (or `airpack profile resolve --lock-file`) and review the lock diff.',

@@ -11,12 +11,19 @@ export async function initStore(store: BlobStore): Promise<void> {
     await store.init()
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    throw new UsageError('CACHE_UNWRITABLE', `cannot use the cache directory ${store.root}: ${environmentReason(code) ?? code ?? (error as Error).message}`, {
-      hint,
-      details: {cacheDir: store.root},
-    })
+    throw new UsageError(
+      'CACHE_UNWRITABLE',
+      `cannot use the cache directory ${store.root}: ${environmentReason(code) ?? code ?? (error as Error).message}`,
+      {
+        hint,
+        details: {cacheDir: store.root},
+      },
+    )
   }
   // mkdir of directories that exist succeeds even on a read-only mount: write a probe where blobs are staged.
-  await ensureWritableDir(path.join(store.root, 'partial'), {code: 'CACHE_UNWRITABLE', what: 'the cache directory', hint})
+  await ensureWritableDir(path.join(store.root, 'partial'), {
+    code: 'CACHE_UNWRITABLE',
+    what: 'the cache directory',
+    hint,
+  })
 }
-

@@ -21,8 +21,14 @@ export const hostAddressCheck: Check<string> = (value) => {
   if (value.includes('/')) {
     if (parseCidr(value)) return undefined
     return IPV4_LIKE.test(value)
-      ? {message: `'${value}' is not an IPv4 address with a /mask`, hint: 'Write it as ADDRESS/PREFIX, e.g. 10.42.0.10/24.'}
-      : {message: `'${value}' is not an IPv6 or IPv4 address with a /prefix`, hint: 'Write it as ADDRESS/PREFIX, e.g. 10.42.0.10/24 or fd00:42::10/64.'}
+      ? {
+          message: `'${value}' is not an IPv4 address with a /mask`,
+          hint: 'Write it as ADDRESS/PREFIX, e.g. 10.42.0.10/24.',
+        }
+      : {
+          message: `'${value}' is not an IPv6 or IPv4 address with a /prefix`,
+          hint: 'Write it as ADDRESS/PREFIX, e.g. 10.42.0.10/24 or fd00:42::10/64.',
+        }
   }
   if (parseIp(value)) return undefined
   return {
@@ -32,14 +38,22 @@ export const hostAddressCheck: Check<string> = (value) => {
 }
 
 export const ipCheck: Check<string> = (value) =>
-  parseIp(value) ? undefined : {message: `'${value}' is not an IPv4 or IPv6 address`, hint: 'e.g. 10.42.0.1 or fd00:42::1'}
+  parseIp(value)
+    ? undefined
+    : {message: `'${value}' is not an IPv4 or IPv6 address`, hint: 'e.g. 10.42.0.1 or fd00:42::1'}
 
 /** One name server or several, separated by commas or spaces. */
 export const nameserverCheck: Check<string> = (value) => {
   const entries = splitList(value)
-  if (entries.length === 0) return {message: 'is empty', hint: 'Give a name server address such as 10.42.0.2, or remove the key.'}
+  if (entries.length === 0)
+    return {message: 'is empty', hint: 'Give a name server address such as 10.42.0.2, or remove the key.'}
   const bad = entries.filter((e) => !parseIp(e))
-  return bad.length ? {message: `${bad.map((b) => `'${b}'`).join(', ')} is not an IP address of a name server`, hint: 'e.g. 10.42.0.2 or 1.1.1.1'} : undefined
+  return bad.length
+    ? {
+        message: `${bad.map((b) => `'${b}'`).join(', ')} is not an IP address of a name server`,
+        hint: 'e.g. 10.42.0.2 or 1.1.1.1',
+      }
+    : undefined
 }
 
 export const proxyUrlCheck: Check<string> = (value) => {
@@ -47,10 +61,16 @@ export const proxyUrlCheck: Check<string> = (value) => {
   try {
     url = new URL(value)
   } catch {
-    return {message: `'${redactUrl(value)}' is not a URL`, hint: 'Write the proxy as http://HOST:PORT (e.g. http://proxy.example.com:3128).'}
+    return {
+      message: `'${redactUrl(value)}' is not a URL`,
+      hint: 'Write the proxy as http://HOST:PORT (e.g. http://proxy.example.com:3128).',
+    }
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return {message: `'${redactUrl(value)}' uses the scheme ${url.protocol.replace(':', '')}`, hint: 'A proxy URL starts with http:// or https://.'}
+    return {
+      message: `'${redactUrl(value)}' uses the scheme ${url.protocol.replace(':', '')}`,
+      hint: 'A proxy URL starts with http:// or https://.',
+    }
   }
   if (!url.hostname) return {message: `'${redactUrl(value)}' has no host`, hint: 'e.g. http://proxy.example.com:3128'}
   return undefined
@@ -86,7 +106,10 @@ export const pemCertificatesCheck: Check<string> = (value) => {
   }
   const rest = value.replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '').trim()
   if (rest.includes('-----BEGIN') || rest.includes('-----END')) {
-    return {message: 'holds a PEM block that is not a complete CERTIFICATE block', hint: 'Only certificates belong here, never a private key; check the BEGIN/END lines.'}
+    return {
+      message: 'holds a PEM block that is not a complete CERTIFICATE block',
+      hint: 'Only certificates belong here, never a private key; check the BEGIN/END lines.',
+    }
   }
   for (const [i, block] of blocks.entries()) {
     try {
@@ -118,10 +141,16 @@ function isBase64Certificate(value: string): boolean {
 /** Kubernetes node names come from it: an RFC 1123 name in lower case. */
 export const hostNameCheck: Check<string> = (value) => {
   if (!isHostName(value)) {
-    return {message: `'${value}' is not a valid host name`, hint: 'Use letters, digits and "-" in dot-separated labels of at most 63 characters (e.g. edge-store-0042).'}
+    return {
+      message: `'${value}' is not a valid host name`,
+      hint: 'Use letters, digits and "-" in dot-separated labels of at most 63 characters (e.g. edge-store-0042).',
+    }
   }
   if (value !== value.toLowerCase()) {
-    return {message: `'${value}' has upper-case letters`, hint: `It becomes the Kubernetes node name, which must be lower case: '${value.toLowerCase()}'.`}
+    return {
+      message: `'${value}' has upper-case letters`,
+      hint: `It becomes the Kubernetes node name, which must be lower case: '${value.toLowerCase()}'.`,
+    }
   }
   return undefined
 }
@@ -144,7 +173,9 @@ export const edgeHostIdCheck: Check<string> = (value) => {
 }
 
 export const prefixCheck: Check<string> = (value) =>
-  /^[A-Za-z0-9-]+$/.test(value) ? undefined : {message: `'${value}' may hold only letters, digits and "-"`, hint: 'e.g. edge or store-east'}
+  /^[A-Za-z0-9-]+$/.test(value)
+    ? undefined
+    : {message: `'${value}' may hold only letters, digits and "-"`, hint: 'e.g. edge or store-east'}
 
 export const absolutePathCheck: Check<string> = (value) =>
   value.startsWith('/') && !/\s/.test(value) && !value.split('/').includes('..')
@@ -163,16 +194,31 @@ export const regexCheck: Check<string> = (value) => {
 /** A registry host as the agent expects it: HOST[:PORT], no scheme, no path. */
 export const registryDomainCheck: Check<string> = (value) => {
   if (/^[a-z]+:\/\//i.test(value)) {
-    return {message: `'${value}' includes a URL scheme`, hint: `Give the registry host only: '${value.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '')}'.`}
+    return {
+      message: `'${value}' includes a URL scheme`,
+      hint: `Give the registry host only: '${value.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '')}'.`,
+    }
   }
-  if (value.includes('/')) return {message: `'${value}' includes a path`, hint: 'Give HOST[:PORT] here; a repository path belongs in repositoryName or a mapping rule.'}
+  if (value.includes('/'))
+    return {
+      message: `'${value}' includes a path`,
+      hint: 'Give HOST[:PORT] here; a repository path belongs in repositoryName or a mapping rule.',
+    }
   return hostPortProblem(value)
 }
 
 /** A mapping rule side: HOST[:PORT][/PATH], no scheme, no tag or digest. */
 export const referencePrefixCheck: Check<string> = (value) => {
-  if (/^[a-z]+:\/\//i.test(value)) return {message: `'${value}' includes a URL scheme`, hint: 'Write registry prefixes without scheme, e.g. docker.io or registry.site.local:5000/mirror.'}
-  if (value.includes('@')) return {message: `'${value}' includes a digest`, hint: 'A mapping rule maps a registry or repository prefix, not one image.'}
+  if (/^[a-z]+:\/\//i.test(value))
+    return {
+      message: `'${value}' includes a URL scheme`,
+      hint: 'Write registry prefixes without scheme, e.g. docker.io or registry.site.local:5000/mirror.',
+    }
+  if (value.includes('@'))
+    return {
+      message: `'${value}' includes a digest`,
+      hint: 'A mapping rule maps a registry or repository prefix, not one image.',
+    }
   const [host, ...path] = value.replace(/\/+$/, '').split('/')
   const hostProblem = hostPortProblem(host)
   if (hostProblem) return hostProblem
@@ -186,9 +232,16 @@ function hostPortProblem(value: string): Problem | undefined {
   const match = /^(\[[0-9a-fA-F:]+\]|[^:]+)(?::(\d+))?$/.exec(value)
   if (!match) return {message: `'${value}' is not HOST[:PORT]`, hint: 'e.g. registry.site.local:5000'}
   const [, host, port] = match
-  const hostOk = host.startsWith('[') ? Boolean(parseIp(host.slice(1, -1))) : isIPv4(host) || (isHostName(host) && !/^[\d.]+$/.test(host))
-  if (!hostOk) return {message: `'${value}' does not start with a valid host name or IP address`, hint: 'e.g. registry.site.local:5000'}
-  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return {message: `port ${port} in '${value}' is outside 1-65535`}
+  const hostOk = host.startsWith('[')
+    ? Boolean(parseIp(host.slice(1, -1)))
+    : isIPv4(host) || (isHostName(host) && !/^[\d.]+$/.test(host))
+  if (!hostOk)
+    return {
+      message: `'${value}' does not start with a valid host name or IP address`,
+      hint: 'e.g. registry.site.local:5000',
+    }
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535))
+    return {message: `port ${port} in '${value}' is outside 1-65535`}
   return undefined
 }
 
@@ -206,15 +259,25 @@ const SSH_KEY_TYPES = [
 export const sshPublicKeyCheck: Check<string> = (value) => {
   const line = value.trim()
   if (/^(github|gitlab):[A-Za-z0-9-]+$/.test(line)) return undefined
-  if (line.includes('PRIVATE KEY')) return {message: 'is a private key', hint: 'Put the public key here (the .pub file), and keep the private key off the site media.'}
+  if (line.includes('PRIVATE KEY'))
+    return {
+      message: 'is a private key',
+      hint: 'Put the public key here (the .pub file), and keep the private key off the site media.',
+    }
   const [type, blob] = line.split(/\s+/)
   if (!SSH_KEY_TYPES.includes(type)) {
-    return {message: `does not start with an SSH public key type (${SSH_KEY_TYPES.slice(0, 3).join(', ')}, ...)`, hint: 'Paste one line of the .pub file, e.g. "ssh-ed25519 AAAAC3Nz... user@host".'}
+    return {
+      message: `does not start with an SSH public key type (${SSH_KEY_TYPES.slice(0, 3).join(', ')}, ...)`,
+      hint: 'Paste one line of the .pub file, e.g. "ssh-ed25519 AAAAC3Nz... user@host".',
+    }
   }
   const bytes = blob && /^[A-Za-z0-9+/]+={0,2}$/.test(blob) ? Buffer.from(blob, 'base64') : undefined
   const nameLength = bytes && bytes.length >= 4 ? bytes.readUInt32BE(0) : -1
   if (!bytes || nameLength < 0 || bytes.subarray(4, 4 + nameLength).toString('latin1') !== type) {
-    return {message: `is an SSH key (${type}) whose base64 body is damaged or belongs to another key type`, hint: 'Copy the whole line of the .pub file again.'}
+    return {
+      message: `is an SSH key (${type}) whose base64 body is damaged or belongs to another key type`,
+      hint: 'Copy the whole line of the .pub file again.',
+    }
   }
   return undefined
 }
@@ -222,13 +285,19 @@ export const sshPublicKeyCheck: Check<string> = (value) => {
 export const userNameCheck: Check<string> = (value) =>
   /^[a-z_][a-z0-9_-]{0,31}$/.test(value)
     ? undefined
-    : {message: `'${value}' is not a valid Linux user name`, hint: 'Use at most 32 lower-case letters, digits, "_" and "-", starting with a letter or "_".'}
+    : {
+        message: `'${value}' is not a valid Linux user name`,
+        hint: 'Use at most 32 lower-case letters, digits, "_" and "-", starting with a letter or "_".',
+      }
 
 /** A Linux network interface name: at most 15 characters, no '/', ':' or white space. */
 export const interfaceNameCheck: Check<string> = (value) =>
   /^[A-Za-z0-9_.@-]{1,15}$/.test(value) && value !== '.' && value !== '..'
     ? undefined
-    : {message: `'${value}' is not a network interface name`, hint: 'Use the name the host shows in `ip link`, e.g. enp1s0 or eth0 (at most 15 characters).'}
+    : {
+        message: `'${value}' is not a network interface name`,
+        hint: 'Use the name the host shows in `ip link`, e.g. enp1s0 or eth0 (at most 15 characters).',
+      }
 
 export function splitList(value: string): string[] {
   return value
@@ -236,4 +305,3 @@ export function splitList(value: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean)
 }
-

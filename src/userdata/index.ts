@@ -1,8 +1,21 @@
 // Site user-data: the inventory, templates, schema, rendering, validation and site ISO (issue 5).
 // `airpack user-data render|validate` and `airpack bundle build --sites` use this module.
 
-export {renderSites, buildSiteDocuments, type RenderedSite, type RenderOptions, type RenderResult, type SiteDocument} from './render.js'
-export {validateUserData, checkUserDataObject, CLOUD_CONFIG_HEADER, type ObjectFinding, type ValidationResult} from './validate.js'
+export {
+  renderSites,
+  buildSiteDocuments,
+  type RenderedSite,
+  type RenderOptions,
+  type RenderResult,
+  type SiteDocument,
+} from './render.js'
+export {
+  validateUserData,
+  checkUserDataObject,
+  CLOUD_CONFIG_HEADER,
+  type ObjectFinding,
+  type ValidationResult,
+} from './validate.js'
 export type {UserDataFinding, Severity} from './findings.js'
 export {loadInventory, parseInventory, type Inventory, type InventorySite} from './inventory.js'
 export {mergeFragments} from './merge.js'

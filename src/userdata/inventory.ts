@@ -78,7 +78,10 @@ export function parseInventory(text: string, file: string): Inventory {
   if (doc.errors.length) {
     throw invalid(
       file,
-      doc.errors.map((e) => `line ${e.linePos?.[0].line ?? 1}: YAML syntax: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`),
+      doc.errors.map(
+        (e) =>
+          `line ${e.linePos?.[0].line ?? 1}: YAML syntax: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+      ),
     )
   }
   let raw: unknown
@@ -90,7 +93,8 @@ export function parseInventory(text: string, file: string): Inventory {
   }
   const problems: InventoryProblem[] = []
   const collect = (issues: z.core.$ZodIssue[], prefix: PathSegment[]) => {
-    for (const issue of issues) problems.push(...describe({...issue, path: [...prefix, ...issue.path]} as z.core.$ZodIssue, raw, doc, counter))
+    for (const issue of issues)
+      problems.push(...describe({...issue, path: [...prefix, ...issue.path]} as z.core.$ZodIssue, raw, doc, counter))
   }
 
   const top = inventorySchema.safeParse(raw ?? {})
@@ -149,10 +153,18 @@ function describe(issue: z.core.$ZodIssue, raw: unknown, doc: Document, counter:
     return {...siteLabel(raw, p), message, ...(line ? {line} : {})}
   }
   if (issue.code === 'unrecognized_keys') {
-    const known = path.length === 0 ? ['defaults', 'sites'] : path[0] === 'defaults' ? [...FRAGMENT_KEYS] : ['name', ...FRAGMENT_KEYS]
+    const known =
+      path.length === 0
+        ? ['defaults', 'sites']
+        : path[0] === 'defaults'
+          ? [...FRAGMENT_KEYS]
+          : ['name', ...FRAGMENT_KEYS]
     return issue.keys.map((key) => {
       const guess = didYouMean(key, known)
-      return make([...path, key], `is not an inventory key${guess ? `; did you mean \`${guess}\`?` : ` (allowed here: ${known.join(', ')})`}`)
+      return make(
+        [...path, key],
+        `is not an inventory key${guess ? `; did you mean \`${guess}\`?` : ` (allowed here: ${known.join(', ')})`}`,
+      )
     })
   }
   const leaf = path.at(-1)
@@ -166,9 +178,19 @@ function describe(issue: z.core.$ZodIssue, raw: unknown, doc: Document, counter:
           ? `must be a string, not ${JSON.stringify(value)} (quote it)`
           : `'${value}' is not a usable site name: letters, digits, ".", "_" and "-", at most 64, starting and ending with a letter or digit`
   } else if (path.length === 1 && path[0] === 'sites') {
-    message = value === undefined ? 'is missing: list the sites to render under `sites:`' : Array.isArray(value) ? 'is empty: list at least one site' : 'must be a list of sites'
+    message =
+      value === undefined
+        ? 'is missing: list the sites to render under `sites:`'
+        : Array.isArray(value)
+          ? 'is empty: list at least one site'
+          : 'must be a list of sites'
   } else if (issue.code === 'invalid_type') {
-    const expected = issue.expected === 'record' || issue.expected === 'object' ? 'a map' : issue.expected === 'array' ? 'a list' : issue.expected
+    const expected =
+      issue.expected === 'record' || issue.expected === 'object'
+        ? 'a map'
+        : issue.expected === 'array'
+          ? 'a list'
+          : issue.expected
     message = value === undefined ? `is missing (${expected})` : `must be ${expected}`
   }
   return [make(path, message)]

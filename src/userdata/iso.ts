@@ -41,9 +41,13 @@ export async function findIsoTool(searchPath = process.env.PATH ?? ''): Promise<
 export async function requireIsoTool(searchPath?: string): Promise<IsoTool> {
   const tool = await findIsoTool(searchPath)
   if (!tool) {
-    throw new UsageError('ISO_TOOL_MISSING', '--iso needs xorriso or genisoimage to make the site ISO, and neither is on PATH', {
-      hint: 'Install the Debian/Ubuntu package xorriso (apt-get install xorriso) or genisoimage, or drop --iso.',
-    })
+    throw new UsageError(
+      'ISO_TOOL_MISSING',
+      '--iso needs xorriso or genisoimage to make the site ISO, and neither is on PATH',
+      {
+        hint: 'Install the Debian/Ubuntu package xorriso (apt-get install xorriso) or genisoimage, or drop --iso.',
+      },
+    )
   }
   return tool
 }
@@ -54,7 +58,12 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /** Write `output` as a NoCloud seed ISO holding `userData`; the file appears only when complete. */
-export async function writeSeedIso(options: {userData: string; output: string; tool: IsoTool; epoch?: number}): Promise<void> {
+export async function writeSeedIso(options: {
+  userData: string
+  output: string
+  tool: IsoTool
+  epoch?: number
+}): Promise<void> {
   const epoch = options.epoch ?? sourceDateEpoch()
   const staging = await mkdtemp(path.join(os.tmpdir(), 'airpack-cidata-'))
   const out = await atomicOutput(options.output)
@@ -71,7 +80,9 @@ export async function writeSeedIso(options: {userData: string; output: string; t
       stdin: 'ignore',
     })
     if (result.exitCode !== 0) {
-      throw new Error(`${options.tool.name} failed to write ${options.output} (exit ${result.exitCode}): ${String(result.stderr).trim().split('\n').slice(-3).join(' / ')}`)
+      throw new Error(
+        `${options.tool.name} failed to write ${options.output} (exit ${result.exitCode}): ${String(result.stderr).trim().split('\n').slice(-3).join(' / ')}`,
+      )
     }
     await out.commit()
   } catch (error) {

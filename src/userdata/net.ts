@@ -58,7 +58,9 @@ export function networkOf(value: bigint, prefix: number, family: IpFamily): bigi
 
 export function inSubnet(candidate: ParsedAddress, subnet: ParsedCidr): boolean {
   if (candidate.family !== subnet.family) return false
-  return networkOf(candidate.value, subnet.prefix, subnet.family) === networkOf(subnet.value, subnet.prefix, subnet.family)
+  return (
+    networkOf(candidate.value, subnet.prefix, subnet.family) === networkOf(subnet.value, subnet.prefix, subnet.family)
+  )
 }
 
 /** Why a host address cannot be used with its prefix (network or broadcast address), or undefined. */

@@ -137,7 +137,9 @@ class SiteProblems {
     const finding: UserDataFinding = {file: this.inventory.file, site: site.name, ...f, ...(line ? {line} : {})}
     if (f.severity === 'error') {
       this.findings.push(finding)
-      this.problems.push(`site ${site.name}: ${f.path || '(document)'}: ${f.message}${f.hint ? ` (${f.hint.replace(/\.$/, '')})` : ''}`)
+      this.problems.push(
+        `site ${site.name}: ${f.path || '(document)'}: ${f.message}${f.hint ? ` (${f.hint.replace(/\.$/, '')})` : ''}`,
+      )
     } else this.warnings.push(finding)
   }
 }
@@ -154,7 +156,12 @@ function checkManagementMode(site: Inventory['sites'][number], stylus: Record<st
 }
 
 /** Host names and Edge host IDs must differ between sites (`$random` excepted). */
-function checkUniqueHosts(site: Inventory['sites'][number], stylus: Record<string, unknown>, seen: Record<'hostName' | 'name', Map<string, string>>, report: Report): void {
+function checkUniqueHosts(
+  site: Inventory['sites'][number],
+  stylus: Record<string, unknown>,
+  seen: Record<'hostName' | 'name', Map<string, string>>,
+  report: Report,
+): void {
   const siteBlock = isPlainMap(stylus.site) ? stylus.site : {}
   for (const key of ['hostName', 'name'] as const) {
     const value = siteBlock[key]
@@ -165,7 +172,10 @@ function checkUniqueHosts(site: Inventory['sites'][number], stylus: Record<strin
         path: `stylus.site.${key}`,
         severity: 'error',
         message: `'${value}' is also the ${key === 'hostName' ? 'host name' : 'Edge host ID'} of site ${other}; each host needs its own`,
-        hint: key === 'hostName' ? 'Set stylus.site.hostName per site, not in defaults.' : 'Set stylus.site.name per site, or use "$random".',
+        hint:
+          key === 'hostName'
+            ? 'Set stylus.site.hostName per site, not in defaults.'
+            : 'Set stylus.site.name per site, or use "$random".',
       })
     } else seen[key].set(value.toLowerCase(), site.name)
   }

@@ -40,7 +40,9 @@ const siteSchema = z.strictObject({
   caCerts: pemList.optional(),
   clusterId: str.optional(),
   clusterName: str.optional(),
-  deviceUIDPaths: z.array(z.strictObject({name: checked(c.absolutePathCheck), regex: checked(c.regexCheck).optional()})).optional(),
+  deviceUIDPaths: z
+    .array(z.strictObject({name: checked(c.absolutePathCheck), regex: checked(c.regexCheck).optional()}))
+    .optional(),
   edgeHostToken: str.optional(),
   hostName: checked(c.hostNameCheck).optional(),
   insecureSkipVerify: bool.optional(),
@@ -53,8 +55,12 @@ const siteSchema = z.strictObject({
   registrationURL: str.optional(),
   remoteShell: z.strictObject({disable: bool.optional()}).optional(),
   tags: z.record(str, str).optional(),
-  tagsFromFile: z.strictObject({fileName: checked(c.absolutePathCheck), delimiter: str.optional(), separator: str.optional()}).optional(),
-  tagsFromScript: z.strictObject({scriptName: checked(c.absolutePathCheck), timeout: z.number().int().min(1).optional()}).optional(),
+  tagsFromFile: z
+    .strictObject({fileName: checked(c.absolutePathCheck), delimiter: str.optional(), separator: str.optional()})
+    .optional(),
+  tagsFromScript: z
+    .strictObject({scriptName: checked(c.absolutePathCheck), timeout: z.number().int().min(1).optional()})
+    .optional(),
 })
 
 const registryCredentialsSchema = z.strictObject({
@@ -108,9 +114,13 @@ export const installSchema = z.looseObject({
   bind_mounts: z.array(checked(c.absolutePathCheck)).optional(),
   'extra-dirs-rootfs': z.array(checked(c.absolutePathCheck)).optional(),
   grub_options: z.looseObject({extra_cmdline: str.optional()}).optional(),
-  partitions: z.looseObject({persistent: z.looseObject({size: partitionSize.optional(), fs: str.optional()}).optional()}).optional(),
+  partitions: z
+    .looseObject({persistent: z.looseObject({size: partitionSize.optional(), fs: str.optional()}).optional()})
+    .optional(),
   'extra-partitions': z
-    .array(z.looseObject({name: str.optional(), size: partitionSize.optional(), fs: str.optional(), label: str.optional()}))
+    .array(
+      z.looseObject({name: str.optional(), size: partitionSize.optional(), fs: str.optional(), label: str.optional()}),
+    )
     .optional(),
   poweroff: bool.optional(),
   reboot: bool.optional(),

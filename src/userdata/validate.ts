@@ -1,7 +1,16 @@
 import {LineCounter, parseDocument, isMap, isNode, type Document} from 'yaml'
 import type {z} from 'zod'
 
-import {SECRET_KEYS, didYouMean, formatPath, shown, typeName, valueAt, type PathSegment, type UserDataFinding} from './findings.js'
+import {
+  SECRET_KEYS,
+  didYouMean,
+  formatPath,
+  shown,
+  typeName,
+  valueAt,
+  type PathSegment,
+  type UserDataFinding,
+} from './findings.js'
 import {semanticFindings, type RawFinding} from './semantic.js'
 import {knownKeysAt, userDataSchema} from './schema.js'
 
@@ -22,13 +31,18 @@ export const YAML_OPTIONS = {
   uniqueKeys: true,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yaml's tag objects, read for `.tag` only
   customTags: (tags: any[]) =>
-    tags.filter((t) => !['timestamp', 'binary', 'set', 'omap', 'pairs'].some((name) => String(t.tag).endsWith(`:${name}`))),
+    tags.filter(
+      (t) => !['timestamp', 'binary', 'set', 'omap', 'pairs'].some((name) => String(t.tag).endsWith(`:${name}`)),
+    ),
 }
 
 /** Check one user-data text (as written to DIR/<site>/user-data or by hand): header, YAML, schema, semantics. */
 export function validateUserData(text: string, options: {file?: string} = {}): ValidationResult {
   const findings: UserDataFinding[] = []
-  const at = (f: Omit<UserDataFinding, 'file'>): UserDataFinding => ({...(options.file ? {file: options.file} : {}), ...f})
+  const at = (f: Omit<UserDataFinding, 'file'>): UserDataFinding => ({
+    ...(options.file ? {file: options.file} : {}),
+    ...f,
+  })
 
   const firstLine = text.split(/\r?\n/, 1)[0]
   if (firstLine.trimEnd() !== CLOUD_CONFIG_HEADER) {
@@ -49,7 +63,14 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
   const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter})
   if (doc.errors.length > 0) {
     for (const error of doc.errors) {
-      findings.push(at({path: '', severity: 'error', line: error.linePos?.[0].line, message: `YAML syntax: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`}))
+      findings.push(
+        at({
+          path: '',
+          severity: 'error',
+          line: error.linePos?.[0].line,
+          message: `YAML syntax: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+        }),
+      )
     }
     return {valid: false, findings}
   }
@@ -58,15 +79,31 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
     value = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
   } catch (error) {
     // yaml refuses alias bombs (a few lines that expand to gigabytes) with a ReferenceError.
-    findings.push(at({path: '', severity: 'error', message: `YAML: ${(error as Error).message}`, hint: 'Write the values out instead of through many nested aliases (*name).'}))
+    findings.push(
+      at({
+        path: '',
+        severity: 'error',
+        message: `YAML: ${(error as Error).message}`,
+        hint: 'Write the values out instead of through many nested aliases (*name).',
+      }),
+    )
     return {valid: false, findings}
   }
   if (value === null || value === undefined) {
-    findings.push(at({path: '', severity: 'warning', message: 'holds no keys; the agent runs with its defaults (central management)', hint: 'Add `stylus.managementMode: local` for a locally managed host.'}))
+    findings.push(
+      at({
+        path: '',
+        severity: 'warning',
+        message: 'holds no keys; the agent runs with its defaults (central management)',
+        hint: 'Add `stylus.managementMode: local` for a locally managed host.',
+      }),
+    )
     return {valid: !findings.some((f) => f.severity === 'error'), findings}
   }
   if (!isMap(doc.contents)) {
-    findings.push(at({path: '', severity: 'error', line: 2, message: `the document is ${typeName(value)}, not a map of keys`}))
+    findings.push(
+      at({path: '', severity: 'error', line: 2, message: `the document is ${typeName(value)}, not a map of keys`}),
+    )
     return {valid: false, findings}
   }
 
@@ -107,7 +144,12 @@ function fromZodIssue(issue: z.core.$ZodIssue, doc: unknown): RawFinding[] {
   const leaf = path.at(-1)
   const secret = typeof leaf === 'string' && SECRET_KEYS.has(leaf)
   const got = secret ? typeName(value) : `${typeName(value)} (${shown(value)})`
-  const error = (message: string, hint?: string): RawFinding => ({path, severity: 'error', message, ...(hint ? {hint} : {})})
+  const error = (message: string, hint?: string): RawFinding => ({
+    path,
+    severity: 'error',
+    message,
+    ...(hint ? {hint} : {}),
+  })
 
   switch (issue.code) {
     case 'unrecognized_keys': {
@@ -134,7 +176,8 @@ function fromZodIssue(issue: z.core.$ZodIssue, doc: unknown): RawFinding[] {
         hint = 'Write the number without quotes.'
       }
       // A number where a string belongs is shown by type only: YAML already changed it (0042 reads as 34).
-      const gotText = value === null ? 'null' : issue.expected === 'string' && typeof value === 'number' ? typeName(value) : got
+      const gotText =
+        value === null ? 'null' : issue.expected === 'string' && typeof value === 'number' ? typeName(value) : got
       return [error(`expected ${expectedName(issue.expected)}, got ${gotText}`, hint)]
     }
     case 'invalid_value':
@@ -143,12 +186,20 @@ function fromZodIssue(issue: z.core.$ZodIssue, doc: unknown): RawFinding[] {
       return [error(`expected a string or a number, got ${got}`)]
     case 'too_small':
     case 'too_big': {
-      const bound = issue.code === 'too_small' ? `at least ${String(issue.minimum)}` : `at most ${String(issue.maximum)}`
+      const bound =
+        issue.code === 'too_small' ? `at least ${String(issue.minimum)}` : `at most ${String(issue.maximum)}`
       const isPort = typeof leaf === 'string' && /port$/i.test(leaf)
-      return [error(`is ${secret ? 'out of range' : shown(value)}; it must be ${bound}`, isPort ? 'A TCP port is 1-65535.' : undefined)]
+      return [
+        error(
+          `is ${secret ? 'out of range' : shown(value)}; it must be ${bound}`,
+          isPort ? 'A TCP port is 1-65535.' : undefined,
+        ),
+      ]
     }
     case 'invalid_key':
-      return issue.issues.flatMap((inner) => fromZodIssue({...inner, path: [...path, ...inner.path]} as z.core.$ZodIssue, doc))
+      return issue.issues.flatMap((inner) =>
+        fromZodIssue({...inner, path: [...path, ...inner.path]} as z.core.$ZodIssue, doc),
+      )
     case 'custom': {
       const hint = (issue.params as {hint?: string} | undefined)?.hint
       return [error(issue.message, hint)]

@@ -30,16 +30,22 @@ export function environmentReason(code: string | undefined): string | undefined 
 export async function ensureWritableDir(dir: string, spec: {code: string; what: string; hint: string}): Promise<void> {
   const probe = path.join(dir, `.airpack-probe-${process.pid}-${randomBytes(4).toString('hex')}`)
   try {
-    await mkdir(dir, {recursive: true}).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? mkdirStepwise(dir) : Promise.reject(error)))
+    await mkdir(dir, {recursive: true}).catch((error: NodeJS.ErrnoException) =>
+      error.code === 'ENOENT' ? mkdirStepwise(dir) : Promise.reject(error),
+    )
     await writeFile(probe, '')
     await rm(probe, {force: true})
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    throw new UsageError(spec.code, `cannot write to ${spec.what} ${dir}: ${environmentReason(code) ?? (error as Error).message}`, {
-      hint: spec.hint,
-      details: {dir, ...(code ? {errno: code} : {})},
-      cause: error,
-    })
+    throw new UsageError(
+      spec.code,
+      `cannot write to ${spec.what} ${dir}: ${environmentReason(code) ?? (error as Error).message}`,
+      {
+        hint: spec.hint,
+        details: {dir, ...(code ? {errno: code} : {})},
+        cause: error,
+      },
+    )
   }
 }
 
@@ -62,12 +68,16 @@ export function environmentError(error: unknown): UsageError | undefined {
   const e = error as NodeJS.ErrnoException
   const code = e?.code
   if (!code || !['EACCES', 'EPERM', 'EROFS'].includes(code) || typeof e.path !== 'string') return undefined
-  return new UsageError('ENVIRONMENT', `cannot ${e.syscall === 'open' || e.syscall === 'read' || e.syscall === 'scandir' ? 'read or write' : e.syscall ?? 'use'} ${e.path}: ${environmentReason(code)}`, {
-    hint:
-      code === 'EROFS'
-        ? 'That file system is mounted read-only: choose a writable directory (--output DIR, --cache-dir DIR).'
-        : 'Fix the permissions of that path for this user (or run as its owner), or choose another directory with --output / --cache-dir.',
-    details: {path: e.path, errno: code},
-    cause: error,
-  })
+  return new UsageError(
+    'ENVIRONMENT',
+    `cannot ${e.syscall === 'open' || e.syscall === 'read' || e.syscall === 'scandir' ? 'read or write' : (e.syscall ?? 'use')} ${e.path}: ${environmentReason(code)}`,
+    {
+      hint:
+        code === 'EROFS'
+          ? 'That file system is mounted read-only: choose a writable directory (--output DIR, --cache-dir DIR).'
+          : 'Fix the permissions of that path for this user (or run as its owner), or choose another directory with --output / --cache-dir.',
+      details: {path: e.path, errno: code},
+      cause: error,
+    },
+  )
 }

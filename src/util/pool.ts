@@ -23,7 +23,11 @@ export async function settleAll<T, R>(
   return results
 }
 
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const settled = await settleAll(items, limit, fn)
   const failed = settled.find((r) => r.status === 'rejected')
   if (failed) throw (failed as PromiseRejectedResult).reason

@@ -17,7 +17,8 @@ export interface InputSpec {
 
 /** The file is there, a regular file and readable by this user, or a UsageError (exit 2) naming it. Returns its size. */
 export async function checkInputFile(file: string, spec: InputSpec): Promise<number> {
-  const fail = (why: string) => new UsageError(spec.code, `cannot read ${spec.what} ${file}: ${why}`, {hint: spec.hint, details: {file}})
+  const fail = (why: string) =>
+    new UsageError(spec.code, `cannot read ${spec.what} ${file}: ${why}`, {hint: spec.hint, details: {file}})
   try {
     const info = await stat(file)
     if (info.isDirectory()) throw fail('it is a directory')
@@ -27,7 +28,15 @@ export async function checkInputFile(file: string, spec: InputSpec): Promise<num
   } catch (error) {
     if (error instanceof UsageError) throw error
     const code = (error as NodeJS.ErrnoException).code
-    throw fail(code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOTDIR' ? 'a parent of it is not a directory' : (error as Error).message)
+    throw fail(
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'ENOTDIR'
+            ? 'a parent of it is not a directory'
+            : (error as Error).message,
+    )
   }
 }
 
@@ -37,7 +46,11 @@ export async function readInputText(file: string, spec: InputSpec): Promise<stri
     new UsageError(spec.code, `cannot read ${spec.what} ${file}: ${why}`, {hint, details: {file, ...extra}})
   const size = await checkInputFile(file, spec)
   const tooLarge = () =>
-    fail(`it is over the ${formatBytes(limit)} limit for this input (${LIMITS.textInput.env})`, `${spec.hint} A real one is a few KiB; check that this is the right file.`, {limit})
+    fail(
+      `it is over the ${formatBytes(limit)} limit for this input (${LIMITS.textInput.env})`,
+      `${spec.hint} A real one is a few KiB; check that this is the right file.`,
+      {limit},
+    )
   if (size > limit) throw tooLarge()
   try {
     return (await readFileBounded(file, 'textInput')).toString('utf8')

@@ -30,7 +30,8 @@ export class ConcatenatedFiles {
 
   /** Exactly `length` bytes from `offset`; throws if the files end (or shrank) before. */
   async read(offset: number, length: number): Promise<Buffer> {
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new Error(`read of ${length} bytes at ${offset} is outside the ${this.size}-byte file`)
+    if (offset < 0 || length < 0 || offset + length > this.size)
+      throw new Error(`read of ${length} bytes at ${offset} is outside the ${this.size}-byte file`)
     const out = Buffer.allocUnsafe(length)
     let done = 0
     for (const f of this.files) {
@@ -41,7 +42,8 @@ export class ConcatenatedFiles {
       let got = 0
       while (got < want) {
         const {bytesRead} = await f.handle.read(out, done + got, want - got, at - f.start + got)
-        if (bytesRead === 0) throw new Error(`${f.path} ended at ${at - f.start + got} bytes while reading; it was ${f.size} when opened`)
+        if (bytesRead === 0)
+          throw new Error(`${f.path} ended at ${at - f.start + got} bytes while reading; it was ${f.size} when opened`)
         got += bytesRead
       }
       done += want

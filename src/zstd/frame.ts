@@ -87,7 +87,11 @@ export function rawFrameSize(contentSize: number): number {
 }
 
 /** Where block `index` of a raw frame starts, from the frame's first byte, and how much content it holds. */
-export function rawBlockLocation(contentSize: number, headerSize: number, index: number): {offset: number; size: number; last: boolean} {
+export function rawBlockLocation(
+  contentSize: number,
+  headerSize: number,
+  index: number,
+): {offset: number; size: number; last: boolean} {
   const count = rawBlockCount(contentSize)
   return {
     offset: headerSize + index * (BLOCK_HEADER_SIZE + MAX_BLOCK_SIZE),

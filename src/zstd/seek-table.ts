@@ -49,7 +49,8 @@ export function seekTableSize(frameCount: number, checksums = false): number {
 
 /** The skippable frame holding the seek table of `frames` (written without checksums). */
 export function encodeSeekTable(frames: readonly SeekTableFrame[]): Buffer {
-  if (frames.length > MAX_FRAMES) throw new Error(`${frames.length} frames: the seekable format allows at most ${MAX_FRAMES}`)
+  if (frames.length > MAX_FRAMES)
+    throw new Error(`${frames.length} frames: the seekable format allows at most ${MAX_FRAMES}`)
   const out = Buffer.alloc(seekTableSize(frames.length))
   out.writeUInt32LE(SEEK_TABLE_MAGIC, 0)
   out.writeUInt32LE(out.length - SKIPPABLE_HEADER_SIZE, 4)
@@ -70,12 +71,16 @@ export function parseSeekTableFooter(footer: Buffer): {frameCount: number; check
   if (footer.length !== SEEK_TABLE_FOOTER_SIZE) return {problem: 'is too short to end with a seek table'}
   const magic = footer.readUInt32LE(5)
   if (magic !== SEEKABLE_MAGIC) {
-    return {problem: `does not end with a seek table (last 4 bytes 0x${magic.toString(16).padStart(8, '0')}, not the seekable magic 0x8f92eab1): a format 1 bundle, or a truncated one`}
+    return {
+      problem: `does not end with a seek table (last 4 bytes 0x${magic.toString(16).padStart(8, '0')}, not the seekable magic 0x8f92eab1): a format 1 bundle, or a truncated one`,
+    }
   }
   const descriptor = footer[4]
-  if ((descriptor & RESERVED_BITS) !== 0) return {problem: `seek table descriptor 0x${descriptor.toString(16)} sets reserved bits`}
+  if ((descriptor & RESERVED_BITS) !== 0)
+    return {problem: `seek table descriptor 0x${descriptor.toString(16)} sets reserved bits`}
   const frameCount = footer.readUInt32LE(0)
-  if (frameCount > MAX_FRAMES) return {problem: `seek table claims ${frameCount} frames, more than the format allows (${MAX_FRAMES})`}
+  if (frameCount > MAX_FRAMES)
+    return {problem: `seek table claims ${frameCount} frames, more than the format allows (${MAX_FRAMES})`}
   return {frameCount, checksums: (descriptor & CHECKSUM_FLAG) !== 0}
 }
 
@@ -88,14 +93,21 @@ export function parseSeekTable(table: Buffer, fileSize: number): SeekTable {
   const footer = parseSeekTableFooter(table.subarray(table.length - SEEK_TABLE_FOOTER_SIZE))
   if ('problem' in footer) throw new Error(footer.problem)
   const tableSize = seekTableSize(footer.frameCount, footer.checksums)
-  if (table.length !== tableSize) throw new Error(`seek table of ${footer.frameCount} frames must be ${tableSize} bytes, got ${table.length}`)
-  if (tableSize > fileSize) throw new Error(`seek table claims ${footer.frameCount} frames (${tableSize} bytes) but the file has only ${fileSize} bytes: truncated or tampered`)
+  if (table.length !== tableSize)
+    throw new Error(`seek table of ${footer.frameCount} frames must be ${tableSize} bytes, got ${table.length}`)
+  if (tableSize > fileSize)
+    throw new Error(
+      `seek table claims ${footer.frameCount} frames (${tableSize} bytes) but the file has only ${fileSize} bytes: truncated or tampered`,
+    )
   const magic = table.readUInt32LE(0)
   if (magic !== SEEK_TABLE_MAGIC) {
-    throw new Error(`seek table frame starts with 0x${magic.toString(16).padStart(8, '0')}, not the skippable magic 0x184d2a5e: its frame count or the file was altered`)
+    throw new Error(
+      `seek table frame starts with 0x${magic.toString(16).padStart(8, '0')}, not the skippable magic 0x184d2a5e: its frame count or the file was altered`,
+    )
   }
   const frameSize = table.readUInt32LE(4)
-  if (frameSize !== tableSize - SKIPPABLE_HEADER_SIZE) throw new Error(`seek table Frame_Size is ${frameSize}, expected ${tableSize - SKIPPABLE_HEADER_SIZE}`)
+  if (frameSize !== tableSize - SKIPPABLE_HEADER_SIZE)
+    throw new Error(`seek table Frame_Size is ${frameSize}, expected ${tableSize - SKIPPABLE_HEADER_SIZE}`)
   const entrySize = footer.checksums ? 12 : 8
   const frames: LocatedFrame[] = []
   let compressedOffset = 0
@@ -117,9 +129,17 @@ export function parseSeekTable(table: Buffer, fileSize: number): SeekTable {
     decompressedOffset += decompressedSize
   }
   if (compressedOffset !== fileSize - tableSize) {
-    throw new Error(`seek table frames add up to ${compressedOffset} compressed bytes, but ${fileSize - tableSize} bytes precede the table: truncated or tampered`)
+    throw new Error(
+      `seek table frames add up to ${compressedOffset} compressed bytes, but ${fileSize - tableSize} bytes precede the table: truncated or tampered`,
+    )
   }
-  return {frames, compressedSize: compressedOffset, decompressedSize: decompressedOffset, tableSize, checksums: footer.checksums}
+  return {
+    frames,
+    compressedSize: compressedOffset,
+    decompressedSize: decompressedOffset,
+    tableSize,
+    checksums: footer.checksums,
+  }
 }
 
 /** The frame holding uncompressed byte `offset` (binary search), or undefined past the end. */

@@ -13,7 +13,15 @@ import {
   SKIPPABLE_MAGIC_MAX,
   SKIPPABLE_MAGIC_MIN,
 } from './frame.js'
-import {frameAt, parseSeekTable, parseSeekTableFooter, SEEK_TABLE_FOOTER_SIZE, seekTableSize, type LocatedFrame, type SeekTable} from './seek-table.js'
+import {
+  frameAt,
+  parseSeekTable,
+  parseSeekTableFooter,
+  SEEK_TABLE_FOOTER_SIZE,
+  seekTableSize,
+  type LocatedFrame,
+  type SeekTable,
+} from './seek-table.js'
 import {decompressFrame, loadZstdWasm, type ZstdWasm} from './wasm.js'
 
 // Random access into a seekable zstd file (seekable-writer.ts), whole or split into parts: the seek table is read
@@ -41,10 +49,14 @@ function seekTableError(name: string, problem: string): IntegrityError {
 }
 
 function frameError(name: string, frame: LocatedFrame, problem: string): IntegrityError {
-  return new IntegrityError('FRAME_INVALID', `${name}: frame ${frame.index} (compressed bytes ${frame.compressedOffset}–${frame.compressedOffset + frame.compressedSize}): ${problem}`, {
-    hint: 'The file is corrupt or was altered after it was written: copy it again from the original, or rebuild it.',
-    details: {file: name, frame: frame.index, compressedOffset: frame.compressedOffset, problem},
-  })
+  return new IntegrityError(
+    'FRAME_INVALID',
+    `${name}: frame ${frame.index} (compressed bytes ${frame.compressedOffset}–${frame.compressedOffset + frame.compressedSize}): ${problem}`,
+    {
+      hint: 'The file is corrupt or was altered after it was written: copy it again from the original, or rebuild it.',
+      details: {file: name, frame: frame.index, compressedOffset: frame.compressedOffset, problem},
+    },
+  )
 }
 
 /** True when the file (or the concatenation of `paths`) ends with a seek table footer: a format 2 bundle. */
@@ -116,8 +128,16 @@ export class SeekableReader {
 
   /** `length` bytes of the decompressed stream from `offset`, in pieces, decoding only the frames that hold them. */
   async *read(offset: number, length: number): AsyncGenerator<Buffer> {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw new RangeError(`${this.name}: range of ${length} bytes at ${offset} is outside the ${this.size}-byte stream`)
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > this.size
+    ) {
+      throw new RangeError(
+        `${this.name}: range of ${length} bytes at ${offset} is outside the ${this.size}-byte stream`,
+      )
     }
     let at = offset
     const end = offset + length
@@ -145,7 +165,12 @@ export class SeekableReader {
       const magic = head.readUInt32LE(0)
       if (magic >= SKIPPABLE_MAGIC_MIN && magic <= SKIPPABLE_MAGIC_MAX) {
         // The format allows skippable frames among the data; they decompress to nothing.
-        if (frame.decompressedSize !== 0) throw frameError(this.name, frame, `a skippable frame, but the seek table says it holds ${frame.decompressedSize} bytes`)
+        if (frame.decompressedSize !== 0)
+          throw frameError(
+            this.name,
+            frame,
+            `a skippable frame, but the seek table says it holds ${frame.decompressedSize} bytes`,
+          )
         const info = {headerSize: 8, raw: false}
         this.info.set(frame.index, info)
         return info
@@ -157,9 +182,14 @@ export class SeekableReader {
     } catch (error) {
       throw frameError(this.name, frame, `${(error as Error).message}: the seek table does not match the file`)
     }
-    if (header.contentSize === undefined) throw frameError(this.name, frame, 'its header does not record its content size')
+    if (header.contentSize === undefined)
+      throw frameError(this.name, frame, 'its header does not record its content size')
     if (header.contentSize !== frame.decompressedSize) {
-      throw frameError(this.name, frame, `its header records ${header.contentSize} bytes of content, the seek table ${frame.decompressedSize}`)
+      throw frameError(
+        this.name,
+        frame,
+        `its header records ${header.contentSize} bytes of content, the seek table ${frame.decompressedSize}`,
+      )
     }
     const rawLayoutSize = header.headerSize + rawBlockCount(header.contentSize) * BLOCK_HEADER_SIZE + header.contentSize
     const info = {headerSize: header.headerSize, raw: !header.contentChecksum && frame.compressedSize === rawLayoutSize}
@@ -190,12 +220,20 @@ export class SeekableReader {
   }
 
   /** Content bytes [from, to) of a raw frame, or undefined if a block header there is not the expected one. */
-  private async readRawBlocks(frame: LocatedFrame, info: FrameInfo, from: number, to: number): Promise<Buffer[] | undefined> {
+  private async readRawBlocks(
+    frame: LocatedFrame,
+    info: FrameInfo,
+    from: number,
+    to: number,
+  ): Promise<Buffer[] | undefined> {
     const first = Math.floor(from / MAX_BLOCK_SIZE)
     const last = Math.floor((to - 1) / MAX_BLOCK_SIZE)
     const start = rawBlockLocation(frame.decompressedSize, info.headerSize, first)
     const end = rawBlockLocation(frame.decompressedSize, info.headerSize, last)
-    const bytes = await this.files.read(frame.compressedOffset + start.offset, end.offset + BLOCK_HEADER_SIZE + end.size - start.offset)
+    const bytes = await this.files.read(
+      frame.compressedOffset + start.offset,
+      end.offset + BLOCK_HEADER_SIZE + end.size - start.offset,
+    )
     const pieces: Buffer[] = []
     for (let k = first; k <= last; k++) {
       const loc = rawBlockLocation(frame.decompressedSize, info.headerSize, k)
@@ -213,7 +251,11 @@ export class SeekableReader {
   private async decodeFrame(frame: LocatedFrame): Promise<Buffer> {
     if (this.decoded?.index === frame.index) return this.decoded.data
     if (frame.compressedSize > MAX_DECODED_FRAME || frame.decompressedSize > MAX_DECODED_FRAME) {
-      throw frameError(this.name, frame, `a compressed frame of ${frame.decompressedSize} bytes, larger than a reader decodes in memory (${MAX_DECODED_FRAME})`)
+      throw frameError(
+        this.name,
+        frame,
+        `a compressed frame of ${frame.decompressedSize} bytes, larger than a reader decodes in memory (${MAX_DECODED_FRAME})`,
+      )
     }
     const bytes = await this.files.read(frame.compressedOffset, frame.compressedSize)
     let data: Buffer
@@ -229,12 +271,16 @@ export class SeekableReader {
 
 /** Reads and validates the seek table at the end of `files`. */
 async function readSeekTable(files: ConcatenatedFiles, name: string): Promise<SeekTable> {
-  if (files.size < seekTableSize(0)) throw seekTableError(name, `is ${files.size} bytes, too short to hold a seek table: truncated`)
+  if (files.size < seekTableSize(0))
+    throw seekTableError(name, `is ${files.size} bytes, too short to hold a seek table: truncated`)
   const footer = parseSeekTableFooter(await files.read(files.size - SEEK_TABLE_FOOTER_SIZE, SEEK_TABLE_FOOTER_SIZE))
   if ('problem' in footer) throw seekTableError(name, footer.problem)
   const size = seekTableSize(footer.frameCount, footer.checksums)
   if (size > files.size) {
-    throw seekTableError(name, `seek table claims ${footer.frameCount} frames (${size} bytes) but the file has only ${files.size} bytes: truncated or tampered`)
+    throw seekTableError(
+      name,
+      `seek table claims ${footer.frameCount} frames (${size} bytes) but the file has only ${files.size} bytes: truncated or tampered`,
+    )
   }
   try {
     return parseSeekTable(await files.read(files.size - size, size), files.size)

@@ -86,7 +86,8 @@ export class SeekableWriter extends EventEmitter {
     this.compressedFrameSize = options.compressedFrameSize ?? COMPRESSED_FRAME_SIZE
     this.rawFrameSize = options.rawFrameSize ?? RAW_FRAME_SIZE
     // Both sizes, and a raw frame's block headers, must fit the seek table's 32-bit fields.
-    if (this.rawFrameSize > 2 ** 31 || this.compressedFrameSize > 2 ** 31) throw new Error('seekable writer: frame sizes are limited to 2 GiB')
+    if (this.rawFrameSize > 2 ** 31 || this.compressedFrameSize > 2 ** 31)
+      throw new Error('seekable writer: frame sizes are limited to 2 GiB')
     this.pending = Buffer.allocUnsafe(this.compressedFrameSize)
     // Whoever waits on this writer waits on `out`.
     out.on('drain', () => this.emit('drain'))
@@ -135,7 +136,9 @@ export class SeekableWriter extends EventEmitter {
     const segment = this.segment
     if (!segment) throw new Error('seekable writer: write before beginSegment')
     if (segment.written + chunk.length > segment.length) {
-      throw new Error(`seekable writer: ${segment.written + chunk.length} bytes written to a segment of ${segment.length}`)
+      throw new Error(
+        `seekable writer: ${segment.written + chunk.length} bytes written to a segment of ${segment.length}`,
+      )
     }
     let pos = 0
     while (pos < chunk.length) {
@@ -171,7 +174,8 @@ export class SeekableWriter extends EventEmitter {
 
   private assertSegmentComplete(): void {
     const s = this.segment
-    if (s && s.written !== s.length) throw new Error(`seekable writer: segment ended after ${s.written} of its ${s.length} bytes`)
+    if (s && s.written !== s.length)
+      throw new Error(`seekable writer: segment ended after ${s.written} of its ${s.length} bytes`)
   }
 
   private openFrame(segment: Segment): OpenFrame {
@@ -202,7 +206,8 @@ export class SeekableWriter extends EventEmitter {
 
   private closeFrame(segment: Segment, frame: OpenFrame): void {
     let compressedSize = frame.out
-    if (segment.mode === 'compressed') compressedSize = this.send(compressFrame(this.zstd, this.pending.subarray(0, frame.size), this.options.level))
+    if (segment.mode === 'compressed')
+      compressedSize = this.send(compressFrame(this.zstd, this.pending.subarray(0, frame.size), this.options.level))
     this.frames.push({compressedSize, decompressedSize: frame.size})
     this.frame = undefined
   }

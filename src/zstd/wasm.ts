@@ -49,9 +49,12 @@ export function decompressFrame(zstd: ZstdWasm, frame: Uint8Array, expectedSize:
   try {
     out = zstd.decompress(frame, {defaultHeapSize: expectedSize})
   } catch (error) {
-    throw new Error(`zstd could not decode it (${(error as Error).message.replace('compress', 'decompress')})`, {cause: error})
+    throw new Error(`zstd could not decode it (${(error as Error).message.replace('compress', 'decompress')})`, {
+      cause: error,
+    })
   }
-  if (out.byteLength !== expectedSize) throw new Error(`it decodes to ${out.byteLength} bytes, not the ${expectedSize} its header records`)
+  if (out.byteLength !== expectedSize)
+    throw new Error(`it decodes to ${out.byteLength} bytes, not the ${expectedSize} its header records`)
   return asBuffer(out)
 }
 

@@ -1,6 +1,15 @@
 import {execFileSync, spawn} from 'node:child_process'
 import {generateKeyPairSync, randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {gzipSync} from 'node:zlib'
@@ -46,9 +55,18 @@ beforeAll(async () => {
     ],
     {attestations: true},
   )
-  tool = await pushImage(reg, 'legacy/tool', '2', [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'x'})]}, {architecture: 'arm64', layers: [layerOf({'bin/tool': 'y'})]}], {
-    format: 'docker',
-  })
+  tool = await pushImage(
+    reg,
+    'legacy/tool',
+    '2',
+    [
+      {architecture: 'amd64', layers: [layerOf({'bin/tool': 'x'})]},
+      {architecture: 'arm64', layers: [layerOf({'bin/tool': 'y'})]},
+    ],
+    {
+      format: 'docker',
+    },
+  )
   profile = write('addon.json', JSON.stringify(webProfile('web-addon', [app.reference, tool.reference]), null, 2))
 }, 120_000)
 
@@ -60,11 +78,33 @@ afterAll(async () => {
 describe('bundle build', () => {
   it('writes every output, and verify and inspect agree on the identity', async () => {
     const out = path.join(root, 'out-a')
-    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'site', '--output', out, '--cache-dir', path.join(root, 'cache-a'), '--concurrency', '1', ...registryArgs(), '--json'])
+    const res = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'site',
+      '--output',
+      out,
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      '--concurrency',
+      '1',
+      ...registryArgs(),
+      '--json',
+    ])
     expect(res.exitCode, res.stderr).toBe(0)
     const report = res.json()
     expect(report.identity).toMatch(/^sha256:[a-f0-9]{64}$/)
-    expect(readdirSync(out).sort()).toEqual(['site-definition.tgz', 'site.inventory.json', 'site.lock.json', 'site.report.json', 'site.tar.zst'])
+    expect(readdirSync(out).sort()).toEqual([
+      'site-definition.tgz',
+      'site.inventory.json',
+      'site.lock.json',
+      'site.report.json',
+      'site.tar.zst',
+    ])
     const onDisk = JSON.parse(readFileSync(path.join(out, 'site.report.json'), 'utf8'))
     expect(onDisk.identity).toBe(report.identity)
     expect(onDisk.artifacts.map((a: any) => a.reference).sort()).toEqual([tool.reference, app.reference].sort())
@@ -82,7 +122,11 @@ describe('bundle build', () => {
     const inspect = await runCli(['bundle', 'inspect', path.join(out, 'site.tar.zst'), '--json'])
     expect(inspect.exitCode).toBe(0)
     const info = inspect.json()
-    expect(info).toMatchObject({name: 'site', platform: {os: 'linux', architecture: 'amd64'}, identity: report.identity})
+    expect(info).toMatchObject({
+      name: 'site',
+      platform: {os: 'linux', architecture: 'amd64'},
+      identity: report.identity,
+    })
     const appInfo = info.artifacts.find((a: any) => a.reference === app.reference)
     expect(appInfo).toMatchObject({kind: 'image', digest: app.digest})
     expect(info.profiles).toEqual([expect.objectContaining({name: 'web-addon', version: '1.0.0'})])
@@ -94,13 +138,33 @@ describe('bundle build', () => {
 
   it('gives byte-identical bundles from a cold and another cache and another --concurrency; a warm rebuild downloads nothing', async () => {
     const build = (name: string, cache: string, concurrency: string) =>
-      runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'repro', '--output', path.join(root, name), '--cache-dir', path.join(root, cache), '--concurrency', concurrency, ...registryArgs(), '--json'])
+      runCli([
+        'bundle',
+        'build',
+        profile,
+        '--arch',
+        'amd64',
+        '--name',
+        'repro',
+        '--output',
+        path.join(root, name),
+        '--cache-dir',
+        path.join(root, cache),
+        '--concurrency',
+        concurrency,
+        ...registryArgs(),
+        '--json',
+      ])
     const a = await build('repro-a', 'cache-r1', '1')
     const b = await build('repro-b', 'cache-r2', '8')
     expect(a.exitCode, a.stderr).toBe(0)
     expect(b.exitCode, b.stderr).toBe(0)
-    expect(readFileSync(path.join(root, 'repro-b', 'repro.tar.zst'))).toEqual(readFileSync(path.join(root, 'repro-a', 'repro.tar.zst')))
-    expect(readFileSync(path.join(root, 'repro-b', 'repro-definition.tgz'))).toEqual(readFileSync(path.join(root, 'repro-a', 'repro-definition.tgz')))
+    expect(readFileSync(path.join(root, 'repro-b', 'repro.tar.zst'))).toEqual(
+      readFileSync(path.join(root, 'repro-a', 'repro.tar.zst')),
+    )
+    expect(readFileSync(path.join(root, 'repro-b', 'repro-definition.tgz'))).toEqual(
+      readFileSync(path.join(root, 'repro-a', 'repro-definition.tgz')),
+    )
     expect(b.json().identity).toBe(a.json().identity)
     const warm = await build('repro-c', 'cache-r1', '4')
     expect(warm.exitCode).toBe(0)
@@ -114,16 +178,52 @@ describe('bundle build', () => {
     const key = write('keys/ec.pem', pair.privateKey.export({type: 'pkcs8', format: 'pem'}) as string)
     const pub = write('keys/ec.pub', pair.publicKey.export({type: 'spki', format: 'pem'}) as string)
     const out = path.join(root, 'out-signed')
-    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'signed', '--output', out, '--cache-dir', path.join(root, 'cache-a'), '--sign-key', key, '--split', '2K', ...registryArgs()])
+    const res = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'signed',
+      '--output',
+      out,
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      '--sign-key',
+      key,
+      '--split',
+      '2K',
+      ...registryArgs(),
+    ])
     expect(res.exitCode, res.stderr).toBe(0)
-    const parts = readdirSync(out).filter((n) => /^signed\.tar\.zst\.\d{3}$/.test(n)).sort()
+    const parts = readdirSync(out)
+      .filter((n) => /^signed\.tar\.zst\.\d{3}$/.test(n))
+      .sort()
     expect(parts.length).toBeGreaterThan(1)
     expect(existsSync(path.join(out, 'signed.parts.json'))).toBe(true)
     const joined = path.join(root, 'signed-joined.tar.zst')
     execFileSync('bash', ['-c', `cat "${out}"/signed.tar.zst.[0-9][0-9][0-9] > "${joined}"`])
-    expect(execFileSync('openssl', ['dgst', '-sha256', '-verify', pub, '-signature', path.join(out, 'signed.tar.zst.sig'), joined]).toString()).toContain('Verified OK')
+    expect(
+      execFileSync('openssl', [
+        'dgst',
+        '-sha256',
+        '-verify',
+        pub,
+        '-signature',
+        path.join(out, 'signed.tar.zst.sig'),
+        joined,
+      ]).toString(),
+    ).toContain('Verified OK')
 
-    const verify = await runCli(['bundle', 'verify', path.join(out, 'signed.tar.zst.000'), '--public-key', pub, '--json'])
+    const verify = await runCli([
+      'bundle',
+      'verify',
+      path.join(out, 'signed.tar.zst.000'),
+      '--public-key',
+      pub,
+      '--json',
+    ])
     expect(verify.exitCode, verify.stdout).toBe(0)
     expect(verify.json().signature).toMatchObject({signed: true, inner: 'valid', detached: 'valid'})
 
@@ -140,15 +240,50 @@ describe('bundle build', () => {
     const key = write('keys/rsa.pem', pair.privateKey.export({type: 'pkcs8', format: 'pem'}) as string)
     const pub = write('keys/rsa.pub', pair.publicKey.export({type: 'spki', format: 'pem'}) as string)
     const out = path.join(root, 'out-f2-signed')
-    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'seek', '--output', out, '--cache-dir', path.join(root, 'cache-a'), '--format', '2', '--sign-key', key, '--split', '2K', ...registryArgs(), '--json'])
+    const res = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'seek',
+      '--output',
+      out,
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      '--format',
+      '2',
+      '--sign-key',
+      key,
+      '--split',
+      '2K',
+      ...registryArgs(),
+      '--json',
+    ])
     expect(res.exitCode, res.stderr).toBe(0)
     const report = res.json()
-    expect(report.bundle).toMatchObject({formatVersion: 2, compression: {algorithm: 'zstd', package: '@bokuweb/zstd-wasm', version: '0.0.27', level: 3}})
-    const parts = readdirSync(out).filter((n) => /^seek\.tar\.zst\.\d{3}$/.test(n)).sort()
+    expect(report.bundle).toMatchObject({
+      formatVersion: 2,
+      compression: {algorithm: 'zstd', package: '@bokuweb/zstd-wasm', version: '0.0.27', level: 3},
+    })
+    const parts = readdirSync(out)
+      .filter((n) => /^seek\.tar\.zst\.\d{3}$/.test(n))
+      .sort()
     expect(parts.length).toBeGreaterThan(1)
     const joined = path.join(root, 'seek-joined.tar.zst')
     execFileSync('bash', ['-c', `cat "${out}"/seek.tar.zst.[0-9][0-9][0-9] > "${joined}"`])
-    expect(execFileSync('openssl', ['dgst', '-sha256', '-verify', pub, '-signature', path.join(out, 'seek.tar.zst.sig'), joined]).toString()).toContain('Verified OK')
+    expect(
+      execFileSync('openssl', [
+        'dgst',
+        '-sha256',
+        '-verify',
+        pub,
+        '-signature',
+        path.join(out, 'seek.tar.zst.sig'),
+        joined,
+      ]).toString(),
+    ).toContain('Verified OK')
     // One plain zstd file ending with the seekable magic; its identity is the sha256 of airpack/bundle.json.
     execFileSync('zstd', ['-t', '-q', joined])
     expect(readFileSync(joined).subarray(-4).readUInt32LE(0)).toBe(0x8f92eab1)
@@ -163,13 +298,39 @@ describe('bundle build', () => {
 
     const inspect = await runCli(['bundle', 'inspect', path.join(out, 'seek.parts.json'), '--json'])
     expect(inspect.exitCode, inspect.stderr).toBe(0)
-    expect(inspect.json()).toMatchObject({name: 'seek', formatVersion: 2, identity: report.identity, totals: {parts: parts.length, tarBytes: report.bundle.tarBytes}})
-    expect(inspect.json().artifacts.find((a: any) => a.reference === app.reference)).toMatchObject({kind: 'image', digest: app.digest})
+    expect(inspect.json()).toMatchObject({
+      name: 'seek',
+      formatVersion: 2,
+      identity: report.identity,
+      totals: {parts: parts.length, tarBytes: report.bundle.tarBytes},
+    })
+    expect(inspect.json().artifacts.find((a: any) => a.reference === app.reference)).toMatchObject({
+      kind: 'image',
+      digest: app.digest,
+    })
   })
 
   it('--format 2 is byte-identical across caches and --concurrency; a tampered seek table, frame or content is exit 5', async () => {
     const build = (name: string, cache: string, concurrency: string) =>
-      runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'seek2', '--output', path.join(root, name), '--cache-dir', path.join(root, cache), '--concurrency', concurrency, '--format', '2', ...registryArgs(), '--json'])
+      runCli([
+        'bundle',
+        'build',
+        profile,
+        '--arch',
+        'amd64',
+        '--name',
+        'seek2',
+        '--output',
+        path.join(root, name),
+        '--cache-dir',
+        path.join(root, cache),
+        '--concurrency',
+        concurrency,
+        '--format',
+        '2',
+        ...registryArgs(),
+        '--json',
+      ])
     const a = await build('seek2-a', 'cache-s1', '1')
     const b = await build('seek2-b', 'cache-s2', '8')
     expect(a.exitCode, a.stderr).toBe(0)
@@ -182,10 +343,32 @@ describe('bundle build', () => {
     expect(warm.exitCode, warm.stderr).toBe(0)
     expect(readFileSync(path.join(root, 'seek2-c', 'seek2.tar.zst'))).toEqual(bytes)
     // The same inputs in format 1 give another file with the same tar inside.
-    const f1 = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'seek2', '--output', path.join(root, 'seek2-f1'), '--cache-dir', path.join(root, 'cache-s1'), ...registryArgs(), '--json'])
+    const f1 = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'seek2',
+      '--output',
+      path.join(root, 'seek2-f1'),
+      '--cache-dir',
+      path.join(root, 'cache-s1'),
+      ...registryArgs(),
+      '--json',
+    ])
     expect(f1.exitCode, f1.stderr).toBe(0)
-    expect(JSON.parse(execFileSync('bash', ['-c', `zstd -dc "${file}" | tar -xOf - airpack/bundle.json`]).toString()).entries).toEqual(
-      JSON.parse(execFileSync('bash', ['-c', `zstd -dc "${path.join(root, 'seek2-f1', 'seek2.tar.zst')}" | tar -xOf - airpack/bundle.json`]).toString()).entries,
+    expect(
+      JSON.parse(execFileSync('bash', ['-c', `zstd -dc "${file}" | tar -xOf - airpack/bundle.json`]).toString())
+        .entries,
+    ).toEqual(
+      JSON.parse(
+        execFileSync('bash', [
+          '-c',
+          `zstd -dc "${path.join(root, 'seek2-f1', 'seek2.tar.zst')}" | tar -xOf - airpack/bundle.json`,
+        ]).toString(),
+      ).entries,
     )
 
     // The inventory beside it names the same identity, which for format 2 is bundle.json's sha256.
@@ -204,7 +387,9 @@ describe('bundle build', () => {
       return runCli(['bundle', 'verify', target])
     }
     // The last frame's Compressed_Size in the seek table (footer: 4 frames count, 1 descriptor, 4 magic).
-    const table = await tampered('table', (c) => c.writeUInt32LE(c.readUInt32LE(c.length - 9 - 8) + 1, c.length - 9 - 8))
+    const table = await tampered('table', (c) =>
+      c.writeUInt32LE(c.readUInt32LE(c.length - 9 - 8) + 1, c.length - 9 - 8),
+    )
     expect(table.exitCode, table.stderr).toBe(5)
     expect(table.stderr).toMatch(/seek2\.tar\.zst/)
     expect(table.stderr).toMatch(/compressed sizes|seek table/i)
@@ -220,42 +405,172 @@ describe('bundle build', () => {
   it('--locked builds the lock and refuses when a tag moved', async () => {
     const out = path.join(root, 'out-locked')
     const lockFile = path.join(root, 'pinned.lock.json')
-    const first = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'pinned', '--output', out, '--lock-file', lockFile, '--cache-dir', path.join(root, 'cache-a'), ...registryArgs()])
+    const first = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'pinned',
+      '--output',
+      out,
+      '--lock-file',
+      lockFile,
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      ...registryArgs(),
+    ])
     expect(first.exitCode, first.stderr).toBe(0)
     expect(readFileSync(lockFile, 'utf8')).toBe(readFileSync(path.join(out, 'pinned.lock.json'), 'utf8'))
-    const locked = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'pinned2', '--output', out, '--lock-file', lockFile, '--locked', '--cache-dir', path.join(root, 'cache-a'), ...registryArgs()])
+    const locked = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'pinned2',
+      '--output',
+      out,
+      '--lock-file',
+      lockFile,
+      '--locked',
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      ...registryArgs(),
+    ])
     expect(locked.exitCode, locked.stderr).toBe(0)
 
     // Move the tag of the Docker image: a new build under the same name.
-    const moved = await pushImage(reg, 'legacy/tool', '2', [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'moved'})]}], {format: 'docker'})
+    const moved = await pushImage(
+      reg,
+      'legacy/tool',
+      '2',
+      [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'moved'})]}],
+      {format: 'docker'},
+    )
     expect(moved.digest).not.toBe(tool.digest)
-    const refused = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'pinned3', '--output', out, '--lock-file', lockFile, '--locked', '--cache-dir', path.join(root, 'cache-a'), ...registryArgs()])
+    const refused = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'pinned3',
+      '--output',
+      out,
+      '--lock-file',
+      lockFile,
+      '--locked',
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      ...registryArgs(),
+    ])
     expect(refused.exitCode).toBe(4)
     expect(refused.stderr).toContain(tool.reference)
     expect(refused.stderr).toContain('moved')
     expect(readdirSync(out).filter((n) => n.startsWith('pinned3'))).toEqual([])
     // Put the old tag back for the other tests.
-    await pushImage(reg, 'legacy/tool', '2', [{architecture: 'amd64', layers: [layerOf({'bin/tool': 'x'})]}, {architecture: 'arm64', layers: [layerOf({'bin/tool': 'y'})]}], {format: 'docker'})
+    await pushImage(
+      reg,
+      'legacy/tool',
+      '2',
+      [
+        {architecture: 'amd64', layers: [layerOf({'bin/tool': 'x'})]},
+        {architecture: 'arm64', layers: [layerOf({'bin/tool': 'y'})]},
+      ],
+      {format: 'docker'},
+    )
   })
 
   it('renders user-data per site with --sites and records the hashes in the report', async () => {
     const out = path.join(root, 'out-sites')
-    const sites = write('sites.yaml', 'sites:\n  - name: store-0042\n    stylus:\n      site:\n        hostName: edge-store-0042\n')
-    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'withsites', '--output', out, '--sites', sites, '--cache-dir', path.join(root, 'cache-a'), ...registryArgs(), '--json'])
+    const sites = write(
+      'sites.yaml',
+      'sites:\n  - name: store-0042\n    stylus:\n      site:\n        hostName: edge-store-0042\n',
+    )
+    const res = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'withsites',
+      '--output',
+      out,
+      '--sites',
+      sites,
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      ...registryArgs(),
+      '--json',
+    ])
     expect(res.exitCode, res.stderr).toBe(0)
     const file = path.join(out, 'user-data', 'store-0042', 'user-data')
     expect(readFileSync(file, 'utf8')).toMatch(/^#cloud-config/)
-    expect(res.json().userData).toEqual([expect.objectContaining({site: 'store-0042', file: path.join('user-data', 'store-0042', 'user-data')})])
+    expect(res.json().userData).toEqual([
+      expect.objectContaining({site: 'store-0042', file: path.join('user-data', 'store-0042', 'user-data')}),
+    ])
   })
 
   it('exits 3 on an invalid profile and 4 on an image that does not exist, writing nothing', async () => {
-    const bad = write('bad.json', JSON.stringify({metadata: {name: 'bad'}, spec: {version: '1.0.0', template: {type: 'add-on', cloudType: 'all', packs: [{name: 'x', type: 'spectro', layer: 'addon', version: '1.0.0', tag: '1.0.0', values: 'pack:\n  content: just a string\n'}]}}}))
+    const bad = write(
+      'bad.json',
+      JSON.stringify({
+        metadata: {name: 'bad'},
+        spec: {
+          version: '1.0.0',
+          template: {
+            type: 'add-on',
+            cloudType: 'all',
+            packs: [
+              {
+                name: 'x',
+                type: 'spectro',
+                layer: 'addon',
+                version: '1.0.0',
+                tag: '1.0.0',
+                values: 'pack:\n  content: just a string\n',
+              },
+            ],
+          },
+        },
+      }),
+    )
     const out = path.join(root, 'out-bad')
-    const invalid = await runCli(['bundle', 'build', bad, '--arch', 'amd64', '--name', 'bad', '--output', out, ...registryArgs()])
+    const invalid = await runCli([
+      'bundle',
+      'build',
+      bad,
+      '--arch',
+      'amd64',
+      '--name',
+      'bad',
+      '--output',
+      out,
+      ...registryArgs(),
+    ])
     expect(invalid.exitCode, invalid.stderr).toBe(3)
     expect(invalid.stderr).toContain('AP-CONTENT-MALFORMED')
     const missing = write('missing.json', JSON.stringify(webProfile('missing', [`${reg.host}/nope/none:1`])))
-    const unresolved = await runCli(['bundle', 'build', missing, '--arch', 'amd64', '--name', 'missing', '--output', out, '--cache-dir', path.join(root, 'cache-a'), ...registryArgs(), '--json'])
+    const unresolved = await runCli([
+      'bundle',
+      'build',
+      missing,
+      '--arch',
+      'amd64',
+      '--name',
+      'missing',
+      '--output',
+      out,
+      '--cache-dir',
+      path.join(root, 'cache-a'),
+      ...registryArgs(),
+      '--json',
+    ])
     expect(unresolved.exitCode, unresolved.stdout).toBe(4)
     expect(unresolved.json()).toMatchObject({status: 'error', exitCode: 4})
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
@@ -265,7 +580,21 @@ describe('bundle build', () => {
     const bin = path.join(root, 'bin-without-zstd')
     mkdirSync(bin, {recursive: true})
     symlinkSync(process.execPath, path.join(bin, 'node'))
-    const res = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'nozstd', '--output', path.join(root, 'out-nozstd'), ...registryArgs()], {env: {PATH: bin}})
+    const res = await runCli(
+      [
+        'bundle',
+        'build',
+        profile,
+        '--arch',
+        'amd64',
+        '--name',
+        'nozstd',
+        '--output',
+        path.join(root, 'out-nozstd'),
+        ...registryArgs(),
+      ],
+      {env: {PATH: bin}},
+    )
     expect(res.exitCode).toBe(2)
     expect(res.stderr).toContain('apt-get install zstd')
     expect(existsSync(path.join(root, 'out-nozstd'))).toBe(false)
@@ -277,9 +606,29 @@ describe('bundle build', () => {
     const image = await pushImage(reg, 'big/blob', '1', [{architecture: 'amd64', layers: [big]}], {single: true})
     const p = write('big.json', JSON.stringify(webProfile('big', [image.reference])))
     const out = path.join(root, 'out-interrupted')
-    const child = spawn('node', [path.join(PROJECT_ROOT, 'bin', 'run.js'), 'bundle', 'build', p, '--arch', 'amd64', '--name', 'big', '--output', out, '--compression-level', '19', '--cache-dir', path.join(root, 'cache-big'), ...registryArgs()], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      'node',
+      [
+        path.join(PROJECT_ROOT, 'bin', 'run.js'),
+        'bundle',
+        'build',
+        p,
+        '--arch',
+        'amd64',
+        '--name',
+        'big',
+        '--output',
+        out,
+        '--compression-level',
+        '19',
+        '--cache-dir',
+        path.join(root, 'cache-big'),
+        ...registryArgs(),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     let stderr = ''
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
     await new Promise<void>((resolve, reject) => {

@@ -50,7 +50,12 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-hostile-env-'))
   chmodSync(dir, 0o755)
   profile = path.join(dir, 'ok.json')
-  writeFileSync(profile, JSON.stringify(addonProfile({values: 'pack:\n  namespace: web\n  content:\n    images:\n      - image: 127.0.0.1:9/app:1.0\n'})))
+  writeFileSync(
+    profile,
+    JSON.stringify(
+      addonProfile({values: 'pack:\n  namespace: web\n  content:\n    images:\n      - image: 127.0.0.1:9/app:1.0\n'}),
+    ),
+  )
 })
 
 afterAll(async () => {
@@ -84,7 +89,15 @@ describe('terminal control characters', () => {
 
   it('verify errors naming a hostile entry show it escaped', async () => {
     const file = path.join(dir, 'entry.tar.zst')
-    writeFileSync(file, zstd(rawTar([{name: 'airpack/bundle.json', body: bundleJson([])}, {name: `blobs/${HOSTILE}`, body: 'x'}])))
+    writeFileSync(
+      file,
+      zstd(
+        rawTar([
+          {name: 'airpack/bundle.json', body: bundleJson([])},
+          {name: `blobs/${HOSTILE}`, body: 'x'},
+        ]),
+      ),
+    )
     const result = await runCli(['bundle', 'verify', file])
     expect(result.exitCode, result.stderr).toBe(5)
     expect(result.stderr).toContain('blobs/evil\\x1b[2J\\x1b]0;pwned\\x07name')
@@ -96,24 +109,79 @@ describe("the user's own environment is exit 2", () => {
   for (const flag of ['registries', 'cred-file', 'ca-cert']) {
     it(`--${flag} naming a missing file, or a directory`, async () => {
       const missing = path.join(dir, `no-such-${flag}.yaml`)
-      expectUsage(await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', path.join(dir, 'cache'), `--${flag}`, missing]), [missing, /no such file/, new RegExp(`--${flag}`)])
-      expectUsage(await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', path.join(dir, 'cache'), `--${flag}`, dir]), [dir, /directory/])
+      expectUsage(
+        await runCli([
+          'profile',
+          'resolve',
+          profile,
+          '--arch',
+          'amd64',
+          '--cache-dir',
+          path.join(dir, 'cache'),
+          `--${flag}`,
+          missing,
+        ]),
+        [missing, /no such file/, new RegExp(`--${flag}`)],
+      )
+      expectUsage(
+        await runCli([
+          'profile',
+          'resolve',
+          profile,
+          '--arch',
+          'amd64',
+          '--cache-dir',
+          path.join(dir, 'cache'),
+          `--${flag}`,
+          dir,
+        ]),
+        [dir, /directory/],
+      )
     })
   }
 
   it('--output on a read-only file system: exit 2 naming the directory, nothing written', async () => {
     const ro = readOnlyTmpfs('ro-output')
     const output = path.join(ro, 'out')
-    const result = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'ro', '--output', output, '--cache-dir', path.join(dir, 'cache')])
+    const result = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'ro',
+      '--output',
+      output,
+      '--cache-dir',
+      path.join(dir, 'cache'),
+    ])
     expectUsage(result, [output, /read-only file system/, /--output/])
-    const json = await runCli(['bundle', 'build', profile, '--arch', 'amd64', '--name', 'ro', '--output', ro, '--cache-dir', path.join(dir, 'cache'), '--json'])
+    const json = await runCli([
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'ro',
+      '--output',
+      ro,
+      '--cache-dir',
+      path.join(dir, 'cache'),
+      '--json',
+    ])
     expect(json.exitCode).toBe(2)
     expect(json.json().details.dir).toBe(ro)
   })
 
   it('a cache directory on a read-only file system: exit 2 naming it', async () => {
     const ro = readOnlyTmpfs('ro-cache')
-    expectUsage(await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', ro]), [ro, /read-only file system/, /--cache-dir/])
+    expectUsage(await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', ro]), [
+      ro,
+      /read-only file system/,
+      /--cache-dir/,
+    ])
   })
 
   it('a cache directory this user cannot read or write (the CLI run unprivileged): exit 2 naming it', async () => {
@@ -123,12 +191,29 @@ describe("the user's own environment is exit 2", () => {
     const home = path.join(dir, 'nobody-home')
     mkdirSync(home, {recursive: true})
     chownSync(home, 65534, 65534)
-    const result = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', path.join(PROJECT_ROOT, 'bin', 'run.js'), 'profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', cache], {
-      reject: false,
-      env: {HOME: home, NO_COLOR: '1', DEBUG: undefined},
-      extendEnv: true,
-      cwd: home,
-    })
+    const result = await execa(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        'node',
+        path.join(PROJECT_ROOT, 'bin', 'run.js'),
+        'profile',
+        'resolve',
+        profile,
+        '--arch',
+        'amd64',
+        '--cache-dir',
+        cache,
+      ],
+      {
+        reject: false,
+        env: {HOME: home, NO_COLOR: '1', DEBUG: undefined},
+        extendEnv: true,
+        cwd: home,
+      },
+    )
     const context = `exit ${result.exitCode}\n${result.stderr}`
     expect(result.exitCode, context).toBe(2)
     expect(result.stderr, context).toContain(cache)
@@ -138,12 +223,18 @@ describe("the user's own environment is exit 2", () => {
 
   it('a file-system error that escapes a command deep inside (EACCES on a cached blob) becomes exit 2 naming the path', () => {
     const blob = '/cache/blobs/sha256/' + 'a'.repeat(64)
-    const eacces = Object.assign(new Error(`EACCES: permission denied, open '${blob}'`), {code: 'EACCES', syscall: 'open', path: blob})
+    const eacces = Object.assign(new Error(`EACCES: permission denied, open '${blob}'`), {
+      code: 'EACCES',
+      syscall: 'open',
+      path: blob,
+    })
     const mapped = environmentError(eacces)
     expect(mapped?.exitCode).toBe(2)
     expect(mapped?.message).toContain(blob)
     expect(mapped?.message).toMatch(/permission denied/)
-    const erofs = environmentError(Object.assign(new Error('EROFS'), {code: 'EROFS', syscall: 'mkdir', path: '/mnt/out'}))
+    const erofs = environmentError(
+      Object.assign(new Error('EROFS'), {code: 'EROFS', syscall: 'mkdir', path: '/mnt/out'}),
+    )
     expect(erofs?.message).toMatch(/\/mnt\/out: it is on a read-only file system/)
     expect(environmentError(new TypeError('x is undefined'))).toBeUndefined()
     expect(environmentError(Object.assign(new Error('no path'), {code: 'EACCES'}))).toBeUndefined()

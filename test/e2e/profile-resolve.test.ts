@@ -17,7 +17,17 @@ const PASSWORD = 'e2e-Pa55word-never-shown'
 
 function appsProfile(images: string[], chart?: {repo: string; name: string; version: string}): string {
   const registry = {metadata: {uid: 'x', name: 'Public Repo', kind: 'pack', isPrivate: false}}
-  return JSON.stringify(addonProfile({name: 'apps', description: 'test add-on', namespace: '"apps"', images, chart, registry, variables: []}))
+  return JSON.stringify(
+    addonProfile({
+      name: 'apps',
+      description: 'test add-on',
+      namespace: '"apps"',
+      images,
+      chart,
+      registry,
+      variables: [],
+    }),
+  )
 }
 
 describe('airpack profile resolve', () => {
@@ -34,15 +44,38 @@ describe('airpack profile resolve', () => {
     reg = await startRegistry()
     secure = await startRegistry({tls: true, htpasswd: {dave: PASSWORD}})
     const shared = layerOf({'etc/shared': 'base'})
-    a = await pushImage(reg, 'apps/a', '1.0', [
-      {architecture: 'amd64', layers: [shared, layerOf({'bin/a': 'amd64'})]},
-      {architecture: 'arm64', layers: [shared, layerOf({'bin/a': 'arm64'})]},
-    ], {attestations: true})
-    b = await pushImage(reg, 'apps/b', '2.0', [{architecture: 'amd64', layers: [shared, layerOf({'bin/b': 'amd64'})]}], {format: 'docker'})
-    s = await pushImage(secure, 'private/c', '3.0', [{architecture: 'amd64', layers: [layerOf({'bin/c': 'secret app'})]}], {auth: {username: 'dave', password: PASSWORD}})
+    a = await pushImage(
+      reg,
+      'apps/a',
+      '1.0',
+      [
+        {architecture: 'amd64', layers: [shared, layerOf({'bin/a': 'amd64'})]},
+        {architecture: 'arm64', layers: [shared, layerOf({'bin/a': 'arm64'})]},
+      ],
+      {attestations: true},
+    )
+    b = await pushImage(
+      reg,
+      'apps/b',
+      '2.0',
+      [{architecture: 'amd64', layers: [shared, layerOf({'bin/b': 'amd64'})]}],
+      {format: 'docker'},
+    )
+    s = await pushImage(
+      secure,
+      'private/c',
+      '3.0',
+      [{architecture: 'amd64', layers: [layerOf({'bin/c': 'secret app'})]}],
+      {auth: {username: 'dave', password: PASSWORD}},
+    )
     // The chart deploys image a, which the profile lists (a chart naming an unlisted image is AP-CONTENT-UNLISTED).
-    const [repository, tag] = [a.reference.slice(0, a.reference.lastIndexOf(':')), a.reference.slice(a.reference.lastIndexOf(':') + 1)]
-    helm = await startHelmRepo({charts: [{name: 'web', version: '2.1.0', values: `image:\n  repository: ${repository}\n  tag: "${tag}"\n`}]})
+    const [repository, tag] = [
+      a.reference.slice(0, a.reference.lastIndexOf(':')),
+      a.reference.slice(a.reference.lastIndexOf(':') + 1),
+    ]
+    helm = await startHelmRepo({
+      charts: [{name: 'web', version: '2.1.0', values: `image:\n  repository: ${repository}\n  tag: "${tag}"\n`}],
+    })
     await writeFile(path.join(dir, 'docker-config.json'), '')
   }, 120_000)
   afterAll(async () => {
@@ -54,12 +87,32 @@ describe('airpack profile resolve', () => {
 
   it('prints the plan, writes a canonical lock, and never shows the password', async () => {
     const profile = path.join(dir, 'apps.json')
-    await writeFile(profile, appsProfile([a.reference, b.reference, s.reference], {repo: helm.url, name: 'web', version: '2.1.0'}))
+    await writeFile(
+      profile,
+      appsProfile([a.reference, b.reference, s.reference], {repo: helm.url, name: 'web', version: '2.1.0'}),
+    )
     const credFile = path.join(dir, 'creds.json')
-    await writeFile(credFile, JSON.stringify({image: [{endpoint: secure.host, username: 'dave', password: PASSWORD}], helm: []}))
+    await writeFile(
+      credFile,
+      JSON.stringify({image: [{endpoint: secure.host, username: 'dave', password: PASSWORD}], helm: []}),
+    )
     const lockFile = path.join(dir, 'apps.lock.json')
     const cache = path.join(dir, 'cache')
-    const args = ['profile', 'resolve', profile, '--arch', 'amd64', '--lock-file', lockFile, '--cred-file', credFile, '--ca-cert', secure.caFile!, '--cache-dir', cache]
+    const args = [
+      'profile',
+      'resolve',
+      profile,
+      '--arch',
+      'amd64',
+      '--lock-file',
+      lockFile,
+      '--cred-file',
+      credFile,
+      '--ca-cert',
+      secure.caFile!,
+      '--cache-dir',
+      cache,
+    ]
     const human = await runCli(args, {env: {DOCKER_CONFIG: path.join(dir, 'no-docker')}})
     expect(human.stderr).toBe('')
     expect(human.exitCode).toBe(0)
@@ -90,11 +143,17 @@ describe('airpack profile resolve', () => {
     expect(lock.platform).toEqual({os: 'linux', architecture: 'amd64'})
     expect(lock.images[a.reference].omittedPlatforms).toEqual([{os: 'linux', architecture: 'arm64'}])
     // Profiles by content only: no path, so the lock is the same bytes in every checkout (PRODUCT.md §5).
-    expect(lock.profiles).toEqual([{name: 'apps', version: '1.0.0', sha256: expect.stringMatching(/^(sha256:)?[a-f0-9]{64}$/)}])
+    expect(lock.profiles).toEqual([
+      {name: 'apps', version: '1.0.0', sha256: expect.stringMatching(/^(sha256:)?[a-f0-9]{64}$/)},
+    ])
     expect(text).not.toContain(path.dirname(profile))
     // Canonical: keys sorted at every level.
     const sortedKeys = (v: unknown): boolean =>
-      Array.isArray(v) ? v.every(sortedKeys) : v && typeof v === 'object' ? Object.keys(v).join() === Object.keys(v).sort().join() && Object.values(v).every(sortedKeys) : true
+      Array.isArray(v)
+        ? v.every(sortedKeys)
+        : v && typeof v === 'object'
+          ? Object.keys(v).join() === Object.keys(v).sort().join() && Object.values(v).every(sortedKeys)
+          : true
     expect(sortedKeys(lock)).toBe(true)
     for (const out of [human.stdout, human.stderr, json.stdout, json.stderr, text]) {
       expect(out).not.toContain(PASSWORD)
@@ -103,13 +162,25 @@ describe('airpack profile resolve', () => {
   })
 
   it("warns (AP-CONTENT-UNLISTED) for an image the chart's values.yaml names but no content tag lists, still exit 0", async () => {
-    const extra = await startHelmRepo({charts: [{name: 'side', version: '0.1.0', values: 'sidecar:\n  image: ghcr.io/acme/sidecar:2.0\n'}]})
+    const extra = await startHelmRepo({
+      charts: [{name: 'side', version: '0.1.0', values: 'sidecar:\n  image: ghcr.io/acme/sidecar:2.0\n'}],
+    })
     try {
       const profile = path.join(dir, 'side.json')
       await writeFile(profile, appsProfile([a.reference], {repo: extra.url, name: 'side', version: '0.1.0'}))
-      const r = await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', path.join(dir, 'side-cache')])
+      const r = await runCli([
+        'profile',
+        'resolve',
+        profile,
+        '--arch',
+        'amd64',
+        '--cache-dir',
+        path.join(dir, 'side-cache'),
+      ])
       expect(r.exitCode).toBe(0)
-      expect(r.stderr).toMatch(/warning AP-CONTENT-UNLISTED .*side\.json:\d+ pack apps .*chart side 0\.1\.0 names image ghcr\.io\/acme\/sidecar:2\.0 \(side\/values\.yaml line 2, sidecar\.image\)/)
+      expect(r.stderr).toMatch(
+        /warning AP-CONTENT-UNLISTED .*side\.json:\d+ pack apps .*chart side 0\.1\.0 names image ghcr\.io\/acme\/sidecar:2\.0 \(side\/values\.yaml line 2, sidecar\.image\)/,
+      )
       expect(r.stdout).toContain('Resolved 2 artifacts')
     } finally {
       await extra.stop()
@@ -118,11 +189,35 @@ describe('airpack profile resolve', () => {
 
   it('lists every unresolvable artifact at once and exits 4, without credentials in the error', async () => {
     const profile = path.join(dir, 'broken.json')
-    await writeFile(profile, appsProfile([`${reg.host}/apps/a:9.9`, `${reg.host}/apps/missing:1`, s.reference, b.reference], {repo: helm.url, name: 'web', version: '3.0.0'}))
+    await writeFile(
+      profile,
+      appsProfile([`${reg.host}/apps/a:9.9`, `${reg.host}/apps/missing:1`, s.reference, b.reference], {
+        repo: helm.url,
+        name: 'web',
+        version: '3.0.0',
+      }),
+    )
     const credFile = path.join(dir, 'wrong-creds.json')
-    await writeFile(credFile, JSON.stringify({image: [{endpoint: secure.host, username: 'dave', password: `x${PASSWORD}`}]}))
+    await writeFile(
+      credFile,
+      JSON.stringify({image: [{endpoint: secure.host, username: 'dave', password: `x${PASSWORD}`}]}),
+    )
     const lockFile = path.join(dir, 'broken.lock.json')
-    const args = ['profile', 'resolve', profile, '--arch', 'arm64', '--lock-file', lockFile, '--cred-file', credFile, '--ca-cert', secure.caFile!, '--cache-dir', path.join(dir, 'cache')]
+    const args = [
+      'profile',
+      'resolve',
+      profile,
+      '--arch',
+      'arm64',
+      '--lock-file',
+      lockFile,
+      '--cred-file',
+      credFile,
+      '--ca-cert',
+      secure.caFile!,
+      '--cache-dir',
+      path.join(dir, 'cache'),
+    ]
     const human = await runCli(args)
     expect(human.exitCode).toBe(4)
     expect(human.stdout).toBe('')

@@ -19,21 +19,52 @@ function noStackTrace(text: string) {
 
 describe('airpack profile validate', () => {
   it('exit 0 for the examples, one summary line', async () => {
-    const r = await runCli(['profile', 'validate', `${EX}/k3s-calico-infra.json`, `${EX}/addon-monitoring.json`, '--arch', 'amd64'])
+    const r = await runCli([
+      'profile',
+      'validate',
+      `${EX}/k3s-calico-infra.json`,
+      `${EX}/addon-monitoring.json`,
+      '--arch',
+      'amd64',
+    ])
     expect(r.exitCode).toBe(0)
-    expect(r.stdout).toContain('valid: 0 errors, 0 warnings in 2 profiles: k3s-calico-edge@1.0.0 (infra), monitoring@1.2.0 (add-on)')
+    expect(r.stdout).toContain(
+      'valid: 0 errors, 0 warnings in 2 profiles: k3s-calico-edge@1.0.0 (infra), monitoring@1.2.0 (add-on)',
+    )
   })
 
   it('exit 0 with warnings only, and --json prints the report alone on stdout', async () => {
-    const r = await runCli(['profile', 'validate', `${EX}/k3s-calico-infra.json`, '--arch', 'arm64', '--mode', 'appliance', '--json'])
+    const r = await runCli([
+      'profile',
+      'validate',
+      `${EX}/k3s-calico-infra.json`,
+      '--arch',
+      'arm64',
+      '--mode',
+      'appliance',
+      '--json',
+    ])
     // The example pins an amd64 agent, so arm64 is an error; use the agent-mode YAML for a warnings-only run instead.
     expect(r.exitCode).toBe(3)
-    const w = await runCli(['profile', 'validate', `${EX}/pxke-agent-infra.yaml`, '--arch', 'amd64', '--mode', 'agent', '--var', 'nothing=1', '--json'])
+    const w = await runCli([
+      'profile',
+      'validate',
+      `${EX}/pxke-agent-infra.yaml`,
+      '--arch',
+      'amd64',
+      '--mode',
+      'agent',
+      '--var',
+      'nothing=1',
+      '--json',
+    ])
     expect(w.exitCode).toBe(0)
     const report = w.json()
     expect(report).toMatchObject({valid: true, errors: 0, warnings: 1})
     expect(report.findings[0]).toMatchObject({code: 'AP-VAR-UNKNOWN', severity: 'warning'})
-    expect(report.profiles).toEqual([{file: `${EX}/pxke-agent-infra.yaml`, name: 'pxke-agent-edge', version: '1.1.0', type: 'infra'}])
+    expect(report.profiles).toEqual([
+      {file: `${EX}/pxke-agent-infra.yaml`, name: 'pxke-agent-edge', version: '1.1.0', type: 'infra'},
+    ])
   })
 
   it('exit 0 for the cluster definition', async () => {
@@ -46,23 +77,57 @@ describe('airpack profile validate', () => {
   })
 
   it('exit 3 with errors: one line per finding with code, file:line, pack, message and hint, then a summary', async () => {
-    const r = await runCli(['profile', 'validate', `${FIX}/agent-arm64-mismatch.yaml`, '--arch', 'arm64', '--mode', 'agent'])
+    const r = await runCli([
+      'profile',
+      'validate',
+      `${FIX}/agent-arm64-mismatch.yaml`,
+      '--arch',
+      'arm64',
+      '--mode',
+      'agent',
+    ])
     expect(r.exitCode).toBe(3)
     const lines = r.stdout.trimEnd().split('\n')
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^error +AP-K8S-MODE ${FIX}/agent-arm64-mismatch\\.yaml:20 pack edge-rke2: Palette Optimized RKE2 is not supported in agent mode$`)))
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^error +AP-AGENT-ARCH ${FIX}/agent-arm64-mismatch\\.yaml:19 pack edge-native-byoi \\(values line 5\\): agent image .*stylus-linux-amd64.* is for amd64, but the target architecture is arm64$`)))
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^error +AP-K8S-MODE ${FIX}/agent-arm64-mismatch\\.yaml:20 pack edge-rke2: Palette Optimized RKE2 is not supported in agent mode$`,
+        ),
+      ),
+    )
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^error +AP-AGENT-ARCH ${FIX}/agent-arm64-mismatch\\.yaml:19 pack edge-native-byoi \\(values line 5\\): agent image .*stylus-linux-amd64.* is for amd64, but the target architecture is arm64$`,
+        ),
+      ),
+    )
     expect(lines).toContainEqual(expect.stringMatching(/^ +hint: In agent mode use /))
     expect(lines.at(-1)).toBe('INVALID: 2 errors, 0 warnings in 1 profile: arm-site@1.0.0 (infra)')
     noStackTrace(r.stdout + r.stderr)
   })
 
   it('exit 3 with --json still prints the whole report', async () => {
-    const r = await runCli(['profile', 'validate', `${FIX}/agent-arm64-mismatch.yaml`, '--arch', 'arm64', '--mode', 'agent', '--json'])
+    const r = await runCli([
+      'profile',
+      'validate',
+      `${FIX}/agent-arm64-mismatch.yaml`,
+      '--arch',
+      'arm64',
+      '--mode',
+      'agent',
+      '--json',
+    ])
     expect(r.exitCode).toBe(3)
     const report = r.json()
     expect(report).toMatchObject({valid: false, errors: 2, warnings: 0})
     expect(report.findings.map((f: any) => f.code).sort()).toEqual(['AP-AGENT-ARCH', 'AP-K8S-MODE'])
-    expect(report.findings.find((f: any) => f.code === 'AP-K8S-MODE')).toMatchObject({file: `${FIX}/agent-arm64-mismatch.yaml`, profile: 'arm-site', pack: 'edge-rke2', fileLine: 20})
+    expect(report.findings.find((f: any) => f.code === 'AP-K8S-MODE')).toMatchObject({
+      file: `${FIX}/agent-arm64-mismatch.yaml`,
+      profile: 'arm-site',
+      pack: 'edge-rke2',
+      fileLine: 20,
+    })
   })
 
   it('exit 2 for malformed JSON, naming file and line, no stack trace', async () => {
@@ -77,7 +142,12 @@ describe('airpack profile validate', () => {
   it('exit 2 with --json prints the error envelope on stdout', async () => {
     const r = await runCli(['profile', 'validate', `${FIX}/malformed.yaml`, '--arch', 'amd64', '--json'])
     expect(r.exitCode).toBe(2)
-    expect(r.json()).toMatchObject({status: 'error', exitCode: 2, code: 'ERR_AIRPACK_PROFILE_MALFORMED', details: {file: `${FIX}/malformed.yaml`, line: 6}})
+    expect(r.json()).toMatchObject({
+      status: 'error',
+      exitCode: 2,
+      code: 'ERR_AIRPACK_PROFILE_MALFORMED',
+      details: {file: `${FIX}/malformed.yaml`, line: 6},
+    })
   })
 
   it.each([
@@ -97,7 +167,10 @@ describe('airpack profile validate', () => {
     writeFileSync(bin, Buffer.from([0, 1, 2, 3, 255]))
     const huge = path.join(tmp, 'huge.yaml')
     writeFileSync(huge, 'x'.repeat(17 * 1024 * 1024))
-    for (const [file, message] of [[bin, /binary/], [huge, /over the 16 MiB limit/]] as const) {
+    for (const [file, message] of [
+      [bin, /binary/],
+      [huge, /over the 16 MiB limit/],
+    ] as const) {
       const r = await runCli(['profile', 'validate', file, '--arch', 'amd64'])
       expect(r.exitCode).toBe(2)
       expect(r.stderr).toMatch(message)
@@ -154,7 +227,11 @@ describe('airpack profile validate', () => {
   it('every example in --help runs and exits 0', async () => {
     const help = await runCli(['profile', 'validate', '--help'])
     expect(help.exitCode).toBe(0)
-    const examples = help.stdout.slice(help.stdout.indexOf('EXAMPLES')).split('\n').filter((l) => l.trim().startsWith('$ airpack profile validate')).map((l) => l.trim().split(/\s+/).slice(2))
+    const examples = help.stdout
+      .slice(help.stdout.indexOf('EXAMPLES'))
+      .split('\n')
+      .filter((l) => l.trim().startsWith('$ airpack profile validate'))
+      .map((l) => l.trim().split(/\s+/).slice(2))
     expect(examples.length).toBe(3)
     for (const args of examples) {
       const r = await runCli(args)
@@ -163,8 +240,24 @@ describe('airpack profile validate', () => {
   })
 
   it('--var changes the resolved content and is checked against the variable format', async () => {
-    const r = await runCli(['profile', 'validate', `${EX}/pxke-agent-infra.yaml`, '--arch', 'amd64', '--mode', 'agent', '--var', 'pod_cidr=10.0.0.0/33', '--json'])
+    const r = await runCli([
+      'profile',
+      'validate',
+      `${EX}/pxke-agent-infra.yaml`,
+      '--arch',
+      'amd64',
+      '--mode',
+      'agent',
+      '--var',
+      'pod_cidr=10.0.0.0/33',
+      '--json',
+    ])
     expect(r.exitCode).toBe(3)
-    expect(r.json().findings).toEqual([expect.objectContaining({code: 'AP-VAR-FORMAT', message: expect.stringContaining('"10.0.0.0/33" is not a valid ipv4cidr')})])
+    expect(r.json().findings).toEqual([
+      expect.objectContaining({
+        code: 'AP-VAR-FORMAT',
+        message: expect.stringContaining('"10.0.0.0/33" is not a valid ipv4cidr'),
+      }),
+    ])
   })
 })

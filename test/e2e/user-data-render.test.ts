@@ -34,7 +34,18 @@ describe('airpack user-data render', () => {
 
   it('prints one JSON document with --json, with agent mode and ISO', async () => {
     const out = await tmp()
-    const r = await runCli(['user-data', 'render', '--sites', EXAMPLE, '--mode', 'agent', '--output', out, '--iso', '--json'])
+    const r = await runCli([
+      'user-data',
+      'render',
+      '--sites',
+      EXAMPLE,
+      '--mode',
+      'agent',
+      '--output',
+      out,
+      '--iso',
+      '--json',
+    ])
     expect(r.exitCode, r.stderr).toBe(0)
     const result = r.json()
     expect(result.mode).toBe('agent')
@@ -69,7 +80,9 @@ describe('airpack user-data render', () => {
     const human = await runCli(['user-data', 'render', '--sites', sites, '--output', out])
     expect(human.exitCode).toBe(3)
     expect(human.stdout).toBe('')
-    expect(human.stderr).toContain("site store-0042: stylus.site.network.interfaces.enp1s0.ipAddress: '10.0.0.300/24' is not an IPv4 address with a /mask")
+    expect(human.stderr).toContain(
+      "site store-0042: stylus.site.network.interfaces.enp1s0.ipAddress: '10.0.0.300/24' is not an IPv4 address with a /mask",
+    )
     expect(human.stderr).toContain('site store-0043: stylus.site.caCerts[0]: certificate is malformed PEM')
     expect(human.stderr).toContain('site store-0043: stylus.managementMod: is not a key of stylus')
     expect(human.stderr).toContain('Did you mean `managementMode`?')
@@ -82,7 +95,11 @@ describe('airpack user-data render', () => {
     const envelope = json.json()
     expect(envelope).toMatchObject({status: 'error', exitCode: 3, code: 'ERR_AIRPACK_SITES_INVALID'})
     expect(envelope.details.problems).toHaveLength(3)
-    expect(envelope.details.findings[0]).toMatchObject({site: 'store-0042', path: 'stylus.site.network.interfaces.enp1s0.ipAddress', line: 5})
+    expect(envelope.details.findings[0]).toMatchObject({
+      site: 'store-0042',
+      path: 'stylus.site.network.interfaces.enp1s0.ipAddress',
+      line: 5,
+    })
     expect(json.stdout + json.stderr).not.toContain('s3cr3tpass')
   })
 
@@ -95,7 +112,9 @@ describe('airpack user-data render', () => {
     expect(r.stderr).toContain('Warning: site old-style: stylus.installationMode: is deprecated')
     expect(r.stdout).toContain('Rendered 1 site (appliance mode, local management) with 1 warning(s).')
     const json = await runCli(['user-data', 'render', '--sites', sites, '--output', path.join(dir, 'out'), '--json'])
-    expect(json.json().warnings).toEqual([expect.objectContaining({site: 'old-style', path: 'stylus.installationMode', severity: 'warning'})])
+    expect(json.json().warnings).toEqual([
+      expect.objectContaining({site: 'old-style', path: 'stylus.installationMode', severity: 'warning'}),
+    ])
   })
 
   it('exits 2 for an unreadable inventory or a bad flag', async () => {
@@ -103,7 +122,15 @@ describe('airpack user-data render', () => {
     const missing = await runCli(['user-data', 'render', '--sites', path.join(out, 'nope.yaml'), '--output', out])
     expect(missing.exitCode).toBe(2)
     expect(missing.stderr).toContain('cannot read the site inventory')
-    const json = await runCli(['user-data', 'render', '--sites', path.join(out, 'nope.yaml'), '--output', out, '--json'])
+    const json = await runCli([
+      'user-data',
+      'render',
+      '--sites',
+      path.join(out, 'nope.yaml'),
+      '--output',
+      out,
+      '--json',
+    ])
     expect(json.exitCode).toBe(2)
     expect(json.json()).toMatchObject({status: 'error', code: 'ERR_AIRPACK_SITES_UNREADABLE'})
     const badMode = await runCli(['user-data', 'render', '--sites', EXAMPLE, '--output', out, '--mode', 'edge'])

@@ -60,7 +60,9 @@ describe('airpack user-data validate', () => {
   it('exits 3 printing every finding with file, line and key path', async () => {
     const r = await runCli(['user-data', 'validate', good, bad])
     expect(r.exitCode).toBe(3)
-    expect(r.stderr).toContain(`${bad}:7: error: stylus.site.network.interfaces.enp1s0.gateway: '10.43.0.1' is not inside the subnet of 10.42.0.10/24`)
+    expect(r.stderr).toContain(
+      `${bad}:7: error: stylus.site.network.interfaces.enp1s0.gateway: '10.43.0.1' is not inside the subnet of 10.42.0.10/24`,
+    )
     expect(r.stderr).toContain(`${bad}:8: error: stylus.registryCredentials.password: expected a string, got null`)
     expect(r.stderr).toContain(`${bad}:9: error: stylus.localUi: is not a key of stylus`)
     expect(r.stderr).toContain('Did you mean `localUI`?')

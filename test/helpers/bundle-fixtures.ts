@@ -26,7 +26,10 @@ function configFor(arch: string, layers: Blob[], variant?: string): Blob {
       architecture: arch,
       os: 'linux',
       ...(variant ? {variant} : {}),
-      rootfs: {type: 'layers', diff_ids: layers.map((l) => 'sha256:' + createHash('sha256').update(gunzipSync(l.bytes)).digest('hex'))},
+      rootfs: {
+        type: 'layers',
+        diff_ids: layers.map((l) => 'sha256:' + createHash('sha256').update(gunzipSync(l.bytes)).digest('hex')),
+      },
       config: {Cmd: ['/bin/true']},
     }),
   )
@@ -47,19 +50,39 @@ export async function fixtureImage(
   const manifestType = format === 'oci' ? MT.ociManifest : MT.dockerManifest
   const configType = format === 'oci' ? MT.ociConfig : MT.dockerConfig
   const layerType = format === 'oci' ? MT.ociLayer : MT.dockerLayer
-  const platforms: {architecture: string; variant?: string}[] = [{architecture: 'amd64'}, {architecture: 'arm64', variant: 'v8'}]
+  const platforms: {architecture: string; variant?: string}[] = [
+    {architecture: 'amd64'},
+    {architecture: 'arm64', variant: 'v8'},
+  ]
   const built: Record<string, {manifest: Blob; config: Blob; layers: Blob[]; platform: Platform}> = {}
   for (const p of platforms) {
-    const layers = [...(options.shared ? [options.shared] : []), layerOf({[`bin/${options.seed ?? reference}`]: `${reference} ${p.architecture}`})]
+    const layers = [
+      ...(options.shared ? [options.shared] : []),
+      layerOf({[`bin/${options.seed ?? reference}`]: `${reference} ${p.architecture}`}),
+    ]
     const config = configFor(p.architecture, layers, p.variant)
     const manifest = blobOf(
-      jsonBytes({schemaVersion: 2, mediaType: manifestType, config: desc(configType, config), layers: layers.map((l) => desc(layerType, l))}),
+      jsonBytes({
+        schemaVersion: 2,
+        mediaType: manifestType,
+        config: desc(configType, config),
+        layers: layers.map((l) => desc(layerType, l)),
+      }),
     )
-    built[p.architecture] = {manifest, config, layers, platform: {os: 'linux', architecture: p.architecture, ...(p.variant ? {variant: p.variant} : {})}}
+    built[p.architecture] = {
+      manifest,
+      config,
+      layers,
+      platform: {os: 'linux', architecture: p.architecture, ...(p.variant ? {variant: p.variant} : {})},
+    }
   }
   const target = built[options.arch]
   for (const b of [target.manifest, target.config, ...target.layers]) await store.putBytes(b.bytes, b.digest)
-  const blobs: Descriptor[] = [desc(manifestType, target.manifest), desc(configType, target.config), ...target.layers.map((l) => desc(layerType, l))]
+  const blobs: Descriptor[] = [
+    desc(manifestType, target.manifest),
+    desc(configType, target.config),
+    ...target.layers.map((l) => desc(layerType, l)),
+  ]
   const platformManifest: Descriptor = {...desc(manifestType, target.manifest), platform: target.platform}
   if (options.single) {
     return {
@@ -109,7 +132,12 @@ export async function fixtureImage(
 }
 
 /** A Helm chart stored as an OCI artifact (config + chart layer), as `helm push` makes it. */
-export async function fixtureChart(store: BlobStore, repository: string, name: string, version: string): Promise<LockedChart> {
+export async function fixtureChart(
+  store: BlobStore,
+  repository: string,
+  name: string,
+  version: string,
+): Promise<LockedChart> {
   const chartTgz = layerOf({[`${name}/Chart.yaml`]: `apiVersion: v2\nname: ${name}\nversion: ${version}\n`})
   const config = blobOf(JSON.stringify({apiVersion: 'v2', name, version}))
   const manifest = blobOf(
@@ -117,7 +145,13 @@ export async function fixtureChart(store: BlobStore, repository: string, name: s
       schemaVersion: 2,
       mediaType: MT.ociManifest,
       config: {mediaType: 'application/vnd.cncf.helm.config.v1+json', digest: config.digest, size: config.size},
-      layers: [{mediaType: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip', digest: chartTgz.digest, size: chartTgz.size}],
+      layers: [
+        {
+          mediaType: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip',
+          digest: chartTgz.digest,
+          size: chartTgz.size,
+        },
+      ],
     }),
   )
   for (const b of [manifest, config, chartTgz]) await store.putBytes(b.bytes, b.digest)
@@ -128,7 +162,10 @@ export async function fixtureChart(store: BlobStore, repository: string, name: s
     digest: chartTgz.digest,
     size: chartTgz.size,
     manifest: desc(MT.ociManifest, manifest),
-    blobs: [{mediaType: 'application/vnd.cncf.helm.config.v1+json', digest: config.digest, size: config.size}, {mediaType: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip', digest: chartTgz.digest, size: chartTgz.size}],
+    blobs: [
+      {mediaType: 'application/vnd.cncf.helm.config.v1+json', digest: config.digest, size: config.size},
+      {mediaType: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip', digest: chartTgz.digest, size: chartTgz.size},
+    ],
     reference: `${repository.replace(/^oci:\/\//, '')}/${name}:${version}`,
   }
 }
@@ -142,7 +179,12 @@ export const FIXTURE_PROFILE_DOC = {
 export async function fixtureLock(
   storeRoot: string,
   options: {arch?: 'amd64' | 'arm64'; withChart?: boolean; registry?: string} = {},
-): Promise<{store: BlobStore; lock: Lock; images: FixtureImage[]; profiles: {name: string; version: string; sha256: string; document: unknown}[]}> {
+): Promise<{
+  store: BlobStore
+  lock: Lock
+  images: FixtureImage[]
+  profiles: {name: string; version: string; sha256: string; document: unknown}[]
+}> {
   const arch = options.arch ?? 'amd64'
   const reg = options.registry ?? 'registry.example.com'
   const store = new BlobStore(storeRoot)
@@ -166,5 +208,10 @@ export async function fixtureLock(
     const chart = await fixtureChart(store, `oci://${reg}/charts`, 'hello', '0.1.0')
     lock.charts[`${chart.repository}#${chart.name}@${chart.version}`] = chart
   }
-  return {store, lock, images, profiles: [{name: 'edge-addons', version: '1.0.0', sha256: 'a'.repeat(64), document: FIXTURE_PROFILE_DOC}]}
+  return {
+    store,
+    lock,
+    images,
+    profiles: [{name: 'edge-addons', version: '1.0.0', sha256: 'a'.repeat(64), document: FIXTURE_PROFILE_DOC}],
+  }
 }

@@ -23,11 +23,21 @@ export interface CliResult {
 
 export async function runCli(
   args: string[],
-  options: {cwd?: string; env?: Record<string, string | undefined>; input?: string; timeout?: number; measureRss?: boolean} = {},
+  options: {
+    cwd?: string
+    env?: Record<string, string | undefined>
+    input?: string
+    timeout?: number
+    measureRss?: boolean
+  } = {},
 ): Promise<CliResult> {
   // GNU time (Debian's `time`, installed by scripts/install-system-deps.sh) reports the child's peak RSS in KiB.
-  const rssFile = options.measureRss ? path.join(os.tmpdir(), `airpack-rss-${process.pid}-${randomBytes(4).toString('hex')}`) : undefined
-  const [command, commandArgs] = rssFile ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, 'node', BIN, ...args]] : ['node', [BIN, ...args]]
+  const rssFile = options.measureRss
+    ? path.join(os.tmpdir(), `airpack-rss-${process.pid}-${randomBytes(4).toString('hex')}`)
+    : undefined
+  const [command, commandArgs] = rssFile
+    ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, 'node', BIN, ...args]]
+    : ['node', [BIN, ...args]]
   const result = await execa(command, commandArgs, {
     cwd: options.cwd ?? PROJECT_ROOT,
     env: {NO_COLOR: '1', DEBUG: undefined, ...options.env},

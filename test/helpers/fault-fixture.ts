@@ -17,7 +17,9 @@ import {startRegistry, type RegistryOptions, type TestRegistry} from './registry
 
 export const BUNDLE_NAME = 'fault'
 /** Files `bundle build` publishes under final names (PRODUCT.md §3). */
-export const FINAL_NAME = new RegExp(`^${BUNDLE_NAME}(\\.tar\\.zst(\\.\\d{3})?|\\.tar\\.zst\\.sig|\\.parts\\.json|\\.lock\\.json|\\.inventory\\.json|-definition\\.tgz|\\.report\\.json)$`)
+export const FINAL_NAME = new RegExp(
+  `^${BUNDLE_NAME}(\\.tar\\.zst(\\.\\d{3})?|\\.tar\\.zst\\.sig|\\.parts\\.json|\\.lock\\.json|\\.inventory\\.json|-definition\\.tgz|\\.report\\.json)$`,
+)
 
 export interface FaultFixture {
   registry: TestRegistry
@@ -29,7 +31,13 @@ export interface FaultFixture {
   dir: string
   /** A fresh directory under the fixture's temp dir. */
   fresh(name: string): Promise<string>
-  build(options: {cache: string; output: string; extra?: string[]; env?: Record<string, string>; json?: boolean}): Promise<CliResult>
+  build(options: {
+    cache: string
+    output: string
+    extra?: string[]
+    env?: Record<string, string>
+    json?: boolean
+  }): Promise<CliResult>
   /** Start a build without waiting for it (to signal it mid-way). */
   spawnBuild(options: {cache: string; output: string; extra?: string[]}): ResultPromise
   buildArgs(options: {cache: string; output: string; extra?: string[]}): string[]
@@ -48,7 +56,9 @@ export async function startFaultFixture(
     layersPerImage: 2,
     seed: options.seed ?? 'airpack-fault-tests',
     prefix: 'fault',
-    ...(options.registry?.htpasswd ? {auth: Object.entries(options.registry.htpasswd).map(([username, password]) => ({username, password}))[0]} : {}),
+    ...(options.registry?.htpasswd
+      ? {auth: Object.entries(options.registry.htpasswd).map(([username, password]) => ({username, password}))[0]}
+      : {}),
   })
   const proxy = await startFaultProxy(registry.url)
   const references = content.images.map((i) => i.reference.replace(registry.host, proxy.host))
@@ -85,7 +95,10 @@ export async function startFaultFixture(
     },
     buildArgs,
     build(o) {
-      return runCli([...buildArgs(o), ...(o.json ? ['--json'] : [])], {env: {SOURCE_DATE_EPOCH: '1700000000', ...o.env}, timeout: 240_000})
+      return runCli([...buildArgs(o), ...(o.json ? ['--json'] : [])], {
+        env: {SOURCE_DATE_EPOCH: '1700000000', ...o.env},
+        timeout: 240_000,
+      })
     },
     spawnBuild(o) {
       return execa('node', [path.join(PROJECT_ROOT, 'bin', 'run.js'), ...buildArgs(o)], {
@@ -148,7 +161,11 @@ export function amd64Layers(content: BenchContent): string[] {
 }
 
 /** Poll until `check` returns a value (or fail after `ms`). */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 60_000,
+): Promise<T> {
   const deadline = Date.now() + ms
   for (;;) {
     const value = await check()

@@ -35,9 +35,22 @@ import {createGzip} from 'node:zlib'
  * on the connection); `junk` garbage after a complete body; `stall` a pause (then resume or cut); `flip` one
  * byte changed; `chunked` and `gzip` the same bytes chunked or gzip-encoded (faults of form, not of content).
  */
-export type FaultKind = 'status' | 'cut' | 'stall' | 'flip' | 'fin' | 'rst' | 'short' | 'long' | 'junk' | 'chunked' | 'gzip'
+export type FaultKind =
+  'status' | 'cut' | 'stall' | 'flip' | 'fin' | 'rst' | 'short' | 'long' | 'junk' | 'chunked' | 'gzip'
 
-export const ALL_FAULT_KINDS: FaultKind[] = ['status', 'cut', 'stall', 'flip', 'fin', 'rst', 'short', 'long', 'junk', 'chunked', 'gzip']
+export const ALL_FAULT_KINDS: FaultKind[] = [
+  'status',
+  'cut',
+  'stall',
+  'flip',
+  'fin',
+  'rst',
+  'short',
+  'long',
+  'junk',
+  'chunked',
+  'gzip',
+]
 
 /** Misbehaviour on every request, not only blob GETs. */
 export interface RouteFaults {
@@ -178,7 +191,9 @@ export function decide(plan: FaultPlan, digest: string, attempt: number, faultsS
   if (plan.maxFaultsPerDigest !== undefined && faultsSoFar >= plan.maxFaultsPerDigest) return {kind: 'pass', at}
   const rate = plan.rate ?? 0
   // Persistent: the digest is selected once (attempt 0's draw) and then faulted on every GET.
-  const selected = plan.persistent ? draw(seed, digest, 0, 'select') < rate : draw(seed, digest, attempt, 'select') < rate
+  const selected = plan.persistent
+    ? draw(seed, digest, 0, 'select') < rate
+    : draw(seed, digest, attempt, 'select') < rate
   if (!selected) return {kind: 'pass', at}
   const kind = kinds[Math.floor(draw(seed, digest, plan.persistent ? 0 : attempt, 'kind') * kinds.length)]!
   if (kind === 'status') {
@@ -273,7 +288,12 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
     return headers
   }
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse, onResponse?: (up: http.IncomingMessage) => void, pathname = req.url) => {
+  const forward = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    onResponse?: (up: http.IncomingMessage) => void,
+    pathname = req.url,
+  ) => {
     const upReq = http.request(
       {
         host: upstream.hostname,
@@ -306,7 +326,11 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
   ) => {
     const socket = req.socket
     const declared = kind === 'long' ? faultOffset : length
-    const headers = {...endToEnd(up.headers), 'content-length': String(declared), ...(kind === 'fin' ? {connection: 'close'} : {})}
+    const headers = {
+      ...endToEnd(up.headers),
+      'content-length': String(declared),
+      ...(kind === 'fin' ? {connection: 'close'} : {}),
+    }
     await writeRaw(socket, responseHead(up.statusCode ?? 200, headers))
     let sent = 0
     const stopAt = kind === 'fin' || kind === 'rst' || kind === 'short' ? faultOffset : Infinity
@@ -325,7 +349,8 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
     if (kind === 'fin' || kind === 'short') return void socket.end()
     // 'long' sent the whole body past its Content-Length; 'junk' sends garbage after a complete one. Either way
     // the bytes sit on a connection the client believes idle, then the server gives up on it.
-    if (kind === 'junk') await writeRaw(socket, Buffer.from('\u0000\u0001garbage that is not a status line\r\n\r\n', 'latin1'))
+    if (kind === 'junk')
+      await writeRaw(socket, Buffer.from('\u0000\u0001garbage that is not a status line\r\n\r\n', 'latin1'))
     await wait(50)
     socket.end()
   }
@@ -346,7 +371,10 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
       counter.faults++
       record({...event, status: decision.status})
       req.resume()
-      res.writeHead(decision.status!, {'content-type': 'application/json', ...(plan.retryAfter !== undefined ? {'retry-after': plan.retryAfter} : {})})
+      res.writeHead(decision.status!, {
+        'content-type': 'application/json',
+        ...(plan.retryAfter !== undefined ? {'retry-after': plan.retryAfter} : {}),
+      })
       res.end(JSON.stringify({errors: [{code: 'UNAVAILABLE', message: 'injected fault'}]}))
       return
     }
@@ -407,7 +435,13 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
           try {
             for await (const raw of up) {
               let chunk = raw as Buffer
-              if (holdHere && hold === holdHere && !held && sent + chunk.length > holdHere.afterBytes && sent <= holdHere.afterBytes) {
+              if (
+                holdHere &&
+                hold === holdHere &&
+                !held &&
+                sent + chunk.length > holdHere.afterBytes &&
+                sent <= holdHere.afterBytes
+              ) {
                 held = true
                 const head = chunk.subarray(0, Math.max(0, holdHere.afterBytes - sent))
                 if (head.length > 0) send(head)
@@ -417,7 +451,11 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
                 await new Promise<void>((resolve) => releaseWaiters.push(resolve))
                 if (res.destroyed) return
               }
-              if (!acted && (kind === 'cut' || kind === 'flip' || kind === 'stall') && sent + chunk.length > faultOffset) {
+              if (
+                !acted &&
+                (kind === 'cut' || kind === 'flip' || kind === 'stall') &&
+                sent + chunk.length > faultOffset
+              ) {
                 acted = true
                 const cutPoint = faultOffset - sent
                 if (kind === 'cut') {
@@ -471,7 +509,8 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
       return true
     }
     if (routes.basicAuth) {
-      const want = 'Basic ' + Buffer.from(`${routes.basicAuth.username}:${routes.basicAuth.password}`).toString('base64')
+      const want =
+        'Basic ' + Buffer.from(`${routes.basicAuth.username}:${routes.basicAuth.password}`).toString('base64')
       if (req.headers.authorization !== want) {
         req.resume()
         res.writeHead(401, {'www-authenticate': 'Basic realm="fault proxy"'})
@@ -487,7 +526,9 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
         return true
       }
       const host = req.headers.host ?? ''
-      res.writeHead(401, {'www-authenticate': `Bearer realm="http://${host}/token",service="fault-proxy",scope="repository:x:pull"`})
+      res.writeHead(401, {
+        'www-authenticate': `Bearer realm="http://${host}/token",service="fault-proxy",scope="repository:x:pull"`,
+      })
       res.end()
       return true
     }
@@ -498,7 +539,9 @@ export async function startFaultProxy(upstreamUrl: string, initialPlan: FaultPla
       res.end('try later')
       return true
     }
-    const loop = (routes.manifestRedirectLoop && pathname.includes('/manifests/')) || (routes.blobRedirectLoop && BLOB_PATH.test(pathname))
+    const loop =
+      (routes.manifestRedirectLoop && pathname.includes('/manifests/')) ||
+      (routes.blobRedirectLoop && BLOB_PATH.test(pathname))
     if (loop) {
       req.resume()
       const url = req.url ?? '/'
@@ -630,7 +673,9 @@ export interface RawServer {
  * what no well-behaved HTTP library would let a test do. Keep-alive: after `respond` resolves `true`, the next
  * request on the same socket is read.
  */
-export async function startRawHttpServer(respond: (socket: net.Socket, request: RawRequest) => Promise<boolean | void> | boolean | void): Promise<RawServer> {
+export async function startRawHttpServer(
+  respond: (socket: net.Socket, request: RawRequest) => Promise<boolean | void> | boolean | void,
+): Promise<RawServer> {
   const requests: RawRequest[] = []
   const sockets = new Set<net.Socket>()
   const server = net.createServer((socket) => {
@@ -683,6 +728,9 @@ export async function startRawHttpServer(respond: (socket: net.Socket, request: 
 
 /** `HTTP/1.1 <status>` and headers, as bytes. */
 export function responseHead(status: number, headers: Record<string, string | number>): Buffer {
-  const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`.trim(), ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)]
+  const lines = [
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`.trim(),
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ]
   return Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1')
 }

@@ -20,7 +20,9 @@ export interface TestHttpProxy {
   stop(): Promise<void>
 }
 
-export async function startHttpProxy(options: {basicAuth?: {username: string; password: string}} = {}): Promise<TestHttpProxy> {
+export async function startHttpProxy(
+  options: {basicAuth?: {username: string; password: string}} = {},
+): Promise<TestHttpProxy> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-tinyproxy-'))
   const port = await freePort()
   const log = path.join(dir, 'tinyproxy.log')
@@ -59,7 +61,9 @@ export async function startHttpProxy(options: {basicAuth?: {username: string; pa
     }
     await new Promise((r) => setTimeout(r, 50))
   }
-  const auth = options.basicAuth ? `${encodeURIComponent(options.basicAuth.username)}:${encodeURIComponent(options.basicAuth.password)}@` : ''
+  const auth = options.basicAuth
+    ? `${encodeURIComponent(options.basicAuth.username)}:${encodeURIComponent(options.basicAuth.password)}@`
+    : ''
   return {
     url: `http://${auth}${host}`,
     host,

@@ -37,10 +37,28 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url')
 
 export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promise<TokenIssuer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'airpack-token-'))
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=airpack test token issuer'], {
-    cwd: dir,
-    stdio: 'pipe',
-  })
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'key.pem',
+      '-out',
+      'cert.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=airpack test token issuer',
+    ],
+    {
+      cwd: dir,
+      stdio: 'pipe',
+    },
+  )
   const keyPem = readFileSync(path.join(dir, 'key.pem'), 'utf8')
   const rootCertPem = readFileSync(path.join(dir, 'cert.pem'), 'utf8')
   rmSync(dir, {recursive: true, force: true})
@@ -62,7 +80,16 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
       })
     const header = b64url(JSON.stringify({alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')]}))
     const payload = b64url(
-      JSON.stringify({iss: issuer, sub: subject, aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access}),
+      JSON.stringify({
+        iss: issuer,
+        sub: subject,
+        aud: service,
+        exp: now + 300,
+        nbf: now - 10,
+        iat: now,
+        jti: randomBytes(8).toString('hex'),
+        access,
+      }),
     )
     const signature = b64url(sign('sha256', Buffer.from(`${header}.${payload}`), key))
     const token = `${header}.${payload}.${signature}`

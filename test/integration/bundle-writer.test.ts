@@ -37,8 +37,24 @@ async function build(extra: Partial<WriteBundleOptions> & {cache?: string; out?:
   const cache = extra.cache ?? path.join(root, `cache-${id}`)
   const out = extra.out ?? path.join(root, `out-${id}`)
   const {store, lock, profiles} = await fixtureLock(cache)
-  const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: extra.sourceDateEpoch ?? 0})
-  const pending = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0', ...extra})
+  const definitionTgz = buildDefinitionTgz({
+    name: 'demo',
+    cloudType: 'edge-native',
+    profiles,
+    variables: {},
+    mtime: extra.sourceDateEpoch ?? 0,
+  })
+  const pending = await writeBundle({
+    name: 'demo',
+    outputDir: out,
+    lock,
+    store,
+    profiles,
+    definitionTgz,
+    compressionLevel: 3,
+    airpackVersion: '0.1.0',
+    ...extra,
+  })
   await pending.commit()
   return {pending, out, cache, store, lock}
 }
@@ -54,11 +70,23 @@ function zstdOf(tar: Buffer, file: string): void {
 /** Insert an extra regular entry just before the end-of-archive blocks. */
 function withExtraEntry(tar: Buffer, name: string, body: Buffer): Buffer {
   const end = tar.length - 1024
-  return Buffer.concat([tar.subarray(0, end), encodeFileHeader(name, body.length, {mtime: 0}), body, padding(body.length), Buffer.alloc(1024)])
+  return Buffer.concat([
+    tar.subarray(0, end),
+    encodeFileHeader(name, body.length, {mtime: 0}),
+    body,
+    padding(body.length),
+    Buffer.alloc(1024),
+  ])
 }
 
-async function verifyError(file: string, publicKey?: string): Promise<{message: string; problems: string[]; exitCode: number}> {
-  const error = await readBundle(file, {mode: 'verify', publicKey: publicKey ? await loadPublicKey(publicKey) : undefined}).then(
+async function verifyError(
+  file: string,
+  publicKey?: string,
+): Promise<{message: string; problems: string[]; exitCode: number}> {
+  const error = await readBundle(file, {
+    mode: 'verify',
+    publicKey: publicKey ? await loadPublicKey(publicKey) : undefined,
+  }).then(
     () => undefined,
     (e: any) => e,
   )
@@ -72,7 +100,13 @@ describe('bundle writer', () => {
     const tar = tarOf(path.join(out, 'demo.tar.zst'))
     expect(`sha256:${sha(tar)}`).toBe(pending.identity)
     const names = execFileSync('tar', ['-t'], {input: tar}).toString().trim().split('\n')
-    expect(names.slice(0, 5)).toEqual(['airpack/bundle.json', 'oci-layout', 'index.json', 'airpack/definition.tgz', 'airpack/profiles/01-edge-addons.json'])
+    expect(names.slice(0, 5)).toEqual([
+      'airpack/bundle.json',
+      'oci-layout',
+      'index.json',
+      'airpack/definition.tgz',
+      'airpack/profiles/01-edge-addons.json',
+    ])
     const blobs = names.filter((n) => n.startsWith('blobs/sha256/'))
     expect(blobs).toEqual([...blobs].sort())
     expect(new Set(blobs).size).toBe(blobs.length)
@@ -88,12 +122,19 @@ describe('bundle writer', () => {
       undefined,
     ])
     // The chart is named for OCI tools, but not under the key containerd turns into an image.
-    expect(index.manifests.at(-1).annotations).toEqual({'io.airpack.ref.name': 'registry.example.com/charts/hello:0.1.0'})
+    expect(index.manifests.at(-1).annotations).toEqual({
+      'io.airpack.ref.name': 'registry.example.com/charts/hello:0.1.0',
+    })
     const spc = index.manifests.find((m: any) => m.annotations['io.image.ref.spectrocloud.type'] === 'spc')
     expect(spc).toBeDefined()
 
     const manifest = JSON.parse(execFileSync('tar', ['-xO', 'airpack/bundle.json'], {input: tar}).toString())
-    expect(manifest).toMatchObject({formatVersion: 1, name: 'demo', platform: {os: 'linux', architecture: 'amd64'}, compression: {algorithm: 'zstd', level: 3}})
+    expect(manifest).toMatchObject({
+      formatVersion: 1,
+      name: 'demo',
+      platform: {os: 'linux', architecture: 'amd64'},
+      compression: {algorithm: 'zstd', level: 3},
+    })
     expect(manifest.entries.map((e: any) => e.path)).toEqual(names.slice(1))
     const app = manifest.artifacts.find((a: any) => a.reference === 'registry.example.com/team/app:1.0')
     expect(app.omittedPlatforms).toEqual([
@@ -138,7 +179,9 @@ describe('bundle writer', () => {
   it('splits into plain byte ranges whose cat equals the unsplit file, with a parts file', async () => {
     const whole = await build()
     const split = await build({partSize: 2048})
-    const names = readdirSync(split.out).filter((n) => /^demo\.tar\.zst\.\d{3}$/.test(n)).sort()
+    const names = readdirSync(split.out)
+      .filter((n) => /^demo\.tar\.zst\.\d{3}$/.test(n))
+      .sort()
     expect(names.length).toBeGreaterThan(1)
     expect(existsSync(path.join(split.out, 'demo.tar.zst'))).toBe(false)
     const joined = Buffer.concat(names.map((n) => readFileSync(path.join(split.out, n))))
@@ -161,7 +204,9 @@ describe('bundle writer', () => {
     await build({out, partSize: 1024})
     const many = readdirSync(out).filter((n) => n.includes('.tar.zst.')).length
     await build({out, partSize: 4096})
-    const fewer = readdirSync(out).filter((n) => n.includes('.tar.zst.')).sort()
+    const fewer = readdirSync(out)
+      .filter((n) => n.includes('.tar.zst.'))
+      .sort()
     expect(fewer.length).toBeLessThan(many)
     const parts = JSON.parse(readFileSync(path.join(out, 'demo.parts.json'), 'utf8'))
     expect(fewer).toEqual(parts.parts.map((p: any) => p.name))
@@ -173,9 +218,14 @@ describe('bundle writer', () => {
     const signingKey = await loadSigningKey(keys.priv)
     const {out} = await build({signingKey})
     const file = path.join(out, 'demo.tar.zst')
-    const names = execFileSync('tar', ['-t'], {input: tarOf(file)}).toString().trim().split('\n')
+    const names = execFileSync('tar', ['-t'], {input: tarOf(file)})
+      .toString()
+      .trim()
+      .split('\n')
     expect(names.slice(0, 2)).toEqual(['airpack/bundle.json', 'airpack/bundle.json.sig'])
-    expect(execFileSync('openssl', ['dgst', '-sha256', '-verify', keys.pub, '-signature', `${file}.sig`, file]).toString()).toContain('Verified OK')
+    expect(
+      execFileSync('openssl', ['dgst', '-sha256', '-verify', keys.pub, '-signature', `${file}.sig`, file]).toString(),
+    ).toContain('Verified OK')
     const report = await readBundle(file, {mode: 'verify', publicKey: await loadPublicKey(keys.pub)})
     expect(report.signature).toMatchObject({signed: true, algorithm: 'rsa-sha256', inner: 'valid', detached: 'valid'})
 
@@ -191,8 +241,23 @@ describe('bundle writer', () => {
     const {store, lock, profiles} = await fixtureLock(cache)
     const app = lock.images['registry.example.com/team/app:1.0']
     unlinkSync(store.blobPath(app.blobs[app.blobs.length - 1].digest))
-    const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: 0})
-    const error = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0'}).catch((e) => e)
+    const definitionTgz = buildDefinitionTgz({
+      name: 'demo',
+      cloudType: 'edge-native',
+      profiles,
+      variables: {},
+      mtime: 0,
+    })
+    const error = await writeBundle({
+      name: 'demo',
+      outputDir: out,
+      lock,
+      store,
+      profiles,
+      definitionTgz,
+      compressionLevel: 3,
+      airpackVersion: '0.1.0',
+    }).catch((e) => e)
     expect(error).toMatchObject({code: 'ERR_AIRPACK_BLOB_NOT_CACHED', exitCode: 4})
     expect(error.details.problems[0]).toContain('registry.example.com/team/app:1.0')
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
@@ -203,7 +268,13 @@ describe('bundle writer', () => {
     const cache = path.join(root, 'cache-filling')
     const out = path.join(root, 'out-filling')
     const {store, lock, profiles} = await fixtureLock(cache)
-    const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: 0})
+    const definitionTgz = buildDefinitionTgz({
+      name: 'demo',
+      cloudType: 'edge-native',
+      profiles,
+      variables: {},
+      mtime: 0,
+    })
     // Hide every blob, then hand each back only when the writer asks for it, a little later.
     const hidden = new Map<string, Buffer>()
     for (const image of Object.values(lock.images)) {
@@ -220,10 +291,22 @@ describe('bundle writer', () => {
       const bytes = hidden.get(digest)
       if (bytes && !existsSync(store.blobPath(digest))) writeFileSync(store.blobPath(digest), bytes)
     }
-    const pending = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0', blobReady})
+    const pending = await writeBundle({
+      name: 'demo',
+      outputDir: out,
+      lock,
+      store,
+      profiles,
+      definitionTgz,
+      compressionLevel: 3,
+      airpackVersion: '0.1.0',
+      blobReady,
+    })
     await pending.commit()
     expect(pending.identity).toBe(warm.pending.identity)
-    expect(sha(readFileSync(path.join(out, 'demo.tar.zst')))).toBe(sha(readFileSync(path.join(warm.out, 'demo.tar.zst'))))
+    expect(sha(readFileSync(path.join(out, 'demo.tar.zst')))).toBe(
+      sha(readFileSync(path.join(warm.out, 'demo.tar.zst'))),
+    )
     for (const d of hidden.keys()) expect(asked, d).toContain(d)
   })
 
@@ -231,14 +314,30 @@ describe('bundle writer', () => {
     const cache = path.join(root, 'cache-fail')
     const out = path.join(root, 'out-fail')
     const {store, lock, profiles} = await fixtureLock(cache)
-    const definitionTgz = buildDefinitionTgz({name: 'demo', cloudType: 'edge-native', profiles, variables: {}, mtime: 0})
+    const definitionTgz = buildDefinitionTgz({
+      name: 'demo',
+      cloudType: 'edge-native',
+      profiles,
+      variables: {},
+      mtime: 0,
+    })
     const app = lock.images['registry.example.com/team/app:1.0']
     const failing = app.blobs[app.blobs.length - 1].digest
     unlinkSync(store.blobPath(failing))
     const blobReady = async (digest: string) => {
       if (digest === failing) throw new Error(`fetch of ${digest} failed`)
     }
-    const error = await writeBundle({name: 'demo', outputDir: out, lock, store, profiles, definitionTgz, compressionLevel: 3, airpackVersion: '0.1.0', blobReady}).catch((e) => e)
+    const error = await writeBundle({
+      name: 'demo',
+      outputDir: out,
+      lock,
+      store,
+      profiles,
+      definitionTgz,
+      compressionLevel: 3,
+      airpackVersion: '0.1.0',
+      blobReady,
+    }).catch((e) => e)
     expect(String(error.message)).toContain(failing)
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
   })
@@ -295,7 +394,10 @@ describe('bundle verify on tampered bundles', () => {
     let lastBody = -1
     let lastName = ''
     while (offset < tar.length - 1024) {
-      const name = tar.subarray(offset, offset + 100).toString().replace(/\0.*$/s, '')
+      const name = tar
+        .subarray(offset, offset + 100)
+        .toString()
+        .replace(/\0.*$/s, '')
       const size = Number.parseInt(tar.subarray(offset + 124, offset + 135).toString(), 8)
       if (name.startsWith('blobs/sha256/')) {
         lastBody = offset + 512

@@ -53,7 +53,8 @@ describe('one cache shared by concurrent processes', () => {
     await rm(dir, {recursive: true, force: true})
   })
 
-  const worker = (cacheDir: string) => execa('node', ['--import', 'tsx', script, lockFile, cacheDir], {cwd: PROJECT_ROOT})
+  const worker = (cacheDir: string) =>
+    execa('node', ['--import', 'tsx', script, lockFile, cacheDir], {cwd: PROJECT_ROOT})
 
   it('downloads each blob once across two processes and publishes only verified blobs', async () => {
     const cacheDir = path.join(dir, 'shared')

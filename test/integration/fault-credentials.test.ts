@@ -24,7 +24,14 @@ vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})
 
 const USER = 'fault-user'
 const PASSWORD = 'Pw-7f3a9c1e-TOP-SECRET-d41d8cd9'
-const SECRETS = [...new Set([PASSWORD, Buffer.from(`${USER}:${PASSWORD}`).toString('base64'), Buffer.from(PASSWORD).toString('base64'), encodeURIComponent(PASSWORD)])]
+const SECRETS = [
+  ...new Set([
+    PASSWORD,
+    Buffer.from(`${USER}:${PASSWORD}`).toString('base64'),
+    Buffer.from(PASSWORD).toString('base64'),
+    encodeURIComponent(PASSWORD),
+  ]),
+]
 
 let fx: FaultFixture
 let dockerConfig: string
@@ -32,7 +39,9 @@ let credFile: string
 
 function leaks(where: string, data: Buffer | string): string[] {
   const text = Buffer.isBuffer(data) ? data.toString('latin1') : data
-  return SECRETS.filter((s) => text.includes(s)).map((s) => `${where} contains ${s === PASSWORD ? 'the password' : `an encoding of it (${s.slice(0, 6)}…)`}`)
+  return SECRETS.filter((s) => text.includes(s)).map(
+    (s) => `${where} contains ${s === PASSWORD ? 'the password' : `an encoding of it (${s.slice(0, 6)}…)`}`,
+  )
 }
 
 async function outputLeaks(output: string): Promise<string[]> {
@@ -48,12 +57,23 @@ async function outputLeaks(output: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  fx = await startFaultFixture({bytesPerPlatform: 2 * 1024 * 1024, images: 2, registry: {htpasswd: {[USER]: PASSWORD}}, seed: 'airpack-cred-tests'})
+  fx = await startFaultFixture({
+    bytesPerPlatform: 2 * 1024 * 1024,
+    images: 2,
+    registry: {htpasswd: {[USER]: PASSWORD}},
+    seed: 'airpack-cred-tests',
+  })
   dockerConfig = path.join(fx.dir, 'docker')
   mkdirSync(dockerConfig, {recursive: true})
-  writeFileSync(path.join(dockerConfig, 'config.json'), JSON.stringify({auths: {[fx.proxy.host]: {auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}}}))
+  writeFileSync(
+    path.join(dockerConfig, 'config.json'),
+    JSON.stringify({auths: {[fx.proxy.host]: {auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}}}),
+  )
   credFile = path.join(fx.dir, 'palette-creds.json')
-  writeFileSync(credFile, JSON.stringify({image: [{endpoint: fx.proxy.host, username: USER, password: PASSWORD}], helm: []}))
+  writeFileSync(
+    credFile,
+    JSON.stringify({image: [{endpoint: fx.proxy.host, username: USER, password: PASSWORD}], helm: []}),
+  )
 }, 120_000)
 
 afterAll(async () => {
@@ -63,7 +83,9 @@ afterAll(async () => {
 describe('credentials stay secret', () => {
   it('the leak detector finds what it looks for (a test that can fail)', () => {
     expect(leaks('probe', `x${PASSWORD}y`)).not.toEqual([])
-    expect(leaks('probe', Buffer.from(`Authorization: Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`))).not.toEqual([])
+    expect(
+      leaks('probe', Buffer.from(`Authorization: Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`)),
+    ).not.toEqual([])
     expect(leaks('probe', 'nothing here')).toEqual([])
   })
 
@@ -78,7 +100,12 @@ describe('credentials stay secret', () => {
         const cache = await fx.fresh('cache')
         const output = await fx.fresh('out')
         const lock = path.join(await fx.fresh('lock'), 'pinned.lock.json')
-        const extra = [source === 'docker-config' ? '--docker-config' : '--cred-file', source === 'docker-config' ? dockerConfig : credFile, '--lock-file', lock]
+        const extra = [
+          source === 'docker-config' ? '--docker-config' : '--cred-file',
+          source === 'docker-config' ? dockerConfig : credFile,
+          '--lock-file',
+          lock,
+        ]
         const result = await fx.build({cache, output, json, extra})
         expect(result.exitCode, result.stderr).toBe(0)
         expect(await listFiles(output)).toContain(`${BUNDLE_NAME}.tar.zst`)
@@ -104,7 +131,11 @@ describe('credentials stay secret', () => {
       args[2] = profile
       const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 120_000})
       expect(result.exitCode, result.stderr).toBe(4)
-      expect([...leaks('stdout', result.stdout), ...leaks('stderr', result.stderr), ...(await outputLeaks(output))]).toEqual([])
+      expect([
+        ...leaks('stdout', result.stdout),
+        ...leaks('stderr', result.stderr),
+        ...(await outputLeaks(output)),
+      ]).toEqual([])
     }
   })
 
@@ -114,7 +145,10 @@ describe('credentials stay secret', () => {
     const wrong = path.join(fx.dir, 'wrong-docker')
     mkdirSync(wrong, {recursive: true})
     const wrongPassword = 'Wrong-9c1e-NOT-THE-PASSWORD-77'
-    writeFileSync(path.join(wrong, 'config.json'), JSON.stringify({auths: {[fx.proxy.host]: {auth: Buffer.from(`${USER}:${wrongPassword}`).toString('base64')}}}))
+    writeFileSync(
+      path.join(wrong, 'config.json'),
+      JSON.stringify({auths: {[fx.proxy.host]: {auth: Buffer.from(`${USER}:${wrongPassword}`).toString('base64')}}}),
+    )
     const result = await fx.build({cache, output, extra: ['--docker-config', wrong]})
     expect(result.exitCode, result.stderr).toBe(4)
     expect(result.stderr).toContain(fx.proxy.host)
@@ -127,33 +161,51 @@ describe('userinfo in URLs is masked at the source (issue 17)', () => {
   let charts: HelmRepo
 
   beforeAll(async () => {
-    charts = await startHelmRepo({charts: [{name: 'redis', version: '17.0.1'}], auth: {username: USER, password: PASSWORD}})
+    charts = await startHelmRepo({
+      charts: [{name: 'redis', version: '17.0.1'}],
+      auth: {username: USER, password: PASSWORD},
+    })
   })
   afterAll(async () => {
     await charts?.stop()
   })
 
   /** Every stream and every file a run leaves, the lock included; `skip` names outputs left out on purpose. */
-  async function everyLeak(result: {stdout: string; stderr: string}, output: string, lock?: string, skip: RegExp = /$^/): Promise<string[]> {
+  async function everyLeak(
+    result: {stdout: string; stderr: string},
+    output: string,
+    lock?: string,
+    skip: RegExp = /$^/,
+  ): Promise<string[]> {
     const found = [...leaks('stdout', result.stdout), ...leaks('stderr', result.stderr)]
     if (lock && existsSync(lock)) found.push(...leaks('lock file', await readFile(lock)))
     for (const leak of await outputLeaks(output)) if (!skip.test(leak)) found.push(leak)
     return found
   }
 
-  it('a registries.yaml endpoint written https://user:pass@host: used as that endpoint\'s credentials, printed nowhere (--json, DEBUG)', async () => {
+  it("a registries.yaml endpoint written https://user:pass@host: used as that endpoint's credentials, printed nowhere (--json, DEBUG)", async () => {
     const registries = path.join(fx.dir, 'userinfo-registries.yaml')
     // The mirror is the registry itself, reached through an endpoint URL that carries the credentials.
-    writeFileSync(registries, `mirrors:\n  "mirror.invalid":\n    endpoint:\n      - "http://${USER}:${PASSWORD}@${fx.proxy.host}"\n`)
+    writeFileSync(
+      registries,
+      `mirrors:\n  "mirror.invalid":\n    endpoint:\n      - "http://${USER}:${PASSWORD}@${fx.proxy.host}"\n`,
+    )
     const profile = path.join(fx.dir, 'mirror-profile.json')
     const original = JSON.parse(await readFile(fx.profile, 'utf8'))
-    original.spec.template.packs[0].values = original.spec.template.packs[0].values.replaceAll(fx.proxy.host, 'mirror.invalid')
+    original.spec.template.packs[0].values = original.spec.template.packs[0].values.replaceAll(
+      fx.proxy.host,
+      'mirror.invalid',
+    )
     writeFileSync(profile, JSON.stringify(original))
     for (const json of [false, true]) {
       const cache = await fx.fresh('cache')
       const output = await fx.fresh('out')
       const lock = path.join(await fx.fresh('lock'), 'pinned.lock.json')
-      const args = fx.buildArgs({cache, output, extra: ['--registries', registries, '--lock-file', lock, ...(json ? ['--json'] : [])]})
+      const args = fx.buildArgs({
+        cache,
+        output,
+        extra: ['--registries', registries, '--lock-file', lock, ...(json ? ['--json'] : [])],
+      })
       args[2] = profile
       const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
       expect(result.exitCode, result.stderr).toBe(0)
@@ -163,14 +215,24 @@ describe('userinfo in URLs is masked at the source (issue 17)', () => {
 
   it('a registries.yaml endpoint with userinfo that fails: the error names the endpoint, masked', async () => {
     const registries = path.join(fx.dir, 'userinfo-unreachable.yaml')
-    writeFileSync(registries, `mirrors:\n  "mirror.invalid":\n    endpoint:\n      - "http://${USER}:${PASSWORD}@127.0.0.1:9"\n`)
+    writeFileSync(
+      registries,
+      `mirrors:\n  "mirror.invalid":\n    endpoint:\n      - "http://${USER}:${PASSWORD}@127.0.0.1:9"\n`,
+    )
     const profile = path.join(fx.dir, 'mirror-unreachable-profile.json')
     const original = JSON.parse(await readFile(fx.profile, 'utf8'))
-    original.spec.template.packs[0].values = original.spec.template.packs[0].values.replaceAll(fx.proxy.host, 'mirror.invalid')
+    original.spec.template.packs[0].values = original.spec.template.packs[0].values.replaceAll(
+      fx.proxy.host,
+      'mirror.invalid',
+    )
     writeFileSync(profile, JSON.stringify(original))
     for (const json of [false, true]) {
       const output = await fx.fresh('out')
-      const args = fx.buildArgs({cache: await fx.fresh('cache'), output, extra: ['--registries', registries, ...(json ? ['--json'] : [])]})
+      const args = fx.buildArgs({
+        cache: await fx.fresh('cache'),
+        output,
+        extra: ['--registries', registries, ...(json ? ['--json'] : [])],
+      })
       args[2] = profile
       const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
       expect(result.exitCode, result.stderr).toBe(4)
@@ -192,7 +254,11 @@ describe('userinfo in URLs is masked at the source (issue 17)', () => {
       const cache = await fx.fresh('cache')
       const output = await fx.fresh('out')
       const lock = path.join(await fx.fresh('lock'), 'pinned.lock.json')
-      const args = fx.buildArgs({cache, output, extra: ['--docker-config', dockerConfig, '--lock-file', lock, ...(json ? ['--json'] : [])]})
+      const args = fx.buildArgs({
+        cache,
+        output,
+        extra: ['--docker-config', dockerConfig, '--lock-file', lock, ...(json ? ['--json'] : [])],
+      })
       args[2] = profile
       const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
       expect(result.exitCode, result.stderr).toBe(0)
@@ -210,7 +276,11 @@ describe('userinfo in URLs is masked at the source (issue 17)', () => {
     writeFileSync(profile, JSON.stringify(original))
     for (const json of [false, true]) {
       const output = await fx.fresh('out')
-      const args = fx.buildArgs({cache: await fx.fresh('cache'), output, extra: ['--docker-config', dockerConfig, ...(json ? ['--json'] : [])]})
+      const args = fx.buildArgs({
+        cache: await fx.fresh('cache'),
+        output,
+        extra: ['--docker-config', dockerConfig, ...(json ? ['--json'] : [])],
+      })
       args[2] = profile
       const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 240_000})
       expect(result.exitCode, result.stderr).toBe(4)
@@ -228,7 +298,9 @@ describe('bearer tokens stay secret', () => {
 
   beforeAll(async () => {
     issuer = await startTokenIssuer({users: {[USER]: PASSWORD}, refreshTokens: {[REFRESH]: USER}})
-    registry = await startRegistry({token: {realm: issuer.realm, service: issuer.service, issuer: issuer.issuer, rootCertPem: issuer.rootCertPem}})
+    registry = await startRegistry({
+      token: {realm: issuer.realm, service: issuer.service, issuer: issuer.issuer, rootCertPem: issuer.rootCertPem},
+    })
     const seeder = (repo: string): TestRegistry => ({
       ...registry,
       fetch: (p, init = {}) => {
@@ -254,13 +326,33 @@ describe('bearer tokens stay secret', () => {
     it(`token flow with ${flow === 'password' ? 'Basic credentials' : 'an identity (refresh) token'}: no password, refresh token or bearer token in any output`, async () => {
       const config = path.join(fx.dir, `token-docker-${flow}`)
       mkdirSync(config, {recursive: true})
-      const entry = flow === 'password' ? {auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64')} : {auth: Buffer.from('<token>:').toString('base64'), identitytoken: REFRESH}
+      const entry =
+        flow === 'password'
+          ? {auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}
+          : {auth: Buffer.from('<token>:').toString('base64'), identitytoken: REFRESH}
       writeFileSync(path.join(config, 'config.json'), JSON.stringify({auths: {[registry.host]: entry}}))
       const issuedBefore = issuer.issued.length
       for (const json of [false, true]) {
         const cache = await fx.fresh('cache')
         const output = await fx.fresh('out')
-        const args = ['bundle', 'build', profile, '--arch', 'amd64', '--name', BUNDLE_NAME, '--insecure-registry', registry.host, '--docker-config', config, '--cache-dir', cache, '--output', output, ...(json ? ['--json'] : [])]
+        const args = [
+          'bundle',
+          'build',
+          profile,
+          '--arch',
+          'amd64',
+          '--name',
+          BUNDLE_NAME,
+          '--insecure-registry',
+          registry.host,
+          '--docker-config',
+          config,
+          '--cache-dir',
+          cache,
+          '--output',
+          output,
+          ...(json ? ['--json'] : []),
+        ]
         const result = await runCli(args, {env: {DEBUG: 'airpack*'}, timeout: 120_000})
         expect(result.exitCode, result.stderr).toBe(0)
         const tokens = issuer.issued.slice(issuedBefore)
@@ -270,7 +362,9 @@ describe('bearer tokens stay secret', () => {
         const found = [...(await outputLeaks(output)), ...leaks('streams', text)]
         for (const file of await listFiles(output)) {
           const full = path.join(output, file)
-          const bytes = file.endsWith('.tar.zst') ? execFileSync('zstd', ['-q', '-d', '-c', full]) : await readFile(full)
+          const bytes = file.endsWith('.tar.zst')
+            ? execFileSync('zstd', ['-q', '-d', '-c', full])
+            : await readFile(full)
           for (const t of secrets) if (bytes.toString('latin1').includes(t)) found.push(`${file} contains a token`)
         }
         for (const t of secrets) if (text.includes(t)) found.push('stdout/stderr contain a token')

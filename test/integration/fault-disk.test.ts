@@ -8,7 +8,13 @@ import {mkdirSync, statSync} from 'node:fs'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
-import {finalOutputs, listFiles, startFaultFixture, unverifiedCacheBlobs, type FaultFixture} from '../helpers/fault-fixture.js'
+import {
+  finalOutputs,
+  listFiles,
+  startFaultFixture,
+  unverifiedCacheBlobs,
+  type FaultFixture,
+} from '../helpers/fault-fixture.js'
 
 // Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
 vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})
@@ -39,7 +45,9 @@ const SAYS_FULL = /no space|disk (is )?full|ENOSPC|out of space|not enough space
 describe('disk full', () => {
   it('the 8 MiB test filesystem really is small and writable', async () => {
     const dir = smallFilesystem(path.join(fx.dir, 'probe'), '8m')
-    expect(() => execFileSync('dd', ['if=/dev/zero', `of=${path.join(dir, 'fill')}`, 'bs=1M', 'count=9'], {stdio: 'pipe'})).toThrow()
+    expect(() =>
+      execFileSync('dd', ['if=/dev/zero', `of=${path.join(dir, 'fill')}`, 'bs=1M', 'count=9'], {stdio: 'pipe'}),
+    ).toThrow()
   })
 
   it('output directory full: clean error naming the problem, no partial file', async () => {

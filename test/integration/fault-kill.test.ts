@@ -64,7 +64,11 @@ describe('interrupted builds', () => {
     const child = fx.spawnBuild({cache, output, extra: LEVEL})
     await held
     // Let the other downloads run on while the base layer is held mid-way, then kill without warning.
-    await waitFor('a blob in the cache', async () => ((await cachedDigests(cache)).size > 0 ? true : undefined), 30_000).catch(() => undefined)
+    await waitFor(
+      'a blob in the cache',
+      async () => ((await cachedDigests(cache)).size > 0 ? true : undefined),
+      30_000,
+    ).catch(() => undefined)
     child.kill('SIGKILL')
     const killed = await child
     fx.proxy.release()
@@ -75,7 +79,8 @@ describe('interrupted builds', () => {
     const before = await cachedDigests(cache)
     const partial = path.join(cache, 'partial', base.slice(7))
     const partialBytes = existsSync(partial) ? (await stat(partial)).size : 0
-    if (process.env.AIRPACK_FAULT_DEBUG) console.log(`killed with ${before.size} blobs cached, ${partialBytes} bytes of the held blob in partial/`)
+    if (process.env.AIRPACK_FAULT_DEBUG)
+      console.log(`killed with ${before.size} blobs cached, ${partialBytes} bytes of the held blob in partial/`)
     fx.proxy.resetCounters()
     const rerun = await fx.build({cache, output, extra: LEVEL})
     expect(rerun.exitCode, rerun.stderr).toBe(0)
@@ -101,10 +106,14 @@ describe('interrupted builds', () => {
     // The build packs while it fetches: wait until the fetch is over and only packing is left.
     await waitFor('zstd to start packing', () => zstdChildOf(child.pid!), 120_000)
     const layers = amd64Layers(fx.content)
-    await waitFor('every layer in the cache', async () => {
-      const cached = await cachedDigests(cache)
-      return layers.every((d) => cached.has(d)) ? true : undefined
-    }, 120_000)
+    await waitFor(
+      'every layer in the cache',
+      async () => {
+        const cached = await cachedDigests(cache)
+        return layers.every((d) => cached.has(d)) ? true : undefined
+      },
+      120_000,
+    )
     expect(await zstdChildOf(child.pid!), 'still packing when killed').toBeTruthy()
     child.kill('SIGKILL')
     const killed = await child

@@ -10,7 +10,16 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import type {FaultKind, FaultPlan} from '../helpers/fault-proxy.js'
-import {amd64Layers, BUNDLE_NAME, finalOutputs, listFiles, sha256File, startFaultFixture, unverifiedCacheBlobs, type FaultFixture} from '../helpers/fault-fixture.js'
+import {
+  amd64Layers,
+  BUNDLE_NAME,
+  finalOutputs,
+  listFiles,
+  sha256File,
+  startFaultFixture,
+  unverifiedCacheBlobs,
+  type FaultFixture,
+} from '../helpers/fault-fixture.js'
 
 vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})
 
@@ -56,7 +65,10 @@ async function expectExit4(name: string, plan: FaultPlan, mentions: string[], ex
   expect(result.stderr, name).not.toMatch(STACK_LINE)
   expect(result.stderr, name).not.toContain('AssertionError')
   expect(await finalOutputs(output), name).toEqual([])
-  expect((await listFiles(output)).filter((f) => f.includes('partial')), name).toEqual([])
+  expect(
+    (await listFiles(output)).filter((f) => f.includes('partial')),
+    name,
+  ).toEqual([])
   expect(await unverifiedCacheBlobs(cache), name).toEqual([])
   return result.stderr
 }
@@ -78,15 +90,28 @@ describe('transient faults of real servers: the identical bundle', () => {
   })
 
   it('429 with Retry-After: 1 on every blob GET once: waited for, then the identical bundle', async () => {
-    await expectIdentical('429', {rate: 1, kinds: ['status'], statusCodes: [429], retryAfter: '1', maxFaultsPerDigest: 1})
+    await expectIdentical('429', {
+      rate: 1,
+      kinds: ['status'],
+      statusCodes: [429],
+      retryAfter: '1',
+      maxFaultsPerDigest: 1,
+    })
     expect(fx.proxy.counters.faults.status).toBeGreaterThanOrEqual(amd64Layers(fx.content).length)
   })
 
   it('blobs redirected to storage that refuses any Authorization header (presigned URLs), behind Basic auth', async () => {
     const config = path.join(fx.dir, 'docker-config')
     await mkdir(config, {recursive: true})
-    await writeFile(path.join(config, 'config.json'), JSON.stringify({auths: {[fx.proxy.host]: {auth: Buffer.from('dave:pw-storage').toString('base64')}}}))
-    await expectIdentical('storage', {routes: {basicAuth: {username: 'dave', password: 'pw-storage'}, blobsToStorage: true}}, ['--docker-config', config])
+    await writeFile(
+      path.join(config, 'config.json'),
+      JSON.stringify({auths: {[fx.proxy.host]: {auth: Buffer.from('dave:pw-storage').toString('base64')}}}),
+    )
+    await expectIdentical(
+      'storage',
+      {routes: {basicAuth: {username: 'dave', password: 'pw-storage'}, blobsToStorage: true}},
+      ['--docker-config', config],
+    )
     expect(fx.proxy.counters.storageLog.length).toBeGreaterThanOrEqual(amd64Layers(fx.content).length)
     expect(fx.proxy.counters.storageLog.filter((r) => r.authorization !== undefined)).toEqual([])
   })
@@ -96,25 +121,42 @@ describe('permanent faults: exit 4 naming the artifact, no stack trace, no outpu
   it('one layer cut by a FIN (Connection: close) on every attempt', async () => {
     const image = fx.content.images[1]!
     const layer = image.platforms.amd64!.layerDigests[1]!
-    const stderr = await expectExit4('fin always', {rate: 1, kinds: ['fin'], at: 0.5, digests: [layer], persistent: true, routes: {ignoreRange: true}}, [layer, image.repository])
+    const stderr = await expectExit4(
+      'fin always',
+      {rate: 1, kinds: ['fin'], at: 0.5, digests: [layer], persistent: true, routes: {ignoreRange: true}},
+      [layer, image.repository],
+    )
     expect(stderr).toContain('closed the connection after')
   })
 
   it('one layer reset (RST) on every attempt', async () => {
     const image = fx.content.images[0]!
     const layer = image.platforms.amd64!.layerDigests[1]!
-    await expectExit4('rst always', {rate: 1, kinds: ['rst'], at: 0.3, digests: [layer], persistent: true, routes: {ignoreRange: true}}, [layer, image.repository])
+    await expectExit4(
+      'rst always',
+      {rate: 1, kinds: ['rst'], at: 0.3, digests: [layer], persistent: true, routes: {ignoreRange: true}},
+      [layer, image.repository],
+    )
   })
 
   it('503 on every blob GET', async () => {
-    await expectExit4('503 always', {rate: 1, kinds: ['status'], statusCodes: [503], persistent: true}, ['503', fx.content.images[0]!.repository])
+    await expectExit4('503 always', {rate: 1, kinds: ['status'], statusCodes: [503], persistent: true}, [
+      '503',
+      fx.content.images[0]!.repository,
+    ])
   })
 
   it('blob GETs that redirect in a loop', async () => {
-    await expectExit4('blob redirect loop', {routes: {blobRedirectLoop: true}}, ['redirects in a loop', fx.content.images[0]!.repository])
+    await expectExit4('blob redirect loop', {routes: {blobRedirectLoop: true}}, [
+      'redirects in a loop',
+      fx.content.images[0]!.repository,
+    ])
   })
 
   it('a 401 loop: a token the registry never accepts', async () => {
-    await expectExit4('401 loop', {routes: {authLoop: true}}, ['requires authentication', fx.content.images[0]!.repository])
+    await expectExit4('401 loop', {routes: {authLoop: true}}, [
+      'requires authentication',
+      fx.content.images[0]!.repository,
+    ])
   })
 })

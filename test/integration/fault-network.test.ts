@@ -7,7 +7,15 @@ import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
-import {amd64Layers, BUNDLE_NAME, finalOutputs, sha256File, startFaultFixture, unverifiedCacheBlobs, type FaultFixture} from '../helpers/fault-fixture.js'
+import {
+  amd64Layers,
+  BUNDLE_NAME,
+  finalOutputs,
+  sha256File,
+  startFaultFixture,
+  unverifiedCacheBlobs,
+  type FaultFixture,
+} from '../helpers/fault-fixture.js'
 
 // Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
 vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})

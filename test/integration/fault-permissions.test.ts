@@ -45,12 +45,23 @@ describe('permissions', () => {
     const home = await fx.fresh('home')
     mkdirSync(home, {recursive: true})
     chownSync(home, NOBODY, NOBODY)
-    const result = await execa('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'node', path.join(PROJECT_ROOT, 'bin', 'run.js'), ...fx.buildArgs({cache, output})], {
-      reject: false,
-      cwd: home,
-      env: {HOME: home, NO_COLOR: '1', DEBUG: undefined, SOURCE_DATE_EPOCH: '1700000000'},
-      timeout: 240_000,
-    })
+    const result = await execa(
+      'setpriv',
+      [
+        `--reuid=${NOBODY}`,
+        `--regid=${NOBODY}`,
+        '--clear-groups',
+        'node',
+        path.join(PROJECT_ROOT, 'bin', 'run.js'),
+        ...fx.buildArgs({cache, output}),
+      ],
+      {
+        reject: false,
+        cwd: home,
+        env: {HOME: home, NO_COLOR: '1', DEBUG: undefined, SOURCE_DATE_EPOCH: '1700000000'},
+        timeout: 240_000,
+      },
+    )
     const context = `exit ${result.exitCode}\n${result.stderr}`
     expect(result.exitCode, context).toBe(2)
     expect(result.stderr, context).toContain(blob)

@@ -13,7 +13,10 @@ let registry: TestRegistry
 let proxy: FaultProxy
 let blob: Blob
 
-async function getBlob(digest: string, headers: Record<string, string> = {}): Promise<{status: number; body?: Buffer; error?: unknown}> {
+async function getBlob(
+  digest: string,
+  headers: Record<string, string> = {},
+): Promise<{status: number; body?: Buffer; error?: unknown}> {
   const res = await fetch(`${proxy.url}/v2/${REPO}/blobs/${digest}`, {headers})
   try {
     return {status: res.status, body: Buffer.from(await res.arrayBuffer())}
@@ -167,7 +170,10 @@ describe('fault decisions', () => {
   it('are a pure function of seed, digest and attempt', () => {
     const plan = {seed: 42, rate: 0.2}
     const first = digests.map((d) => decide(plan, d, 1, 0))
-    const again = [...digests].reverse().map((d) => decide(plan, d, 1, 0)).reverse()
+    const again = [...digests]
+      .reverse()
+      .map((d) => decide(plan, d, 1, 0))
+      .reverse()
     expect(again).toEqual(first)
     const otherSeed = digests.map((d) => decide({...plan, seed: 43}, d, 1, 0).kind)
     expect(otherSeed).not.toEqual(first.map((d) => d.kind))

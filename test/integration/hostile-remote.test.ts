@@ -51,7 +51,12 @@ function route(p: string, served: Served): string {
 function helmRepo(prefix: string, name: string, archive: Buffer): string {
   route(`${prefix}/index.yaml`, {
     headers: {'content-type': 'application/x-yaml'},
-    body: Buffer.from(stringify({apiVersion: 'v1', entries: {[name]: [{apiVersion: 'v2', name, version: '1.0.0', urls: [`${name}-1.0.0.tgz`]}]}})),
+    body: Buffer.from(
+      stringify({
+        apiVersion: 'v1',
+        entries: {[name]: [{apiVersion: 'v2', name, version: '1.0.0', urls: [`${name}-1.0.0.tgz`]}]},
+      }),
+    ),
   })
   route(`${prefix}/${name}-1.0.0.tgz`, {headers: {'content-type': 'application/gzip'}, body: archive})
   return `${base}${prefix}`
@@ -65,8 +70,13 @@ async function profileWith(content: string): Promise<string> {
 }
 
 async function resolveChart(repository: string, name: string, env: Record<string, string> = {}) {
-  const profile = await profileWith(`    charts:\n      - repo: ${repository}\n        name: ${name}\n        version: 1.0.0\n`)
-  return runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', await mkdtemp(path.join(dir, 'cache-'))], {env, measureRss: true})
+  const profile = await profileWith(
+    `    charts:\n      - repo: ${repository}\n        name: ${name}\n        version: 1.0.0\n`,
+  )
+  return runCli(
+    ['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', await mkdtemp(path.join(dir, 'cache-'))],
+    {env, measureRss: true},
+  )
 }
 
 function expectRefused(result: Awaited<ReturnType<typeof runCli>>, mentions: RegExp[]) {
@@ -119,13 +129,21 @@ afterAll(async () => {
 
 describe('hostile servers', () => {
   it('a chart whose Chart.yaml is over the per-file budget: exit 4 at that entry, bounded memory', async () => {
-    const repo = helmRepo('/big-chart-yaml', 'evil', chartTgz({'evil/Chart.yaml': chartYaml('evil') + `description: ${'x'.repeat(8 * MiB)}\n`}))
+    const repo = helmRepo(
+      '/big-chart-yaml',
+      'evil',
+      chartTgz({'evil/Chart.yaml': chartYaml('evil') + `description: ${'x'.repeat(8 * MiB)}\n`}),
+    )
     const result = await resolveChart(repo, 'evil', {AIRPACK_MAX_CHART_FILE_BYTES: '256KiB'})
     expectRefused(result, [/evil\/Chart\.yaml/, /256 KiB/, /AIRPACK_MAX_CHART_FILE_BYTES/, /evil-1\.0\.0\.tgz/])
   })
 
   it('a chart with a huge entry of zeros before Chart.yaml: refused at its header', async () => {
-    const repo = helmRepo('/zero-entry', 'zeros', chartTgz({'zeros/blob.bin': Buffer.alloc(48 * MiB), 'zeros/Chart.yaml': chartYaml('zeros')}))
+    const repo = helmRepo(
+      '/zero-entry',
+      'zeros',
+      chartTgz({'zeros/blob.bin': Buffer.alloc(48 * MiB), 'zeros/Chart.yaml': chartYaml('zeros')}),
+    )
     const result = await resolveChart(repo, 'zeros', {AIRPACK_MAX_CHART_FILE_BYTES: '1MiB'})
     expectRefused(result, [/zeros\/blob\.bin/, /48 MiB, more than the 1 MiB/, /AIRPACK_MAX_CHART_FILE_BYTES/])
   })
@@ -141,14 +159,21 @@ describe('hostile servers', () => {
   it('a repository index.yaml that gunzips far past its budget: reading stops at the budget', async () => {
     // 64 MiB of YAML comments, gzip-encoded on the wire (a few hundred KiB), with the budget lowered to 1 MiB.
     const index = gzipSync(Buffer.alloc(64 * MiB, '# padding line\n'), {level: 9})
-    route('/gzip-bomb/index.yaml', {headers: {'content-type': 'application/x-yaml', 'content-encoding': 'gzip'}, body: index})
+    route('/gzip-bomb/index.yaml', {
+      headers: {'content-type': 'application/x-yaml', 'content-encoding': 'gzip'},
+      body: index,
+    })
     const result = await resolveChart(`${base}/gzip-bomb`, 'anything', {AIRPACK_MAX_REPOSITORY_INDEX_BYTES: '1MiB'})
     expectRefused(result, [/gzip-bomb\/index\.yaml/, /1 MiB/, /AIRPACK_MAX_REPOSITORY_INDEX_BYTES/])
   })
 
   it('a token service answering a 600 MB JSON body: refused at the default 1 MiB budget, after about 1 MiB', async () => {
     const realm = `${base}/token`
-    route('/v2/', {status: 401, headers: {'www-authenticate': `Bearer realm="${realm}",service="hostile"`, 'content-type': 'application/json'}, body: Buffer.from('{}')})
+    route('/v2/', {
+      status: 401,
+      headers: {'www-authenticate': `Bearer realm="${realm}",service="hostile"`, 'content-type': 'application/json'},
+      body: Buffer.from('{}'),
+    })
     const chunk = Buffer.alloc(MiB, 0x20)
     route('/token', {
       headers: {'content-type': 'application/json'},
@@ -159,7 +184,10 @@ describe('hostile servers', () => {
       },
     })
     const profile = await profileWith(`    images:\n      - image: ${base.replace('http://', '')}/app:1.0\n`)
-    const result = await runCli(['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', await mkdtemp(path.join(dir, 'cache-'))], {measureRss: true})
+    const result = await runCli(
+      ['profile', 'resolve', profile, '--arch', 'amd64', '--cache-dir', await mkdtemp(path.join(dir, 'cache-'))],
+      {measureRss: true},
+    )
     expectRefused(result, [/token service/, /1 MiB/, /AIRPACK_MAX_TOKEN_RESPONSE_BYTES/])
     // The client stopped reading near the budget: the server never got to send the whole body (retries included).
     expect(sent.get('/token')).toBeLessThan(200 * MiB)

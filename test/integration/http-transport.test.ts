@@ -92,7 +92,12 @@ describe('HTTP transport: byte-level faults', () => {
   it('a body longer than its Content-Length: exactly Content-Length bytes, and the next request on that connection fails cleanly', async () => {
     const s = await serve((socket, req) => {
       if (req.path === '/long') {
-        socket.write(Buffer.concat([responseHead(200, {'content-length': 10}), Buffer.from('0123456789EXTRA BYTES THAT ARE NOT HTTP')]))
+        socket.write(
+          Buffer.concat([
+            responseHead(200, {'content-length': 10}),
+            Buffer.from('0123456789EXTRA BYTES THAT ARE NOT HTTP'),
+          ]),
+        )
         return true
       }
       socket.end(Buffer.concat([responseHead(200, {'content-length': 2, connection: 'close'}), Buffer.from('ok')]))
@@ -131,7 +136,10 @@ describe('HTTP transport: byte-level faults', () => {
 
   it('a chunked body is read whole; one cut inside a chunk is a transient RegistryError', async () => {
     const chunked = (parts: Buffer[], complete: boolean) =>
-      Buffer.concat([...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), Buffer.from(complete ? '0\r\n\r\n' : '')])
+      Buffer.concat([
+        ...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]),
+        Buffer.from(complete ? '0\r\n\r\n' : ''),
+      ])
     const parts = [body.subarray(0, 70_000), body.subarray(70_000, 200_000), body.subarray(200_000, 210_000)]
     const s = await serve((socket, req) => {
       socket.write(responseHead(200, {'transfer-encoding': 'chunked'}))
@@ -161,12 +169,19 @@ describe('HTTP transport: byte-level faults', () => {
     const res = await client().send(new URL(`${s.url}/m`))
     const bytes: Buffer[] = []
     for await (const c of res.body) bytes.push(c as Buffer)
-    expect(createHash('sha256').update(Buffer.concat(bytes)).digest('hex')).toBe(createHash('sha256').update(original).digest('hex'))
+    expect(createHash('sha256').update(Buffer.concat(bytes)).digest('hex')).toBe(
+      createHash('sha256').update(original).digest('hex'),
+    )
   })
 
   it('a gzip body that does not decode is a transient RegistryError', async () => {
     const s = await serve((socket) => {
-      socket.end(Buffer.concat([responseHead(200, {'content-encoding': 'gzip', 'content-length': 20, connection: 'close'}), Buffer.alloc(20, 7)]))
+      socket.end(
+        Buffer.concat([
+          responseHead(200, {'content-encoding': 'gzip', 'content-length': 20, connection: 'close'}),
+          Buffer.alloc(20, 7),
+        ]),
+      )
     })
     const res = await client().send(new URL(`${s.url}/m`))
     const error = await res.text().catch((e) => e)
@@ -201,7 +216,13 @@ describe('HTTP transport: byte-level faults', () => {
 
   it('a HEAD answered with a Content-Length and then a FIN is a clean answer', async () => {
     const s = await serve((socket) => {
-      socket.end(responseHead(200, {'content-length': 12345, 'docker-content-digest': 'sha256:' + 'a'.repeat(64), connection: 'close'}))
+      socket.end(
+        responseHead(200, {
+          'content-length': 12345,
+          'docker-content-digest': 'sha256:' + 'a'.repeat(64),
+          connection: 'close',
+        }),
+      )
     })
     const res = await client().send(new URL(`${s.url}/v2/x/manifests/1`), {method: 'HEAD'})
     expect(res.status).toBe(200)
@@ -235,7 +256,12 @@ describe('HTTP transport: byte-level faults', () => {
 
 describe('registry client: token, manifest and HEAD responses cut mid-body are retried', () => {
   const manifest = Buffer.from(
-    JSON.stringify({schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: {mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:' + '0'.repeat(64), size: 2}, layers: []}),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:' + '0'.repeat(64), size: 2},
+      layers: [],
+    }),
   )
   const digest = 'sha256:' + createHash('sha256').update(manifest).digest('hex')
 
@@ -248,17 +274,42 @@ describe('registry client: token, manifest and HEAD responses cut mid-body are r
       seen.set(pathname, n)
       const send = (status: number, headers: Record<string, string | number>, payload: Buffer) => {
         if (n <= cuts && payload.length > 0 && req.method !== 'HEAD') {
-          writeThen(socket, Buffer.concat([responseHead(status, {...headers, 'content-length': payload.length, connection: 'close'}), payload.subarray(0, payload.length >> 1)]), () => socket.end())
+          writeThen(
+            socket,
+            Buffer.concat([
+              responseHead(status, {...headers, 'content-length': payload.length, connection: 'close'}),
+              payload.subarray(0, payload.length >> 1),
+            ]),
+            () => socket.end(),
+          )
           return false
         }
-        socket.write(Buffer.concat([responseHead(status, {...headers, 'content-length': payload.length}), req.method === 'HEAD' ? Buffer.alloc(0) : payload]))
+        socket.write(
+          Buffer.concat([
+            responseHead(status, {...headers, 'content-length': payload.length}),
+            req.method === 'HEAD' ? Buffer.alloc(0) : payload,
+          ]),
+        )
         return true
       }
-      if (pathname === '/token') return send(200, {'content-type': 'application/json'}, Buffer.from(JSON.stringify({token: 'tok-' + 'x'.repeat(200)})))
+      if (pathname === '/token')
+        return send(
+          200,
+          {'content-type': 'application/json'},
+          Buffer.from(JSON.stringify({token: 'tok-' + 'x'.repeat(200)})),
+        )
       if (!req.headers.authorization) {
-        return send(401, {'www-authenticate': `Bearer realm="http://${s.host}/token",service="raw"`}, Buffer.from('{"errors":[]}'))
+        return send(
+          401,
+          {'www-authenticate': `Bearer realm="http://${s.host}/token",service="raw"`},
+          Buffer.from('{"errors":[]}'),
+        )
       }
-      return send(200, {'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digest}, manifest)
+      return send(
+        200,
+        {'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digest},
+        manifest,
+      )
     })
     return {s, seen}
   }

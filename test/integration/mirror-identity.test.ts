@@ -35,7 +35,9 @@ beforeAll(async () => {
     {architecture: 'amd64', layers: [shared, layerOf({'app/amd64': 'amd64 app'})]},
     {architecture: 'arm64', layers: [shared, layerOf({'app/arm64': 'arm64 app'})]},
   ])
-  await pushImage(upstream, 'team/tool', '2', [{architecture: 'amd64', layers: [shared, layerOf({'tool/bin': 'tool'})]}])
+  await pushImage(upstream, 'team/tool', '2', [
+    {architecture: 'amd64', layers: [shared, layerOf({'tool/bin': 'tool'})]},
+  ])
   references = [`${upstream.host}/team/app:1`, `${upstream.host}/team/tool:2`]
   profile = path.join(dir, 'profile.json')
   await writeFile(profile, JSON.stringify(benchProfile(references, 'mirror-test'), null, 2))
@@ -50,7 +52,20 @@ afterAll(async () => {
 async function build(name: string, extra: string[]): Promise<{output: string; stderr: string}> {
   const output = path.join(dir, name)
   const result = await runCli(
-    ['bundle', 'build', profile, '--arch', 'amd64', '--name', 'same', '--cache-dir', path.join(dir, `${name}-cache`), '--output', output, ...extra],
+    [
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      'same',
+      '--cache-dir',
+      path.join(dir, `${name}-cache`),
+      '--output',
+      output,
+      ...extra,
+    ],
     {env: {SOURCE_DATE_EPOCH: '1700000000'}},
   )
   expect(result.exitCode, result.stderr).toBe(0)
@@ -60,7 +75,10 @@ async function build(name: string, extra: string[]): Promise<{output: string; st
 describe('transport out of the bundle and the lock', () => {
   it('direct and through a pull-through cache: cmp-identical .tar.zst and locks; the report names the endpoint used', async () => {
     const registries = path.join(dir, 'registries.yaml')
-    await writeFile(registries, ['mirrors:', `  "${upstream.host}":`, `    endpoint: ["${mirror.url}"]`].join('\n') + '\n')
+    await writeFile(
+      registries,
+      ['mirrors:', `  "${upstream.host}":`, `    endpoint: ["${mirror.url}"]`].join('\n') + '\n',
+    )
     const direct = await build('direct', [])
     const viaMirror = await build('mirror', ['--registries', registries])
 
@@ -68,19 +86,30 @@ describe('transport out of the bundle and the lock', () => {
     await run('cmp', [path.join(direct.output, 'same.lock.json'), path.join(viaMirror.output, 'same.lock.json')])
 
     const report = async (output: string) => JSON.parse(await readFile(path.join(output, 'same.report.json'), 'utf8'))
-    const sources = (r: {artifacts: {kind: string; source: string}[]}) => [...new Set(r.artifacts.filter((a) => a.kind === 'image').map((a) => a.source))]
+    const sources = (r: {artifacts: {kind: string; source: string}[]}) => [
+      ...new Set(r.artifacts.filter((a) => a.kind === 'image').map((a) => a.source)),
+    ]
     expect(sources(await report(direct.output))).toEqual([upstream.host])
     expect(sources(await report(viaMirror.output))).toEqual([mirror.host])
     // The pull-through cache really served (and stored) the content.
-    const stored = await readdir(path.join(mirror.dir, 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256'), {recursive: true})
+    const stored = await readdir(path.join(mirror.dir, 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256'), {
+      recursive: true,
+    })
     expect(stored.some((f) => f.endsWith('data'))).toBe(true)
 
     const lock = await readFile(path.join(viaMirror.output, 'same.lock.json'), 'utf8')
     expect(lock).not.toContain(mirror.host)
     expect(lock).not.toContain(dir)
-    const {stdout: listing} = await run('bash', ['-c', `zstd -dc ${JSON.stringify(path.join(viaMirror.output, 'same.tar.zst'))} | tar -xOf - airpack/bundle.json`])
+    const {stdout: listing} = await run('bash', [
+      '-c',
+      `zstd -dc ${JSON.stringify(path.join(viaMirror.output, 'same.tar.zst'))} | tar -xOf - airpack/bundle.json`,
+    ])
     expect(listing).not.toContain(mirror.host)
-    expect(JSON.parse(listing).artifacts.filter((a: {kind: string}) => a.kind === 'image').map((a: {source: string}) => a.source)).toEqual([upstream.host, upstream.host])
+    expect(
+      JSON.parse(listing)
+        .artifacts.filter((a: {kind: string}) => a.kind === 'image')
+        .map((a: {source: string}) => a.source),
+    ).toEqual([upstream.host, upstream.host])
   })
 
   it('a lock written in one checkout is byte-identical to one written from a copy of the profiles elsewhere', async () => {
@@ -96,7 +125,10 @@ describe('transport out of the bundle and the lock', () => {
       [checkoutA, lockA],
       [checkoutB, lockB],
     ] as const) {
-      const result = await runCli(['profile', 'resolve', path.join(cwd, 'edge.json'), '--arch', 'amd64', '--lock-file', lock], {cwd})
+      const result = await runCli(
+        ['profile', 'resolve', path.join(cwd, 'edge.json'), '--arch', 'amd64', '--lock-file', lock],
+        {cwd},
+      )
       expect(result.exitCode, result.stderr).toBe(0)
     }
     await run('cmp', [lockA, lockB])

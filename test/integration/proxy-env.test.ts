@@ -24,9 +24,25 @@ vi.setConfig({testTimeout: 120_000, hookTimeout: 120_000})
 const PASSWORD = 's3cret-proxy-pw'
 const amd64 = {os: 'linux', architecture: 'amd64'}
 const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'p', pack: 'k', file: 'f.yaml'})
-const chart = (repository: string, name: string, version: string) => ({repository, name, version, profile: 'p', pack: 'k', file: 'f.yaml'})
+const chart = (repository: string, name: string, version: string) => ({
+  repository,
+  name,
+  version,
+  profile: 'p',
+  pack: 'k',
+  file: 'f.yaml',
+})
 /** No proxy variable of the test runner's own environment leaks into a child or a client. */
-const NO_PROXY_ENV = {HTTP_PROXY: undefined, HTTPS_PROXY: undefined, NO_PROXY: undefined, ALL_PROXY: undefined, http_proxy: undefined, https_proxy: undefined, no_proxy: undefined, all_proxy: undefined}
+const NO_PROXY_ENV = {
+  HTTP_PROXY: undefined,
+  HTTPS_PROXY: undefined,
+  NO_PROXY: undefined,
+  ALL_PROXY: undefined,
+  http_proxy: undefined,
+  https_proxy: undefined,
+  no_proxy: undefined,
+  all_proxy: undefined,
+}
 
 let proxy: TestHttpProxy
 let tlsReg: TestRegistry
@@ -42,11 +58,17 @@ beforeAll(async () => {
   tlsReg = await startRegistry({tls: true})
   plainReg = await startRegistry()
   issuer = await startTokenIssuer({anonymousPull: true})
-  tokenReg = await startRegistry({token: {realm: issuer.realm, service: issuer.service, issuer: issuer.issuer, rootCertPem: issuer.rootCertPem}})
+  tokenReg = await startRegistry({
+    token: {realm: issuer.realm, service: issuer.service, issuer: issuer.issuer, rootCertPem: issuer.rootCertPem},
+  })
   helm = await startHelmRepo({charts: [{name: 'redis', version: '17.0.1'}]})
   // Different layers per registry: a blob cached from one would not be fetched from the other.
-  await pushImage(tlsReg, 'team/app', '1', [{architecture: 'amd64', layers: [layerOf({'etc/proxy-test': 'tls registry'})]}])
-  await pushImage(plainReg, 'team/app', '1', [{architecture: 'amd64', layers: [layerOf({'etc/proxy-test': 'plain registry'})]}])
+  await pushImage(tlsReg, 'team/app', '1', [
+    {architecture: 'amd64', layers: [layerOf({'etc/proxy-test': 'tls registry'})]},
+  ])
+  await pushImage(plainReg, 'team/app', '1', [
+    {architecture: 'amd64', layers: [layerOf({'etc/proxy-test': 'plain registry'})]},
+  ])
   const layers = [layerOf({'etc/proxy-test': 'token registry'})]
   const seeder: TestRegistry = {
     ...tokenReg,
@@ -83,19 +105,40 @@ async function allFiles(root: string): Promise<string> {
 describe('behind an HTTP proxy', () => {
   it('bundle build with HTTPS_PROXY and HTTP_PROXY: CONNECT for the https registry, absolute-URI GETs for the plain one, no password anywhere', async () => {
     const profile = path.join(dir, 'profile.json')
-    await writeFile(profile, JSON.stringify(benchProfile([`${tlsReg.host}/team/app:1`, `${plainReg.host}/team/app:1`], 'proxy-test')))
+    await writeFile(
+      profile,
+      JSON.stringify(benchProfile([`${tlsReg.host}/team/app:1`, `${plainReg.host}/team/app:1`], 'proxy-test')),
+    )
     const output = path.join(dir, 'out')
     const {lines, value} = await newRequests(() =>
       runCli(
-        ['bundle', 'build', profile, '--arch', 'amd64', '--name', 'viaproxy', '--ca-cert', tlsReg.caFile!, '--cache-dir', path.join(dir, 'cache'), '--output', output],
+        [
+          'bundle',
+          'build',
+          profile,
+          '--arch',
+          'amd64',
+          '--name',
+          'viaproxy',
+          '--ca-cert',
+          tlsReg.caFile!,
+          '--cache-dir',
+          path.join(dir, 'cache'),
+          '--output',
+          output,
+        ],
         {env: {...NO_PROXY_ENV, HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url, SOURCE_DATE_EPOCH: '1700000000'}},
       ),
     )
     const result = value as Awaited<ReturnType<typeof runCli>>
     expect(result.exitCode, result.stderr).toBe(0)
     expect(lines).toContain(`CONNECT ${tlsReg.host}`)
-    expect(lines.filter((l) => l.startsWith(`GET http://${plainReg.host}/v2/team/app/blobs/`)).length).toBeGreaterThanOrEqual(1)
-    expect(lines.filter((l) => l.startsWith(`GET http://${plainReg.host}/v2/team/app/manifests/`)).length).toBeGreaterThanOrEqual(1)
+    expect(
+      lines.filter((l) => l.startsWith(`GET http://${plainReg.host}/v2/team/app/blobs/`)).length,
+    ).toBeGreaterThanOrEqual(1)
+    expect(
+      lines.filter((l) => l.startsWith(`GET http://${plainReg.host}/v2/team/app/manifests/`)).length,
+    ).toBeGreaterThanOrEqual(1)
     expect(result.stdout + result.stderr).not.toContain(PASSWORD)
     expect(await allFiles(output)).not.toContain(PASSWORD)
   })
@@ -118,11 +161,20 @@ describe('behind an HTTP proxy', () => {
 
   it('NO_PROXY naming the registry (host:port) connects directly; a NO_PROXY for other hosts does not', async () => {
     const direct = await newRequests(() =>
-      resolveArtifacts({images: [img(`${plainReg.host}/team/app:1`)], charts: []}, {platform: amd64, env: {HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: `example.invalid, ${plainReg.host}`}}),
+      resolveArtifacts(
+        {images: [img(`${plainReg.host}/team/app:1`)], charts: []},
+        {
+          platform: amd64,
+          env: {HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: `example.invalid, ${plainReg.host}`},
+        },
+      ),
     )
     expect(direct.lines).toEqual([])
     const proxied = await newRequests(() =>
-      resolveArtifacts({images: [img(`${plainReg.host}/team/app:1`)], charts: []}, {platform: amd64, env: {HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, no_proxy: 'example.invalid,.internal'}}),
+      resolveArtifacts(
+        {images: [img(`${plainReg.host}/team/app:1`)], charts: []},
+        {platform: amd64, env: {HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, no_proxy: 'example.invalid,.internal'}},
+      ),
     )
     expect(proxied.lines.some((l) => l.includes(plainReg.host))).toBe(true)
   })
@@ -142,7 +194,10 @@ describe('behind an HTTP proxy', () => {
 
   it('a proxy that is not listening: exit 4 naming it, password masked', async () => {
     const dead = `http://alice:${PASSWORD}@127.0.0.1:9`
-    const error = await resolveArtifacts({images: [img(`${plainReg.host}/team/app:1`)], charts: []}, {platform: amd64, attempts: 1, env: {HTTP_PROXY: dead, HTTPS_PROXY: dead}}).catch((e) => e)
+    const error = await resolveArtifacts(
+      {images: [img(`${plainReg.host}/team/app:1`)], charts: []},
+      {platform: amd64, attempts: 1, env: {HTTP_PROXY: dead, HTTPS_PROXY: dead}},
+    ).catch((e) => e)
     expect(error).toBeInstanceOf(ResolveError)
     expect(error.exitCode).toBe(4)
     const text = JSON.stringify(error.details) + error.message

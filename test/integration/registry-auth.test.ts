@@ -42,11 +42,19 @@ describe('registry authentication', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-auth-'))
     tlsReg = await startRegistry({tls: true, htpasswd: {alice: PASSWORD}})
-    basicImage = await pushImage(tlsReg, 'secure/app', '1', [{architecture: 'amd64', layers: [layerOf({a: 'basic'})]}], {
-      auth: {username: 'alice', password: PASSWORD},
-    })
+    basicImage = await pushImage(
+      tlsReg,
+      'secure/app',
+      '1',
+      [{architecture: 'amd64', layers: [layerOf({a: 'basic'})]}],
+      {
+        auth: {username: 'alice', password: PASSWORD},
+      },
+    )
     issuer = await startTokenIssuer({users: {bob: PASSWORD}, refreshTokens: {'refresh-XYZ-123456': 'bob'}})
-    tokenReg = await startRegistry({token: {realm: issuer.realm, service: issuer.service, issuer: issuer.issuer, rootCertPem: issuer.rootCertPem}})
+    tokenReg = await startRegistry({
+      token: {realm: issuer.realm, service: issuer.service, issuer: issuer.issuer, rootCertPem: issuer.rootCertPem},
+    })
     const seed = (repo: string): TestRegistry => ({
       ...tokenReg,
       fetch: (p, init = {}) => {
@@ -55,8 +63,12 @@ describe('registry authentication', () => {
         return tokenReg.fetch(p, {...init, headers})
       },
     })
-    tokenImage = await pushImage(seed('tok/app'), 'tok/app', '1', [{architecture: 'amd64', layers: [layerOf({a: 'token'})]}])
-    tokenImage2 = await pushImage(seed('tok/app'), 'tok/app', '2', [{architecture: 'amd64', layers: [layerOf({a: 'token2'})]}])
+    tokenImage = await pushImage(seed('tok/app'), 'tok/app', '1', [
+      {architecture: 'amd64', layers: [layerOf({a: 'token'})]},
+    ])
+    tokenImage2 = await pushImage(seed('tok/app'), 'tok/app', '2', [
+      {architecture: 'amd64', layers: [layerOf({a: 'token2'})]},
+    ])
     await mkdir(path.join(dir, 'bin'))
     // A credential helper speaking the docker-credential protocol: server URL on stdin, JSON on stdout.
     await writeFile(
@@ -82,7 +94,10 @@ describe('registry authentication', () => {
 
   it('Basic over TLS with --ca-cert and Docker config auths; the lock holds no secret', async () => {
     const dockerConfigDir = await dockerConfig('auths', {auths: {[tlsReg.host]: {auth: b64(`alice:${PASSWORD}`)}}})
-    const {lock, plan} = await resolveArtifacts({images: [img(basicImage.reference)], charts: []}, {platform: amd64, dockerConfigDir, caCertFile: tlsReg.caFile})
+    const {lock, plan} = await resolveArtifacts(
+      {images: [img(basicImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir, caCertFile: tlsReg.caFile},
+    )
     expect(lock.images[basicImage.reference].digest).toBe(basicImage.digest)
     const lockFile = path.join(dir, 'basic.lock.json')
     await writeLock(lockFile, lock)
@@ -92,14 +107,23 @@ describe('registry authentication', () => {
 
   it('Basic with the K3s registries.yaml configs (auth and tls.ca_file)', async () => {
     const file = path.join(dir, 'registries.yaml')
-    await writeFile(file, `configs:\n  "${tlsReg.host}":\n    auth:\n      username: alice\n      password: ${PASSWORD}\n    tls:\n      ca_file: ${tlsReg.caFile}\n`)
-    const {lock} = await resolveArtifacts({images: [img(basicImage.reference)], charts: []}, {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none')})
+    await writeFile(
+      file,
+      `configs:\n  "${tlsReg.host}":\n    auth:\n      username: alice\n      password: ${PASSWORD}\n    tls:\n      ca_file: ${tlsReg.caFile}\n`,
+    )
+    const {lock} = await resolveArtifacts(
+      {images: [img(basicImage.reference)], charts: []},
+      {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none')},
+    )
     expect(lock.images[basicImage.reference].digest).toBe(basicImage.digest)
   })
 
   it("Palette's --cred-file, with unverified TLS for that host only (--insecure-registry)", async () => {
     const credFile = path.join(dir, 'creds.json')
-    await writeFile(credFile, JSON.stringify({image: [{endpoint: tlsReg.host, username: 'alice', password: PASSWORD}], helm: []}))
+    await writeFile(
+      credFile,
+      JSON.stringify({image: [{endpoint: tlsReg.host, username: 'alice', password: PASSWORD}], helm: []}),
+    )
     const {lock} = await resolveArtifacts(
       {images: [img(basicImage.reference)], charts: []},
       {platform: amd64, credFile, insecureRegistries: [tlsReg.host], dockerConfigDir: path.join(dir, 'none')},
@@ -109,17 +133,28 @@ describe('registry authentication', () => {
 
   it('a credential helper (credHelpers) and a credsStore', async () => {
     const helpers = await dockerConfig('helpers', {credHelpers: {[tlsReg.host]: 'airpacktest'}})
-    const r1 = await resolveArtifacts({images: [img(basicImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: helpers, caCertFile: tlsReg.caFile, env: env()})
+    const r1 = await resolveArtifacts(
+      {images: [img(basicImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir: helpers, caCertFile: tlsReg.caFile, env: env()},
+    )
     expect(r1.lock.images[basicImage.reference].digest).toBe(basicImage.digest)
     const store = await dockerConfig('store', {credsStore: 'airpacktest', auths: {[tlsReg.host]: {}}})
-    const r2 = await resolveArtifacts({images: [img(basicImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: store, caCertFile: tlsReg.caFile, env: env()})
+    const r2 = await resolveArtifacts(
+      {images: [img(basicImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir: store, caCertFile: tlsReg.caFile, env: env()},
+    )
     expect(r2.lock.images[basicImage.reference].digest).toBe(basicImage.digest)
   })
 
   it('Bearer tokens from the challenge, fetched once per scope with Basic credentials', async () => {
     issuer.requests.length = 0
-    const dockerConfigDir = await dockerConfig('token-auths', {auths: {[tokenReg.host]: {auth: b64(`bob:${PASSWORD}`)}}})
-    const {lock} = await resolveArtifacts({images: [img(tokenImage.reference), img(tokenImage2.reference)], charts: []}, {platform: amd64, dockerConfigDir})
+    const dockerConfigDir = await dockerConfig('token-auths', {
+      auths: {[tokenReg.host]: {auth: b64(`bob:${PASSWORD}`)}},
+    })
+    const {lock} = await resolveArtifacts(
+      {images: [img(tokenImage.reference), img(tokenImage2.reference)], charts: []},
+      {platform: amd64, dockerConfigDir},
+    )
     expect(lock.images[tokenImage.reference].digest).toBe(tokenImage.digest)
     expect(lock.images[tokenImage2.reference].digest).toBe(tokenImage2.digest)
     expect(issuer.requests).toEqual([{user: 'bob', scope: 'repository:tok/app:pull', method: 'GET'}])
@@ -129,11 +164,19 @@ describe('registry authentication', () => {
   it('an identity token (refresh-token grant) from a helper answering <token>', async () => {
     issuer.requests.length = 0
     const helpers = await dockerConfig('token-helper', {credHelpers: {[tokenReg.host]: 'airpacktest'}})
-    const {lock} = await resolveArtifacts({images: [img(tokenImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: helpers, env: env()})
+    const {lock} = await resolveArtifacts(
+      {images: [img(tokenImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir: helpers, env: env()},
+    )
     expect(lock.images[tokenImage.reference].digest).toBe(tokenImage.digest)
     expect(issuer.requests).toEqual([{user: 'refresh', scope: 'repository:tok/app:pull', method: 'POST'}])
-    const direct = await dockerConfig('identitytoken', {auths: {[tokenReg.host]: {identitytoken: 'refresh-XYZ-123456'}}})
-    const r2 = await resolveArtifacts({images: [img(tokenImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: direct})
+    const direct = await dockerConfig('identitytoken', {
+      auths: {[tokenReg.host]: {identitytoken: 'refresh-XYZ-123456'}},
+    })
+    const r2 = await resolveArtifacts(
+      {images: [img(tokenImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir: direct},
+    )
     expect(r2.lock.images[tokenImage.reference].digest).toBe(tokenImage.digest)
   })
 
@@ -144,13 +187,47 @@ describe('registry authentication', () => {
     await mkdir(mtlsDir)
     const tls = makeTlsMaterial(mtlsDir)
     const run = (args: string[]) => execFileSync('openssl', args, {cwd: mtlsDir, stdio: 'pipe'})
-    run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=airpack client'])
-    run(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2'])
+    run([
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'client.key',
+      '-out',
+      'client.csr',
+      '-subj',
+      '/CN=airpack client',
+    ])
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'client.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'client.pem',
+      '-days',
+      '2',
+    ])
     const server = https.createServer(
-      {key: await readFile(tls.keyFile), cert: await readFile(tls.certFile), ca: tls.caPem, requestCert: true, rejectUnauthorized: true},
+      {
+        key: await readFile(tls.keyFile),
+        cert: await readFile(tls.certFile),
+        ca: tls.caPem,
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
       (req, res) => {
         void (async () => {
-          const up = await plain.fetch(req.url ?? '/', {method: req.method, headers: req.headers.accept ? {accept: String(req.headers.accept)} : {}})
+          const up = await plain.fetch(req.url ?? '/', {
+            method: req.method,
+            headers: req.headers.accept ? {accept: String(req.headers.accept)} : {},
+          })
           const body = Buffer.from(await up.arrayBuffer())
           const headers: Record<string, string> = {}
           up.headers.forEach((v, k) => {
@@ -168,11 +245,20 @@ describe('registry authentication', () => {
       const ref = `${host}/mtls/app:1`
       const file = path.join(dir, 'mtls.yaml')
       const tlsBlock = `    tls:\n      ca_file: ${tls.caFile}\n`
-      await writeFile(file, `configs:\n  "${host}":\n${tlsBlock}      cert_file: ${path.join(mtlsDir, 'client.pem')}\n      key_file: ${path.join(mtlsDir, 'client.key')}\n`)
-      const {lock} = await resolveArtifacts({images: [img(ref)], charts: []}, {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none')})
+      await writeFile(
+        file,
+        `configs:\n  "${host}":\n${tlsBlock}      cert_file: ${path.join(mtlsDir, 'client.pem')}\n      key_file: ${path.join(mtlsDir, 'client.key')}\n`,
+      )
+      const {lock} = await resolveArtifacts(
+        {images: [img(ref)], charts: []},
+        {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none')},
+      )
       expect(lock.images[ref].digest).toBe(seeded.digest)
       await writeFile(file, `configs:\n  "${host}":\n${tlsBlock}`)
-      const refused = await resolveArtifacts({images: [img(ref)], charts: []}, {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none'), attempts: 1}).catch((e) => e)
+      const refused = await resolveArtifacts(
+        {images: [img(ref)], charts: []},
+        {platform: amd64, registriesFile: file, dockerConfigDir: path.join(dir, 'none'), attempts: 1},
+      ).catch((e) => e)
       expect(refused).toBeInstanceOf(ResolveError)
       expect(refused.details.problems[0]).toContain(host)
       expect(refused.details.problems[0]).toContain('set cert_file and key_file')
@@ -184,21 +270,37 @@ describe('registry authentication', () => {
   })
 
   it('fails clearly, naming artifact and registry and never the secret: wrong password, no credentials, untrusted TLS', async () => {
-    const wrong = await dockerConfig('wrong', {auths: {[tlsReg.host]: {auth: b64('alice:wrong-' + PASSWORD)}, [tokenReg.host]: {auth: b64('bob:wrong-' + PASSWORD)}}})
-    const e1 = await resolveArtifacts({images: [img(basicImage.reference), img(tokenImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: wrong, caCertFile: tlsReg.caFile}).catch((e) => e)
+    const wrong = await dockerConfig('wrong', {
+      auths: {
+        [tlsReg.host]: {auth: b64('alice:wrong-' + PASSWORD)},
+        [tokenReg.host]: {auth: b64('bob:wrong-' + PASSWORD)},
+      },
+    })
+    const e1 = await resolveArtifacts(
+      {images: [img(basicImage.reference), img(tokenImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir: wrong, caCertFile: tlsReg.caFile},
+    ).catch((e) => e)
     expect(e1).toBeInstanceOf(ResolveError)
     expect(e1.details.problems).toHaveLength(2)
-    expect(e1.details.problems[0]).toContain(`${tlsReg.host} rejected the credentials (from docker config auths) for secure/app`)
+    expect(e1.details.problems[0]).toContain(
+      `${tlsReg.host} rejected the credentials (from docker config auths) for secure/app`,
+    )
     expect(e1.details.problems[1]).toContain(`rejected the credentials for ${tokenReg.host} (from docker config auths)`)
     expect(e1.hint).toMatch(/docker login/)
     await expectNoSecrets(e1)
     await expectNoSecrets(e1.details)
 
-    const e2 = await resolveArtifacts({images: [img(basicImage.reference), img(tokenImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: path.join(dir, 'none'), caCertFile: tlsReg.caFile}).catch((e) => e)
+    const e2 = await resolveArtifacts(
+      {images: [img(basicImage.reference), img(tokenImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir: path.join(dir, 'none'), caCertFile: tlsReg.caFile},
+    ).catch((e) => e)
     expect(e2.details.problems[0]).toContain('requires authentication for secure/app and no credentials were found')
     expect(e2.details.problems[1]).toContain(`refused anonymous access to ${tokenReg.host}`)
 
-    const e3 = await resolveArtifacts({images: [img(basicImage.reference)], charts: []}, {platform: amd64, dockerConfigDir: path.join(dir, 'none')}).catch((e) => e)
+    const e3 = await resolveArtifacts(
+      {images: [img(basicImage.reference)], charts: []},
+      {platform: amd64, dockerConfigDir: path.join(dir, 'none')},
+    ).catch((e) => e)
     expect(e3).toBeInstanceOf(ResolveError)
     expect(e3.details.problems[0]).toMatch(/TLS to 127\.0\.0\.1:\d+ failed/)
     expect(e3.hint).toMatch(/--ca-cert/)

@@ -31,7 +31,13 @@ describe('registry faults', () => {
     return p
   }
   const via = (p: FaultProxy, repo = 'team/app:1') => `${p.host}/${repo}`
-  const cutBig = (extra: FaultPlan = {}): FaultPlan => ({rate: 1, kinds: ['cut'], digests: [bigDigest], at: 1 / 3, ...extra})
+  const cutBig = (extra: FaultPlan = {}): FaultPlan => ({
+    rate: 1,
+    kinds: ['cut'],
+    digests: [bigDigest],
+    at: 1 / 3,
+    ...extra,
+  })
 
   beforeAll(async () => {
     reg = await startRegistry()
@@ -40,7 +46,9 @@ describe('registry faults', () => {
     bigDigest = big.digest
     image = await pushImage(reg, 'team/app', '1', [{architecture: 'amd64', layers: [big, layerOf({'etc/x': 'small'})]}])
     await pushImage(reg, 'mirrored/rancher/app', '1', [{architecture: 'amd64', layers: [layerOf({'etc/m': 'mirror'})]}])
-    await pushImage(reg, 'library/nginx', '1.27', [{architecture: 'amd64', layers: [layerOf({'etc/nginx': 'hub mirror'})]}])
+    await pushImage(reg, 'library/nginx', '1.27', [
+      {architecture: 'amd64', layers: [layerOf({'etc/nginx': 'hub mirror'})]},
+    ])
   })
   afterAll(async () => {
     for (const p of proxies) await p.stop()
@@ -70,10 +78,14 @@ describe('registry faults', () => {
   it('a manifest whose bytes do not match its digest is an integrity failure (exit 5), and nothing is cached', async () => {
     const bad = await proxy({routes: {manifestSuffix: ' '}})
     const store = new BlobStore(path.join(dir, 'bad'))
-    const error = await resolveArtifacts({images: [img(via(bad))], charts: []}, {platform: amd64, store}).catch((e) => e)
+    const error = await resolveArtifacts({images: [img(via(bad))], charts: []}, {platform: amd64, store}).catch(
+      (e) => e,
+    )
     expect(error).toBeInstanceOf(IntegrityError)
     expect(error.exitCode).toBe(5)
-    expect(error.details.problems[0]).toMatch(/the manifest bytes hash to sha256:[a-f0-9]{64}, but the registry says sha256:/)
+    expect(error.details.problems[0]).toMatch(
+      /the manifest bytes hash to sha256:[a-f0-9]{64}, but the registry says sha256:/,
+    )
     expect(await readdir(path.join(store.root, 'blobs', 'sha256')).catch(() => [])).toEqual([])
   })
 
@@ -116,22 +128,32 @@ describe('registry faults', () => {
 
   it('follows a redirect to another origin for blobs without sending it the Authorization header', async () => {
     // Like presigned storage URLs, the storage origin refuses (400) any request that carries Authorization.
-    const p = await proxy({routes: {basicAuth: {username: 'carol', password: 'pw-redirect-secret'}, blobsToStorage: true}})
+    const p = await proxy({
+      routes: {basicAuth: {username: 'carol', password: 'pw-redirect-secret'}, blobsToStorage: true},
+    })
     const cfg = path.join(dir, 'redirect-docker')
     await import('node:fs/promises').then((fs) => fs.mkdir(cfg, {recursive: true}))
-    await writeFile(path.join(cfg, 'config.json'), JSON.stringify({auths: {[p.host]: {auth: Buffer.from('carol:pw-redirect-secret').toString('base64')}}}))
+    await writeFile(
+      path.join(cfg, 'config.json'),
+      JSON.stringify({auths: {[p.host]: {auth: Buffer.from('carol:pw-redirect-secret').toString('base64')}}}),
+    )
     const {lock} = await resolveArtifacts({images: [img(via(p))], charts: []}, {platform: amd64, dockerConfigDir: cfg})
     const store = new BlobStore(path.join(dir, 'redirect'))
     await fetchLock(lock, store, {dockerConfigDir: cfg})
     expect(p.counters.storageLog.length).toBeGreaterThanOrEqual(2)
     expect(p.counters.storageLog.every((r) => r.authorization === undefined)).toBe(true)
-    expect(p.counters.log.filter((r) => r.path.includes('/blobs/')).every((r) => r.authorization?.startsWith('Basic '))).toBe(true)
+    expect(
+      p.counters.log.filter((r) => r.path.includes('/blobs/')).every((r) => r.authorization?.startsWith('Basic ')),
+    ).toBe(true)
     for (const i of Object.values(lock.images)) for (const b of i.blobs) expect(await store.has(b.digest)).toBe(true)
   })
 
   it('a 401 loop (a token the registry never accepts) ends after one renewal: exit 4 naming the artifact', async () => {
     const p = await proxy({routes: {authLoop: true}})
-    const error = await resolveArtifacts({images: [img(via(p))], charts: []}, {platform: amd64, retryBaseMs: 1, env: {}}).catch((e) => e)
+    const error = await resolveArtifacts(
+      {images: [img(via(p))], charts: []},
+      {platform: amd64, retryBaseMs: 1, env: {}},
+    ).catch((e) => e)
     expect(error).toBeInstanceOf(ResolveError)
     expect(error.exitCode).toBe(4)
     expect(error.details.problems[0]).toContain(`${via(p)}`)
@@ -193,8 +215,15 @@ describe('registry faults', () => {
         `    endpoint: ["http://${reg.host}"]`,
       ].join('\n') + '\n',
     )
-    const refs = ['docker.io/library/nginx:1.27', 'rancher.example.invalid/rancher/app:1', 'other.example.invalid/team/app:1']
-    const {lock, plan} = await resolveArtifacts({images: refs.map(img), charts: []}, {platform: amd64, registriesFile: file, attempts: 1})
+    const refs = [
+      'docker.io/library/nginx:1.27',
+      'rancher.example.invalid/rancher/app:1',
+      'other.example.invalid/team/app:1',
+    ]
+    const {lock, plan} = await resolveArtifacts(
+      {images: refs.map(img), charts: []},
+      {platform: amd64, registriesFile: file, attempts: 1},
+    )
     // The plan names the endpoint that served each reference; the lock keeps the canonical references only.
     for (const r of refs) expect(plan.artifacts.find((a) => a.reference === r)?.source).toBe(reg.host)
     for (const r of refs) expect(JSON.stringify(lock.images[r])).not.toContain(reg.host)

@@ -16,14 +16,28 @@ describe('test registry harness', () => {
 
   it('serves a seeded multi-arch OCI index that skopeo can read per platform', async () => {
     const shared = layerOf({'etc/shared': 'shared layer'})
-    const img = await pushImage(reg, 'team/app', '1.0', [
-      {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'amd64'})]},
-      {architecture: 'arm64', variant: 'v8', layers: [shared, layerOf({'bin/app': 'arm64'})]},
-    ], {attestations: true})
-    const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${img.reference}`]).toString())
+    const img = await pushImage(
+      reg,
+      'team/app',
+      '1.0',
+      [
+        {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'amd64'})]},
+        {architecture: 'arm64', variant: 'v8', layers: [shared, layerOf({'bin/app': 'arm64'})]},
+      ],
+      {attestations: true},
+    )
+    const raw = JSON.parse(
+      execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${img.reference}`]).toString(),
+    )
     expect(raw.manifests).toHaveLength(4)
     const arm = JSON.parse(
-      execFileSync('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${img.reference}`]).toString(),
+      execFileSync('skopeo', [
+        'inspect',
+        '--tls-verify=false',
+        '--override-arch',
+        'arm64',
+        `docker://${img.reference}`,
+      ]).toString(),
     )
     expect(arm.Architecture).toBe('arm64')
     expect(arm.Layers).toContain(shared.digest)

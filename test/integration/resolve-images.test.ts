@@ -11,7 +11,15 @@ import {MT, layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 import {amd64, arm64} from '../helpers/constants.js'
 
 // Resolution and fetch of every manifest type against a real distribution registry on loopback.
-const img = (reference: string) => ({reference, kind: 'image' as const, profile: 'edge', pack: 'app', file: 'profile.yaml', line: 3, fileLine: 7})
+const img = (reference: string) => ({
+  reference,
+  kind: 'image' as const,
+  profile: 'edge',
+  pack: 'app',
+  file: 'profile.yaml',
+  line: 3,
+  fileLine: 7,
+})
 
 describe('resolving images', () => {
   let reg: TestRegistry
@@ -25,17 +33,37 @@ describe('resolving images', () => {
   beforeAll(async () => {
     reg = await startRegistry()
     dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-resolve-'))
-    oci = await pushImage(reg, 'team/oci', '1.0', [
-      {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'oci amd64'})]},
-      {architecture: 'arm64', variant: 'v8', layers: [shared, layerOf({'bin/app': 'oci arm64'})]},
-      {architecture: 'arm', variant: 'v7', layers: [layerOf({'bin/app': 'oci arm v7'})]},
-    ], {attestations: true})
-    docker = await pushImage(reg, 'team/docker', '2.0', [
-      {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'docker amd64'})]},
-      {architecture: 'arm64', layers: [shared, layerOf({'bin/app': 'docker arm64'})]},
-    ], {format: 'docker'})
-    single = await pushImage(reg, 'team/single', '3.0', [{architecture: 'amd64', layers: [layerOf({'bin/app': 'single amd64'})]}], {single: true})
-    armOnly = await pushImage(reg, 'team/armonly', '1', [{architecture: 'arm64', layers: [layerOf({'bin/app': 'arm only'})]}])
+    oci = await pushImage(
+      reg,
+      'team/oci',
+      '1.0',
+      [
+        {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'oci amd64'})]},
+        {architecture: 'arm64', variant: 'v8', layers: [shared, layerOf({'bin/app': 'oci arm64'})]},
+        {architecture: 'arm', variant: 'v7', layers: [layerOf({'bin/app': 'oci arm v7'})]},
+      ],
+      {attestations: true},
+    )
+    docker = await pushImage(
+      reg,
+      'team/docker',
+      '2.0',
+      [
+        {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'docker amd64'})]},
+        {architecture: 'arm64', layers: [shared, layerOf({'bin/app': 'docker arm64'})]},
+      ],
+      {format: 'docker'},
+    )
+    single = await pushImage(
+      reg,
+      'team/single',
+      '3.0',
+      [{architecture: 'amd64', layers: [layerOf({'bin/app': 'single amd64'})]}],
+      {single: true},
+    )
+    armOnly = await pushImage(reg, 'team/armonly', '1', [
+      {architecture: 'arm64', layers: [layerOf({'bin/app': 'arm only'})]},
+    ])
   })
   afterAll(async () => {
     await reg?.stop()
@@ -53,7 +81,10 @@ describe('resolving images', () => {
     expect(o.mediaType).toBe(MT.ociIndex)
     expect(o.platformManifest.digest).toBe(oci.manifests['linux/arm64/v8'].digest)
     expect(o.platformManifest.platform).toEqual({os: 'linux', architecture: 'arm64', variant: 'v8'})
-    expect(o.omittedPlatforms).toEqual([{os: 'linux', architecture: 'amd64'}, {os: 'linux', architecture: 'arm', variant: 'v7'}])
+    expect(o.omittedPlatforms).toEqual([
+      {os: 'linux', architecture: 'amd64'},
+      {os: 'linux', architecture: 'arm', variant: 'v7'},
+    ])
     expect(o.blobs.map((b) => b.digest)).toEqual([
       oci.digest,
       oci.manifests['linux/arm64/v8'].digest,
@@ -115,11 +146,16 @@ describe('resolving images', () => {
 
   it('fetches every blob once into the cache, then a warm fetch downloads nothing; the lock detects a moved tag', async () => {
     const store = new BlobStore(path.join(dir, 'cache2'))
-    const {lock} = await resolveArtifacts({images: [img(oci.reference), img(docker.reference)], charts: []}, {platform: amd64})
+    const {lock} = await resolveArtifacts(
+      {images: [img(oci.reference), img(docker.reference)], charts: []},
+      {platform: amd64},
+    )
     const lines: string[] = []
     const logger = {info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), interactive: false}
     const cold = await fetchLock(lock, store, {concurrency: 3, logger})
-    expect(lines.at(-1)).toMatch(/^fetch done: 2\/2 artifacts, [\d.]+ MiB of [\d.]+ MiB \([\d.]+ MiB downloaded, [\d.]+ MiB\/s\)$/)
+    expect(lines.at(-1)).toMatch(
+      /^fetch done: 2\/2 artifacts, [\d.]+ MiB of [\d.]+ MiB \([\d.]+ MiB downloaded, [\d.]+ MiB\/s\)$/,
+    )
     const all = new Map<string, number>()
     for (const i of Object.values(lock.images)) for (const b of i.blobs) all.set(b.digest, b.size)
     const total = [...all.values()].reduce((a, b) => a + b, 0)
@@ -128,7 +164,12 @@ describe('resolving images', () => {
     for (const digest of all.keys()) expect(await store.has(digest)).toBe(true)
     expect(await readdir(path.join(store.root, 'partial'))).toEqual([])
     const statuses: string[] = []
-    const tty = {info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), interactive: true, status: (l: string) => statuses.push(l)}
+    const tty = {
+      info: (m: string) => lines.push(m),
+      warn: (m: string) => lines.push(m),
+      interactive: true,
+      status: (l: string) => statuses.push(l),
+    }
     const warm = await fetchLock(lock, store, {logger: tty})
     expect(statuses.at(-1)).toBe('')
     expect(lines.at(-1)).toMatch(/^fetch done: 2\/2 artifacts, .* \(0\.0 MiB downloaded/)
@@ -137,17 +178,27 @@ describe('resolving images', () => {
     expect(warm.artifacts.every((a) => a.cacheHit)).toBe(true)
 
     await checkLockCurrent(lock, {})
-    await pushImage(reg, 'team/docker', '2.0', [{architecture: 'amd64', layers: [layerOf({'bin/app': 'moved'})]}], {format: 'docker'})
+    await pushImage(reg, 'team/docker', '2.0', [{architecture: 'amd64', layers: [layerOf({'bin/app': 'moved'})]}], {
+      format: 'docker',
+    })
     const moved = await checkLockCurrent(lock, {}).catch((e) => e)
     expect(moved).toBeInstanceOf(ResolveError)
     expect(moved.code).toBe('ERR_AIRPACK_LOCK_OUTDATED')
     expect(moved.details.problems).toHaveLength(1)
-    expect(moved.details.problems[0]).toMatch(new RegExp(`^${docker.reference.replace(/[.]/g, '\\.')}: ${docker.digest} → sha256:[a-f0-9]{64}$`))
+    expect(moved.details.problems[0]).toMatch(
+      new RegExp(`^${docker.reference.replace(/[.]/g, '\\.')}: ${docker.digest} → sha256:[a-f0-9]{64}$`),
+    )
     // Restore for other tests.
-    await pushImage(reg, 'team/docker', '2.0', [
-      {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'docker amd64'})]},
-      {architecture: 'arm64', layers: [shared, layerOf({'bin/app': 'docker arm64'})]},
-    ], {format: 'docker'})
+    await pushImage(
+      reg,
+      'team/docker',
+      '2.0',
+      [
+        {architecture: 'amd64', layers: [shared, layerOf({'bin/app': 'docker amd64'})]},
+        {architecture: 'arm64', layers: [shared, layerOf({'bin/app': 'docker arm64'})]},
+      ],
+      {format: 'docker'},
+    )
   })
 
   it('resolves a reference pinned by digest and refuses bytes that do not match it', async () => {

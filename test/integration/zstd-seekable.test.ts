@@ -58,16 +58,18 @@ beforeAll(async () => {
     const hash = createHash('sha256')
     for await (const chunk of body) {
       const at = offset - start
-      if (name.endsWith('big') && at <= probe.offset && probe.offset < at + chunk.length) probe.bytes = Buffer.from(chunk.subarray(probe.offset - at, probe.offset - at + 1000))
+      if (name.endsWith('big') && at <= probe.offset && probe.offset < at + chunk.length)
+        probe.bytes = Buffer.from(chunk.subarray(probe.offset - at, probe.offset - at + 1000))
       hash.update(chunk)
       await put(chunk)
     }
     bodies.set(name, {offset: start, size, sha256: hash.digest('hex')})
     await put(padding(size))
   }
-  const once1 = (b: Buffer) => (async function* () {
-    yield b
-  })()
+  const once1 = (b: Buffer) =>
+    (async function* () {
+      yield b
+    })()
   await entry('airpack/bundle.json', 'compressed', 5000, once1(manifestLike(5000)))
   await entry('blobs/sha256/big', 'raw', BIG, randomBytesStream('big layer', BIG))
   await entry('blobs/sha256/config', 'compressed', 9 * MIB + 7, once1(manifestLike(9 * MIB + 7)))
@@ -85,11 +87,21 @@ afterAll(() => rmSync(root, {recursive: true, force: true}))
 
 describe('a seekable tar.zst and the stock zstd and tar', () => {
   it('holds the big entry in one raw frame over 128 MiB, and 4 MiB compressed frames', () => {
-    expect(summary.frames.map((f) => f.decompressedSize)).toEqual([512 + 5120, 512 + BIG, 4 * MIB, 4 * MIB, 512 + MIB + 7 + 505, 512 + 3072, 1024])
+    expect(summary.frames.map((f) => f.decompressedSize)).toEqual([
+      512 + 5120,
+      512 + BIG,
+      4 * MIB,
+      4 * MIB,
+      512 + MIB + 7 + 505,
+      512 + 3072,
+      1024,
+    ])
     expect(summary.frames[1].decompressedSize).toBeGreaterThan(128 * MIB)
     expect(summary.decompressedSize).toBe(tarSize)
     // Raw: a 10-byte header and 3 bytes per 128 KiB block. The whole file: the compressible entries shrank.
-    expect(summary.frames[1].compressedSize - summary.frames[1].decompressedSize).toBe(10 + 3 * Math.ceil((512 + BIG) / (128 * 1024)))
+    expect(summary.frames[1].compressedSize - summary.frames[1].decompressedSize).toBe(
+      10 + 3 * Math.ceil((512 + BIG) / (128 * 1024)),
+    )
     expect(summary.compressedSize).toBeLessThan(tarSize - 8 * MIB)
   })
 
@@ -103,7 +115,12 @@ describe('a seekable tar.zst and the stock zstd and tar', () => {
   it('`tar` lists every entry with its size', () => {
     const listing = sh(`zstd -q -dc ${file} | tar -tvf -`)
     const lines = listing.split('\n')
-    expect(lines.map((l) => l.split(/\s+/).pop())).toEqual(['airpack/bundle.json', 'blobs/sha256/big', 'blobs/sha256/config', 'blobs/sha256/small-layer'])
+    expect(lines.map((l) => l.split(/\s+/).pop())).toEqual([
+      'airpack/bundle.json',
+      'blobs/sha256/big',
+      'blobs/sha256/config',
+      'blobs/sha256/small-layer',
+    ])
     expect(lines[1]).toContain(` ${BIG} `)
   })
 

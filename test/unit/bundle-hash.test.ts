@@ -12,16 +12,19 @@ describe('stream hashing', () => {
   for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) % 256
   const expected = createHash('sha256').update(data).digest('hex')
 
-  it.each(['worker', 'node'] as const)('hashes a large stream in chunks of any size like node:crypto (%s)', async (kind) => {
-    for (const chunk of [65536, 1 << 20, 3 * (1 << 20) + 7]) {
-      const h = streamHash(data.length, kind)
-      for (let i = 0; i < data.length; i += chunk) {
-        const w = h.write(data.subarray(i, i + chunk))
-        if (w) await w
+  it.each(['worker', 'node'] as const)(
+    'hashes a large stream in chunks of any size like node:crypto (%s)',
+    async (kind) => {
+      for (const chunk of [65536, 1 << 20, 3 * (1 << 20) + 7]) {
+        const h = streamHash(data.length, kind)
+        for (let i = 0; i < data.length; i += chunk) {
+          const w = h.write(data.subarray(i, i + chunk))
+          if (w) await w
+        }
+        expect(await h.digest()).toBe(expected)
       }
-      expect(await h.digest()).toBe(expected)
-    }
-  })
+    },
+  )
 
   it('a worker hasher queues at most a bounded amount ahead: write() asks to wait past it', async () => {
     const h = streamHash(data.length, 'worker')

@@ -5,7 +5,14 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {loadPublicKey, loadSigningKey, signDocument, streamSigner, streamVerifier, verifyDocument} from '../../src/bundle/sign.js'
+import {
+  loadPublicKey,
+  loadSigningKey,
+  signDocument,
+  streamSigner,
+  streamVerifier,
+  verifyDocument,
+} from '../../src/bundle/sign.js'
 
 // Signatures made with node:crypto that stock openssl accepts (PRODUCT.md §7).
 
@@ -48,7 +55,15 @@ describe('signing', () => {
       const data = path.join(dir, 'data.bin')
       const sig = path.join(dir, `${name}.sig`)
       writeFileSync(sig, await signFile(keys[name].priv, data))
-      const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', keys[name].pub, '-signature', sig, data]).toString()
+      const out = execFileSync('openssl', [
+        'dgst',
+        '-sha256',
+        '-verify',
+        keys[name].pub,
+        '-signature',
+        sig,
+        data,
+      ]).toString()
       expect(out).toContain('Verified OK')
     })
   }
@@ -59,7 +74,18 @@ describe('signing', () => {
     writeFileSync(sig, await signFile(keys.ed25519.priv, data))
     const digest = path.join(dir, 'data.sha256')
     writeFileSync(digest, execFileSync('openssl', ['dgst', '-sha256', '-binary', data]))
-    const out = execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', keys.ed25519.pub, '-rawin', '-in', digest, '-sigfile', sig]).toString()
+    const out = execFileSync('openssl', [
+      'pkeyutl',
+      '-verify',
+      '-pubin',
+      '-inkey',
+      keys.ed25519.pub,
+      '-rawin',
+      '-in',
+      digest,
+      '-sigfile',
+      sig,
+    ]).toString()
     expect(out).toContain('Signature Verified Successfully')
   })
 
@@ -89,7 +115,10 @@ describe('signing', () => {
   }
 
   it('refuses unsupported curves, public keys as signing keys, and missing files, without echoing key material', async () => {
-    await expect(loadSigningKey(keys.secp384.priv)).rejects.toMatchObject({code: 'ERR_AIRPACK_KEY_UNSUPPORTED', exitCode: 2})
+    await expect(loadSigningKey(keys.secp384.priv)).rejects.toMatchObject({
+      code: 'ERR_AIRPACK_KEY_UNSUPPORTED',
+      exitCode: 2,
+    })
     await expect(loadSigningKey(keys.rsa.pub)).rejects.toMatchObject({code: 'ERR_AIRPACK_KEY_INVALID', exitCode: 2})
     await expect(loadSigningKey(path.join(dir, 'nope.pem'))).rejects.toMatchObject({code: 'ERR_AIRPACK_KEY_UNREADABLE'})
     const error = await loadSigningKey(keys.rsa.pub).catch((e: Error) => e)

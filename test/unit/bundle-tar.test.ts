@@ -83,13 +83,23 @@ describe('tar writer', () => {
     const out = new PassThrough()
     out.resume()
     const w = new TarWriter(out, {mtime: 0})
-    await w.addStream('blob', 6, (async function* () {
-      yield Buffer.from('abc')
-      yield Buffer.from('def')
-    })())
-    await expect(w.addStream('short', 10, (async function* () {
-      yield Buffer.from('abc')
-    })())).rejects.toThrow(/ended after 3 of 10 bytes/)
+    await w.addStream(
+      'blob',
+      6,
+      (async function* () {
+        yield Buffer.from('abc')
+        yield Buffer.from('def')
+      })(),
+    )
+    await expect(
+      w.addStream(
+        'short',
+        10,
+        (async function* () {
+          yield Buffer.from('abc')
+        })(),
+      ),
+    ).rejects.toThrow(/ended after 3 of 10 bytes/)
   })
 })
 
@@ -147,7 +157,11 @@ describe('cluster definition', () => {
     name: 'store-v1',
     cloudType: 'edge-native',
     profiles: [
-      {name: 'Edge K3s Infra', version: '1.0.0', document: {metadata: {name: 'Edge K3s Infra'}, spec: {version: '1.0.0'}}},
+      {
+        name: 'Edge K3s Infra',
+        version: '1.0.0',
+        document: {metadata: {name: 'Edge K3s Infra'}, spec: {version: '1.0.0'}},
+      },
       {name: 'monitoring', version: '2.0.0', document: {metadata: {name: 'monitoring'}}},
     ],
     variables: {registry_host: 'registry.local:5000'},
@@ -160,7 +174,14 @@ describe('cluster definition', () => {
     try {
       writeFileSync(path.join(dir, 'd.tgz'), tgz)
       const names = execFileSync('tar', ['-tzf', 'd.tgz'], {cwd: dir}).toString().trim().split('\n')
-      expect(names).toEqual(['spc/', 'spc/profiles/', 'spc/metadata.json', 'spc/profiles/01-edge-k3s-infra.json', 'spc/profiles/02-monitoring.json', 'spc/variables.json'])
+      expect(names).toEqual([
+        'spc/',
+        'spc/profiles/',
+        'spc/metadata.json',
+        'spc/profiles/01-edge-k3s-infra.json',
+        'spc/profiles/02-monitoring.json',
+        'spc/variables.json',
+      ])
       const meta = JSON.parse(execFileSync('tar', ['-xzOf', 'd.tgz', 'spc/metadata.json'], {cwd: dir}).toString())
       expect(meta).toEqual({
         cloudType: 'edge-native',
@@ -170,7 +191,9 @@ describe('cluster definition', () => {
           {file: 'profiles/02-monitoring.json', name: 'monitoring', version: '2.0.0'},
         ],
       })
-      expect(JSON.parse(execFileSync('tar', ['-xzOf', 'd.tgz', 'spc/variables.json'], {cwd: dir}).toString())).toEqual(input.variables)
+      expect(JSON.parse(execFileSync('tar', ['-xzOf', 'd.tgz', 'spc/variables.json'], {cwd: dir}).toString())).toEqual(
+        input.variables,
+      )
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }

@@ -25,7 +25,9 @@ describe('blob store', () => {
     const store = new BlobStore(path.join(dir, 'complete-partial'))
     await mkdir(path.join(store.root, 'partial'), {recursive: true})
     await writeFile(path.join(store.root, 'partial', digest.slice(7)), data)
-    const r = await store.ingest(digest, data.length, async () => Promise.reject(new Error('the source must not be asked')))
+    const r = await store.ingest(digest, data.length, async () =>
+      Promise.reject(new Error('the source must not be asked')),
+    )
     expect(r).toEqual({digest, size: data.length, hit: false, transferred: 0, resumedFrom: data.length})
     expect((await store.readBytes(digest)).equals(data)).toBe(true)
   })
@@ -47,10 +49,12 @@ describe('blob store', () => {
   it('keeps a short body as a partial file and resumes it from the offset', async () => {
     const store = new BlobStore(path.join(dir, 'resume'))
     const offsets: number[] = []
-    const cut = await store.ingest(digest, data.length, async (offset) => {
-      offsets.push(offset)
-      return {body: Readable.from([data.subarray(0, 1000)]), start: 0}
-    }).catch((e) => e)
+    const cut = await store
+      .ingest(digest, data.length, async (offset) => {
+        offsets.push(offset)
+        return {body: Readable.from([data.subarray(0, 1000)]), start: 0}
+      })
+      .catch((e) => e)
     expect(cut).toBeInstanceOf(TruncatedBlobError)
     expect(await store.has(digest)).toBe(false)
     const r = await store.ingest(digest, data.length, async (offset) => {
@@ -60,7 +64,9 @@ describe('blob store', () => {
     expect(offsets).toEqual([0, 1000])
     expect(r).toEqual({digest, size: data.length, hit: false, transferred: data.length - 1000, resumedFrom: 1000})
     expect((await store.readBytes(digest)).equals(data)).toBe(true)
-    expect((await store.ingest(digest, data.length, async () => Promise.reject(new Error('not called')))).hit).toBe(true)
+    expect((await store.ingest(digest, data.length, async () => Promise.reject(new Error('not called')))).hit).toBe(
+      true,
+    )
   })
 
   it('starts over when the server ignores Range, and deletes content that does not match its digest', async () => {
@@ -72,11 +78,15 @@ describe('blob store', () => {
     expect(await store.has(digest)).toBe(true)
 
     const other = randomBytes(100)
-    const wrong = await store.ingest(digestOf(other), 100, async () => ({body: Readable.from([randomBytes(100)]), start: 0})).catch((e) => e)
+    const wrong = await store
+      .ingest(digestOf(other), 100, async () => ({body: Readable.from([randomBytes(100)]), start: 0}))
+      .catch((e) => e)
     expect(wrong).toBeInstanceOf(IntegrityError)
     expect(wrong.exitCode).toBe(5)
     expect(await readdir(path.join(store.root, 'partial'))).toEqual([])
-    const big = await store.ingest(digestOf(other), 100, async () => ({body: Readable.from([randomBytes(200)]), start: 0})).catch((e) => e)
+    const big = await store
+      .ingest(digestOf(other), 100, async () => ({body: Readable.from([randomBytes(200)]), start: 0}))
+      .catch((e) => e)
     expect(big).toBeInstanceOf(IntegrityError)
     expect(await store.has(digestOf(other))).toBe(false)
   })
@@ -87,7 +97,9 @@ describe('blob store', () => {
     expect(r.digest).toBe(digest)
     expect(r.size).toBe(data.length)
     expect((await store.ingestUnknown(async () => Promise.reject(new Error('not called')), digest)).hit).toBe(true)
-    const e = await store.ingestUnknown(async () => Readable.from([Buffer.from('x')]), `sha256:${'0'.repeat(64)}`).catch((x) => x)
+    const e = await store
+      .ingestUnknown(async () => Readable.from([Buffer.from('x')]), `sha256:${'0'.repeat(64)}`)
+      .catch((x) => x)
     expect(e).toBeInstanceOf(IntegrityError)
     expect((await readdir(path.join(store.root, 'partial'))).filter((f) => f.endsWith('.tmp'))).toEqual([])
   })

@@ -19,7 +19,12 @@ interface Art {
   digest: string
 }
 
-function manifestOf(name: string, artifacts: Art[], blobs: Record<string, number>, extra: {path: string; size: number}[] = []): BundleManifest {
+function manifestOf(
+  name: string,
+  artifacts: Art[],
+  blobs: Record<string, number>,
+  extra: {path: string; size: number}[] = [],
+): BundleManifest {
   return {
     formatVersion: 1,
     name,
@@ -27,7 +32,16 @@ function manifestOf(name: string, artifacts: Art[], blobs: Record<string, number
     airpack: {version: '0.0.0-test'},
     compression: {algorithm: 'zstd', version: '1.5.4', level: 3},
     profiles: [],
-    artifacts: artifacts.map((a) => ({kind: (a.kind ?? 'image') as 'image', reference: a.reference, digest: a.digest, mediaType: 'x', size: 1, source: 'r', omittedPlatforms: [], contentSize: 1})),
+    artifacts: artifacts.map((a) => ({
+      kind: (a.kind ?? 'image') as 'image',
+      reference: a.reference,
+      digest: a.digest,
+      mediaType: 'x',
+      size: 1,
+      source: 'r',
+      omittedPlatforms: [],
+      contentSize: 1,
+    })),
     entries: [
       {path: 'oci-layout', size: 30, sha256: hex('0')},
       {path: 'index.json', size: 500, sha256: hex('9')},
@@ -36,33 +50,54 @@ function manifestOf(name: string, artifacts: Art[], blobs: Record<string, number
         .sort()
         .map(([c, size]) => ({path: `blobs/sha256/${hex(c)}`, size, sha256: hex(c)})),
     ],
-    totals: {artifacts: artifacts.length, images: artifacts.length, charts: 0, blobs: Object.keys(blobs).length, blobBytes: 0},
+    totals: {
+      artifacts: artifacts.length,
+      images: artifacts.length,
+      charts: 0,
+      blobs: Object.keys(blobs).length,
+      blobBytes: 0,
+    },
   }
 }
 
 function content(name: string, artifacts: Art[], blobs: Record<string, number>): BundleContent {
-  return contentOf(manifestOf(name, artifacts, blobs), {input: `${name}.tar.zst`, from: 'bundle', bundleJsonSha256: digest('f'), bundleJsonSize: 1000})
+  return contentOf(manifestOf(name, artifacts, blobs), {
+    input: `${name}.tar.zst`,
+    from: 'bundle',
+    bundleJsonSha256: digest('f'),
+    bundleJsonSize: 1000,
+  })
 }
 
 describe('diffContents', () => {
   // N: app:1 (index a → layers b, c), tool:2 (d → e), old:1 (f → g). Shared base layer b.
-  const n = content('n', [
-    {reference: 'r/app:1', digest: digest('a')},
-    {reference: 'r/tool:2', digest: digest('d')},
-    {reference: 'r/old:1', digest: digest('f')},
-  ], {a: 10, b: 1000, c: 200, d: 10, e: 300, f: 10, g: 400})
+  const n = content(
+    'n',
+    [
+      {reference: 'r/app:1', digest: digest('a')},
+      {reference: 'r/tool:2', digest: digest('d')},
+      {reference: 'r/old:1', digest: digest('f')},
+    ],
+    {a: 10, b: 1000, c: 200, d: 10, e: 300, f: 10, g: 400},
+  )
 
   it('lists added, removed and changed artifacts by digest, and carries only the blobs the old bundle lacks', () => {
     // N+1: app:1 rebuilt (index h → shared b, new i), tool:2 unchanged, old:1 removed, new:1 added (j → b, k).
-    const next = content('n1', [
-      {reference: 'r/app:1', digest: digest('h')},
-      {reference: 'r/tool:2', digest: digest('d')},
-      {reference: 'r/new:1', digest: digest('j')},
-    ], {b: 1000, d: 10, e: 300, h: 10, i: 250, j: 10, k: 50})
+    const next = content(
+      'n1',
+      [
+        {reference: 'r/app:1', digest: digest('h')},
+        {reference: 'r/tool:2', digest: digest('d')},
+        {reference: 'r/new:1', digest: digest('j')},
+      ],
+      {b: 1000, d: 10, e: 300, h: 10, i: 250, j: 10, k: 50},
+    )
     const diff = diffContents(n, next)
     expect(diff.artifacts.added).toEqual([{kind: 'image', reference: 'r/new:1', digest: digest('j')}])
     expect(diff.artifacts.removed).toEqual([{kind: 'image', reference: 'r/old:1', digest: digest('f')}])
-    expect(diff.artifacts.changed).toEqual([{kind: 'image', reference: 'r/app:1', oldDigest: digest('a'), newDigest: digest('h')}])
+    expect(diff.artifacts.changed).toEqual([
+      {kind: 'image', reference: 'r/app:1', oldDigest: digest('a'), newDigest: digest('h')},
+    ])
     expect(diff.artifacts.retagged).toEqual([])
     expect(diff.artifacts.unchanged).toBe(1)
     // Carried: h, i, j, k; the shared base layer b is borrowed although both images that use it changed or are new.
@@ -75,13 +110,19 @@ describe('diffContents', () => {
   })
 
   it('a same digest under a new tag is a retag that carries nothing, not a removal and an addition', () => {
-    const next = content('n1', [
-      {reference: 'r/app:1', digest: digest('a')},
-      {reference: 'r/tool:2-stable', digest: digest('d')},
-      {reference: 'r/old:1', digest: digest('f')},
-    ], {a: 10, b: 1000, c: 200, d: 10, e: 300, f: 10, g: 400})
+    const next = content(
+      'n1',
+      [
+        {reference: 'r/app:1', digest: digest('a')},
+        {reference: 'r/tool:2-stable', digest: digest('d')},
+        {reference: 'r/old:1', digest: digest('f')},
+      ],
+      {a: 10, b: 1000, c: 200, d: 10, e: 300, f: 10, g: 400},
+    )
     const diff = diffContents(n, next)
-    expect(diff.artifacts.retagged).toEqual([{kind: 'image', oldReference: 'r/tool:2', newReference: 'r/tool:2-stable', digest: digest('d')}])
+    expect(diff.artifacts.retagged).toEqual([
+      {kind: 'image', oldReference: 'r/tool:2', newReference: 'r/tool:2-stable', digest: digest('d')},
+    ])
     expect(diff.artifacts.added).toEqual([])
     expect(diff.artifacts.removed).toEqual([])
     expect(diff.artifacts.changed).toEqual([])
@@ -90,12 +131,16 @@ describe('diffContents', () => {
   })
 
   it('a second reference to content the old bundle already holds is added, with no blob carried', () => {
-    const next = content('n1', [
-      {reference: 'r/app:1', digest: digest('a')},
-      {reference: 'r/app:latest', digest: digest('a')},
-      {reference: 'r/tool:2', digest: digest('d')},
-      {reference: 'r/old:1', digest: digest('f')},
-    ], {a: 10, b: 1000, c: 200, d: 10, e: 300, f: 10, g: 400})
+    const next = content(
+      'n1',
+      [
+        {reference: 'r/app:1', digest: digest('a')},
+        {reference: 'r/app:latest', digest: digest('a')},
+        {reference: 'r/tool:2', digest: digest('d')},
+        {reference: 'r/old:1', digest: digest('f')},
+      ],
+      {a: 10, b: 1000, c: 200, d: 10, e: 300, f: 10, g: 400},
+    )
     const diff = diffContents(n, next)
     expect(diff.artifacts.added).toEqual([{kind: 'image', reference: 'r/app:latest', digest: digest('a')}])
     expect(diff.artifacts.unchanged).toBe(3)
@@ -120,19 +165,46 @@ describe('diffContents', () => {
 describe('contentOf refuses a tampered bundle.json (exit 5)', () => {
   const where = {input: 'x.tar.zst', from: 'bundle' as const, bundleJsonSha256: digest('f'), bundleJsonSize: 10}
   it.each([
-    ['an artifact whose digest is not a listed blob', manifestOf('x', [{reference: 'r/a:1', digest: digest('z')}], {a: 1}), /names artifact r\/a:1 with digest sha256:[a-f0-9]{64}, which it does not list as a blob/],
-    ['a blob named by another digest', (() => {
-      const m = manifestOf('x', [], {a: 1})
-      m.entries[2].sha256 = hex('b')
-      return m
-    })(), /lists blob blobs\/sha256\/[a-f0-9]{64} with sha256 [a-f0-9]{64}: a blob is named by its digest/],
-    ['an entry without a size', (() => {
-      const m = manifestOf('x', [], {a: 1})
-      delete (m.entries[2] as {size?: number}).size
-      return m
-    })(), /malformed entry/],
-    ['an artifact listed twice', manifestOf('x', [{reference: 'r/a:1', digest: digest('a')}, {reference: 'r/a:1', digest: digest('a')}], {a: 1}), /lists image r\/a:1 twice/],
-    ['no artifacts list', {...manifestOf('x', [], {}), artifacts: undefined} as unknown as BundleManifest, /has no artifacts list/],
+    [
+      'an artifact whose digest is not a listed blob',
+      manifestOf('x', [{reference: 'r/a:1', digest: digest('z')}], {a: 1}),
+      /names artifact r\/a:1 with digest sha256:[a-f0-9]{64}, which it does not list as a blob/,
+    ],
+    [
+      'a blob named by another digest',
+      (() => {
+        const m = manifestOf('x', [], {a: 1})
+        m.entries[2].sha256 = hex('b')
+        return m
+      })(),
+      /lists blob blobs\/sha256\/[a-f0-9]{64} with sha256 [a-f0-9]{64}: a blob is named by its digest/,
+    ],
+    [
+      'an entry without a size',
+      (() => {
+        const m = manifestOf('x', [], {a: 1})
+        delete (m.entries[2] as {size?: number}).size
+        return m
+      })(),
+      /malformed entry/,
+    ],
+    [
+      'an artifact listed twice',
+      manifestOf(
+        'x',
+        [
+          {reference: 'r/a:1', digest: digest('a')},
+          {reference: 'r/a:1', digest: digest('a')},
+        ],
+        {a: 1},
+      ),
+      /lists image r\/a:1 twice/,
+    ],
+    [
+      'no artifacts list',
+      {...manifestOf('x', [], {}), artifacts: undefined} as unknown as BundleManifest,
+      /has no artifacts list/,
+    ],
   ])('%s', (_what, manifest, message) => {
     let error: unknown
     try {
@@ -154,7 +226,21 @@ describe('inventory', () => {
     const two = serializeInventory(inventoryOf({name: 'site', identity: digest('1'), manifest: {...reordered, ...m}}))
     expect(two).toBe(one)
     const parsed = JSON.parse(one)
-    expect(Object.keys(parsed)).toEqual(['bundleFile', 'bundleJson', 'bundleJsonSha256', 'identity', 'inventoryVersion', 'kind', 'name'])
-    expect(parsed).toMatchObject({kind: 'airpack-inventory', inventoryVersion: 1, name: 'site', identity: digest('1'), bundleFile: 'site.tar.zst'})
+    expect(Object.keys(parsed)).toEqual([
+      'bundleFile',
+      'bundleJson',
+      'bundleJsonSha256',
+      'identity',
+      'inventoryVersion',
+      'kind',
+      'name',
+    ])
+    expect(parsed).toMatchObject({
+      kind: 'airpack-inventory',
+      inventoryVersion: 1,
+      name: 'site',
+      identity: digest('1'),
+      bundleFile: 'site.tar.zst',
+    })
   })
 })

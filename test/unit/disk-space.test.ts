@@ -18,7 +18,9 @@ describe('free-space preflight', () => {
   })
 
   it('refuses, naming the directory and both figures, when it has not', async () => {
-    const err = await ensureFreeSpace([{dir: path.join(tmp, 'not', 'yet', 'made'), bytes: free() * 2, what: 'the bundle'}]).catch((e) => e)
+    const err = await ensureFreeSpace([
+      {dir: path.join(tmp, 'not', 'yet', 'made'), bytes: free() * 2, what: 'the bundle'},
+    ]).catch((e) => e)
     expect(err).toBeInstanceOf(UsageError)
     expect(err.exitCode).toBe(2)
     expect(err.code).toBe('ERR_AIRPACK_DISK_SPACE')

@@ -27,20 +27,44 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 /** A valid one-image bundle tar, and the byte ranges of every entry body in it. */
 function validBundle(): {tar: Buffer; bodies: {path: string; start: number; end: number}[]} {
   const layer = Buffer.from(Array.from({length: 3000}, (_, i) => (i * 7919) & 0xff))
-  const config = Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: ['sha256:' + sha(layer)]}}))
+  const config = Buffer.from(
+    JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: ['sha256:' + sha(layer)]}}),
+  )
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:' + sha(config), size: config.length},
-      layers: [{mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: 'sha256:' + sha(layer), size: layer.length}],
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: 'sha256:' + sha(config),
+        size: config.length,
+      },
+      layers: [
+        {mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: 'sha256:' + sha(layer), size: layer.length},
+      ],
     }),
   )
   const reference = 'docker.io/library/fuzz:1.0'
-  const md = {mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:' + sha(manifest), size: manifest.length}
-  const index = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{...md, annotations: {'org.opencontainers.image.ref.name': reference}}]}))
-  const blobs = [layer, config, manifest].map((b) => ({path: `blobs/sha256/${sha(b)}`, body: b})).sort((a, b) => (a.path < b.path ? -1 : 1))
-  const listed = [{path: 'oci-layout', body: Buffer.from('{"imageLayoutVersion":"1.0.0"}')}, {path: 'index.json', body: index}, ...blobs]
+  const md = {
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: 'sha256:' + sha(manifest),
+    size: manifest.length,
+  }
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{...md, annotations: {'org.opencontainers.image.ref.name': reference}}],
+    }),
+  )
+  const blobs = [layer, config, manifest]
+    .map((b) => ({path: `blobs/sha256/${sha(b)}`, body: b}))
+    .sort((a, b) => (a.path < b.path ? -1 : 1))
+  const listed = [
+    {path: 'oci-layout', body: Buffer.from('{"imageLayoutVersion":"1.0.0"}')},
+    {path: 'index.json', body: index},
+    ...blobs,
+  ]
   const bundleJson = Buffer.from(
     JSON.stringify({
       formatVersion: 1,
@@ -65,7 +89,10 @@ function validBundle(): {tar: Buffer; bodies: {path: string; start: number; end:
       totals: {artifacts: 1, images: 1, charts: 0, blobs: 3, blobBytes: manifest.length + config.length + layer.length},
     }),
   )
-  const entries: RawTarEntry[] = [{name: 'airpack/bundle.json', body: bundleJson}, ...listed.map((e) => ({name: e.path, body: e.body}))]
+  const entries: RawTarEntry[] = [
+    {name: 'airpack/bundle.json', body: bundleJson},
+    ...listed.map((e) => ({name: e.path, body: e.body})),
+  ]
   const bodies: {path: string; start: number; end: number}[] = []
   let offset = 0
   for (const e of entries) {
@@ -76,7 +103,10 @@ function validBundle(): {tar: Buffer; bodies: {path: string; start: number; end:
   return {tar: rawTar(entries), bodies}
 }
 
-function parseAll(bytes: Buffer, chunkSizes: () => number): {entries: (TarEntryHeader & {body: string})[]; error?: unknown} {
+function parseAll(
+  bytes: Buffer,
+  chunkSizes: () => number,
+): {entries: (TarEntryHeader & {body: string})[]; error?: unknown} {
   const entries: (TarEntryHeader & {body: string})[] = []
   try {
     const parser = new TarParser((header) => {
@@ -85,7 +115,7 @@ function parseAll(bytes: Buffer, chunkSizes: () => number): {entries: (TarEntryH
       entries.push(entry)
       return {data: (c) => hash.update(c), end: () => (entry.body = hash.digest('hex'))}
     })
-    for (let at = 0; at < bytes.length; ) {
+    for (let at = 0; at < bytes.length;) {
       const n = Math.max(1, chunkSizes())
       parser.push(bytes.subarray(at, at + n))
       at += n
@@ -120,31 +150,57 @@ describe('bundle reader under fuzzing', () => {
       const chunked = parseAll(bytes, () => 1 + int(r, 700))
       for (const outcome of [whole, chunked]) {
         if (outcome.error !== undefined && !(outcome.error instanceof TarFormatError)) {
-          throw new Error(`seed ${SEED} #${i}: TarParser threw ${(outcome.error as Error).name}: ${(outcome.error as Error).message}`)
+          throw new Error(
+            `seed ${SEED} #${i}: TarParser threw ${(outcome.error as Error).name}: ${(outcome.error as Error).message}`,
+          )
         }
         for (const e of outcome.entries) {
-          expect(Number.isSafeInteger(e.size) && e.size >= 0, `seed ${SEED} #${i}: entry ${JSON.stringify(e.path)} has size ${e.size}`).toBe(true)
+          expect(
+            Number.isSafeInteger(e.size) && e.size >= 0,
+            `seed ${SEED} #${i}: entry ${JSON.stringify(e.path)} has size ${e.size}`,
+          ).toBe(true)
         }
       }
       expect(chunked.entries, `seed ${SEED} #${i}: chunking changed the entries`).toEqual(whole.entries)
-      expect(chunked.error === undefined, `seed ${SEED} #${i}: chunking changed the outcome`).toBe(whole.error === undefined)
+      expect(chunked.error === undefined, `seed ${SEED} #${i}: chunking changed the outcome`).toBe(
+        whole.error === undefined,
+      )
     }
   })
 
   it('TarParser: hostile PAX records give a TarFormatError or sane entries', () => {
     const r = mulberry32(SEED + 3)
-    const sizes = ['abc', '-5', '1e3', '0x10', '99999999999999999999', '', ' 12', '12 ', 'NaN', 'Infinity', '9007199254740993']
+    const sizes = [
+      'abc',
+      '-5',
+      '1e3',
+      '0x10',
+      '99999999999999999999',
+      '',
+      ' 12',
+      '12 ',
+      'NaN',
+      'Infinity',
+      '9007199254740993',
+    ]
     const problems = new Set<string>()
     for (let i = 0; i < 200; i++) {
       const key = ['size', 'path', 'linkpath'][int(r, 3)]!
-      const value = key === 'size' ? sizes[int(r, sizes.length)]! : ['../x', '/abs', 'a\0b', '', 'blobs/sha256/x'][int(r, 5)]!
+      const value =
+        key === 'size' ? sizes[int(r, sizes.length)]! : ['../x', '/abs', 'a\0b', '', 'blobs/sha256/x'][int(r, 5)]!
       const record = ` ${key}=${value}\n`
       let len = record.length + 1
       if (String(len).length + record.length !== len) len = String(len + 1).length + record.length
-      const bytes = rawTar([{name: 'PaxHeader', type: 'x', body: Buffer.from(`${len}${record}`)}, {name: 'index.json', body: '{}'}])
+      const bytes = rawTar([
+        {name: 'PaxHeader', type: 'x', body: Buffer.from(`${len}${record}`)},
+        {name: 'index.json', body: '{}'},
+      ])
       const {entries, error} = parseAll(bytes, () => 1 + int(r, 600))
-      if (error !== undefined && !(error instanceof TarFormatError)) problems.add(`PAX ${JSON.stringify(record)}: threw ${(error as Error).name}: ${(error as Error).message}`)
-      for (const e of entries) if (!(Number.isSafeInteger(e.size) && e.size >= 0)) problems.add(`PAX ${JSON.stringify(record)}: entry reported with size ${e.size}`)
+      if (error !== undefined && !(error instanceof TarFormatError))
+        problems.add(`PAX ${JSON.stringify(record)}: threw ${(error as Error).name}: ${(error as Error).message}`)
+      for (const e of entries)
+        if (!(Number.isSafeInteger(e.size) && e.size >= 0))
+          problems.add(`PAX ${JSON.stringify(record)}: entry reported with size ${e.size}`)
     }
     expect([...problems].sort()).toEqual([])
   })
@@ -155,7 +211,10 @@ describe('bundle reader under fuzzing', () => {
       if (tarBytes) expect(report.identity, context).toBe('sha256:' + sha(tarBytes))
       return 'ok' as const
     } catch (error) {
-      if (!(error instanceof AirpackError)) throw new Error(`${context}: readBundle threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`)
+      if (!(error instanceof AirpackError))
+        throw new Error(
+          `${context}: readBundle threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`,
+        )
       expect([2, 5], `${context}: ${error.message}`).toContain(error.exitCode)
       return error.exitCode
     }
@@ -184,10 +243,14 @@ describe('bundle reader under fuzzing', () => {
       const context = `seed ${SEED + 3} #${i} (${onTar ? 'tar' : 'compressed'} mutation)`
       try {
         const content = await loadBundleContent(file)
-        for (const [digest, size] of content.blobs) expect(/^sha256:[a-f0-9]{64}$/.test(digest) && Number.isSafeInteger(size), context).toBe(true)
+        for (const [digest, size] of content.blobs)
+          expect(/^sha256:[a-f0-9]{64}$/.test(digest) && Number.isSafeInteger(size), context).toBe(true)
         seen.add('ok')
       } catch (error) {
-        if (!(error instanceof AirpackError)) throw new Error(`${context}: loadBundleContent threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`)
+        if (!(error instanceof AirpackError))
+          throw new Error(
+            `${context}: loadBundleContent threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`,
+          )
         expect([2, 5], `${context}: ${error.message}`).toContain(error.exitCode)
         seen.add(error.exitCode)
       }
@@ -208,7 +271,10 @@ describe('bundle reader under fuzzing', () => {
       bytes[at] = bytes[at]! ^ (1 << int(r, 8))
       const file = path.join(dir, `flip-${i}.tar.zst`)
       writeFileSync(file, zstd(bytes))
-      expect(await outcome(file, `seed ${SEED + 2} #${i}: flip in ${body.path} at ${at}`), `flip in ${body.path} at ${at} went unnoticed`).toBe(5)
+      expect(
+        await outcome(file, `seed ${SEED + 2} #${i}: flip in ${body.path} at ${at}`),
+        `flip in ${body.path} at ${at} went unnoticed`,
+      ).toBe(5)
     }
   }, 120_000)
 })

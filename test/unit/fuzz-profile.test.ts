@@ -26,15 +26,37 @@ function randomValue(r: Rand, depth = 0): unknown {
     case 2:
       return pick(r, [0, -1, 1e308, Number.MAX_SAFE_INTEGER, 3.14, -0])
     case 3:
-      return pick(r, ['', 'x', 'a'.repeat(10_000), '../../etc/passwd', '{{.spectro.system.nope}}', 'docker.io/library/nginx:1.27', '\u202e', '🦄', 'UPPER::bad ref'])
+      return pick(r, [
+        '',
+        'x',
+        'a'.repeat(10_000),
+        '../../etc/passwd',
+        '{{.spectro.system.nope}}',
+        'docker.io/library/nginx:1.27',
+        '\u202e',
+        '🦄',
+        'UPPER::bad ref',
+      ])
     case 4:
       return yamlAliasBomb()
     case 5:
-      return 'pack:\n  content:\n    images:\n' + Array.from({length: int(r, 5)}, () => `      - image: ${pick(r, ['nginx', '', '::', 'a/b:c@sha256:zz', '{{.spectro.var.x}}', 'x'.repeat(300)])}`).join('\n')
+      return (
+        'pack:\n  content:\n    images:\n' +
+        Array.from(
+          {length: int(r, 5)},
+          () =>
+            `      - image: ${pick(r, ['nginx', '', '::', 'a/b:c@sha256:zz', '{{.spectro.var.x}}', 'x'.repeat(300)])}`,
+        ).join('\n')
+      )
     case 6:
       return Array.from({length: int(r, 4)}, () => randomValue(r, depth + 1))
     case 7:
-      return Object.fromEntries(Array.from({length: int(r, 4)}, () => [pick(r, ['name', 'type', 'layer', 'values', '__proto__', 'constructor', 'packs', '']), randomValue(r, depth + 1)]))
+      return Object.fromEntries(
+        Array.from({length: int(r, 4)}, () => [
+          pick(r, ['name', 'type', 'layer', 'values', '__proto__', 'constructor', 'packs', '']),
+          randomValue(r, depth + 1),
+        ]),
+      )
     default:
       return {name: randomValue(r, depth + 1), values: randomValue(r, depth + 1)}
   }
@@ -61,7 +83,8 @@ export function mutateStructure(r: Rand, doc: any): any {
       if (Array.isArray(parent)) parent.splice(Number(key), 1)
       else delete parent[key]
     } else if (op === 1) parent[key] = randomValue(r)
-    else if (!Array.isArray(parent)) parent[pick(r, ['extra', 'registry', 'manifests', 'variables', 'tag'])] = randomValue(r)
+    else if (!Array.isArray(parent))
+      parent[pick(r, ['extra', 'registry', 'manifests', 'variables', 'tag'])] = randomValue(r)
   }
   return copy
 }
@@ -79,7 +102,9 @@ async function outcome(file: string, context: string): Promise<void> {
     for (const p of profiles) expect(typeof p.sha256, context).toBe('string')
   } catch (error) {
     if (!(error instanceof AirpackError)) {
-      throw new Error(`${context}: loadProfiles threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`)
+      throw new Error(
+        `${context}: loadProfiles threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`,
+      )
     }
     expect([2, 3], `${context}: ${error.message}`).toContain(error.exitCode)
     tally[error.exitCode as 2 | 3]++

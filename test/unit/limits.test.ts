@@ -4,7 +4,15 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {TarParser, TarWriter} from '../../src/bundle/tar.js'
-import {LIMITS, OverBudgetError, checkDeclaredSize, formatBytes, limitBytes, readBounded, readFileBounded} from '../../src/limits.js'
+import {
+  LIMITS,
+  OverBudgetError,
+  checkDeclaredSize,
+  formatBytes,
+  limitBytes,
+  readBounded,
+  readFileBounded,
+} from '../../src/limits.js'
 import {PassThrough} from 'node:stream'
 
 // The budgets of src/limits.ts (issue 17): overridable by environment, counted while reading, stopping one byte past.
@@ -51,7 +59,9 @@ describe('limits', () => {
       error = e
     }
     expect(error).toBeInstanceOf(OverBudgetError)
-    expect((error as Error).message).toBe('entry "evil/Chart.yaml" is 600 MiB, more than the 5 MiB allowed for a file inside a chart archive (AIRPACK_MAX_CHART_FILE_BYTES); refusing to read it')
+    expect((error as Error).message).toBe(
+      'entry "evil/Chart.yaml" is 600 MiB, more than the 5 MiB allowed for a file inside a chart archive (AIRPACK_MAX_CHART_FILE_BYTES); refusing to read it',
+    )
     expect((error as OverBudgetError).hint).toMatch(/AIRPACK_MAX_CHART_FILE_BYTES/)
   })
 
@@ -70,12 +80,18 @@ describe('limits', () => {
           closed = true
         }
       }
-      await expect(readBounded(endless(), 'tokenResponse', 'the answer')).rejects.toThrow(/the answer is more than the 10 KiB allowed/)
+      await expect(readBounded(endless(), 'tokenResponse', 'the answer')).rejects.toThrow(
+        /the answer is more than the 10 KiB allowed/,
+      )
       expect(pulled).toBe(11)
       expect(closed).toBe(true)
-      const exact = await readBounded((async function* () {
-        for (let i = 0; i < 10; i++) yield new Uint8Array(1024)
-      })(), 'tokenResponse', 'the answer')
+      const exact = await readBounded(
+        (async function* () {
+          for (let i = 0; i < 10; i++) yield new Uint8Array(1024)
+        })(),
+        'tokenResponse',
+        'the answer',
+      )
       expect(exact.length).toBe(10 * 1024)
     } finally {
       delete process.env.AIRPACK_MAX_TOKEN_RESPONSE_BYTES
@@ -88,7 +104,9 @@ describe('limits', () => {
     expect((await readFileBounded(small, 'signature')).toString()).toBe('abc')
     const big = path.join(dir, 'big')
     await writeFile(big, Buffer.alloc(65 * 1024))
-    await expect(readFileBounded(big, 'signature', 'the signature')).rejects.toThrow(/the signature is 65 KiB, more than the 64 KiB allowed for a signature file/)
+    await expect(readFileBounded(big, 'signature', 'the signature')).rejects.toThrow(
+      /the signature is 65 KiB, more than the 64 KiB allowed for a signature file/,
+    )
     await expect(readFileBounded('/dev/zero', 'signature')).rejects.toThrow(/not a regular file/)
     await expect(readFileBounded(dir, 'signature')).rejects.toThrow(/not a regular file/)
   })

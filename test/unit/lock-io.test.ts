@@ -10,7 +10,11 @@ import type {Lock} from '../../src/lock/types.js'
 const D = (c: string) => `sha256:${c.repeat(64)}`
 
 function sampleLock(): Lock {
-  const desc = (c: string, mediaType = 'application/vnd.oci.image.manifest.v1+json') => ({mediaType, digest: D(c), size: 10})
+  const desc = (c: string, mediaType = 'application/vnd.oci.image.manifest.v1+json') => ({
+    mediaType,
+    digest: D(c),
+    size: 10,
+  })
   return {
     lockVersion: 1,
     platform: {os: 'linux', architecture: 'amd64'},
@@ -54,7 +58,10 @@ describe('lock file', () => {
 
   it('reads a lock written before issue 9 (a serving `source` per artifact, a `file` per profile) and drops both', async () => {
     const file = path.join(dir, 'old.lock.json')
-    const old = sampleLock() as unknown as {images: Record<string, Record<string, unknown>>; profiles: Record<string, unknown>[]}
+    const old = sampleLock() as unknown as {
+      images: Record<string, Record<string, unknown>>
+      profiles: Record<string, unknown>[]
+    }
     old.images['docker.io/library/nginx:1.27'].source = 'mirror.corp.example:5000'
     old.profiles[0].file = '/home/alice/checkout/profiles/p.json'
     await writeFile(file, JSON.stringify(old))
@@ -73,7 +80,9 @@ describe('lock file', () => {
     await writeFile(bad, JSON.stringify(lock))
     const error = await readLock(bad).catch((e) => e)
     expect(error.exitCode).toBe(2)
-    expect(error.details.problems).toEqual(['images.docker.io/library/nginx:1.27.digest: must be sha256:<64 hex digits>'])
+    expect(error.details.problems).toEqual([
+      'images.docker.io/library/nginx:1.27.digest: must be sha256:<64 hex digits>',
+    ])
   })
 
   it('diffs two locks artifact by artifact', () => {

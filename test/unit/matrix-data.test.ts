@@ -3,14 +3,26 @@
 import semver from 'semver'
 import {describe, expect, it} from 'vitest'
 
-import {CNI_PACKS, CSI_PACKS, DISTRIBUTIONS, LIMITATIONS, MODES, SOURCES, findDistribution, kubernetesVersion, matrixDocument, osFamily} from '../../src/matrix/index.js'
+import {
+  CNI_PACKS,
+  CSI_PACKS,
+  DISTRIBUTIONS,
+  LIMITATIONS,
+  MODES,
+  SOURCES,
+  findDistribution,
+  kubernetesVersion,
+  matrixDocument,
+  osFamily,
+} from '../../src/matrix/index.js'
 import {RULES, RULE_CODES} from '../../src/profile/index.js'
 
 describe('matrix data', () => {
   it('every distribution has sources, a sane version range and known packs', () => {
     for (const d of DISTRIBUTIONS) {
       expect(d.sources.length, d.name).toBeGreaterThan(0)
-      for (const v of [d.kubernetes.min, d.kubernetes.max, d.kubernetes.documentedMin, d.kubernetes.documentedMax]) expect(semver.valid(v), `${d.name} ${v}`).toBeTruthy()
+      for (const v of [d.kubernetes.min, d.kubernetes.max, d.kubernetes.documentedMin, d.kubernetes.documentedMax])
+        expect(semver.valid(v), `${d.name} ${v}`).toBeTruthy()
       expect(semver.lte(d.kubernetes.min, d.kubernetes.max)).toBe(true)
       for (const c of d.cnis) expect(CNI_PACKS.map((p) => p.pack)).toContain(c)
       for (const c of d.csis) expect(CSI_PACKS.map((p) => p.pack)).toContain(c)
@@ -20,7 +32,8 @@ describe('matrix data', () => {
   it('modes list only distributions that exist and agree with each distribution', () => {
     for (const mode of MODES) {
       for (const pack of mode.kubernetes) expect(DISTRIBUTIONS.some((d) => d.pack === pack)).toBe(true)
-      for (const d of DISTRIBUTIONS) expect([d.name, mode.kubernetes.includes(d.pack)]).toEqual([d.name, d.modes[mode.mode] !== 'unsupported'])
+      for (const d of DISTRIBUTIONS)
+        expect([d.name, mode.kubernetes.includes(d.pack)]).toEqual([d.name, d.modes[mode.mode] !== 'unsupported'])
     }
   })
 
@@ -48,7 +61,18 @@ describe('matrix data', () => {
 
   it('matrixDocument carries everything the matrix command prints', () => {
     const m = matrixDocument()
-    expect(Object.keys(m).sort()).toEqual(['agentUpgradeLimits', 'cloudTypes', 'cniPacks', 'csiPacks', 'distributions', 'limitations', 'misnamedPacks', 'modes', 'osPacks', 'rules'])
+    expect(Object.keys(m).sort()).toEqual([
+      'agentUpgradeLimits',
+      'cloudTypes',
+      'cniPacks',
+      'csiPacks',
+      'distributions',
+      'limitations',
+      'misnamedPacks',
+      'modes',
+      'osPacks',
+      'rules',
+    ])
   })
 
   it.each([

@@ -85,14 +85,31 @@ describe('cluster definition .tgz', () => {
       ['monitoring', 'spc/profiles/02-monitoring.json', file],
     ])
     expect(profiles[1]!.definitionVars).toEqual({grafana_version: '11.3.1'})
-    expect(validateProfiles(profiles, {arch: 'amd64', mode: 'appliance'})).toMatchObject({valid: true, errors: 0, warnings: 0})
+    expect(validateProfiles(profiles, {arch: 'amd64', mode: 'appliance'})).toMatchObject({
+      valid: true,
+      errors: 0,
+      warnings: 0,
+    })
   })
 
   it('hashes each profile entry, and orders by spc/metadata.json over entry names', async () => {
     const file = writeTgz('ordered.tgz', [
       {path: 'spc/', type: '5'},
-      {path: 'spc/metadata.json', body: JSON.stringify({name: 'x', cloudType: 'edge-native', profiles: [{file: 'profiles/b.json'}, {file: 'profiles/a.json'}]})},
-      {path: 'spc/profiles/a.json', body: profileJson.replace('"monitoring"', '"first-by-name"').replace(/"name": "prometheus"/, '"name": "prom-a"').replace(/"name": "grafana"/, '"name": "graf-a"')},
+      {
+        path: 'spc/metadata.json',
+        body: JSON.stringify({
+          name: 'x',
+          cloudType: 'edge-native',
+          profiles: [{file: 'profiles/b.json'}, {file: 'profiles/a.json'}],
+        }),
+      },
+      {
+        path: 'spc/profiles/a.json',
+        body: profileJson
+          .replace('"monitoring"', '"first-by-name"')
+          .replace(/"name": "prometheus"/, '"name": "prom-a"')
+          .replace(/"name": "grafana"/, '"name": "graf-a"'),
+      },
       {path: 'spc/profiles/b.json', body: profileJson},
       {path: 'spc/notes.yaml', body: 'just: notes\n'},
     ])
@@ -109,11 +126,15 @@ describe('cluster definition .tgz', () => {
     ])
     const profiles = await loadProfiles([file])
     expect(collectContent(profiles, {arch: 'amd64'}).images.at(-1)!.reference).toBe('docker.io/grafana/grafana:12.0.0')
-    expect(collectContent(profiles, {arch: 'amd64', vars: {grafana_version: '12.1.0'}}).images.at(-1)!.reference).toBe('docker.io/grafana/grafana:12.1.0')
+    expect(collectContent(profiles, {arch: 'amd64', vars: {grafana_version: '12.1.0'}}).images.at(-1)!.reference).toBe(
+      'docker.io/grafana/grafana:12.1.0',
+    )
   })
 
   it('findings name the archive and the entry', async () => {
-    const file = writeTgz('finding.tgz', [{path: 'spc/profiles/01.json', body: profileJson.replace('"cloudType": "all"', '"cloudType": "aws"')}])
+    const file = writeTgz('finding.tgz', [
+      {path: 'spc/profiles/01.json', body: profileJson.replace('"cloudType": "all"', '"cloudType": "aws"')},
+    ])
     const report = validateProfiles(await loadProfiles([file]), {arch: 'amd64', mode: 'appliance'})
     expect(report.findings[0]).toMatchObject({code: 'AP-CLOUD-TYPE', file: `${file}#spc/profiles/01.json`})
   })
@@ -121,12 +142,24 @@ describe('cluster definition .tgz', () => {
   const hostile: [string, RawEntry[], RegExp][] = [
     ['a ../ entry', [{path: 'spc/../../etc/cron.d/x.json', body: profileJson}], /escapes the archive/],
     ['an absolute path', [{path: '/etc/passwd', body: 'root:x:0:0'}], /absolute path/],
-    ['a symlink', [{path: 'spc/profiles/link.json', type: '2', linkpath: '/etc/shadow'}], /SymbolicLink, not a regular file/],
+    [
+      'a symlink',
+      [{path: 'spc/profiles/link.json', type: '2', linkpath: '/etc/shadow'}],
+      /SymbolicLink, not a regular file/,
+    ],
     ['a hard link', [{path: 'spc/profiles/hard.json', type: '1', linkpath: 'spc/x'}], /Link, not a regular file/],
     ['a character device', [{path: 'spc/dev', type: '3'}], /CharacterDevice, not a regular file/],
     ['an entry outside spc/', [{path: 'profiles/a.json', body: profileJson}], /outside spc\//],
-    ['an entry larger than the limit', [{path: 'spc/big.json', body: 'x', declaredSize: 17 * 1024 * 1024}], /over the \d+-byte limit per entry/],
-    ['too many entries', Array.from({length: 1001}, (_, i) => ({path: `spc/d${i}/`, type: '5'})), /more than 1000 entries/],
+    [
+      'an entry larger than the limit',
+      [{path: 'spc/big.json', body: 'x', declaredSize: 17 * 1024 * 1024}],
+      /over the \d+-byte limit per entry/,
+    ],
+    [
+      'too many entries',
+      Array.from({length: 1001}, (_, i) => ({path: `spc/d${i}/`, type: '5'})),
+      /more than 1000 entries/,
+    ],
   ]
   it.each(hostile)('refuses %s (exit 2, no partial result)', async (_name, entries, message) => {
     const file = writeTgz(`hostile-${_name.replace(/\W+/g, '-')}.tgz`, entries)
@@ -179,14 +212,19 @@ describe('cluster definition .tgz', () => {
   })
 
   it('a definition without any profile is invalid input (exit 3)', async () => {
-    const file = writeTgz('empty-def.tgz', [{path: 'spc/', type: '5'}, {path: 'spc/metadata.json', body: '{"name":"x","profiles":[]}'}])
+    const file = writeTgz('empty-def.tgz', [
+      {path: 'spc/', type: '5'},
+      {path: 'spc/metadata.json', body: '{"name":"x","profiles":[]}'},
+    ])
     const err = await failure(file)
     expect(err).toBeInstanceOf(InvalidInputError)
     expect(err.message).toContain('holds no cluster profile')
   })
 
   it('a malformed profile entry names archive, entry and line', async () => {
-    const file = writeTgz('malformed-entry.tgz', [{path: 'spc/profiles/01.json', body: '{\n  "metadata": {\n    "name": "x",,\n}'}])
+    const file = writeTgz('malformed-entry.tgz', [
+      {path: 'spc/profiles/01.json', body: '{\n  "metadata": {\n    "name": "x",,\n}'},
+    ])
     const err = await failure(file)
     expect(err).toBeInstanceOf(UsageError)
     expect(err.message).toMatch(/malformed-entry\.tgz#spc\/profiles\/01\.json:3:\d+: malformed JSON/)

@@ -54,7 +54,12 @@ describe('loadProfiles: well-formed input', () => {
 
   it('converts the create-API shape (uid, registryUid, tag only) to the export shape', async () => {
     const [p] = await loadProfiles([path.join(FIX, 'create-api.json')])
-    expect(p!.packs[0]).toMatchObject({name: 'nginx-ingress', version: '4.11.3', tag: '4.11.3', registry: {uid: '5eecc89d0b150045ae661cef'}})
+    expect(p!.packs[0]).toMatchObject({
+      name: 'nginx-ingress',
+      version: '4.11.3',
+      tag: '4.11.3',
+      registry: {uid: '5eecc89d0b150045ae661cef'},
+    })
     const docPack = (p!.document.spec as any).template.packs[0]
     expect(docPack.uid).toBeUndefined()
     expect(docPack.registryUid).toBeUndefined()
@@ -63,7 +68,10 @@ describe('loadProfiles: well-formed input', () => {
   })
 
   it('collects the examples: provider, agent, CNI and add-on images in a stable order, charts deduplicated', async () => {
-    const profiles = await loadProfiles([path.join(EX, 'k3s-calico-infra.json'), path.join(EX, 'addon-monitoring.json')])
+    const profiles = await loadProfiles([
+      path.join(EX, 'k3s-calico-infra.json'),
+      path.join(EX, 'addon-monitoring.json'),
+    ])
     const {images, charts} = collectContent(profiles, {arch: 'amd64'})
     expect(images.map((i) => [i.kind, i.reference])).toEqual([
       ['os-provider', 'ttl.sh/ubuntu:k3s-1.32.1-v4.7.9-demo'],
@@ -79,13 +87,25 @@ describe('loadProfiles: well-formed input', () => {
       'https://prometheus-community.github.io/helm-charts#prometheus@25.30.1',
       'https://grafana.github.io/helm-charts#grafana@8.6.4',
     ])
-    expect(collectContent(profiles, {arch: 'amd64', vars: {grafana_version: '12.0.1'}}).images.at(-1)!.reference).toBe('docker.io/grafana/grafana:12.0.1')
+    expect(collectContent(profiles, {arch: 'amd64', vars: {grafana_version: '12.0.1'}}).images.at(-1)!.reference).toBe(
+      'docker.io/grafana/grafana:12.0.1',
+    )
   })
 
   it('collectContent throws InvalidInputError listing every content problem', async () => {
     const file = path.join(tmp, 'bad-content.json')
-    const values = "pack:\n  content:\n    images:\n      - image: 'ghcr.io/acme/app:{{.spectro.var.tag}}'\n      - image: 'ghcr.io/Acme/Bad:1'\n"
-    writeFileSync(file, JSON.stringify({metadata: {name: 'bad'}, spec: {version: '1', template: {type: 'add-on', cloudType: 'all', packs: [{name: 'app', layer: 'addon', version: '1', values}]}}}))
+    const values =
+      "pack:\n  content:\n    images:\n      - image: 'ghcr.io/acme/app:{{.spectro.var.tag}}'\n      - image: 'ghcr.io/Acme/Bad:1'\n"
+    writeFileSync(
+      file,
+      JSON.stringify({
+        metadata: {name: 'bad'},
+        spec: {
+          version: '1',
+          template: {type: 'add-on', cloudType: 'all', packs: [{name: 'app', layer: 'addon', version: '1', values}]},
+        },
+      }),
+    )
     const profiles = await loadProfiles([file])
     let err: unknown
     try {
@@ -96,7 +116,9 @@ describe('loadProfiles: well-formed input', () => {
     expect(err).toBeInstanceOf(InvalidInputError)
     const problems = (err as InvalidInputError).details!.problems as string[]
     expect(problems).toHaveLength(2)
-    expect(problems[0]).toMatch(/bad-content\.json.*pack app \(values line 4\).*\{\{\.spectro\.var\.tag\}\}.*AP-MACRO-UNRESOLVED/)
+    expect(problems[0]).toMatch(
+      /bad-content\.json.*pack app \(values line 4\).*\{\{\.spectro\.var\.tag\}\}.*AP-MACRO-UNRESOLVED/,
+    )
     expect(problems[1]).toMatch(/values line 5.*must be lowercase.*AP-IMAGE-REF/)
   })
 })
@@ -184,9 +206,13 @@ describe('loadProfiles: bad input', () => {
     expect(err).toBeInstanceOf(InvalidInputError)
     const problems = err.details!.problems as string[]
     expect(problems).toHaveLength(3)
-    expect(problems[0]).toMatch(/^spec\.template\.type \(line 6\): "full"; expected one of cluster, infra, add-on, system/)
+    expect(problems[0]).toMatch(
+      /^spec\.template\.type \(line 6\): "full"; expected one of cluster, infra, add-on, system/,
+    )
     expect(problems[1]).toMatch(/^spec\.template\.packs\[0\]\.layer \(line 9\): missing/)
-    expect(problems[2]).toMatch(/^spec\.template\.packs\[1\]\.values \(line 10\): must be the pack's values YAML as one string/)
+    expect(problems[2]).toMatch(
+      /^spec\.template\.packs\[1\]\.values \(line 10\): must be the pack's values YAML as one string/,
+    )
   })
 
   it('no file at all', async () => {
@@ -206,8 +232,29 @@ describe('loadProfiles: pathological nesting', () => {
 
   it('pack values nested 100k levels deep are a finding', async () => {
     const file = path.join(tmp, 'deep-values.json')
-    writeFileSync(file, JSON.stringify({metadata: {name: 'x'}, spec: {version: '1', template: {type: 'add-on', cloudType: 'all', packs: [{name: 'a', layer: 'addon', version: '1', values: 'a: ' + '['.repeat(100_000) + ']'.repeat(100_000)}]}}}))
+    writeFileSync(
+      file,
+      JSON.stringify({
+        metadata: {name: 'x'},
+        spec: {
+          version: '1',
+          template: {
+            type: 'add-on',
+            cloudType: 'all',
+            packs: [
+              {name: 'a', layer: 'addon', version: '1', values: 'a: ' + '['.repeat(100_000) + ']'.repeat(100_000)},
+            ],
+          },
+        },
+      }),
+    )
     const report = validateProfiles(await loadProfiles([file]), {arch: 'amd64', mode: 'appliance'})
-    expect(report.findings).toEqual([expect.objectContaining({code: 'AP-VALUES-YAML', pack: 'a', message: expect.stringContaining('nests too deeply')})])
+    expect(report.findings).toEqual([
+      expect.objectContaining({
+        code: 'AP-VALUES-YAML',
+        pack: 'a',
+        message: expect.stringContaining('nests too deeply'),
+      }),
+    ])
   })
 })

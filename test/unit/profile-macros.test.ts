@@ -6,24 +6,39 @@ import {macroContext, resolveMacros} from '../../src/profile/macros.js'
 import {packOption, parseValues, scalarSource} from '../../src/profile/values.js'
 import type {LoadedProfile, PackModel} from '../../src/profile/types.js'
 
-function profile(packs: Partial<PackModel>[], variables: LoadedProfile['variables'] = [], definitionVars?: Record<string, string>): LoadedProfile {
+function profile(
+  packs: Partial<PackModel>[],
+  variables: LoadedProfile['variables'] = [],
+  definitionVars?: Record<string, string>,
+): LoadedProfile {
   return {
-    file: 'p.json', sha256: '', name: 'p', version: '1', type: 'infra', cloudType: 'edge-native', variables, document: {},
+    file: 'p.json',
+    sha256: '',
+    name: 'p',
+    version: '1',
+    type: 'infra',
+    cloudType: 'edge-native',
+    variables,
+    document: {},
     packs: packs.map((p) => ({name: 'x', type: 'spectro', layer: 'addon', version: '1', values: '', ...p})),
     ...(definitionVars ? {definitionVars} : {}),
   }
 }
 
-const os = {name: 'edge-native-byoi', layer: 'os', values: [
-  'options:',
-  "  system.uri: '{{ .spectro.pack.edge-native-byoi.options.system.registry }}/ubuntu:{{.spectro.pack.edge-native-byoi.options.system.k8sDistribution}}-{{.spectro.system.kubernetes.version}}-{{.spectro.var.tag}}'",
-  '  system.registry: ttl.sh',
-  '  system.k8sDistribution: k3s',
-  '  loop.a: "{{.spectro.pack.edge-native-byoi.options.loop.b}}"',
-  '  loop.b: "{{.spectro.pack.edge-native-byoi.options.loop.a}}"',
-  '  nested:',
-  '    key: from-a-map',
-].join('\n')}
+const os = {
+  name: 'edge-native-byoi',
+  layer: 'os',
+  values: [
+    'options:',
+    "  system.uri: '{{ .spectro.pack.edge-native-byoi.options.system.registry }}/ubuntu:{{.spectro.pack.edge-native-byoi.options.system.k8sDistribution}}-{{.spectro.system.kubernetes.version}}-{{.spectro.var.tag}}'",
+    '  system.registry: ttl.sh',
+    '  system.k8sDistribution: k3s',
+    '  loop.a: "{{.spectro.pack.edge-native-byoi.options.loop.b}}"',
+    '  loop.b: "{{.spectro.pack.edge-native-byoi.options.loop.a}}"',
+    '  nested:',
+    '    key: from-a-map',
+  ].join('\n'),
+}
 const k8s = {name: 'edge-k3s', layer: 'k8s', version: '1.32.1'}
 
 describe('resolveMacros', () => {
@@ -48,12 +63,18 @@ describe('resolveMacros', () => {
 
   it('reads nested option maps as well as literal dotted keys', () => {
     const p = profile([os])
-    expect(resolveMacros('{{.spectro.pack.edge-native-byoi.options.nested.key}}', macroContext([p]), p).value).toBe('from-a-map')
+    expect(resolveMacros('{{.spectro.pack.edge-native-byoi.options.nested.key}}', macroContext([p]), p).value).toBe(
+      'from-a-map',
+    )
   })
 
   it('names every unresolvable macro', () => {
     const p = profile([os])
-    const r = resolveMacros('{{.spectro.var.nope}}:{{.spectro.pack.missing.options.x}}:{{.spectro.system.kubernetes.version}}:{{ .spectro.system.cluster.kubevip }}', macroContext([p]), p)
+    const r = resolveMacros(
+      '{{.spectro.var.nope}}:{{.spectro.pack.missing.options.x}}:{{.spectro.system.kubernetes.version}}:{{ .spectro.system.cluster.kubevip }}',
+      macroContext([p]),
+      p,
+    )
     expect(r.problems).toHaveLength(4)
     expect(r.problems[0]).toContain('variable "nope" is not declared')
     expect(r.problems[1]).toContain('no pack named "missing"')
@@ -63,7 +84,9 @@ describe('resolveMacros', () => {
 
   it('leaves text without macros alone', () => {
     const p = profile([])
-    expect(resolveMacros('docker.io/library/nginx:1.27', macroContext([p]), p).value).toBe('docker.io/library/nginx:1.27')
+    expect(resolveMacros('docker.io/library/nginx:1.27', macroContext([p]), p).value).toBe(
+      'docker.io/library/nginx:1.27',
+    )
   })
 })
 

@@ -13,7 +13,8 @@ const FIX = 'test/fixtures/profiles'
 async function check(file: string, mode: 'agent' | 'appliance') {
   const profiles = await loadProfiles([`${FIX}/${file}`])
   const report = validateProfiles(profiles, {arch: 'amd64', mode})
-  const codes = (severity: string) => [...new Set(report.findings.filter((f) => f.severity === severity).map((f) => f.code))].sort()
+  const codes = (severity: string) =>
+    [...new Set(report.findings.filter((f) => f.severity === severity).map((f) => f.code))].sort()
   return {profiles, report, errors: codes('error'), warnings: codes('warning')}
 }
 
@@ -25,7 +26,12 @@ describe('case 1: the Agent Mode preset of BYOS Edge OS (options.system.uri "NA"
     expect(errors).toEqual([])
     expect(warnings).toEqual(['AP-AGENT-MISSING'])
     const content = collectContent(profiles, {arch: 'amd64'})
-    expect(refs(content.images)).toEqual(['docker.io/calico/cni:v3.29.2', 'docker.io/calico/kube-controllers:v3.29.2', 'docker.io/calico/node:v3.29.2', 'quay.io/tigera/operator:v1.36.5'])
+    expect(refs(content.images)).toEqual([
+      'docker.io/calico/cni:v3.29.2',
+      'docker.io/calico/kube-controllers:v3.29.2',
+      'docker.io/calico/node:v3.29.2',
+      'quay.io/tigera/operator:v1.36.5',
+    ])
     expect(content.charts).toEqual([])
   })
 
@@ -45,14 +51,23 @@ describe('case 2: pack values of several YAML documents (Kairos stages after the
     expect(errors).toEqual([])
     expect(warnings).toEqual(['AP-AGENT-CONTENT'])
     const content = collectContent(profiles, {arch: 'amd64'})
-    expect(refs(content.images)).toEqual(['docker.io/calico/node:v3.29.1', 'quay.io/tigera/operator:v1.36.2', 'ttl.sh/ubuntu:k3s-1.32.1-v4.7.9-demo', 'us-docker.pkg.dev/palette-images/edge/stylus-linux-amd64:v4.7.9'])
+    expect(refs(content.images)).toEqual([
+      'docker.io/calico/node:v3.29.1',
+      'quay.io/tigera/operator:v1.36.2',
+      'ttl.sh/ubuntu:k3s-1.32.1-v4.7.9-demo',
+      'us-docker.pkg.dev/palette-images/edge/stylus-linux-amd64:v4.7.9',
+    ])
     expect(content.charts).toEqual([])
   })
 
   it('keeps line numbers right: values line 8 is file line 29', async () => {
     const profiles = await loadProfiles([`${FIX}/byos-kairos-stages.yaml`])
     const report = validateProfiles(profiles, {arch: 'arm64', mode: 'appliance'})
-    expect(report.findings.find((f) => f.code === 'AP-AGENT-ARCH')).toMatchObject({line: 8, fileLine: 29, path: 'stylusPackage'})
+    expect(report.findings.find((f) => f.code === 'AP-AGENT-ARCH')).toMatchObject({
+      line: 8,
+      fileLine: 29,
+      path: 'stylusPackage',
+    })
   })
 })
 
@@ -61,15 +76,27 @@ describe('case 3: chart locations as pack-central writes them', () => {
     const {profiles, report, errors, warnings} = await check('addon-chart-locations.yaml', 'appliance')
     expect(errors).toEqual([])
     expect(warnings).toEqual(['AP-CHART-SCHEME'])
-    expect(report.findings.find((f) => f.code === 'AP-CHART-SCHEME')).toMatchObject({pack: 'coder', path: 'pack.content.charts[0].repo', line: 6})
+    expect(report.findings.find((f) => f.code === 'AP-CHART-SCHEME')).toMatchObject({
+      pack: 'coder',
+      path: 'pack.content.charts[0].repo',
+      line: 6,
+    })
     const content = collectContent(profiles, {arch: 'amd64'})
     expect(content.charts.map((c) => [c.repository, c.name, c.version, chartSourceKind(c.repository)])).toEqual([
-      ['https://github.com/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz', 'trident-operator', '24.10.0', 'tgz'],
+      [
+        'https://github.com/NetApp/trident/releases/download/v24.10.0/trident-installer-24.10.0.tar.gz',
+        'trident-operator',
+        '24.10.0',
+        'tgz',
+      ],
       ['oci://ghcr.io/spegel-org/helm-charts/spegel', 'spegel', 'v0.0.30', 'oci'],
       ['oci://ghcr.io/nvidia/kai-scheduler', 'kai-scheduler', 'v0.10.0', 'oci'],
       ['https://helm.coder.com/v2', 'coder', '2.23.3', 'classic'],
     ])
-    expect(ociChartCandidates('oci://ghcr.io/nvidia/kai-scheduler', 'kai-scheduler').map((c) => c.repository)).toEqual(['nvidia/kai-scheduler', 'nvidia/kai-scheduler/kai-scheduler'])
+    expect(ociChartCandidates('oci://ghcr.io/nvidia/kai-scheduler', 'kai-scheduler').map((c) => c.repository)).toEqual([
+      'nvidia/kai-scheduler',
+      'nvidia/kai-scheduler/kai-scheduler',
+    ])
     expect(refs(content.images)).toEqual([
       'docker.io/netapp/trident-autosupport:24.10.0',
       'docker.io/netapp/trident-operator:24.10.0',
@@ -92,7 +119,10 @@ describe('case 4: completeness before shipping', () => {
     ])
     expect(report.findings[0]!.message).toContain('content: belongs under pack:')
     expect(report.findings[1]!.message).toContain('xpkg.crossplane.io/crossplane/crossplane')
-    expect(refs(collectContent(profiles, {arch: 'amd64'}).images)).toEqual(['ghcr.io/project-zot/zot-linux-amd64:v2.0.2-rc2', 'xpkg.upbound.io/crossplane/crossplane:v2.3.0'])
+    expect(refs(collectContent(profiles, {arch: 'amd64'}).images)).toEqual([
+      'ghcr.io/project-zot/zot-linux-amd64:v2.0.2-rc2',
+      'xpkg.upbound.io/crossplane/crossplane:v2.3.0',
+    ])
   })
 
   it('warns when an image name says amd64 in an arm64 build', async () => {
@@ -111,7 +141,10 @@ describe('case 5: messages', () => {
     expect(errors).toEqual([])
     expect(warnings).toEqual(['AP-AGENT-CONTENT', 'AP-AGENT-VERSION-UNKNOWN'])
     const content = collectContent(profiles, {arch: 'amd64'})
-    expect(refs(content.images)).toEqual(['ttl.sh/stylus-linux-amd64:v0.0.0-4f1ab3c', 'ttl.sh/ubuntu:k3s-1.32.1-v4.7.9-4f1ab3c'])
+    expect(refs(content.images)).toEqual([
+      'ttl.sh/stylus-linux-amd64:v0.0.0-4f1ab3c',
+      'ttl.sh/ubuntu:k3s-1.32.1-v4.7.9-4f1ab3c',
+    ])
     expect(content.charts).toEqual([])
   })
 
@@ -121,7 +154,9 @@ describe('case 5: messages', () => {
     const wrapped = new Error(`cannot reach ghcr.io: ${describeError(fetchFailed)}`, {cause: fetchFailed})
     expect(describeError(fetchFailed)).toBe('fetch failed: getaddrinfo EAI_AGAIN ghcr.io')
     expect(describeError(wrapped)).toBe('cannot reach ghcr.io: fetch failed: getaddrinfo EAI_AGAIN ghcr.io')
-    const refused = new TypeError('fetch failed', {cause: Object.assign(new Error('connect failed'), {code: 'ECONNREFUSED'})})
+    const refused = new TypeError('fetch failed', {
+      cause: Object.assign(new Error('connect failed'), {code: 'ECONNREFUSED'}),
+    })
     expect(describeError(refused)).toBe('fetch failed: connect failed (ECONNREFUSED)')
   })
 })

@@ -3,7 +3,9 @@ import {redactText, redactUrl} from '../../src/util/redact.js'
 
 describe('redactUrl', () => {
   it('masks the password and keeps the user', () => {
-    expect(redactUrl('https://alice:s3cret@registry.example.com:5000/v2/')).toBe('https://alice:***@registry.example.com:5000/v2/')
+    expect(redactUrl('https://alice:s3cret@registry.example.com:5000/v2/')).toBe(
+      'https://alice:***@registry.example.com:5000/v2/',
+    )
   })
   it('keeps a URL without userinfo or without a password', () => {
     expect(redactUrl('https://registry.example.com/v2/')).toBe('https://registry.example.com/v2/')

@@ -16,7 +16,10 @@ describe('image reference normalisation', () => {
     ['127.0.0.1:5000/team/app:1.0', '127.0.0.1:5000/team/app:1.0'],
     [`ghcr.io/a/b@${D}`, `ghcr.io/a/b@${D}`],
     [`ghcr.io/a/b:v1@${D}`, `ghcr.io/a/b:v1@${D}`],
-    ['container://us-docker.pkg.dev/palette-images/edge/stylus-linux-amd64:v4.6.21', 'us-docker.pkg.dev/palette-images/edge/stylus-linux-amd64:v4.6.21'],
+    [
+      'container://us-docker.pkg.dev/palette-images/edge/stylus-linux-amd64:v4.6.21',
+      'us-docker.pkg.dev/palette-images/edge/stylus-linux-amd64:v4.6.21',
+    ],
     ['  nginx:1  ', 'docker.io/library/nginx:1'],
   ])('%s → %s', (input, expected) => {
     expect(normalizeReference(input)).toBe(expected)

@@ -38,7 +38,11 @@ describe('credential sources', () => {
 
   it('reads Docker config: credHelpers before auths, Docker Hub aliases, identity tokens', async () => {
     const store = new CredentialStore({dockerConfigDir: path.join(dir, 'docker'), env: env()})
-    expect(await store.forHost('registry-1.docker.io')).toEqual({username: 'hubuser', password: 'hubsecret', origin: 'docker-credential-unit'})
+    expect(await store.forHost('registry-1.docker.io')).toEqual({
+      username: 'hubuser',
+      password: 'hubsecret',
+      origin: 'docker-credential-unit',
+    })
     expect(await store.forHost('ghcr.io')).toEqual({username: 'gh', password: 'tok', origin: 'docker config auths'})
     expect(await store.forHost('quay.io')).toEqual({identityToken: 'refresh-quay', origin: 'docker config auths'})
     expect(await store.forHost('example.com')).toBeUndefined()
@@ -46,8 +50,21 @@ describe('credential sources', () => {
 
   it('puts --cred-file first; a GCR _json_key object password is sent as its JSON', async () => {
     const credFile = path.join(dir, 'creds.json')
-    const key = {type: 'service_account', project_id: 'p', private_key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n'}
-    await writeFile(credFile, JSON.stringify({image: [{endpoint: 'gcr.io', username: '_json_key', password: key}, {endpoint: 'https://ghcr.io', username: 'pal', password: 'pw'}], helm: [{endpoint: 'charts.local', username: 'h', password: 'hp'}]}))
+    const key = {
+      type: 'service_account',
+      project_id: 'p',
+      private_key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n',
+    }
+    await writeFile(
+      credFile,
+      JSON.stringify({
+        image: [
+          {endpoint: 'gcr.io', username: '_json_key', password: key},
+          {endpoint: 'https://ghcr.io', username: 'pal', password: 'pw'},
+        ],
+        helm: [{endpoint: 'charts.local', username: 'h', password: 'hp'}],
+      }),
+    )
     const registries = emptyRegistriesConfig()
     registries.auth.set('ghcr.io', {username: 'k3s', password: 'k3s-pw'})
     registries.auth.set('k3s.local', {username: 'k3s', password: 'k3s-pw'})
@@ -62,18 +79,32 @@ describe('credential sources', () => {
 
   it("falls back to podman's auth.json only when --docker-config is not given", async () => {
     const authFile = path.join(dir, 'auth.json')
-    await writeFile(authFile, JSON.stringify({auths: {'registry.example.com': {auth: Buffer.from('pod:man').toString('base64')}}}))
+    await writeFile(
+      authFile,
+      JSON.stringify({auths: {'registry.example.com': {auth: Buffer.from('pod:man').toString('base64')}}}),
+    )
     const env = {HOME: path.join(dir, 'empty-home'), REGISTRY_AUTH_FILE: authFile}
-    expect(await new CredentialStore({env}).forHost('registry.example.com')).toEqual({username: 'pod', password: 'man', origin: 'containers auth.json'})
-    expect(await new CredentialStore({env, dockerConfigDir: path.join(dir, 'docker')}).forHost('registry.example.com')).toBeUndefined()
+    expect(await new CredentialStore({env}).forHost('registry.example.com')).toEqual({
+      username: 'pod',
+      password: 'man',
+      origin: 'containers auth.json',
+    })
+    expect(
+      await new CredentialStore({env, dockerConfigDir: path.join(dir, 'docker')}).forHost('registry.example.com'),
+    ).toBeUndefined()
     await writeFile(authFile, '{')
     await expect(new CredentialStore({env}).forHost('registry.example.com')).rejects.toBeInstanceOf(UsageError)
   })
 
   it('rejects a malformed --cred-file with every problem listed', async () => {
     const credFile = path.join(dir, 'bad.json')
-    await writeFile(credFile, JSON.stringify({image: [{endpoint: 'a'}, {endpoint: 'b', username: 'u', password: 7}], helm: {}}))
-    const error = await new CredentialStore({credFile, dockerConfigDir: path.join(dir, 'docker')}).forHost('a').catch((e) => e)
+    await writeFile(
+      credFile,
+      JSON.stringify({image: [{endpoint: 'a'}, {endpoint: 'b', username: 'u', password: 7}], helm: {}}),
+    )
+    const error = await new CredentialStore({credFile, dockerConfigDir: path.join(dir, 'docker')})
+      .forHost('a')
+      .catch((e) => e)
     expect(error).toBeInstanceOf(UsageError)
     expect(error.details.problems).toEqual([
       'image[0]: needs "endpoint" and "username" strings',

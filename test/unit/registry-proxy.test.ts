@@ -16,13 +16,17 @@ describe('proxy selection from the environment', () => {
   })
 
   it('lower case wins over upper case; an empty value is unset; a bare host:port means http://', () => {
-    expect(via('https://r.example.com/', {https_proxy: 'http://lower:1', HTTPS_PROXY: 'http://upper:2'})).toBe('http://lower:1/')
+    expect(via('https://r.example.com/', {https_proxy: 'http://lower:1', HTTPS_PROXY: 'http://upper:2'})).toBe(
+      'http://lower:1/',
+    )
     expect(via('https://r.example.com/', {https_proxy: '', HTTPS_PROXY: 'http://upper:2'})).toBe('http://upper:2/')
     expect(via('https://r.example.com/', {HTTPS_PROXY: 'proxy.corp:8080'})).toBe('http://proxy.corp:8080/')
   })
 
   it('keeps user:pass@ for the Proxy-Authorization header', () => {
-    expect(via('https://r.example.com/', {HTTPS_PROXY: 'http://u%40corp:p%3Ass@proxy:1'})).toBe('http://u%40corp:p%3Ass@proxy:1/')
+    expect(via('https://r.example.com/', {HTTPS_PROXY: 'http://u%40corp:p%3Ass@proxy:1'})).toBe(
+      'http://u%40corp:p%3Ass@proxy:1/',
+    )
   })
 
   it('NO_PROXY: names cover subdomains, leading dots and *., host:port, IPs, CIDR blocks, IPv6, and *', () => {
@@ -47,7 +51,11 @@ describe('proxy selection from the environment', () => {
   })
 
   it('a proxy URL that is not http:// or not a URL is a usage error (exit 2) that masks the password', () => {
-    for (const value of ['https://u:topsecret@proxy:443', 'socks5://u:topsecret@proxy:1080', 'http://u:topsecret@[bad']) {
+    for (const value of [
+      'https://u:topsecret@proxy:443',
+      'socks5://u:topsecret@proxy:1080',
+      'http://u:topsecret@[bad',
+    ]) {
       let error: unknown
       try {
         readProxyEnv({HTTPS_PROXY: value})

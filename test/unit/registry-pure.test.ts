@@ -29,16 +29,28 @@ describe('platform selection', () => {
     expect(platformMatches({os: 'windows', architecture: 'arm64'}, target)).toBe(false)
     const manifests = [entry('amd64'), {...entry('arm64'), digest: D('1')}, {...entry('arm64', 'v8'), digest: D('2')}]
     expect(selectPlatform(manifests, target).chosen?.digest).toBe(D('1'))
-    const arm = [{...entry('arm'), digest: D('3')}, {...entry('arm', 'v7'), digest: D('4')}, {...entry('arm', 'v6'), digest: D('5')}]
+    const arm = [
+      {...entry('arm'), digest: D('3')},
+      {...entry('arm', 'v7'), digest: D('4')},
+      {...entry('arm', 'v6'), digest: D('5')},
+    ]
     expect(selectPlatform(arm, {os: 'linux', architecture: 'arm', variant: 'v7'}).chosen?.digest).toBe(D('4'))
   })
 
   it('skips attestation entries and lists the omitted platforms', () => {
-    const att = entry('unknown', undefined, 'unknown', {annotations: {'vnd.docker.reference.type': 'attestation-manifest'}})
+    const att = entry('unknown', undefined, 'unknown', {
+      annotations: {'vnd.docker.reference.type': 'attestation-manifest'},
+    })
     expect(isAttestation(att)).toBe(true)
-    const r = selectPlatform([entry('amd64'), att, entry('arm64', 'v8'), entry('s390x')], {os: 'linux', architecture: 'amd64'})
+    const r = selectPlatform([entry('amd64'), att, entry('arm64', 'v8'), entry('s390x')], {
+      os: 'linux',
+      architecture: 'amd64',
+    })
     expect(r.chosen?.platform?.architecture).toBe('amd64')
-    expect(r.omitted).toEqual([{os: 'linux', architecture: 'arm64', variant: 'v8'}, {os: 'linux', architecture: 's390x'}])
+    expect(r.omitted).toEqual([
+      {os: 'linux', architecture: 'arm64', variant: 'v8'},
+      {os: 'linux', architecture: 's390x'},
+    ])
     const none = selectPlatform([att, entry('arm64')], {os: 'linux', architecture: 'amd64'})
     expect(none.chosen).toBeUndefined()
     expect(none.available).toEqual([{os: 'linux', architecture: 'arm64'}])
@@ -49,7 +61,12 @@ describe('WWW-Authenticate challenges', () => {
   it.each([
     [
       'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"',
-      {scheme: 'bearer', realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/nginx:pull'},
+      {
+        scheme: 'bearer',
+        realm: 'https://auth.docker.io/token',
+        service: 'registry.docker.io',
+        scope: 'repository:library/nginx:pull',
+      },
     ],
     ['Basic realm="Registry Realm"', {scheme: 'basic', realm: 'Registry Realm'}],
     ['bearer realm=https://x/token', {scheme: 'bearer', realm: 'https://x/token'}],
@@ -69,7 +86,10 @@ describe('registry naming', () => {
   })
 
   it('applies the first matching rewrite rule', () => {
-    const rules = [{pattern: /^rancher\/(.*)/, replacement: 'mirror/rancher/$1'}, {pattern: /^(.*)$/, replacement: 'all/$1'}]
+    const rules = [
+      {pattern: /^rancher\/(.*)/, replacement: 'mirror/rancher/$1'},
+      {pattern: /^(.*)$/, replacement: 'all/$1'},
+    ]
     expect(rewriteRepository('rancher/k3s', rules)).toBe('mirror/rancher/k3s')
     expect(rewriteRepository('library/nginx', rules)).toBe('all/library/nginx')
     expect(rewriteRepository('x', [])).toBe('x')
@@ -130,7 +150,10 @@ describe('registries.yaml', () => {
 
   it('reports every problem with its key path (exit 2)', async () => {
     const file = path.join(dir, 'bad.yaml')
-    await writeFile(file, 'mirrors:\n  docker.io:\n    endpoint: ["ftp://x"]\n    rewrite: {"(": "x"}\nconfigs:\n  h:\n    tls: {ca_file: missing.pem}\n')
+    await writeFile(
+      file,
+      'mirrors:\n  docker.io:\n    endpoint: ["ftp://x"]\n    rewrite: {"(": "x"}\nconfigs:\n  h:\n    tls: {ca_file: missing.pem}\n',
+    )
     const error = await loadRegistriesConfig(file).catch((e) => e)
     expect(error).toBeInstanceOf(UsageError)
     expect(error.details.problems).toEqual([

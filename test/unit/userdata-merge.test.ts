@@ -9,7 +9,11 @@ describe('inventory merge rule (PRODUCT.md §9)', () => {
       {stylus: {site: {tags: {fleet: 'retail'}, network: {httpProxy: 'http://p:3128'}}}},
       {stylus: {site: {tags: {store: '0042'}, hostName: 'edge-1'}}},
     )
-    expect(merged).toEqual({stylus: {site: {tags: {fleet: 'retail', store: '0042'}, network: {httpProxy: 'http://p:3128'}, hostName: 'edge-1'}}})
+    expect(merged).toEqual({
+      stylus: {
+        site: {tags: {fleet: 'retail', store: '0042'}, network: {httpProxy: 'http://p:3128'}, hostName: 'edge-1'},
+      },
+    })
   })
 
   it('lets scalars and lists of the site replace the default', () => {
@@ -26,7 +30,9 @@ describe('inventory merge rule (PRODUCT.md §9)', () => {
   })
 
   it('removes a key set to null', () => {
-    expect(mergeFragments({stylus: {site: {tags: {tier: 'gold', fleet: 'x'}}}}, {stylus: {site: {tags: {tier: null}}}})).toEqual({
+    expect(
+      mergeFragments({stylus: {site: {tags: {tier: 'gold', fleet: 'x'}}}}, {stylus: {site: {tags: {tier: null}}}}),
+    ).toEqual({
       stylus: {site: {tags: {fleet: 'x'}}},
     })
   })
@@ -35,7 +41,9 @@ describe('inventory merge rule (PRODUCT.md §9)', () => {
     const template = {stylus: {managementMode: 'local', vip: {skip: false}}}
     const defaults = {stylus: {vip: {skip: true}}}
     const site = {stylus: {debug: true}}
-    expect(mergeFragments(template, defaults, site)).toEqual({stylus: {managementMode: 'local', vip: {skip: true}, debug: true}})
+    expect(mergeFragments(template, defaults, site)).toEqual({
+      stylus: {managementMode: 'local', vip: {skip: true}, debug: true},
+    })
     expect(template).toEqual({stylus: {managementMode: 'local', vip: {skip: false}}})
   })
 })
@@ -45,7 +53,11 @@ describe('deterministic output', () => {
     const a = {stages: {x: []}, stylus: {site: {b: 1, a: 2}, managementMode: 'local'}, install: {reboot: true}}
     const b = {install: {reboot: true}, stylus: {managementMode: 'local', site: {a: 2, b: 1}}, stages: {x: []}}
     expect(renderCloudConfig(a)).toBe(renderCloudConfig(b))
-    expect(Object.keys(canonicalOrder(a, ['install', 'stylus', 'stages']) as object)).toEqual(['install', 'stylus', 'stages'])
+    expect(Object.keys(canonicalOrder(a, ['install', 'stylus', 'stages']) as object)).toEqual([
+      'install',
+      'stylus',
+      'stages',
+    ])
   })
 
   it('puts #cloud-config first and quotes strings YAML 1.1 would misread', () => {
@@ -58,7 +70,9 @@ describe('deterministic output', () => {
 
   it('writes multi-line strings as literal blocks and never folds long lines', () => {
     const long = 'x'.repeat(300)
-    const text = renderCloudConfig({stylus: {site: {caCerts: ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'], name: long}}})
+    const text = renderCloudConfig({
+      stylus: {site: {caCerts: ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'], name: long}},
+    })
     expect(text).toContain('- |\n')
     expect(text).toContain(`name: ${long}\n`)
   })

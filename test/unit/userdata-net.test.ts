@@ -10,7 +10,15 @@ describe('user-data address arithmetic', () => {
   })
 
   it('rejects malformed addresses and prefixes', () => {
-    for (const bad of ['10.0.0.300/24', '10.0.0.1/33', '10.0.0.1/', '10.0.0.1', 'fd00::1/129', 'host/24', '10.0.0.1/2a']) {
+    for (const bad of [
+      '10.0.0.300/24',
+      '10.0.0.1/33',
+      '10.0.0.1/',
+      '10.0.0.1',
+      'fd00::1/129',
+      'host/24',
+      '10.0.0.1/2a',
+    ]) {
       expect(parseCidr(bad), bad).toBeUndefined()
     }
   })

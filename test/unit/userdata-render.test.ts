@@ -65,7 +65,10 @@ describe('renderSites golden files', () => {
   it('reports sha256 of each file', async () => {
     const out = await tmp()
     const {sites} = await renderSites({sitesFile: SITES, mode: 'appliance', outputDir: out})
-    const {stdout} = await execa('sha256sum', sites.map((s) => s.file))
+    const {stdout} = await execa(
+      'sha256sum',
+      sites.map((s) => s.file),
+    )
     expect(stdout.split('\n').map((l) => l.split(' ')[0])).toEqual(sites.map((s) => s.sha256))
   })
 
@@ -97,7 +100,9 @@ describe('renderSites failures', () => {
 
   async function failure(text: string): Promise<InvalidInputError> {
     const out = path.join(await tmp(), 'out')
-    const error = await renderSites({sitesFile: await inventoryFile(text), mode: 'appliance', outputDir: out}).catch((e) => e)
+    const error = await renderSites({sitesFile: await inventoryFile(text), mode: 'appliance', outputDir: out}).catch(
+      (e) => e,
+    )
     expect(error).toBeInstanceOf(InvalidInputError)
     expect(existsSync(out), 'nothing is written when a site is invalid').toBe(false)
     return error
@@ -120,12 +125,18 @@ describe('renderSites failures', () => {
       ].join('\n'),
     )
     const problems = error.details!.problems as string[]
-    expect(problems).toContain("site store-0042: stylus.site.network.interfaces.enp1s0.ipAddress: '10.0.0.300/24' is not an IPv4 address with a /mask (Write it as ADDRESS/PREFIX, e.g. 10.42.0.10/24)")
-    expect(problems.some((p) => p.startsWith('site store-0043: stylus.sitee: ') && p.includes('Did you mean `site`'))).toBe(true)
+    expect(problems).toContain(
+      "site store-0042: stylus.site.network.interfaces.enp1s0.ipAddress: '10.0.0.300/24' is not an IPv4 address with a /mask (Write it as ADDRESS/PREFIX, e.g. 10.42.0.10/24)",
+    )
+    expect(
+      problems.some((p) => p.startsWith('site store-0043: stylus.sitee: ') && p.includes('Did you mean `site`')),
+    ).toBe(true)
     expect(problems.some((p) => p.startsWith('site store-0043: stylus.localUI.port: '))).toBe(true)
     expect(problems.some((p) => p.startsWith('sites[3].name: is missing'))).toBe(true)
     expect(problems).toHaveLength(4)
-    expect(error.details!.findings).toContainEqual(expect.objectContaining({site: 'store-0042', line: 6, path: 'stylus.site.network.interfaces.enp1s0.ipAddress'}))
+    expect(error.details!.findings).toContainEqual(
+      expect.objectContaining({site: 'store-0042', line: 6, path: 'stylus.site.network.interfaces.enp1s0.ipAddress'}),
+    )
   })
 
   it('requires unique site names (ignoring case), host names and Edge host IDs', async () => {
@@ -144,7 +155,7 @@ describe('renderSites failures', () => {
     const problems = error.details!.problems as string[]
     expect(problems).toEqual([
       "site b: stylus.site.hostName: 'edge-same' is also the host name of site a; each host needs its own (Set stylus.site.hostName per site, not in defaults)",
-      "site b: stylus.site.name: 'host-1' is also the Edge host ID of site a; each host needs its own (Set stylus.site.name per site, or use \"$random\")",
+      'site b: stylus.site.name: \'host-1\' is also the Edge host ID of site a; each host needs its own (Set stylus.site.name per site, or use "$random")',
       'site A: name: is already used by another site (a); site names must be unique, ignoring case, because they name the output folders',
     ])
   })
@@ -156,31 +167,52 @@ describe('renderSites failures', () => {
       'site ok: stylis: is not an inventory key; did you mean `stylus`?',
     ])
     expect((await failure('sites: []\n')).details!.problems).toEqual(['sites: is empty: list at least one site'])
-    expect((await failure('default: {}\nsites: [{name: a}]\n')).details!.problems).toEqual(['default: is not an inventory key; did you mean `defaults`?'])
-    expect((await failure('defaults: {stylus: []}\nsites: [{name: a}]\n')).details!.problems).toEqual(['defaults.stylus: must be a map'])
+    expect((await failure('default: {}\nsites: [{name: a}]\n')).details!.problems).toEqual([
+      'default: is not an inventory key; did you mean `defaults`?',
+    ])
+    expect((await failure('defaults: {stylus: []}\nsites: [{name: a}]\n')).details!.problems).toEqual([
+      'defaults.stylus: must be a map',
+    ])
     expect(((await failure('sites: [\n')).details!.problems as string[])[0]).toMatch(/^line \d+: YAML syntax/)
   })
 
   it('reports a site entry that is not a map, and still checks the others', async () => {
     const error = await failure('sites:\n  - store-1\n  - {name: b, stylus: {debug: maybe}}\n')
-    expect(error.details!.problems).toEqual(['sites[0]: must be a map', expect.stringMatching(/^site b: stylus\.debug: expected true or false/)])
+    expect(error.details!.problems).toEqual([
+      'sites[0]: must be a map',
+      expect.stringMatching(/^site b: stylus\.debug: expected true or false/),
+    ])
   })
 
   it('refuses an inventory that is an alias bomb', async () => {
-    const bomb = ['x: &a [x,x,x,x,x,x,x,x,x,x]', 'y: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'z: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'sites: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]', ''].join('\n')
+    const bomb = [
+      'x: &a [x,x,x,x,x,x,x,x,x,x]',
+      'y: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'z: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'sites: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      '',
+    ].join('\n')
     expect((await failure(bomb)).details!.problems).toEqual([expect.stringMatching(/alias/i)])
   })
 
   it('renders only locally managed hosts', async () => {
-    const error = await failure('sites:\n  - {name: a, stylus: {managementMode: central}}\n  - {name: b, stylus: {managementMode: null}}\n')
+    const error = await failure(
+      'sites:\n  - {name: a, stylus: {managementMode: central}}\n  - {name: b, stylus: {managementMode: null}}\n',
+    )
     expect(error.details!.problems).toEqual([
-      expect.stringMatching(/^site a: stylus\.managementMode: is 'central'; airpack renders user-data for locally managed hosts/),
+      expect.stringMatching(
+        /^site a: stylus\.managementMode: is 'central'; airpack renders user-data for locally managed hosts/,
+      ),
       expect.stringMatching(/^site b: stylus\.managementMode: is unset/),
     ])
   })
 
   it('treats a missing inventory as unreadable input (exit 2)', async () => {
-    const error = await renderSites({sitesFile: '/nonexistent/sites.yaml', mode: 'appliance', outputDir: await tmp()}).catch((e) => e)
+    const error = await renderSites({
+      sitesFile: '/nonexistent/sites.yaml',
+      mode: 'appliance',
+      outputDir: await tmp(),
+    }).catch((e) => e)
     expect(error).toBeInstanceOf(UsageError)
     expect(error.message).toContain('/nonexistent/sites.yaml')
   })
@@ -198,14 +230,18 @@ describe('renderSites failures', () => {
   it('returns warnings with the site and does not fail on them', async () => {
     const file = await inventoryFile('sites:\n  - {name: a, stylus: {installationMode: airgap}}\n')
     const result = await renderSites({sitesFile: file, mode: 'appliance', outputDir: await tmp()})
-    expect(result.warnings).toEqual([expect.objectContaining({site: 'a', path: 'stylus.installationMode', severity: 'warning', line: 2})])
+    expect(result.warnings).toEqual([
+      expect.objectContaining({site: 'a', path: 'stylus.installationMode', severity: 'warning', line: 2}),
+    ])
   })
 })
 
 describe('many sites', () => {
   const many = (n: number, broken: number[] = []) =>
     stringify({
-      defaults: {stylus: {site: {network: {httpProxy: 'http://proxy:3128', noProxy: '10.0.0.0/8'}, tags: {fleet: 'retail'}}}},
+      defaults: {
+        stylus: {site: {network: {httpProxy: 'http://proxy:3128', noProxy: '10.0.0.0/8'}, tags: {fleet: 'retail'}}},
+      },
       sites: Array.from({length: n}, (_, i) => ({
         name: `store-${String(i).padStart(4, '0')}`,
         stylus: {
@@ -215,7 +251,11 @@ describe('many sites', () => {
             network: {
               interfaces: {
                 enp1s0: broken.includes(i)
-                  ? {type: 'static', ipAddress: `10.${i >> 8}.${i & 255}.10/24`, gateway: `10.${(i >> 8) + 1}.${i & 255}.1`}
+                  ? {
+                      type: 'static',
+                      ipAddress: `10.${i >> 8}.${i & 255}.10/24`,
+                      gateway: `10.${(i >> 8) + 1}.${i & 255}.1`,
+                    }
                   : {type: 'static', ipAddress: `10.${i >> 8}.${i & 255}.10/24`, gateway: `10.${i >> 8}.${i & 255}.1`},
               },
             },
@@ -227,7 +267,11 @@ describe('many sites', () => {
   it('renders 200 sites, one folder each', async () => {
     const dir = await tmp()
     writeFileSync(path.join(dir, 'sites.yaml'), many(200))
-    const result = await renderSites({sitesFile: path.join(dir, 'sites.yaml'), mode: 'appliance', outputDir: path.join(dir, 'out')})
+    const result = await renderSites({
+      sitesFile: path.join(dir, 'sites.yaml'),
+      mode: 'appliance',
+      outputDir: path.join(dir, 'out'),
+    })
     expect(result.sites).toHaveLength(200)
     expect((await readdir(path.join(dir, 'out'))).sort()).toEqual(result.sites.map((s) => s.name).sort())
     expect(new Set(result.sites.map((s) => s.sha256)).size).toBe(200)
@@ -239,9 +283,17 @@ describe('many sites', () => {
   it('names every broken site among 200, and writes none', async () => {
     const dir = await tmp()
     writeFileSync(path.join(dir, 'sites.yaml'), many(200, [3, 77, 199]))
-    const error = await renderSites({sitesFile: path.join(dir, 'sites.yaml'), mode: 'appliance', outputDir: path.join(dir, 'out')}).catch((e) => e)
+    const error = await renderSites({
+      sitesFile: path.join(dir, 'sites.yaml'),
+      mode: 'appliance',
+      outputDir: path.join(dir, 'out'),
+    }).catch((e) => e)
     expect(error).toBeInstanceOf(InvalidInputError)
-    expect((error.details.problems as string[]).map((p) => p.split(':')[0])).toEqual(['site store-0003', 'site store-0077', 'site store-0199'])
+    expect((error.details.problems as string[]).map((p) => p.split(':')[0])).toEqual([
+      'site store-0003',
+      'site store-0077',
+      'site store-0199',
+    ])
     expect(existsSync(path.join(dir, 'out'))).toBe(false)
   })
 })
@@ -258,9 +310,13 @@ describe('site ISO (NoCloud seed)', () => {
       expect(descriptor).toMatch(/Rock Ridge/)
       const {stdout: listing} = await execa('isoinfo', ['-f', '-R', '-i', site.iso!])
       expect(listing.split('\n').sort()).toEqual(['/meta-data', '/user-data'])
-      const {stdout: userData} = await execa('isoinfo', ['-R', '-x', '/user-data', '-i', site.iso!], {stripFinalNewline: false})
+      const {stdout: userData} = await execa('isoinfo', ['-R', '-x', '/user-data', '-i', site.iso!], {
+        stripFinalNewline: false,
+      })
       expect(userData).toBe(readFileSync(site.file, 'utf8'))
-      const {stdout: metaData} = await execa('isoinfo', ['-R', '-x', '/meta-data', '-i', site.iso!], {stripFinalNewline: false})
+      const {stdout: metaData} = await execa('isoinfo', ['-R', '-x', '/meta-data', '-i', site.iso!], {
+        stripFinalNewline: false,
+      })
       expect(metaData).toBe('')
     }
     const {stdout} = await execa('xorriso', ['-indev', sites[0].iso!, '-ls', '/'], {all: true})
@@ -317,7 +373,13 @@ describe('site ISO (NoCloud seed)', () => {
 
   it('names the package to install when no ISO tool exists, before writing anything', async () => {
     const out = path.join(await tmp(), 'out')
-    const error = await renderSites({sitesFile: SITES, mode: 'appliance', outputDir: out, iso: true, searchPath: '/nonexistent'}).catch((e) => e)
+    const error = await renderSites({
+      sitesFile: SITES,
+      mode: 'appliance',
+      outputDir: out,
+      iso: true,
+      searchPath: '/nonexistent',
+    }).catch((e) => e)
     expect(error).toBeInstanceOf(UsageError)
     expect(error.code).toBe('ERR_AIRPACK_ISO_TOOL_MISSING')
     expect(error.hint).toMatch(/apt-get install xorriso/)
@@ -328,7 +390,11 @@ describe('site ISO (NoCloud seed)', () => {
 function reverseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reverseKeys)
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverseKeys(v)]))
+    return Object.fromEntries(
+      Object.entries(value)
+        .reverse()
+        .map(([k, v]) => [k, reverseKeys(v)]),
+    )
   }
   return value
 }

@@ -8,7 +8,14 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {frameModeFor, TAR_END_LENGTH, tarEntryLength} from '../../src/bundle/framing.js'
 import {TarParser, TarWriter} from '../../src/bundle/tar.js'
 import {IntegrityError} from '../../src/errors.js'
-import {blockHeader, MAX_BLOCK_SIZE, parseBlockHeader, parseFrameHeader, rawFrameHeader, rawFrameSize} from '../../src/zstd/frame.js'
+import {
+  blockHeader,
+  MAX_BLOCK_SIZE,
+  parseBlockHeader,
+  parseFrameHeader,
+  rawFrameHeader,
+  rawFrameSize,
+} from '../../src/zstd/frame.js'
 import {encodeSeekTable, frameAt, parseSeekTable, SEEKABLE_MAGIC} from '../../src/zstd/seek-table.js'
 import {hasSeekTable, SeekableReader} from '../../src/zstd/seekable-reader.js'
 import {SeekableWriter, type FrameMode, type SeekableWriterOptions} from '../../src/zstd/seekable-writer.js'
@@ -74,7 +81,13 @@ describe('raw zstd frames (RFC 8878)', () => {
     expect(rawFrameHeader(2 ** 32).length).toBe(14)
     for (const size of [0, 255, 256, 65791, 65792, 2 ** 30, 2 ** 32 + 5]) {
       const h = parseFrameHeader(rawFrameHeader(size))
-      expect(h).toMatchObject({contentSize: size, singleSegment: false, contentChecksum: false, dictionaryId: 0, windowSize: 1 << 20})
+      expect(h).toMatchObject({
+        contentSize: size,
+        singleSegment: false,
+        contentChecksum: false,
+        dictionaryId: 0,
+        windowSize: 1 << 20,
+      })
       expect(h.headerSize).toBe(rawFrameHeader(size).length)
     }
   })
@@ -82,7 +95,11 @@ describe('raw zstd frames (RFC 8878)', () => {
   it('encodes block headers as Last_Block, Block_Type and Block_Size', () => {
     expect([...blockHeader(MAX_BLOCK_SIZE, 'raw', false)]).toEqual([0x00, 0x00, 0x10])
     expect([...blockHeader(0, 'raw', true)]).toEqual([0x01, 0x00, 0x00])
-    expect(parseBlockHeader(blockHeader(1234, 'compressed', true))).toEqual({size: 1234, type: 'compressed', last: true})
+    expect(parseBlockHeader(blockHeader(1234, 'compressed', true))).toEqual({
+      size: 1234,
+      type: 'compressed',
+      last: true,
+    })
   })
 
   it('refuses what is not a frame header', () => {
@@ -134,7 +151,16 @@ describe('SeekableWriter', () => {
       {mode: 'raw', data: noise('b', 700)},
     ]
     const {bytes, summary} = await writeSeekable(segments, {rawFrameSize: 1024 * 1024})
-    expect(summary.frames.map((f) => f.decompressedSize)).toEqual([10_000, 1 << 20, 1 << 20, 2_500_000 - 2 * (1 << 20), 4 << 20, 4 << 20, (1 << 20) + 3, 700])
+    expect(summary.frames.map((f) => f.decompressedSize)).toEqual([
+      10_000,
+      1 << 20,
+      1 << 20,
+      2_500_000 - 2 * (1 << 20),
+      4 << 20,
+      4 << 20,
+      (1 << 20) + 3,
+      700,
+    ])
     // Raw frames are exactly header + a 3-byte header per 128 KiB block + content.
     expect(summary.frames[1].compressedSize).toBe(rawFrameSize(1 << 20))
     expect(summary.frames[1].compressedSize).toBe(10 + 8 * 3 + (1 << 20))
@@ -149,9 +175,12 @@ describe('SeekableWriter', () => {
       at += f.compressedSize
     }
     expect(bytes.length - at).toBe(summary.tableSize)
-    expect(parseSeekTable(bytes.subarray(at), bytes.length).frames.map(({compressedSize, decompressedSize}) => ({compressedSize, decompressedSize}))).toEqual(
-      summary.frames,
-    )
+    expect(
+      parseSeekTable(bytes.subarray(at), bytes.length).frames.map(({compressedSize, decompressedSize}) => ({
+        compressedSize,
+        decompressedSize,
+      })),
+    ).toEqual(summary.frames)
   })
 
   it('writes the same bytes however the input is chunked', async () => {
@@ -164,7 +193,11 @@ describe('SeekableWriter', () => {
     for (const chunk of [1, 511, 4096, 131_071, 131_073, 8 << 20]) {
       const small = chunk === 1 ? segments.map((s) => ({...s, data: s.data.subarray(0, 5000)})) : segments
       const expected = chunk === 1 ? (await writeSeekable(small, {}, 7777)).bytes : reference
-      expect(createHash('sha256').update((await writeSeekable(small, {}, chunk)).bytes).digest('hex')).toBe(createHash('sha256').update(expected).digest('hex'))
+      expect(
+        createHash('sha256')
+          .update((await writeSeekable(small, {}, chunk)).bytes)
+          .digest('hex'),
+      ).toBe(createHash('sha256').update(expected).digest('hex'))
     }
   })
 
@@ -172,14 +205,18 @@ describe('SeekableWriter', () => {
     // Same input, same bytes on every machine: compressed frames come from the pinned WebAssembly build, raw
     // frames from frame.ts. If this changes, bundles stop being byte-identical to earlier builds of the same
     // inputs: say so in docs/bundle-format.md before updating the hash.
-    const json = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}\n'.repeat(2000))
+    const json = Buffer.from(
+      '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}\n'.repeat(2000),
+    )
     const raw = Buffer.from(Array.from({length: 300000}, (_, i) => (i * 7919) % 251))
     const {bytes} = await writeSeekable([
       {mode: 'compressed', data: json},
       {mode: 'raw', data: raw},
     ])
     expect(bytes.length).toBe(300155)
-    expect(createHash('sha256').update(bytes).digest('hex')).toBe('7ba523ea24b0b32ecda98e23bddbb0c4e97c26934b3b72409026c658c55f988e')
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(
+      '7ba523ea24b0b32ecda98e23bddbb0c4e97c26934b3b72409026c658c55f988e',
+    )
   })
 
   it('refuses writes past a segment and a segment left short', async () => {
@@ -211,7 +248,8 @@ describe('SeekableWriter', () => {
     w.beginSegment('raw', data.length)
     let settled = false
     const writing = (async () => {
-      for (let i = 0; i < data.length; i += 1 << 20) if (!w.write(data.subarray(i, i + (1 << 20)))) await w.waitForRoom()
+      for (let i = 0; i < data.length; i += 1 << 20)
+        if (!w.write(data.subarray(i, i + (1 << 20)))) await w.waitForRoom()
       settled = true
     })()
     await new Promise((r) => setTimeout(r, 50))
@@ -257,7 +295,8 @@ describe('SeekableReader', () => {
         [whole.length - 1, 1],
         [0, whole.length],
       ]
-      for (const [offset, length] of ranges) expect((await reader.readBuffer(offset, length)).equals(whole.subarray(offset, offset + length))).toBe(true)
+      for (const [offset, length] of ranges)
+        expect((await reader.readBuffer(offset, length)).equals(whole.subarray(offset, offset + length))).toBe(true)
       await expect(reader.readBuffer(whole.length - 1, 2)).rejects.toThrow(RangeError)
     } finally {
       await reader.close()
@@ -267,7 +306,10 @@ describe('SeekableReader', () => {
   it('serves concurrent reads (verify hashes entries on both cores from one reader)', async () => {
     const reader = await SeekableReader.open(file)
     try {
-      const ranges: [number, number][] = Array.from({length: 24}, (_, i) => [(i * 390_001) % (whole.length - 300_000), 1000 + i * 12_345])
+      const ranges: [number, number][] = Array.from({length: 24}, (_, i) => [
+        (i * 390_001) % (whole.length - 300_000),
+        1000 + i * 12_345,
+      ])
       const got = await Promise.all(ranges.map(([o, l]) => reader.readBuffer(o, l)))
       got.forEach((g, i) => expect(g.equals(whole.subarray(ranges[i][0], ranges[i][0] + ranges[i][1]))).toBe(true))
     } finally {
@@ -313,7 +355,11 @@ describe('SeekableReader', () => {
     const table = parseSeekTableOf(bytes)
     const dropped = Buffer.concat([bytes.subarray(0, 10), bytes.subarray(20)])
     const e = await refusal(SeekableReader.open(fileOf('hole.zst', dropped)))
-    expect(e.message).toMatch(new RegExp(`add up to ${table.compressedSize} compressed bytes, but ${table.compressedSize - 10} bytes precede the table`))
+    expect(e.message).toMatch(
+      new RegExp(
+        `add up to ${table.compressedSize} compressed bytes, but ${table.compressedSize - 10} bytes precede the table`,
+      ),
+    )
   })
 
   it('refuses a tampered seek table, naming what is wrong', async () => {
@@ -336,7 +382,9 @@ describe('SeekableReader', () => {
     expect(e.code).toBe('ERR_AIRPACK_FRAME_INVALID')
     expect(e.message).toMatch(/frame 1 .*no zstd frame magic.*seek table does not match/)
     // A decompressed size changed: the frame's header disagrees.
-    e = await refusal(SeekableReader.open(tamper((b) => b.writeUInt32LE(b.readUInt32LE(tableStart + 12) + 5, tableStart + 12))))
+    e = await refusal(
+      SeekableReader.open(tamper((b) => b.writeUInt32LE(b.readUInt32LE(tableStart + 12) + 5, tableStart + 12))),
+    )
     expect(e.message).toMatch(/frame 0 .*its header records 3000 bytes of content, the seek table 3005/)
     // Number_Of_Frames, the descriptor, the skippable magic.
     e = await refusal(SeekableReader.open(tamper((b) => b.writeUInt32LE(table.frames.length + 1, b.length - 9))))
@@ -388,9 +436,21 @@ describe('the bundle TarWriter writing into a SeekableWriter (how format 2 plugs
   it('starts every entry at a frame and gives back the same tar, identity included', async () => {
     const entries = [
       {path: 'airpack/bundle.json', data: text(2000), mediaType: undefined},
-      {path: `blobs/sha256/${'a'.repeat(64)}`, data: noise('layer', 700_000), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip'},
-      {path: `blobs/sha256/${'b'.repeat(64)}`, data: text(5 * 1024 * 1024), mediaType: 'application/vnd.oci.image.layer.v1.tar'},
-      {path: `very/long/${'n'.repeat(120)}`, data: Buffer.from('{}'), mediaType: 'application/vnd.oci.image.config.v1+json'},
+      {
+        path: `blobs/sha256/${'a'.repeat(64)}`,
+        data: noise('layer', 700_000),
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      },
+      {
+        path: `blobs/sha256/${'b'.repeat(64)}`,
+        data: text(5 * 1024 * 1024),
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+      },
+      {
+        path: `very/long/${'n'.repeat(120)}`,
+        data: Buffer.from('{}'),
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+      },
     ]
     const out = new PassThrough()
     const pieces: Buffer[] = []
@@ -402,7 +462,8 @@ describe('the bundle TarWriter writing into a SeekableWriter (how format 2 plugs
     for (const e of entries) {
       starts.push(frames.bytesIn)
       frames.beginSegment(frameModeFor(e.mediaType), tarEntryLength(e.path, e.data.length, {mtime: 0}))
-      if (e.mediaType?.endsWith('gzip')) await tar.addStream(e.path, e.data.length, Readable.from([e.data.subarray(0, 1000), e.data.subarray(1000)]))
+      if (e.mediaType?.endsWith('gzip'))
+        await tar.addStream(e.path, e.data.length, Readable.from([e.data.subarray(0, 1000), e.data.subarray(1000)]))
       else await tar.addBuffer(e.path, e.data)
     }
     frames.beginSegment('compressed', TAR_END_LENGTH)
@@ -449,7 +510,12 @@ describe('frame modes of bundle entries', () => {
     ]) {
       expect(frameModeFor(t)).toBe('raw')
     }
-    for (const t of ['application/vnd.oci.image.layer.v1.tar', 'application/vnd.oci.image.config.v1+json', 'application/vnd.oci.image.manifest.v1+json', undefined]) {
+    for (const t of [
+      'application/vnd.oci.image.layer.v1.tar',
+      'application/vnd.oci.image.config.v1+json',
+      'application/vnd.oci.image.manifest.v1+json',
+      undefined,
+    ]) {
       expect(frameModeFor(t)).toBe('compressed')
     }
   })
@@ -460,4 +526,3 @@ function parseSeekTableOf(bytes: Buffer) {
   const size = 8 + n * 8 + 9
   return parseSeekTable(bytes.subarray(bytes.length - size), bytes.length)
 }
-

@@ -5,10 +5,22 @@ import {buildBundle, sourceDateEpochFrom, type BuildReport} from '../../bundle/b
 import {MEDIA_PART_SIZE, parseSize} from '../../bundle/split.js'
 import {formatPlatform} from '../../oci/platform.js'
 import {formatBytes} from '../../util/format.js'
-import {archFlag, cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, modeFlag, parseVars, registryAccessFrom, registryFlags, varFlag} from '../../flags.js'
+import {
+  archFlag,
+  cacheDirFlag,
+  profileArgs,
+  concurrencyFlag,
+  lockFileFlag,
+  modeFlag,
+  parseVars,
+  registryAccessFrom,
+  registryFlags,
+  varFlag,
+} from '../../flags.js'
 
 export default class BundleBuild extends BaseCommand<BuildReport> {
-  static summary = 'Build the reproducible, signed content bundle (.tar.zst) and cluster definition for an air-gapped site.'
+  static summary =
+    'Build the reproducible, signed content bundle (.tar.zst) and cluster definition for an air-gapped site.'
 
   static description = `Validates the profiles (exit 3 on errors), resolves every image and chart they name to a digest for
 --arch (or, with --locked, checks that no tag of --lock-file moved), fetches the content into the cache by digest,
@@ -49,19 +61,34 @@ Needs the zstd program (apt-get install zstd).`
 
   static flags = {
     arch: archFlag(),
-    name: Flags.string({description: 'Bundle name: the output files are NAME.tar.zst, NAME.lock.json, …', required: true}),
+    name: Flags.string({
+      description: 'Bundle name: the output files are NAME.tar.zst, NAME.lock.json, …',
+      required: true,
+    }),
     output: Flags.string({char: 'o', description: 'Output directory.', default: './output'}),
     'lock-file': lockFileFlag,
-    locked: Flags.boolean({description: 'Build exactly --lock-file: refuse if a tag moved or the profiles need something else; fetch by digest only.', default: false}),
+    locked: Flags.boolean({
+      description:
+        'Build exactly --lock-file: refuse if a tag moved or the profiles need something else; fetch by digest only.',
+      default: false,
+    }),
     ...registryFlags,
-    'sign-key': Flags.string({description: 'PEM private key (RSA, ECDSA P-256 or Ed25519) to sign bundle.json and the whole .tar.zst.'}),
-    split: Flags.string({description: 'Split the .tar.zst into parts of at most SIZE (3G, 500M, 4GiB; K/M/G are 1024-based).', exclusive: ['media']}),
+    'sign-key': Flags.string({
+      description: 'PEM private key (RSA, ECDSA P-256 or Ed25519) to sign bundle.json and the whole .tar.zst.',
+    }),
+    split: Flags.string({
+      description: 'Split the .tar.zst into parts of at most SIZE (3G, 500M, 4GiB; K/M/G are 1024-based).',
+      exclusive: ['media'],
+    }),
     media: Flags.option({
       options: ['fat32', 'exfat', 'dvd', 'bd25'] as const,
-      description: 'Split for a medium: fat32 = parts of 4 GiB − 1 byte, exfat = no split, dvd = 4.37 GiB, bd25 = 23.3 GiB.',
+      description:
+        'Split for a medium: fat32 = parts of 4 GiB − 1 byte, exfat = no split, dvd = 4.37 GiB, bd25 = 23.3 GiB.',
       exclusive: ['split'],
     })(),
-    sites: Flags.string({description: 'Site inventory (SITES.yaml): also render user-data/SITE/user-data for every site.'}),
+    sites: Flags.string({
+      description: 'Site inventory (SITES.yaml): also render user-data/SITE/user-data for every site.',
+    }),
     concurrency: concurrencyFlag,
     'compression-level': Flags.integer({description: 'zstd compression level (1–19).', min: 1, max: 19, default: 3}),
     format: Flags.option({
@@ -78,7 +105,8 @@ Needs the zstd program (apt-get install zstd).`
   async run(): Promise<BuildReport> {
     const {argv, flags} = await this.parse(BundleBuild)
     const vars = parseVars(flags.var)
-    const partSize = flags.split !== undefined ? parseSize(flags.split) : flags.media ? MEDIA_PART_SIZE[flags.media] : undefined
+    const partSize =
+      flags.split !== undefined ? parseSize(flags.split) : flags.media ? MEDIA_PART_SIZE[flags.media] : undefined
     const report = await buildBundle({
       profiles: argv as string[],
       arch: flags.arch,
@@ -100,8 +128,12 @@ Needs the zstd program (apt-get install zstd).`
       logger: this.logger,
     })
     const t = report.totals
-    this.log(`Bundle ${report.name} for ${formatPlatform(report.platform)}: ${t.images} image(s), ${t.charts} chart(s), ${t.blobs} blobs, ${formatBytes(t.bytes)}`)
-    this.log(`  fetched ${formatBytes(t.downloadedBytes)} (${formatBytes(t.cachedBytes)} from cache), compressed to ${formatBytes(report.bundle.compressedBytes)} in ${t.seconds} s`)
+    this.log(
+      `Bundle ${report.name} for ${formatPlatform(report.platform)}: ${t.images} image(s), ${t.charts} chart(s), ${t.blobs} blobs, ${formatBytes(t.bytes)}`,
+    )
+    this.log(
+      `  fetched ${formatBytes(t.downloadedBytes)} (${formatBytes(t.cachedBytes)} from cache), compressed to ${formatBytes(report.bundle.compressedBytes)} in ${t.seconds} s`,
+    )
     for (const f of report.files) this.log(`  ${f}`)
     this.log(`Identity: ${report.identity}`)
     return report

@@ -6,10 +6,12 @@ import {diffContents, type BundleDiff as DiffResult, type DiffSide} from '../../
 import {formatPlatform} from '../../oci/platform.js'
 import {formatBytes} from '../../util/format.js'
 
-const percent = (part: number, whole: number) => (whole === 0 ? '0 %' : `${((100 * part) / whole).toFixed(part === 0 || part === whole ? 0 : 1)} %`)
+const percent = (part: number, whole: number) =>
+  whole === 0 ? '0 %' : `${((100 * part) / whole).toFixed(part === 0 || part === whole ? 0 : 1)} %`
 
 export default class BundleDiff extends BaseCommand<DiffResult> {
-  static summary = 'Compare two bundles by digest: artifacts added, removed, changed, and the bytes a delta would carry.'
+  static summary =
+    'Compare two bundles by digest: artifacts added, removed, changed, and the bytes a delta would carry.'
 
   static description = `OLD and NEW are each a bundle (NAME.tar.zst, its first part NAME.tar.zst.000, or NAME.parts.json) or the
 NAME.inventory.json its build wrote. Only airpack/bundle.json is read from a bundle, so this is fast on multi-GB
@@ -28,8 +30,14 @@ invalid or was altered.`
   ]
 
   static args = {
-    old: Args.string({description: 'The bundle the sites hold: NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json or NAME.inventory.json.', required: true}),
-    new: Args.string({description: 'The update: NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json or NAME.inventory.json.', required: true}),
+    old: Args.string({
+      description: 'The bundle the sites hold: NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json or NAME.inventory.json.',
+      required: true,
+    }),
+    new: Args.string({
+      description: 'The update: NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json or NAME.inventory.json.',
+      required: true,
+    }),
   }
 
   async run(): Promise<DiffResult> {
@@ -43,26 +51,49 @@ invalid or was altered.`
 
   private render(diff: DiffResult): void {
     const side = (label: string, s: DiffSide) =>
-      this.log(`${label} ${s.name} (${s.from} ${s.input}, ${formatPlatform(s.platform)})  ${s.identity ? `identity ${s.identity}` : `bundle.json ${s.bundleJsonSha256}`}`)
+      this.log(
+        `${label} ${s.name} (${s.from} ${s.input}, ${formatPlatform(s.platform)})  ${s.identity ? `identity ${s.identity}` : `bundle.json ${s.bundleJsonSha256}`}`,
+      )
     side('OLD:', diff.old)
     side('NEW:', diff.new)
     for (const w of diff.warnings) this.warn(w)
     const a = diff.artifacts
-    this.log(`Artifacts: ${a.added.length} added, ${a.removed.length} removed, ${a.changed.length} changed, ${a.retagged.length} retagged, ${a.unchanged} unchanged`)
+    this.log(
+      `Artifacts: ${a.added.length} added, ${a.removed.length} removed, ${a.changed.length} changed, ${a.retagged.length} retagged, ${a.unchanged} unchanged`,
+    )
     const rows: [string, string, string, string][] = [
       ...a.added.map((x): [string, string, string, string] => ['added', x.kind, x.reference, x.digest]),
       ...a.removed.map((x): [string, string, string, string] => ['removed', x.kind, x.reference, x.digest]),
-      ...a.changed.map((x): [string, string, string, string] => ['changed', x.kind, x.reference, `${x.oldDigest} → ${x.newDigest}`]),
-      ...a.retagged.map((x): [string, string, string, string] => ['retagged', x.kind, `${x.oldReference} → ${x.newReference}`, x.digest]),
+      ...a.changed.map((x): [string, string, string, string] => [
+        'changed',
+        x.kind,
+        x.reference,
+        `${x.oldDigest} → ${x.newDigest}`,
+      ]),
+      ...a.retagged.map((x): [string, string, string, string] => [
+        'retagged',
+        x.kind,
+        `${x.oldReference} → ${x.newReference}`,
+        x.digest,
+      ]),
     ]
     const width = (i: number) => Math.max(0, ...rows.map((r) => r[i].length))
-    for (const r of rows) this.log(`  ${r[0].padEnd(width(0))}  ${r[1].padEnd(width(1))}  ${r[2].padEnd(width(2))}  ${r[3]}`)
+    for (const r of rows)
+      this.log(`  ${r[0].padEnd(width(0))}  ${r[1].padEnd(width(1))}  ${r[2].padEnd(width(2))}  ${r[3]}`)
     const b = diff.blobs
     const lines: [string, string, string][] = [
-      ['delta carries', `${b.carried.count} of ${b.whole.count} blobs`, `${formatBytes(b.carried.bytes)} (${percent(b.carried.bytes, b.whole.bytes)} of NEW's ${formatBytes(b.whole.bytes)} of blobs)`],
+      [
+        'delta carries',
+        `${b.carried.count} of ${b.whole.count} blobs`,
+        `${formatBytes(b.carried.bytes)} (${percent(b.carried.bytes, b.whole.bytes)} of NEW's ${formatBytes(b.whole.bytes)} of blobs)`,
+      ],
       ['borrowed from OLD', `${b.borrowed.count} blobs`, formatBytes(b.borrowed.bytes)],
       ['no longer needed', `${b.dropped.count} blobs`, formatBytes(b.dropped.bytes)],
-      ['metadata', 'bundle.json, index.json, profiles, definition', `${formatBytes(diff.metadataBytes)} (carried by any delta)`],
+      [
+        'metadata',
+        'bundle.json, index.json, profiles, definition',
+        `${formatBytes(diff.metadataBytes)} (carried by any delta)`,
+      ],
     ]
     const w0 = Math.max(...lines.map((l) => l[0].length))
     const w1 = Math.max(...lines.map((l) => l[1].length))

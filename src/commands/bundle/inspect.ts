@@ -1,4 +1,3 @@
-
 import {BaseCommand} from '../../base-command.js'
 import {bundleArgs} from '../../flags.js'
 import {formatPlatform} from '../../oci/platform.js'
@@ -13,7 +12,10 @@ the bundle's identity (one pass, nothing extracted). Format 2 (seekable): reads 
 bundle.json, whose sha256 is the identity. BUNDLE is the .tar.zst, its first part or the .parts.json.
 It does not check the content: use \`airpack bundle verify\` for that.`
 
-  static examples = ['<%= config.bin %> bundle inspect output/store-v1.tar.zst', '<%= config.bin %> bundle inspect output/store-v1.parts.json --json']
+  static examples = [
+    '<%= config.bin %> bundle inspect output/store-v1.tar.zst',
+    '<%= config.bin %> bundle inspect output/store-v1.parts.json --json',
+  ]
 
   static args = bundleArgs
 
@@ -25,12 +27,17 @@ It does not check the content: use \`airpack bundle verify\` for that.`
     this.log(`Platform:  ${formatPlatform(report.platform)}`)
     this.log(`Identity:  ${report.identity}`)
     this.log(`Zstd:      ${report.compression?.version} level ${report.compression?.level}`)
-    this.log(`Signed:    ${report.signature.signed ? `${report.signature.algorithm} key ${report.signature.publicKeyFingerprint}` : 'no'}`)
+    this.log(
+      `Signed:    ${report.signature.signed ? `${report.signature.algorithm} key ${report.signature.publicKeyFingerprint}` : 'no'}`,
+    )
     this.log('Profiles:')
     for (const p of report.profiles) this.log(`  ${p.name} ${p.version}  sha256:${p.sha256}`)
     this.log('Artifacts:')
-    for (const a of report.artifacts) this.log(`  ${a.kind.padEnd(10)} ${a.reference}  ${a.digest}  ${formatBytes(a.contentSize ?? a.size)}`)
-    this.log(`Totals:    ${t.artifacts} artifact(s), ${t.blobs} blobs, ${formatBytes(t.blobBytes)} of content, ${formatBytes(t.tarBytes)} tar, ${formatBytes(t.compressedBytes)} compressed${t.parts > 1 ? ` in ${t.parts} parts` : ''}`)
+    for (const a of report.artifacts)
+      this.log(`  ${a.kind.padEnd(10)} ${a.reference}  ${a.digest}  ${formatBytes(a.contentSize ?? a.size)}`)
+    this.log(
+      `Totals:    ${t.artifacts} artifact(s), ${t.blobs} blobs, ${formatBytes(t.blobBytes)} of content, ${formatBytes(t.tarBytes)} tar, ${formatBytes(t.compressedBytes)} compressed${t.parts > 1 ? ` in ${t.parts} parts` : ''}`,
+    )
     return report
   }
 }

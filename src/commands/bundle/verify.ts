@@ -7,9 +7,9 @@ import {loadPublicKey} from '../../bundle/sign.js'
 import {formatPlatform} from '../../oci/platform.js'
 import {formatBytes} from '../../util/format.js'
 
-
 export default class BundleVerify extends BaseCommand<BundleReport> {
-  static summary = 'Check a content bundle (whole or split) before uploading it: parts, entries, blobs, references, signatures.'
+  static summary =
+    'Check a content bundle (whole or split) before uploading it: parts, entries, blobs, references, signatures.'
 
   static description = `Reads the bundle as one stream, without extracting it or joining its parts on disk. BUNDLE is the
 .tar.zst, its first part (.tar.zst.000) or the .parts.json of a split bundle.
@@ -32,7 +32,9 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
   static args = bundleArgs
 
   static flags = {
-    'public-key': Flags.string({description: 'PEM public key: the bundle must carry a valid signature made with its private key.'}),
+    'public-key': Flags.string({
+      description: 'PEM public key: the bundle must carry a valid signature made with its private key.',
+    }),
   }
 
   async run(): Promise<BundleReport> {
@@ -41,11 +43,17 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
     const report = await readBundle(args.bundle, {mode: 'verify', publicKey})
     const t = report.totals
     this.log(`OK ${args.bundle}: bundle ${report.name} for ${formatPlatform(report.platform)}`)
-    this.log(`  ${t.artifacts} artifact(s) (${t.images} image(s), ${t.charts} chart(s)), ${t.entries} entries, ${t.blobs} blobs, ${formatBytes(t.blobBytes)} of content`)
-    this.log(`  ${formatBytes(t.tarBytes)} uncompressed, ${formatBytes(t.compressedBytes)} compressed${t.parts > 1 ? ` in ${t.parts} parts` : ''}`)
+    this.log(
+      `  ${t.artifacts} artifact(s) (${t.images} image(s), ${t.charts} chart(s)), ${t.entries} entries, ${t.blobs} blobs, ${formatBytes(t.blobBytes)} of content`,
+    )
+    this.log(
+      `  ${formatBytes(t.tarBytes)} uncompressed, ${formatBytes(t.compressedBytes)} compressed${t.parts > 1 ? ` in ${t.parts} parts` : ''}`,
+    )
     const sig = report.signature
     if (sig.signed || sig.detached !== 'absent') {
-      this.log(`  signature: ${sig.algorithm ?? 'detached only'}${sig.publicKeyFingerprint ? ` key ${sig.publicKeyFingerprint}` : ''}; bundle.json ${sig.inner}, detached ${sig.detached}${publicKey ? '' : ' (pass --public-key to check)'}`)
+      this.log(
+        `  signature: ${sig.algorithm ?? 'detached only'}${sig.publicKeyFingerprint ? ` key ${sig.publicKeyFingerprint}` : ''}; bundle.json ${sig.inner}, detached ${sig.detached}${publicKey ? '' : ' (pass --public-key to check)'}`,
+      )
     }
     this.log(`Identity: ${report.identity}`)
     return report

@@ -1,6 +1,15 @@
 import {BaseCommand} from '../../base-command.js'
 import {BlobStore, defaultCacheDir} from '../../cache/store.js'
-import {cacheDirFlag, profileArgs, concurrencyFlag, lockFileFlag, parseVars, profileFlags, registryAccessFrom, registryFlags} from '../../flags.js'
+import {
+  cacheDirFlag,
+  profileArgs,
+  concurrencyFlag,
+  lockFileFlag,
+  parseVars,
+  profileFlags,
+  registryAccessFrom,
+  registryFlags,
+} from '../../flags.js'
 import {formatPlatform} from '../../oci/platform.js'
 import {writeLock, type ResolvePlan} from '../../resolve/index.js'
 import {resolveProfiles} from '../../resolve/profiles.js'
@@ -67,8 +76,11 @@ function renderPlan(plan: ResolvePlan, platform: string, lockFile?: string): str
   for (const a of plan.artifacts) {
     lines.push(`  ${a.kind.padEnd(5)} ${a.reference}`)
     lines.push(`        digest    ${a.digest}`)
-    if (a.platformManifest && a.platformManifest !== a.digest) lines.push(`        platform  ${a.platformManifest} (${platform})`)
-    lines.push(`        size      ${formatBytes(a.size)}${a.cached > 0 ? ` (${formatBytes(a.cached)} cached)` : ''} from ${a.source}`)
+    if (a.platformManifest && a.platformManifest !== a.digest)
+      lines.push(`        platform  ${a.platformManifest} (${platform})`)
+    lines.push(
+      `        size      ${formatBytes(a.size)}${a.cached > 0 ? ` (${formatBytes(a.cached)} cached)` : ''} from ${a.source}`,
+    )
   }
   lines.push(
     `Total after deduplication: ${plan.uniqueBlobs} blobs, ${formatBytes(plan.totalBytes)}; already cached: ${formatBytes(plan.cachedBytes)}; to download: ${formatBytes(plan.totalBytes - plan.cachedBytes)}`,

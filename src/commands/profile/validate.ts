@@ -1,4 +1,3 @@
-
 import {BaseCommand} from '../../base-command.js'
 import {profileArgs, profileFlags, parseVars} from '../../flags.js'
 import {loadProfiles, renderReport, validateProfiles, type ValidationReport} from '../../profile/index.js'

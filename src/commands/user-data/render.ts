@@ -23,12 +23,20 @@ export default class UserDataRender extends BaseCommand<RenderResult> {
     sites: Flags.string({description: 'Site inventory (SITES.yaml): `defaults` and `sites`.', required: true}),
     mode: modeFlag(),
     output: Flags.string({char: 'o', description: 'Directory to write <site>/user-data into.', required: true}),
-    iso: Flags.boolean({description: 'Also write <site>/site-user-data.iso, a NoCloud seed image (volume id cidata).', default: false}),
+    iso: Flags.boolean({
+      description: 'Also write <site>/site-user-data.iso, a NoCloud seed image (volume id cidata).',
+      default: false,
+    }),
   }
 
   async run(): Promise<RenderResult> {
     const {flags} = await this.parse(UserDataRender)
-    const result = await renderSites({sitesFile: flags.sites, mode: flags.mode, outputDir: flags.output, iso: flags.iso})
+    const result = await renderSites({
+      sitesFile: flags.sites,
+      mode: flags.mode,
+      outputDir: flags.output,
+      iso: flags.iso,
+    })
     for (const w of result.warnings) {
       this.logger.warn(`site ${w.site}: ${w.path}: ${w.message}${w.hint ? ` (${w.hint.replace(/\.$/, '')})` : ''}`)
     }
@@ -36,7 +44,9 @@ export default class UserDataRender extends BaseCommand<RenderResult> {
       this.log(`${site.name}: ${site.file}  sha256:${site.sha256}`)
       if (site.iso) this.log(`${' '.repeat(site.name.length + 2)}${site.iso}  sha256:${site.isoSha256}`)
     }
-    this.log(`Rendered ${result.sites.length} site${result.sites.length === 1 ? '' : 's'} (${result.mode} mode, local management)${result.warnings.length ? ` with ${result.warnings.length} warning(s)` : ''}.`)
+    this.log(
+      `Rendered ${result.sites.length} site${result.sites.length === 1 ? '' : 's'} (${result.mode} mode, local management)${result.warnings.length ? ` with ${result.warnings.length} warning(s)` : ''}.`,
+    )
     return result
   }
 }

@@ -60,7 +60,9 @@ export default class UserDataValidate extends BaseCommand<UserDataValidateResult
       this.logToStderr(line)
     }
     for (const f of result.files) {
-      this.log(`${f.file}: ${f.valid ? 'valid' : 'INVALID'} (${f.errors} error${f.errors === 1 ? '' : 's'}, ${f.warnings} warning${f.warnings === 1 ? '' : 's'})`)
+      this.log(
+        `${f.file}: ${f.valid ? 'valid' : 'INVALID'} (${f.errors} error${f.errors === 1 ? '' : 's'}, ${f.warnings} warning${f.warnings === 1 ? '' : 's'})`,
+      )
     }
     if (!result.valid) this.finishWith(result, 3)
     return result
