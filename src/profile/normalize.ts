@@ -102,12 +102,10 @@ export function normalizeProfile(value: unknown, positions: PositionIndex): Norm
       ...(scalarString(meta?.kind) ? {kind: scalarString(meta?.kind)} : {}),
     }
     const manifests = Array.isArray(raw.manifests)
-      ? raw.manifests
-          .filter(isObject)
-          .map((m, j) => ({
-            name: scalarString(m.name) ?? `manifest-${j}`,
-            content: typeof m.content === 'string' ? m.content : '',
-          }))
+      ? raw.manifests.filter(isObject).map((m, j) => ({
+          name: scalarString(m.name) ?? `manifest-${j}`,
+          content: typeof m.content === 'string' ? m.content : '',
+        }))
       : undefined
     const valuesStart = positions.textStart([...path, 'values'])
     if (packName && layer && packVersion) {
