@@ -40,3 +40,20 @@ export interface TaggingStore {
 }
 
 export type Store = ReadableStore & WritableStore
+
+/** A body and where it really starts (0 when a server ignored the offset asked for). */
+export interface RangedBody {
+  body: Readable | AsyncIterable<Uint8Array>
+  start: number
+}
+
+/** A readable store that can open a blob at an offset (an HTTP Range request): lets a destination resume. */
+export interface RangeReadableStore extends ReadableStore {
+  fetchFrom(d: Descriptor, offset: number): Promise<RangedBody>
+}
+
+/** A writable store that keeps what an interrupted copy received and pulls the rest itself from an offset (the
+ *  cache: its partial files survive a crash). `open` may answer from 0 instead; the store then starts over. */
+export interface ResumingWritableStore extends WritableStore {
+  pushFrom(d: Descriptor, open: (offset: number) => Promise<RangedBody>): Promise<void>
+}
