@@ -6,7 +6,10 @@ import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {Readable, Transform} from 'node:stream'
 
-import {digestMismatch, IntegrityError} from '../errors.js'
+import {digestMismatch, IntegrityError, ResolveError} from '../errors.js'
+import type {Descriptor} from '../oci/descriptor.js'
+import type {RangedBody, ResumingWritableStore, Store} from '../store/types.js'
+import {verifiedStream} from '../store/verify.js'
 import {digestHex, sha256Digest} from '../util/digest.js'
 
 // The content-addressed blob cache of PRODUCT.md §6.
@@ -41,8 +44,40 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(base, 'airpack')
 }
 
-export class BlobStore {
+/** The cache, also as a store (`exists`, `fetch`, `push`, `pushFrom`) for `copyGraph`: content named by digest
+ *  whatever the repository it came from. */
+export class BlobStore implements Store, ResumingWritableStore {
   constructor(readonly root: string) {}
+
+  get name(): string {
+    return `cache ${this.root}`
+  }
+
+  async exists(d: Descriptor): Promise<boolean> {
+    return this.has(d.digest)
+  }
+
+  /** A cached blob, hashed again while it is read (a disk can rot; a stream that does not match errors). */
+  async fetch(d: Descriptor): Promise<Readable> {
+    const size = await this.size(d.digest)
+    if (size === undefined)
+      throw new ResolveError('NOT_IN_CACHE', `${this.name} does not hold ${d.digest}`, {
+        hint: 'Fetch it first (airpack bundle build fills the cache).',
+        details: {digest: d.digest},
+      })
+    return verifiedStream(this.openRead(d.digest), d, this.name)
+  }
+
+  /** `content` as `d`, verified before it is published; content already cached is not read. */
+  async push(d: Descriptor, content: Readable): Promise<void> {
+    const r = await this.ingest(d.digest, d.size, async () => ({body: content, start: 0}))
+    if (r.hit || r.resumedFrom > 0) content.destroy()
+  }
+
+  /** Resumes what an interrupted copy left in the partial file: `open(offset)` is asked for the rest. */
+  async pushFrom(d: Descriptor, open: (offset: number) => Promise<RangedBody>): Promise<void> {
+    await this.ingest(d.digest, d.size, open)
+  }
 
   blobPath(digest: string): string {
     return path.join(this.root, 'blobs', 'sha256', digestHex(digest))
