@@ -44,7 +44,7 @@ import {TarWriter} from './tar.js'
 import {startCompressor, zstdVersion} from './zstd.js'
 import {environmentError} from '../util/environment.js'
 import {formatBytes} from '../util/format.js'
-import {frameModeFor, TAR_END_LENGTH, tarEntryLength} from './framing.js'
+import {SeekableTarWriter} from './seekable-tar.js'
 import {SeekableWriter} from '../zstd/seekable-writer.js'
 import {WASM_PACKAGE, WASM_PACKAGE_VERSION} from '../zstd/wasm.js'
 
@@ -463,33 +463,50 @@ export function diskFull(dir: string, cause: unknown): UsageError {
   })
 }
 
+/** The tar of the bundle as it is written: entry by entry, into the compressor of the bundle's format. */
+interface BundleTar {
+  readonly bytesWritten: number
+  /** An entry whose bytes are in memory; `mediaType` is a blob's (format 2 frames by it). */
+  addBuffer(path: string, data: Buffer, mediaType?: string): Promise<void>
+  /** A blob from the cache (already verified against its digest when it entered the cache). */
+  addBlob(entry: PlannedEntry, store: BlobStore): Promise<void>
+  /** The tar's end blocks: its size, and its sha256 when it is the identity (format 1). */
+  finish(): Promise<{size: number; sha256?: string}>
+  abort(): void
+}
+
 /**
  * What turns the tar into the .tar.zst: the `zstd` program (format 1) or the seekable frame writer (format 2). The
- * tar is written into `input`; the compressed bytes go to the output file itself, or out of `stdout` for parts.
+ * tar is written through `tar`; the compressed bytes go to the output file itself, or out of `stdout` for parts.
  */
 interface Compressor {
-  readonly input: Writable
+  readonly tar: BundleTar
   readonly stdout?: Readable
-  /** Called before each tar entry (format 2 starts a new frame group there). */
-  beginEntry(path: string, size: number, mediaType: string | undefined): void
-  /** Called before the tar's two end blocks. */
-  beginTarEnd(): void
-  /** All input written: resolves once every compressed byte has been handed on. */
+  /** All of the tar written: resolves once every compressed byte has been handed on. */
   close(): Promise<void>
   kill(): void
   /** Stop at once; resolves to the compressor's own failure, if it had one (what explains a broken pipe). */
   stop(): Promise<unknown>
-  /** The error of a write into `input`. */
+  /** The error of a write into the compressor. */
   readonly inputError: unknown
 }
 
-function zstdCompressor(level: number, outputFile: string | undefined): Compressor {
+/** Format 1: the tar streamed into a `zstd` child, hashed on the way (the identity is the tar's sha256). */
+function zstdCompressor(level: number, mtime: number, outputFile: string | undefined): Compressor {
   const zstd = startCompressor({level, outputFile})
+  const writer = new TarWriter(zstd.stdin, {mtime})
+  const tar: BundleTar = {
+    get bytesWritten() {
+      return writer.bytesWritten
+    },
+    addBuffer: (path, data) => writer.addBuffer(path, data),
+    addBlob: (entry, store) => writer.addStream(entry.path, entry.size, store.openRead(entry.digest!)),
+    finish: () => writer.finish(),
+    abort: () => writer.abort(),
+  }
   return {
-    input: zstd.stdin,
+    tar,
     stdout: zstd.stdout,
-    beginEntry: () => {},
-    beginTarEnd: () => {},
     async close() {
       zstd.stdin.end()
       await zstd.done
@@ -505,19 +522,34 @@ function zstdCompressor(level: number, outputFile: string | undefined): Compress
 /**
  * Format 2: the seekable writer in this process, one frame group per tar entry (framing.ts), into the output file
  * or a pipe for the parts writer. Its compressed frames come from a pinned WebAssembly zstd, so the bytes do not
- * depend on the machine.
+ * depend on the machine. Blobs go from their cache files into raw frames (seekable-tar.ts); nothing is hashed.
  */
 async function seekableCompressor(level: number, mtime: number, outputFile: string | undefined): Promise<Compressor> {
   const dest: Writable = outputFile ? createWriteStream(outputFile) : new PassThrough({highWaterMark: 1 << 20})
   let destError: unknown
   dest.on('error', (error) => (destError ??= error))
-  const frames = await SeekableWriter.create(dest, {level})
+  // A file stream is done with a buffer once its write callback ran; the parts writer's pipe is not.
+  const frames = await SeekableWriter.create(dest, {level, reuseBuffers: outputFile !== undefined})
+  const writer = new SeekableTarWriter(frames, {mtime})
+  const tar: BundleTar = {
+    get bytesWritten() {
+      return writer.bytesWritten
+    },
+    addBuffer: (path, data, mediaType) => writer.addBuffer(path, data, mediaType),
+    async addBlob(entry, store) {
+      const file = await open(store.blobPath(entry.digest!), 'r')
+      try {
+        await writer.addFile(entry.path, entry.size, file, entry.mediaType)
+      } finally {
+        await file.close()
+      }
+    },
+    finish: async () => ({size: await writer.finish()}),
+    abort: () => {},
+  }
   return {
-    input: frames as unknown as Writable,
+    tar,
     stdout: outputFile ? undefined : (dest as PassThrough),
-    beginEntry: (path, size, mediaType) =>
-      frames.beginSegment(frameModeFor(mediaType), tarEntryLength(path, size, {mtime})),
-    beginTarEnd: () => frames.beginSegment('compressed', TAR_END_LENGTH),
     async close() {
       await frames.finish()
       dest.end()
@@ -582,7 +614,7 @@ class CompressedOutput {
       const compressor =
         options.formatVersion === SEEKABLE_FORMAT_VERSION
           ? await seekableCompressor(options.compressionLevel, options.sourceDateEpoch ?? 0, single?.tmpPath)
-          : zstdCompressor(options.compressionLevel, single?.tmpPath)
+          : zstdCompressor(options.compressionLevel, options.sourceDateEpoch ?? 0, single?.tmpPath)
       return new CompressedOutput(options, single, compressor)
     } catch (error) {
       await single?.abort()
@@ -671,19 +703,17 @@ class CompressedOutput {
 
 /** Every planned entry into the tar; a blob still being fetched is awaited and checked first. */
 async function writeEntries(
-  tar: TarWriter,
-  compressor: Compressor,
+  tar: BundleTar,
   entries: PlannedEntry[],
   owners: Map<string, string>,
   options: WriteBundleOptions,
 ): Promise<void> {
   for (const entry of entries) {
-    compressor.beginEntry(entry.path, entry.size, entry.mediaType)
     if (entry.data) {
-      await tar.addBuffer(entry.path, entry.data)
+      await tar.addBuffer(entry.path, entry.data, entry.mediaType)
       continue
     }
-    // Blobs are verified against their digest before the cache publishes them, so they are streamed as is.
+    // Blobs are verified against their digest before the cache publishes them, so they are copied as is.
     if (options.blobReady) {
       await options.blobReady(entry.digest!)
       const problem = await cacheProblem(options.store, {
@@ -693,12 +723,12 @@ async function writeEntries(
       })
       if (problem) throw blobsNotCached([problem])
     }
-    await tar.addStream(entry.path, entry.size, options.store.openRead(entry.digest!))
+    await tar.addBlob(entry, options.store)
   }
 }
 
 /** A line every few seconds on stderr, so a multi-GB write is visibly alive (never on stdout). */
-function progressLines(tar: TarWriter, total: number, logger: Logger): () => void {
+function progressLines(tar: BundleTar, total: number, logger: Logger): () => void {
   const started = Date.now()
   const timer = setInterval(() => {
     const s = (Date.now() - started) / 1000
@@ -729,19 +759,14 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
   logger.info(
     `Writing ${out.bundleFile} (format ${formatVersion}): ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`,
   )
-  const tar = new TarWriter(compressor.input, {mtime: options.sourceDateEpoch ?? 0})
+  const {tar} = compressor
   const stopProgress = progressLines(tar, manifest.totals.blobBytes, logger)
-  let tarResult: {sha256: string; size: number}
+  let tarResult: {sha256?: string; size: number}
   let split: SplitResult | undefined
   try {
-    compressor.beginEntry(BUNDLE_JSON, bundleJson.length, undefined)
     await tar.addBuffer(BUNDLE_JSON, bundleJson)
-    if (signature) {
-      compressor.beginEntry(BUNDLE_SIG, signature.length, undefined)
-      await tar.addBuffer(BUNDLE_SIG, signature)
-    }
-    await writeEntries(tar, compressor, entries, owners, options)
-    compressor.beginTarEnd()
+    if (signature) await tar.addBuffer(BUNDLE_SIG, signature)
+    await writeEntries(tar, entries, owners, options)
     tarResult = await tar.finish()
     stopProgress()
     split = await out.finish()

@@ -67,8 +67,18 @@ export function rawFrameHeader(contentSize: number): Buffer {
 }
 
 export function blockHeader(size: number, type: BlockType, last: boolean): Buffer {
+  const out = Buffer.alloc(BLOCK_HEADER_SIZE)
+  writeBlockHeader(out, 0, size, type, last)
+  return out
+}
+
+/** Writes a block header into `out` at `offset`; returns the offset after it. */
+export function writeBlockHeader(out: Buffer, offset: number, size: number, type: BlockType, last: boolean): number {
   const value = (size << 3) | (BLOCK_TYPES.indexOf(type) << 1) | (last ? 1 : 0)
-  return Buffer.from([value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff])
+  out[offset] = value & 0xff
+  out[offset + 1] = (value >>> 8) & 0xff
+  out[offset + 2] = (value >>> 16) & 0xff
+  return offset + BLOCK_HEADER_SIZE
 }
 
 export function parseBlockHeader(bytes: Buffer, offset = 0): {size: number; type: BlockType; last: boolean} {

@@ -1,8 +1,9 @@
 import {EventEmitter} from 'node:events'
+import type {FileHandle} from 'node:fs/promises'
 import type {Writable} from 'node:stream'
 
 import {drained} from '../bundle/tar.js'
-import {blockHeader, MAX_BLOCK_SIZE, rawFrameHeader} from './frame.js'
+import {BLOCK_HEADER_SIZE, blockHeader, MAX_BLOCK_SIZE, rawFrameHeader, writeBlockHeader} from './frame.js'
 import {encodeSeekTable, MAX_FRAMES, type SeekTableFrame} from './seek-table.js'
 import {compressFrame, loadZstdWasm, type ZstdWasm} from './wasm.js'
 
@@ -34,12 +35,28 @@ export const COMPRESSED_FRAME_SIZE = 4 * 1024 * 1024
 export const RAW_FRAME_SIZE = 1024 * 1024 * 1024
 /** Bytes queued on `out` before a write waits for it to drain. */
 const OUT_AHEAD = 8 * 1024 * 1024
+/**
+ * Content bytes of one chunk read from a file (writeFile): 32 raw blocks, read with one readv straight into their
+ * places between the block headers and handed to `out` as one buffer, so a raw frame costs one read and one write
+ * per 4 MiB and no copy in this process.
+ */
+const FILE_CHUNK_BLOCKS = 32
+const FILE_CHUNK = FILE_CHUNK_BLOCKS * MAX_BLOCK_SIZE
+/** A file chunk's buffer: its content and a block header for every block it may start (one more if unaligned). */
+const FILE_CHUNK_BUFFER = FILE_CHUNK + (FILE_CHUNK_BLOCKS + 1) * BLOCK_HEADER_SIZE
+/** File chunk buffers kept for reuse once `out` has written them (the rest are left to the collector). */
+const POOLED_CHUNKS = 4
 
 export interface SeekableWriterOptions {
   /** zstd level of compressed frames. */
   level: number
   compressedFrameSize?: number
   rawFrameSize?: number
+  /**
+   * `out` is done with a chunk once its write callback has run (a file stream): the buffers of writeFile() are then
+   * reused. Leave it unset for a stream that passes chunks on by reference (a PassThrough).
+   */
+  reuseBuffers?: boolean
 }
 
 export interface SeekableSummary {
@@ -76,6 +93,7 @@ export class SeekableWriter extends EventEmitter {
   private finished = false
   private readonly compressedFrameSize: number
   private readonly rawFrameSize: number
+  private readonly chunkPool: Buffer[] = []
 
   private constructor(
     private readonly out: Writable,
@@ -156,6 +174,67 @@ export class SeekableWriter extends EventEmitter {
     return this.out.writableLength <= OUT_AHEAD
   }
 
+  /**
+   * Appends `length` bytes of `file` from `position` to the current segment, like write() but read by this writer:
+   * raw segments are read in 4 MiB chunks straight into their places between the block headers (one readv and
+   * one write per chunk, no copy here); compressed segments straight into the frame buffer. Waits for `out` as
+   * it goes. Throws if the file ends early; the bytes must not change while they are read.
+   */
+  async writeFile(file: FileHandle, length: number, position = 0): Promise<void> {
+    const segment = this.segment
+    if (!segment) throw new Error('seekable writer: write before beginSegment')
+    if (segment.written + length > segment.length)
+      throw new Error(`seekable writer: ${segment.written + length} bytes written to a segment of ${segment.length}`)
+    let done = 0
+    while (done < length) {
+      const frame = (this.frame ??= this.openFrame(segment))
+      const at = position + done
+      const content =
+        segment.mode === 'raw'
+          ? await this.rawChunkFromFile(frame, file, at, length - done)
+          : await this.pendingFromFile(frame, file, at, length - done)
+      frame.filled += content
+      segment.written += content
+      this.inBytes += content
+      done += content
+      if (frame.filled === frame.size) this.closeFrame(segment, frame)
+      await this.waitForRoom()
+    }
+  }
+
+  /** Up to a chunk of a raw frame's content from `file`, with its block headers, handed to `out`; returns its size. */
+  private async rawChunkFromFile(frame: OpenFrame, file: FileHandle, position: number, left: number): Promise<number> {
+    // Chunks end on block boundaries, so that every chunk after the first of a frame starts with a block header.
+    const content = Math.min(left, frame.size - frame.filled, FILE_CHUNK - (frame.filled % MAX_BLOCK_SIZE))
+    const chunk = this.chunkPool.pop() ?? Buffer.allocUnsafeSlow(FILE_CHUNK_BUFFER)
+    const slots: Buffer[] = []
+    let at = 0
+    for (let filled = frame.filled; filled < frame.filled + content;) {
+      const inBlock = filled % MAX_BLOCK_SIZE
+      if (inBlock === 0) {
+        const blockSize = Math.min(MAX_BLOCK_SIZE, frame.size - filled)
+        at = writeBlockHeader(chunk, at, blockSize, 'raw', filled + blockSize === frame.size)
+      }
+      const take = Math.min(frame.filled + content - filled, MAX_BLOCK_SIZE - inBlock)
+      slots.push(chunk.subarray(at, at + take))
+      at += take
+      filled += take
+    }
+    await readFully(file, slots, position)
+    const release = this.options.reuseBuffers
+      ? () => void (this.chunkPool.length < POOLED_CHUNKS && this.chunkPool.push(chunk))
+      : undefined
+    frame.out += this.send(chunk.subarray(0, at), release)
+    return content
+  }
+
+  /** Up to the rest of a compressed frame's content from `file`, read into the frame buffer; returns its size. */
+  private async pendingFromFile(frame: OpenFrame, file: FileHandle, position: number, left: number): Promise<number> {
+    const content = Math.min(left, frame.size - frame.filled)
+    await readFully(file, [this.pending.subarray(frame.filled, frame.filled + content)], position)
+    return content
+  }
+
   /** Resolves once `out` holds at most 8 MiB (at once if it already does); rejects if `out` closes first. */
   async waitForRoom(): Promise<void> {
     if (this.out.writableLength > OUT_AHEAD) await drained(this.out)
@@ -212,9 +291,26 @@ export class SeekableWriter extends EventEmitter {
     this.frame = undefined
   }
 
-  private send(bytes: Buffer): number {
-    this.out.write(bytes)
+  /** `written` runs once `out` is done with the bytes (or failed to write them). */
+  private send(bytes: Buffer, written?: () => void): number {
+    this.out.write(bytes, written)
     this.outBytes += bytes.length
     return bytes.length
+  }
+}
+
+/** Fills `slots` in order from `file` at `position`, however the reads come back; throws if the file ends first. */
+async function readFully(file: FileHandle, slots: Buffer[], position: number): Promise<void> {
+  const wanted = slots.reduce((s, b) => s + b.length, 0)
+  let got = 0
+  let rest = slots
+  while (got < wanted) {
+    const {bytesRead} = await file.readv(rest, position + got)
+    if (bytesRead === 0) throw new Error(`the file ended ${wanted - got} bytes short of the ${wanted} bytes expected`)
+    got += bytesRead
+    // A short read: drop the filled slots and resume inside the one it stopped in.
+    let skip = bytesRead
+    while (skip > 0 && skip >= rest[0].length) skip -= rest.shift()!.length
+    if (skip > 0) rest = [rest[0].subarray(skip), ...rest.slice(1)]
   }
 }

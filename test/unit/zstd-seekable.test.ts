@@ -1,5 +1,6 @@
 import {createCipheriv, createHash} from 'node:crypto'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {createWriteStream, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {open as openFile, readFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {PassThrough, Readable, type Writable} from 'node:stream'
@@ -199,6 +200,55 @@ describe('SeekableWriter', () => {
           .digest('hex'),
       ).toBe(createHash('sha256').update(expected).digest('hex'))
     }
+  })
+
+  it('writes the same bytes from a file (writeFile: readv between block headers) as from memory, into a file or a pipe', async () => {
+    // Raw segments over several frames and 4 MiB chunks, starting mid-block (a tar header first) and at a frame
+    // boundary; a compressed segment read straight into the frame buffer.
+    const big = noise('file', 5 * 1024 * 1024 + 4321)
+    const json = text(4 * 1024 * 1024 + 999)
+    const bigFile = fileOf('writefile-big.bin', big)
+    const jsonFile = fileOf('writefile-json.bin', json)
+    const head = Buffer.alloc(512, 7)
+    const options = {rawFrameSize: 3 * 1024 * 1024 + 5}
+    const expected = (
+      await writeSeekable(
+        [
+          {mode: 'raw', data: Buffer.concat([head, big])},
+          {mode: 'raw', data: big},
+          {mode: 'compressed', data: json},
+        ],
+        options,
+      )
+    ).bytes
+    for (const target of ['pipe', 'file'] as const) {
+      const outFile = path.join(tmp, 'writefile-out.bin')
+      const pieces: Buffer[] = []
+      const out: Writable = target === 'file' ? createWriteStream(outFile) : new PassThrough()
+      if (target === 'pipe') out.on('data', (c: Buffer) => pieces.push(Buffer.from(c)))
+      const w = await SeekableWriter.create(out, {level: 3, ...options, reuseBuffers: target === 'file'})
+      const [bigHandle, jsonHandle] = [await openFile(bigFile, 'r'), await openFile(jsonFile, 'r')]
+      w.beginSegment('raw', head.length + big.length)
+      w.write(head)
+      await w.writeFile(bigHandle, big.length)
+      w.beginSegment('raw', big.length)
+      await w.writeFile(bigHandle, 100)
+      await w.writeFile(bigHandle, big.length - 100, 100)
+      w.beginSegment('compressed', json.length)
+      await w.writeFile(jsonHandle, json.length)
+      await w.finish()
+      out.end()
+      await new Promise((resolve) => out.on(target === 'file' ? 'close' : 'finish', resolve))
+      await Promise.all([bigHandle.close(), jsonHandle.close()])
+      const bytes = target === 'file' ? await readFile(outFile) : Buffer.concat(pieces)
+      expect(bytes.equals(expected), target).toBe(true)
+    }
+    // A file shorter than the segment says is refused, not framed short.
+    const w = await SeekableWriter.create(new PassThrough().resume(), {level: 3})
+    const short = await openFile(jsonFile, 'r')
+    w.beginSegment('raw', json.length + 10)
+    await expect(w.writeFile(short, json.length + 10)).rejects.toThrow(/ended 10 bytes short/)
+    await short.close()
   })
 
   it('writes the pinned bytes for a pinned input (a zstd-wasm or frame-layout change shows up here)', async () => {
