@@ -1,0 +1,77 @@
+import type {BundleStore} from '../bundle/store.js'
+import type {Descriptor, ManifestDocument} from '../oci/descriptor.js'
+import {isGraphType} from '../oci/media-types.js'
+import {InvalidReferenceError, parseReference} from '../registry/reference.js'
+
+// The distribution API's view of a bundle: repositories named `HOST/PATH` of each artifact's original reference,
+// their tags, and the content reachable from those tags (an image's index, the platform manifest stored, its
+// config and layers). A digest answers only under a repository whose content names it, as in a registry; a child
+// the bundle does not carry (another platform of a sparse index) is known, but absent.
+
+export interface Repository {
+  name: string
+  /** tag → the descriptor it points at. */
+  tags: Map<string, Descriptor>
+  /** Every digest the repository's content names, with the descriptor that named it first. */
+  content: Map<string, Descriptor>
+}
+
+/** `HOST/PATH` and the tag of a full reference (`docker.io/library/nginx:1.27`, `host/x@sha256:…`). */
+export function splitReference(reference: string): {repository: string; tag?: string} | undefined {
+  try {
+    const ref = parseReference(reference)
+    return {repository: `${ref.registry}/${ref.repository}`, tag: ref.tag}
+  } catch (error) {
+    if (error instanceof InvalidReferenceError) return undefined
+    throw error
+  }
+}
+
+export class BundleRepositories {
+  private constructor(readonly byName: ReadonlyMap<string, Repository>) {}
+
+  /** Reads every manifest the bundle's references reach (small documents; layers are never read). */
+  static async of(store: BundleStore): Promise<BundleRepositories> {
+    const byName = new Map<string, Repository>()
+    for (const {reference, descriptor} of store.references) {
+      const split = splitReference(reference)
+      if (!split) continue
+      let repo = byName.get(split.repository)
+      if (!repo) {
+        repo = {name: split.repository, tags: new Map(), content: new Map()}
+        byName.set(split.repository, repo)
+      }
+      if (split.tag) repo.tags.set(split.tag, descriptor)
+      await walk(store, descriptor, repo.content)
+    }
+    return new BundleRepositories(byName)
+  }
+
+  get(name: string): Repository | undefined {
+    return this.byName.get(name)
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()].sort()
+  }
+
+  /** The source hosts of the bundle's repositories (`docker.io`, `ghcr.io`), for mirror configurations. */
+  hosts(): string[] {
+    return [...new Set(this.names().map((n) => n.slice(0, n.indexOf('/'))))].sort()
+  }
+}
+
+async function walk(store: BundleStore, d: Descriptor, seen: Map<string, Descriptor>): Promise<void> {
+  if (seen.has(d.digest)) return
+  seen.set(d.digest, d)
+  if (!isGraphType(d.mediaType) || !(await store.exists(d))) return
+  let doc: ManifestDocument
+  try {
+    doc = JSON.parse((await store.fetchBytes(d)).toString('utf8')) as ManifestDocument
+  } catch (error) {
+    if (error instanceof SyntaxError) return
+    throw error
+  }
+  const children = [...(doc.manifests ?? []), ...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]
+  for (const child of children) if (typeof child?.digest === 'string') await walk(store, child, seen)
+}

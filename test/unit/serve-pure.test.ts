@@ -1,0 +1,42 @@
+import {describe, expect, it} from 'vitest'
+
+import {mirrorsYaml, parseListen} from '../../src/serve/index.js'
+import {splitReference} from '../../src/serve/repositories.js'
+import {parseRange} from '../../src/serve/server.js'
+import {parse} from 'yaml'
+
+describe('serve: pure parts', () => {
+  it('parses one HTTP byte range against a size', () => {
+    expect(parseRange('bytes=0-9', 100)).toEqual({start: 0, end: 10})
+    expect(parseRange('bytes=90-', 100)).toEqual({start: 90, end: 100})
+    expect(parseRange('bytes=95-200', 100)).toEqual({start: 95, end: 100})
+    expect(parseRange('bytes=-10', 100)).toEqual({start: 90, end: 100})
+    expect(parseRange('bytes=-500', 100)).toEqual({start: 0, end: 100})
+    expect(parseRange('bytes=100-', 100)).toBe('unsatisfiable')
+    expect(parseRange('bytes=9-3', 100)).toBe('unsatisfiable')
+    expect(parseRange('bytes=-0', 100)).toBe('unsatisfiable')
+    expect(parseRange('bytes=0-1,5-6', 100)).toBeUndefined()
+    expect(parseRange('items=0-1', 100)).toBeUndefined()
+  })
+
+  it('parses --listen', () => {
+    expect(parseListen('127.0.0.1:5000')).toEqual({host: '127.0.0.1', port: 5000})
+    expect(parseListen(':8080')).toEqual({host: '0.0.0.0', port: 8080})
+    expect(parseListen('[::1]:5000')).toEqual({host: '::1', port: 5000})
+    expect(() => parseListen('5000')).toThrow(/is not HOST:PORT/)
+    expect(() => parseListen('host:99999')).toThrow(/is not HOST:PORT/)
+  })
+
+  it('names repositories HOST/PATH of the original reference', () => {
+    expect(splitReference('docker.io/library/nginx:1.27')).toEqual({repository: 'docker.io/library/nginx', tag: '1.27'})
+    expect(splitReference('quay.io/x/y@sha256:' + 'a'.repeat(64))).toEqual({repository: 'quay.io/x/y', tag: undefined})
+    expect(splitReference('not a reference')).toBeUndefined()
+  })
+
+  it('writes K3s mirrors that keep the source host through a rewrite', () => {
+    const doc = parse(mirrorsYaml(['docker.io', 'ghcr.io'], 'https://10.0.0.5:5443', '/etc/ca.pem'))
+    expect(doc.mirrors['docker.io']).toEqual({endpoint: ['https://10.0.0.5:5443'], rewrite: {'^(.*)$': 'docker.io/$1'}})
+    expect(doc.mirrors['ghcr.io'].rewrite).toEqual({'^(.*)$': 'ghcr.io/$1'})
+    expect(doc.configs['10.0.0.5:5443'].tls.ca_file).toBe('/etc/ca.pem')
+  })
+})
