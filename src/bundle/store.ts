@@ -1,11 +1,11 @@
-import {createHash} from 'node:crypto'
 import path from 'node:path'
 import {Readable} from 'node:stream'
 
 import {digestMismatch, IntegrityError, ResolveError, UsageError} from '../errors.js'
 import {checkDeclaredSize, limitBytes, OverBudgetError} from '../limits.js'
 import type {Descriptor} from '../oci/descriptor.js'
-import type {ReadableStore, ResolvingStore} from '../store/types.js'
+import type {RangeReadableStore, RangedBody, ResolvingStore} from '../store/types.js'
+import {verifiedStream} from '../store/verify.js'
 import {isDigest, sha256Hex} from '../util/digest.js'
 import {frameAt} from '../zstd/seek-table.js'
 import {hasSeekTable, SeekableReader} from '../zstd/seekable-reader.js'
@@ -69,25 +69,9 @@ class EntryReader {
       throw bundleInvalid(this.input, `the tar header at offset ${entry.offset} is not the one of ${entry.path}`)
   }
 
-  async *verified(entry: EntryLocation): AsyncGenerator<Buffer> {
-    await this.checkHeader(entry)
-    const hash = createHash('sha256')
-    for await (const piece of this.reader.read(entry.dataOffset, entry.size)) {
-      hash.update(piece)
-      yield piece
-    }
-    const actual = hash.digest('hex')
-    if (actual !== entry.sha256) {
-      throw digestMismatch(
-        `${path.basename(this.input)}: ${entry.path} hashes to sha256:${actual}, not sha256:${entry.sha256}`,
-        {
-          expected: `sha256:${entry.sha256}`,
-          actual: `sha256:${actual}`,
-          hint: 'The bundle was altered or damaged: run `airpack bundle verify` on it, copy it again or rebuild it.',
-          details: {bundle: this.input, entry: entry.path},
-        },
-      )
-    }
+  /** The entry's content, checked against its size and sha256 as it streams (IntegrityError at the end). */
+  verified(entry: EntryLocation, d: Descriptor = entryDescriptor(entry)): Readable {
+    return verifiedStream(this.range(entry, 0, entry.size), d, path.basename(this.input))
   }
 
   async *range(entry: EntryLocation, start: number, end: number): AsyncGenerator<Buffer> {
@@ -104,12 +88,16 @@ class EntryReader {
       throw error
     }
     const chunks: Buffer[] = []
-    for await (const piece of this.verified(entry)) chunks.push(Buffer.from(piece))
+    for await (const piece of this.verified(entry)) chunks.push(piece as Buffer)
     return Buffer.concat(chunks)
   }
 }
 
-export class BundleStore implements ReadableStore, ResolvingStore {
+function entryDescriptor(entry: EntryLocation): Descriptor {
+  return {mediaType: 'application/octet-stream', digest: `sha256:${entry.sha256}`, size: entry.size}
+}
+
+export class BundleStore implements RangeReadableStore, ResolvingStore {
   readonly name: string
   private readonly byDigest = new Map<string, EntryLocation>()
   private readonly byReference = new Map<string, Descriptor>()
@@ -210,7 +198,12 @@ export class BundleStore implements ReadableStore, ResolvingStore {
 
   /** The bytes of `d`, checked against its header, size and digest as they stream (IntegrityError at the end). */
   async fetch(d: Descriptor): Promise<Readable> {
-    return Readable.from(this.entries.verified(this.entryFor(d)), {objectMode: false})
+    return this.entries.verified(this.entryFor(d), d)
+  }
+
+  /** The bytes of `d` from `offset` on, unchecked (whoever stores them checks the whole; see fetchRange). */
+  async fetchFrom(d: Descriptor, offset: number): Promise<RangedBody> {
+    return {body: this.fetchRange(d, offset, d.size), start: offset}
   }
 
   /** A small document (a manifest, an index) whole and verified. */
