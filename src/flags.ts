@@ -91,6 +91,13 @@ export const cacheDirFlag = Flags.directory({
   description: 'Blob cache directory. [default: $XDG_CACHE_HOME/airpack or ~/.cache/airpack]',
 })
 
+export const supplyChainFlag = Flags.option({
+  options: ['carry', 'skip'] as const,
+  description:
+    "carry: also pin and bundle each image's cosign signatures, attestations and SBOMs (sha256-<hex>.sig|.att|.sbom tags) and OCI referrers; skip: only what the profiles list.",
+  default: 'carry' as const,
+})
+
 export const lockFileFlag = Flags.file({description: 'Lock file to write (or, with --locked, to build from).'})
 
 /** Parse repeated `--var NAME=VALUE` flags (UsageError, exit 2, for a malformed one). */

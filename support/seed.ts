@@ -2,7 +2,7 @@
 // from tiny gzip'd tar layers, as OCI indexes or Docker manifest lists, with shared layers and attestation
 // entries like BuildKit pushes. Layers are real tar.gz so that skopeo and containerd can unpack them.
 
-import {createHash} from 'node:crypto'
+import {createHash, generateKeyPairSync, sign, type KeyObject} from 'node:crypto'
 import {gunzipSync, gzipSync} from 'node:zlib'
 
 import type {TestRegistry} from './registry.js'
@@ -239,4 +239,170 @@ export async function pushImage(
     bytes: indexBytes,
     manifests,
   }
+}
+
+// Supply-chain artefacts as cosign and OCI 1.1 referrers push them (PRODUCT.md §13). cosign itself is not packaged
+// in Debian, so the simple-signing payload is signed here the way `cosign sign --key` does it: ECDSA (P-256) over
+// the payload's SHA-256, ASN.1 DER, base64 in the layer annotation `dev.cosignproject.cosign/signature`.
+
+export const SUPPLY_MT = {
+  simpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
+  dsse: 'application/vnd.dsse.envelope.v1+json',
+  spdx: 'text/spdx+json',
+  ociEmpty: 'application/vnd.oci.empty.v1+json',
+  sigstoreBundle: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+} as const
+
+/** `sha256:<hex>` → cosign's tag for it: `sha256-<hex>` plus `.sig`, `.att` or `.sbom` (none: the referrers tag). */
+export function cosignTag(digest: string, suffix?: 'sig' | 'att' | 'sbom'): string {
+  return `${digest.replace(':', '-')}${suffix ? `.${suffix}` : ''}`
+}
+
+/** cosign's simple-signing payload for `repository` (host/path, no tag) at `digest`. */
+export function simpleSigningPayload(repository: string, digest: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      critical: {
+        identity: {'docker-reference': repository},
+        image: {'docker-manifest-digest': digest},
+        type: 'cosign container image signature',
+      },
+      optional: null,
+    }),
+  )
+}
+
+/** A P-256 key pair as `cosign generate-key-pair` makes (unencrypted PEM here). */
+export function cosignKeyPair(): {privateKey: KeyObject; publicKeyPem: string} {
+  const {privateKey, publicKey} = generateKeyPairSync('ec', {namedCurve: 'prime256v1'})
+  return {privateKey, publicKeyPem: publicKey.export({type: 'spki', format: 'pem'}).toString()}
+}
+
+/** An artefact manifest with one config and the given layers, pushed by digest then under `tag` (when given). */
+async function pushArtifact(
+  reg: TestRegistry,
+  repo: string,
+  layers: {blob: Blob; mediaType: string; annotations?: Record<string, string>}[],
+  options: {tag?: string; config?: {blob: Blob; mediaType: string}; artifactType?: string; subject?: unknown} = {},
+): Promise<Blob> {
+  const config = options.config ?? {
+    blob: blobOf(
+      JSON.stringify({
+        architecture: '',
+        os: '',
+        rootfs: {type: 'layers', diff_ids: layers.map((l) => l.blob.digest)},
+        config: {},
+      }),
+    ),
+    mediaType: MT.ociConfig,
+  }
+  await pushBlob(reg, repo, config.blob)
+  for (const l of layers) await pushBlob(reg, repo, l.blob)
+  const bytes = jsonBytes({
+    schemaVersion: 2,
+    mediaType: MT.ociManifest,
+    ...(options.artifactType ? {artifactType: options.artifactType} : {}),
+    config: {mediaType: config.mediaType, digest: config.blob.digest, size: config.blob.size},
+    layers: layers.map((l) => ({
+      mediaType: l.mediaType,
+      digest: l.blob.digest,
+      size: l.blob.size,
+      ...(l.annotations ? {annotations: l.annotations} : {}),
+    })),
+    ...(options.subject ? {subject: options.subject} : {}),
+  })
+  const manifest = await pushManifest(reg, repo, blobOf(bytes).digest, MT.ociManifest, bytes)
+  if (options.tag) await pushManifest(reg, repo, options.tag, MT.ociManifest, bytes)
+  return manifest
+}
+
+export interface PushedSignature {
+  tag: string
+  manifest: Blob
+  payload: Blob
+  /** base64, as in the layer annotation. */
+  signature: string
+}
+
+/** `cosign sign --key`: a `.sig` tag whose layer is the simple-signing payload for `digest`, signed with `key`. */
+export async function pushCosignSignature(
+  reg: TestRegistry,
+  repo: string,
+  digest: string,
+  key: KeyObject,
+  options: {payloadDigest?: string} = {},
+): Promise<PushedSignature> {
+  const payload = blobOf(simpleSigningPayload(`${reg.host}/${repo}`, options.payloadDigest ?? digest))
+  const signature = sign('sha256', payload.bytes, key).toString('base64')
+  const tag = cosignTag(digest, 'sig')
+  const manifest = await pushArtifact(
+    reg,
+    repo,
+    [{blob: payload, mediaType: SUPPLY_MT.simpleSigning, annotations: {'dev.cosignproject.cosign/signature': signature}}],
+    {tag},
+  )
+  return {tag, manifest, payload, signature}
+}
+
+/** `cosign attest`: a `.att` tag whose layer is a DSSE envelope around an in-toto statement about `digest`. */
+export async function pushCosignAttestation(reg: TestRegistry, repo: string, digest: string): Promise<Blob> {
+  const statement = JSON.stringify({
+    _type: 'https://in-toto.io/Statement/v0.1',
+    predicateType: 'https://slsa.dev/provenance/v0.2',
+    subject: [{name: `${reg.host}/${repo}`, digest: {sha256: digest.slice('sha256:'.length)}}],
+    predicate: {builder: {id: 'airpack-test'}},
+  })
+  const envelope = blobOf(
+    JSON.stringify({
+      payloadType: 'application/vnd.in-toto+json',
+      payload: Buffer.from(statement).toString('base64'),
+      signatures: [{keyid: '', sig: 'dGVzdA=='}],
+    }),
+  )
+  return pushArtifact(
+    reg,
+    repo,
+    [{blob: envelope, mediaType: SUPPLY_MT.dsse, annotations: {predicateType: 'https://slsa.dev/provenance/v0.2'}}],
+    {tag: cosignTag(digest, 'att')},
+  )
+}
+
+/** `cosign attach sbom`: a `.sbom` tag whose layer is an SPDX document. */
+export async function pushCosignSbom(reg: TestRegistry, repo: string, digest: string): Promise<Blob> {
+  const sbom = blobOf(JSON.stringify({spdxVersion: 'SPDX-2.3', name: `${repo}@${digest}`, packages: []}))
+  return pushArtifact(reg, repo, [{blob: sbom, mediaType: SUPPLY_MT.spdx}], {tag: cosignTag(digest, 'sbom')})
+}
+
+/**
+ * An OCI 1.1 referrer of `subject` (a Sigstore bundle, as cosign 3 stores signatures), and the referrers fallback
+ * tag `sha256-<hex>` that names it (distribution 2.8 has no referrers API). `subjectDigest` overrides the subject
+ * the referrer names (to seed a broken one).
+ */
+export async function pushReferrer(
+  reg: TestRegistry,
+  repo: string,
+  subject: {digest: string; size: number; mediaType: string},
+  options: {subjectDigest?: string} = {},
+): Promise<Blob> {
+  const empty = blobOf('{}')
+  const bundle = blobOf(JSON.stringify({mediaType: SUPPLY_MT.sigstoreBundle, verificationMaterial: {}}))
+  const referrer = await pushArtifact(reg, repo, [{blob: bundle, mediaType: SUPPLY_MT.sigstoreBundle}], {
+    config: {blob: empty, mediaType: SUPPLY_MT.ociEmpty},
+    artifactType: SUPPLY_MT.sigstoreBundle,
+    subject: {mediaType: subject.mediaType, digest: options.subjectDigest ?? subject.digest, size: subject.size},
+  })
+  const index = jsonBytes({
+    schemaVersion: 2,
+    mediaType: MT.ociIndex,
+    manifests: [
+      {
+        mediaType: MT.ociManifest,
+        digest: referrer.digest,
+        size: referrer.size,
+        artifactType: SUPPLY_MT.sigstoreBundle,
+      },
+    ],
+  })
+  await pushManifest(reg, repo, cosignTag(subject.digest), MT.ociIndex, index)
+  return referrer
 }

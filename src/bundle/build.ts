@@ -4,11 +4,11 @@ import path from 'node:path'
 
 import {BlobStore, defaultCacheDir} from '../cache/store.js'
 import {badBundleName, UsageError} from '../errors.js'
-import type {Lock} from '../lock/types.js'
+import {lockedImageBlobs, type Lock} from '../lock/types.js'
 import type {Platform} from '../oci/descriptor.js'
 import {formatPlatform} from '../oci/platform.js'
 import type {LoadedProfile} from '../profile/index.js'
-import {serializeLock, type FetchReport, type RegistryAccessOptions} from '../resolve/index.js'
+import {serializeLock, type FetchReport, type RegistryAccessOptions, type SupplyChainMode} from '../resolve/index.js'
 import {startFetch} from '../fetch/index.js'
 import {chartContentWarnings, loadValidProfiles, lockProfiles} from '../resolve/profiles.js'
 import {ensureFreeSpace, type SpaceNeed} from '../util/disk.js'
@@ -40,6 +40,8 @@ export interface BuildOptions {
   outputDir: string
   lockFile?: string
   locked: boolean
+  /** `carry` (default) or `skip` the images' signatures, attestations, SBOMs and referrers (PRODUCT.md §13). */
+  supplyChain?: SupplyChainMode
   registry: RegistryAccessOptions
   signKeyFile?: string
   partSize?: number
@@ -294,8 +296,9 @@ function artifactRows(
   resolvedFrom: ReadonlyMap<string, string>,
 ): BuildReport['artifacts'] {
   const byRef = new Map(fetched.artifacts.map((a) => [`${a.kind}\0${a.reference}`, a]))
+  // The fetch reports an image's supply-chain artefacts with the image (same repository, same endpoint).
   return pending.manifest.artifacts
-    .filter((a) => a.kind !== 'definition')
+    .filter((a) => a.kind === 'image' || a.kind === 'chart')
     .map((a) => {
       const f = byRef.get(`${a.kind}\0${a.reference}`)
       return {
@@ -424,6 +427,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
       registry,
       store,
       lockedFile: options.locked ? options.lockFile : undefined,
+      supplyChain: options.supplyChain,
     })
     const resolveSeconds = (Date.now() - t0) / 1000
     // AIRPACK_SKIP_SPACE_CHECK=1: for filesystems whose free-space figure is wrong (some network mounts, quotas).
@@ -492,7 +496,7 @@ async function spaceNeeds(lock: Lock, store: BlobStore, outputDir: string): Prom
   const sizes = new Map<string, number>()
   for (const image of Object.values(lock.images)) {
     sizes.set(image.digest, image.size)
-    for (const d of [image.platformManifest, ...image.blobs]) sizes.set(d.digest, d.size)
+    for (const d of [image.platformManifest, ...lockedImageBlobs(image)]) sizes.set(d.digest, d.size)
   }
   for (const chart of Object.values(lock.charts))
     for (const d of [chart.manifest, ...chart.blobs]) sizes.set(d.digest, d.size)

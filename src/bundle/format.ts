@@ -1,4 +1,5 @@
 import type {Platform} from '../oci/descriptor.js'
+import type {SupplyChainKind} from '../supply/cosign.js'
 
 // Bundle formats 1 and 2 (PRODUCT.md §4): the names and shapes every writer and reader of a bundle agrees on.
 // Both hold the same tar; format 2 cuts its zstd stream into seekable frames (docs/bundle-format.md).
@@ -29,12 +30,22 @@ export const ANNOTATION_SPECTRO_TYPE = 'io.image.ref.spectrocloud.type'
  */
 export const ANNOTATION_AIRPACK_REF = 'io.airpack.ref.name'
 
+/**
+ * A supply-chain artefact's index.json entry (PRODUCT.md §13) is platform-less, named under ANNOTATION_AIRPACK_REF
+ * (never ref.name: containerd would make an image of it and fail to unpack its JSON layers), and annotated with the
+ * digest of the image content it is about, its kind, and the cosign tag it came from (absent for a referrer the
+ * referrers API listed).
+ */
+export const ANNOTATION_SUBJECT = 'io.airpack.subject'
+export const ANNOTATION_SUPPLY_CHAIN_KIND = 'io.airpack.supply-chain.kind'
+export const ANNOTATION_SUPPLY_CHAIN_TAG = 'io.airpack.supply-chain.tag'
+
 /** The reference an index.json entry is known by: its OCI ref.name, or the chart key above. */
 export function entryReference(annotations: Record<string, string> | undefined): string | undefined {
   return annotations?.[ANNOTATION_REF_NAME] ?? annotations?.[ANNOTATION_AIRPACK_REF]
 }
 
-export type ArtifactKind = 'image' | 'chart' | 'definition'
+export type ArtifactKind = 'image' | 'chart' | 'definition' | SupplyChainKind
 
 export interface BundleArtifact {
   kind: ArtifactKind
@@ -52,6 +63,14 @@ export interface BundleArtifact {
   omittedPlatforms: Platform[]
   /** Sum of the sizes of the blobs this artifact needs (shared blobs count for each artifact). */
   contentSize: number
+  /** Supply-chain artefacts: the digest of the image content they are about (index or platform manifest). */
+  subject?: string
+  /** Supply-chain artefacts: the reference of the image they belong to. */
+  image?: string
+  /** Supply-chain artefacts: the tag of the image's repository they came from (`sha256-<hex>.sig`). */
+  tag?: string
+  /** Supply-chain artefacts: the manifest's artifactType, when it has one. */
+  artifactType?: string
 }
 
 export interface BundleEntry {

@@ -26,6 +26,8 @@ import {streamVerifier, verifyDocument, type StreamVerifier, type VerifyingKey} 
 import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
 import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
 import {startDecompressor} from './zstd.js'
+import {checkCosignSignatures, type CosignResult} from '../supply/verify.js'
+import {supplyChainFields} from '../supply/bundle.js'
 
 // Reads a bundle as one stream, never extracting or joining it on disk: format 1 through a `zstd -dc` child (parts
 // chained → zstd → tar parser), format 2 (a seek table at the end) through the SeekableReader, which checks the
@@ -59,6 +61,12 @@ export interface BundleReport {
     contentSize: number
     platform?: Platform
     omittedPlatforms: Platform[]
+    /** Supply-chain artefacts: the image content they are about, the image, the cosign tag they came from. */
+    subject?: string
+    image?: string
+    tag?: string
+    /** Images: the supply-chain artefacts carried for it. */
+    supplyChain?: {kind: string; reference: string; digest: string; subject: string}[]
   }[]
   totals: {
     artifacts: number
@@ -79,11 +87,15 @@ export interface BundleReport {
     detached: SignatureStatus
   }
   parts?: {name: string; size: number}[]
+  /** With --cosign-key: the signature that vouches for each image. */
+  cosign?: CosignResult
 }
 
 export interface ReadOptions {
   mode: 'verify' | 'inspect'
   publicKey?: VerifyingKey
+  /** verify: every image must carry a cosign signature made with this key (PRODUCT.md §13). */
+  cosignKey?: VerifyingKey
 }
 
 class Fatal extends Error {}
@@ -141,7 +153,13 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
     state =
       seekable && !verify
         ? await readSeekableInventory(source, seekable)
-        : await streamBundle(source, {verify, publicKey: options.publicKey, problems, seekable})
+        : await streamBundle(source, {
+            verify,
+            publicKey: options.publicKey,
+            cosignKey: options.cosignKey,
+            problems,
+            seekable,
+          })
   } finally {
     await seekable?.close()
   }
@@ -165,6 +183,7 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
       contentSize: a.contentSize,
       ...(a.platform ? {platform: a.platform} : {}),
       omittedPlatforms: a.omittedPlatforms ?? [],
+      ...supplyChainFields(a, m.artifacts ?? []),
     })),
     totals: {
       artifacts: m.artifacts?.length ?? 0,
@@ -186,6 +205,7 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
       detached: state.detachedSignature,
     },
     ...(source.partsFile ? {parts: source.files.map((f) => ({name: f.name, size: f.size}))} : {}),
+    ...(state.cosign ? {cosign: state.cosign} : {}),
   }
 }
 
@@ -196,6 +216,7 @@ interface StreamState {
   entryCount: number
   innerSignature: SignatureStatus
   detachedSignature: SignatureStatus
+  cosign?: CosignResult
 }
 
 type Problem = (message: string) => void
@@ -554,7 +575,13 @@ function checkSignatures(
 
 async function streamBundle(
   source: BundleSource,
-  ctx: {verify: boolean; publicKey?: VerifyingKey; problems: string[]; seekable?: SeekableReader},
+  ctx: {
+    verify: boolean
+    publicKey?: VerifyingKey
+    cosignKey?: VerifyingKey
+    problems: string[]
+    seekable?: SeekableReader
+  },
 ): Promise<StreamState> {
   const {verify, problems} = ctx
   const problem: Problem = (message) => {
@@ -579,6 +606,7 @@ async function streamBundle(
     innerSignature: manifest.signature ? 'not-checked' : 'absent',
     detachedSignature: source.detachedSignature ? 'not-checked' : 'absent',
   }
+  let cosign: CosignResult | undefined
   if (verify) {
     // Every listed entry must be there.
     for (const [p] of scan.listed)
@@ -591,6 +619,8 @@ async function streamBundle(
       )
     }
     checkLayout(manifest, scan.seen, scan.kept, problem)
+    if (ctx.cosignKey)
+      cosign = checkCosignSignatures(manifest, scan.kept, ctx.cosignKey, problem)
     signatures = checkSignatures(
       Object.assign(scan, {manifest}),
       source,
@@ -599,7 +629,7 @@ async function streamBundle(
       problem,
     )
   }
-  return {manifest, identity: identityHex, tarBytes, entryCount: scan.entryCount, ...signatures}
+  return {manifest, identity: identityHex, tarBytes, entryCount: scan.entryCount, ...signatures, cosign}
 }
 
 function checkOciLayoutFile(kept: Map<string, Buffer>, problem: Problem): void {

@@ -96,13 +96,14 @@ export interface VerifyingKey {
   publicKeyFingerprint: string
 }
 
-export async function loadPublicKey(file: string): Promise<VerifyingKey> {
-  const pem = await readKeyFile(file, '--public-key')
+/** A PEM public key named by `flag` (--public-key, or --cosign-key for cosign.pub). */
+export async function loadPublicKey(file: string, flag = '--public-key'): Promise<VerifyingKey> {
+  const pem = await readKeyFile(file, flag)
   let key: KeyObject
   try {
     key = createPublicKey(pem)
   } catch {
-    throw new UsageError('KEY_INVALID', `--public-key ${file}: not a PEM public key`, {
+    throw new UsageError('KEY_INVALID', `${flag} ${file}: not a PEM public key`, {
       hint: 'Pass the PEM public key matching the signing key, e.g. `openssl pkey -in key.pem -pubout -out pub.pem`.',
       details: {file},
     })

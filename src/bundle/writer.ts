@@ -46,6 +46,7 @@ import {environmentError} from '../util/environment.js'
 import {formatBytes} from '../util/format.js'
 import {SeekableTarWriter} from './seekable-tar.js'
 import {SeekableWriter} from '../zstd/seekable-writer.js'
+import {supplyChainEntries} from '../supply/bundle.js'
 import {WASM_PACKAGE, WASM_PACKAGE_VERSION} from '../zstd/wasm.js'
 
 // Writes the bundle of PRODUCT.md §4 from a lock and the blob cache: the tar is produced entry by entry straight
@@ -170,6 +171,8 @@ class BundlePlan {
   readonly artifacts: BundleArtifact[] = []
   readonly indexEntries: Descriptor[] = []
   readonly chartEntries: Descriptor[] = []
+  /** Supply-chain artefacts' entries, by reference (two references to one image share its artefacts). */
+  readonly supplyChainEntries = new Map<string, Descriptor>()
   readonly needed: NeededBlob[] = []
 
   need(blobs: Descriptor[], owner: string): void {
@@ -238,6 +241,12 @@ async function planImages(plan: BundlePlan, options: WriteBundleOptions): Promis
       contentSize: contentSize(blobs),
     })
     plan.indexEntries.push({...root, annotations: {[ANNOTATION_REF_NAME]: image.reference}})
+    for (const s of supplyChainEntries(image)) {
+      if (plan.supplyChainEntries.has(s.artifact.reference)) continue
+      plan.need(s.blobs, `${s.artifact.kind} ${s.artifact.reference}`)
+      plan.artifacts.push(s.artifact)
+      plan.supplyChainEntries.set(s.artifact.reference, s.indexEntry)
+    }
   }
 }
 
@@ -331,8 +340,9 @@ function plannedEntries(
     canonicalJson({
       schemaVersion: 2,
       mediaType: MediaType.ociIndex,
-      // Images, the definition, then charts (named under ANNOTATION_AIRPACK_REF, so containerd skips them).
-      manifests: [...plan.indexEntries, ...plan.chartEntries],
+      // Images, the definition, then charts and supply-chain artefacts (named under ANNOTATION_AIRPACK_REF, so
+      // containerd skips them).
+      manifests: [...plan.indexEntries, ...plan.chartEntries, ...plan.supplyChainEntries.values()],
     }),
   )
   const inMemory = (e: {path: string; data: Buffer}): PlannedEntry => ({

@@ -1,6 +1,6 @@
 import type {BlobStore, IngestResult} from '../cache/store.js'
 import {digestMismatch, IntegrityError, ResolveError} from '../errors.js'
-import type {Lock} from '../lock/types.js'
+import {lockedImageBlobs, type Lock} from '../lock/types.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import {isGraphType} from '../oci/media-types.js'
 import {createRegistryClient, type RegistryAccessOptions} from '../registry/client.js'
@@ -81,7 +81,7 @@ export async function fetchLock(lock: Lock, store: BlobStore, o: FetchOptions = 
 export function startFetch(lock: Lock, store: BlobStore, o: FetchOptions = {}): FetchInProgress {
   const gates = new Map<string, Gate>()
   for (const image of Object.values(lock.images))
-    for (const d of image.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
+    for (const d of lockedImageBlobs(image)) if (!gates.has(d.digest)) gates.set(d.digest, gate())
   for (const chart of Object.values(lock.charts))
     for (const d of chart.blobs) if (!gates.has(d.digest)) gates.set(d.digest, gate())
   const done = runFetch(lock, store, o, gates).then(

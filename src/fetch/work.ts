@@ -1,6 +1,6 @@
 import type {BlobStore, IngestResult} from '../cache/store.js'
 import {ResolveError} from '../errors.js'
-import type {Lock} from '../lock/types.js'
+import {lockedImageBlobs, type Lock} from '../lock/types.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import {MediaType} from '../oci/media-types.js'
 import type {RegistryClient} from '../registry/client.js'
@@ -33,7 +33,8 @@ export function workOf(lock: Lock, client: RegistryClient, store: BlobStore): Wo
       kind: 'image',
       reference: image.reference,
       servedBy,
-      blobs: image.blobs,
+      // Its supply-chain artefacts live in the same repository: fetched with it.
+      blobs: lockedImageBlobs(image),
       fetchBlob: (d) => ingestFromEndpoints(client, store, ref.registry, ref.repository, d, 'image', servedBy),
     })
   }

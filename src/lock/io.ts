@@ -4,6 +4,7 @@ import {z} from 'zod'
 import {UsageError} from '../errors.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
+import {SUPPLY_CHAIN_KINDS} from '../supply/cosign.js'
 import type {Lock} from './types.js'
 
 // Reading, writing and comparing the lock of PRODUCT.md §5. It is written as canonical JSON (sorted keys, fixed
@@ -36,6 +37,18 @@ export const LockSchema = z.object({
       platformManifest: DescriptorSchema,
       blobs: z.array(DescriptorSchema),
       omittedPlatforms: z.array(PlatformSchema),
+      supplyChain: z
+        .array(
+          z.object({
+            kind: z.enum(SUPPLY_CHAIN_KINDS),
+            subject: digest,
+            tag: z.string().optional(),
+            manifest: DescriptorSchema,
+            blobs: z.array(DescriptorSchema),
+            listed: z.boolean().optional(),
+          }),
+        )
+        .optional(),
       // Locks before issue 9 recorded the serving endpoint (`source`) and each profile's path (`file`); both are
       // read and dropped (zod strips unknown keys), so an old lock still works and is rewritten canonically.
     }),

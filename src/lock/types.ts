@@ -4,7 +4,8 @@
 // proxy or pull-through cache served an artifact, and where the profiles lay on disk, are not part of it (they go
 // to the report), so the same inputs give the same lock bytes on every machine and through every mirror.
 
-import type {Descriptor, Platform} from '../oci/descriptor.js'
+import {uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
+import type {SupplyChainKind} from '../supply/cosign.js'
 import {redactUrl} from '../util/redact.js'
 
 export interface LockedImage {
@@ -21,6 +22,25 @@ export interface LockedImage {
   blobs: Descriptor[]
   /** Platforms of the index that are deliberately left out of the bundle. */
   omittedPlatforms: Platform[]
+  /** Its cosign signatures, attestations, SBOMs and OCI referrers (`--supply-chain carry`, or listed by hand).
+   *  Absent when there are none, when resolved with `--supply-chain skip`, and in locks of earlier versions. */
+  supplyChain?: LockedSupplyArtifact[]
+}
+
+/** One supply-chain artefact of an image (PRODUCT.md §13), pinned by digest like the image itself. */
+export interface LockedSupplyArtifact {
+  kind: SupplyChainKind
+  /** The image content it is about: the image's index digest or its platform manifest digest. */
+  subject: string
+  /** The tag of the image's repository it was found under: a cosign tag (`sha256-<hex>.sig`) or, for a referrer,
+   *  the referrers fallback tag (`sha256-<hex>`); absent for a referrer the referrers API listed. */
+  tag?: string
+  /** Its manifest (with its artifactType, when it has one). */
+  manifest: Descriptor
+  /** Every blob it needs: the manifest, its config and layers. */
+  blobs: Descriptor[]
+  /** Listed by hand in a profile: carried even with `--supply-chain skip`. */
+  listed?: boolean
 }
 
 export interface LockedChart {
@@ -66,6 +86,23 @@ export interface Lock {
 /** A resolver's answer: the lock entry, and beside it the endpoint (mirror or upstream host) that served it — for
  *  the resolve plan and the build report, never for the lock. */
 export type Served<T> = {locked: T; servedBy: string}
+
+/** Every blob a lock entry for an image asks for: the image's own, then its supply-chain artefacts'. */
+export function lockedImageBlobs(image: LockedImage): Descriptor[] {
+  if (!image.supplyChain?.length) return image.blobs
+  return uniqueByDigest([...image.blobs, ...image.supplyChain.flatMap((s) => s.blobs)])
+}
+
+/** What a lock pins under `--supply-chain skip`: only the supply-chain artefacts listed by hand in the profiles. */
+export function withoutCarriedSupplyChain(lock: Lock): Lock {
+  const images: Record<string, LockedImage> = {}
+  for (const [key, image] of Object.entries(lock.images)) {
+    const {supplyChain, ...rest} = image
+    const listed = (supplyChain ?? []).filter((s) => s.listed)
+    images[key] = listed.length > 0 ? {...rest, supplyChain: listed} : rest
+  }
+  return {...lock, images}
+}
 
 /** The registry host a canonical reference names (`docker.io/library/nginx:1.27` → `docker.io`). */
 export function registryOf(reference: string): string {

@@ -1,6 +1,6 @@
 // The media types airpack reads and writes: OCI image spec and Docker distribution schema 2 manifests, the Helm
-// chart types of HIP-0017, and the cluster-definition artifact. Schema 1 is only named to be refused: it cannot be
-// stored byte-for-byte with a stable digest.
+// chart types of HIP-0017, the cluster-definition artifact and cosign's supply-chain artifacts. Schema 1 is only
+// named to be refused: it cannot be stored byte-for-byte with a stable digest.
 
 export const MediaType = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -16,6 +16,10 @@ export const MediaType = {
   helmChart: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip',
   helmProvenance: 'application/vnd.cncf.helm.chart.provenance.v1.prov',
   definitionArtifact: 'application/vnd.spectrocloud.cluster-definition.v1',
+  /** cosign's signed payload (a `.sig` tag's layers): the Red Hat simple-signing JSON naming the image digest. */
+  cosignSimpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
+  /** cosign 3's signatures and attestations as OCI 1.1 referrers. */
+  sigstoreBundle: 'application/vnd.dev.sigstore.bundle.v0.3+json',
 } as const
 
 /** Accept header for manifest requests: every type we can store, indexes first. */

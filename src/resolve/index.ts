@@ -7,7 +7,7 @@ import {BlobStore} from '../cache/store.js'
 import {digestMismatch, ExitCode, IntegrityError, ResolveError, isAirpackError} from '../errors.js'
 import type {Lock, LockedChart, LockedImage} from '../lock/types.js'
 import type {Platform} from '../oci/descriptor.js'
-import {chartKey, registryOf} from '../lock/types.js'
+import {chartKey, lockedImageBlobs, registryOf} from '../lock/types.js'
 import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
 import {RegistryError} from '../registry/errors.js'
 import {discard} from '../registry/http.js'
@@ -23,6 +23,8 @@ import {
   resolveChart,
 } from './charts.js'
 import {resolveImage} from './images.js'
+import {parseSupplyChainReference} from '../supply/cosign.js'
+import {discoverSupplyChain, resolveListedSupplyChain, sortSupplyChain} from '../supply/discover.js'
 import {initStore} from './store-init.js'
 import {origin, type ChartRequestLike, type ImageRequestLike} from './requests.js'
 
@@ -31,8 +33,12 @@ export {fetchLock, type FetchReport, type FetchOptions} from '../fetch/index.js'
 export type {RegistryAccessOptions} from '../registry/client.js'
 export type {ImageRequestLike, ChartRequestLike} from './requests.js'
 
+export type SupplyChainMode = 'carry' | 'skip'
+
 export interface ResolveOptions extends RegistryAccessOptions {
   platform: Platform
+  /** `carry` (default): pin each image's signatures, attestations, SBOMs and referrers too (PRODUCT.md §13). */
+  supplyChain?: SupplyChainMode
   /** Receives every manifest read (exact bytes) and generated chart manifests; reports what is already cached. */
   store?: BlobStore
 }
@@ -47,6 +53,8 @@ export interface PlannedArtifact {
   /** Of those, bytes already in the cache. */
   cached: number
   source: string
+  /** Images: the supply-chain artefacts pinned with it (their bytes count in `size`). */
+  supplyChain?: {kind: string; subject: string; digest: string; tag?: string}[]
 }
 
 export interface ResolvePlan {
@@ -130,7 +138,12 @@ export async function resolveArtifacts(
   try {
     await initStore(store)
     return await withClient(o, async (client) => {
-      const images = groupBy(req.images, (r) => r.reference)
+      // Cosign tags listed by hand are artefacts of an image, not images: attached to it once it is resolved.
+      const listedSupply = req.images.filter((r) => parseSupplyChainReference(r.reference))
+      const images = groupBy(
+        req.images.filter((r) => !parseSupplyChainReference(r.reference)),
+        (r) => r.reference,
+      )
       const charts = groupBy(req.charts, (r) => chartKey(r.repository, r.name, r.version))
       const indexes = new ChartIndexCache(client)
       const failures: Failure[] = []
@@ -150,6 +163,10 @@ export async function resolveArtifacts(
       const settled = await settleAll(jobs, concurrency, async (job) => {
         if (job.kind === 'image') {
           const served = await resolveImage(client, job.key, o.platform, store)
+          if ((o.supplyChain ?? 'carry') === 'carry') {
+            const supplyChain = await discoverSupplyChain(client, served.locked, store)
+            if (supplyChain.length > 0) served.locked.supplyChain = supplyChain
+          }
           lockImages[job.key] = served.locked
           servedBy.set(served.locked.reference, served.servedBy)
         } else {
@@ -171,7 +188,8 @@ export async function resolveArtifacts(
           r.reason instanceof InvalidReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
         failures.push({what, where: where(job.list), error})
       }
-      if (failures.length > 0) throw failuresError(failures, jobs.length)
+      if (failures.length === 0) failures.push(...(await attachListedSupplyChain(client, listedSupply, lockImages, store)))
+      if (failures.length > 0) throw failuresError(failures, jobs.length + listedSupply.length)
 
       const lock: Lock = {
         lockVersion: 1,
@@ -188,6 +206,41 @@ export async function resolveArtifacts(
   } finally {
     if (tmpStoreDir) await rm(tmpStoreDir, {recursive: true, force: true})
   }
+}
+
+/**
+ * Supply-chain references listed by hand in the profiles, each attached to the listed image it names (same
+ * repository, its index or platform digest) and marked as listed. One that names no listed image, or that the
+ * registry does not have, is a failure naming it.
+ */
+async function attachListedSupplyChain(
+  client: RegistryClient,
+  listed: ImageRequestLike[],
+  images: Record<string, LockedImage>,
+  store: BlobStore,
+): Promise<Failure[]> {
+  const failures: Failure[] = []
+  for (const request of listed) {
+    const ref = parseSupplyChainReference(request.reference)!
+    const image = Object.values(images).find((i) => {
+      const r = parseReference(i.reference)
+      const sameRepository = r.registry === ref.registry && r.repository === ref.repository
+      return sameRepository && (i.digest === ref.subject || i.platformManifest.digest === ref.subject)
+    })
+    try {
+      if (!image)
+        throw new RegistryError(
+          'not-found',
+          `a ${ref.kind} of ${ref.registry}/${ref.repository}@${ref.subject}, an image the profiles do not list: list that image too (a supply-chain tag is carried with its image, never as an image)`,
+          ref.registry,
+        )
+      const found = await resolveListedSupplyChain(client, image, ref, store)
+      image.supplyChain = sortSupplyChain([...(image.supplyChain ?? []), ...found])
+    } catch (error) {
+      failures.push({what: request.reference, where: origin(request), error})
+    }
+  }
+  return failures
 }
 
 /**
@@ -218,14 +271,25 @@ export async function planOf(
     platformManifest?: string
     blobs: {digest: string; size: number}[]
     source: string
+    supplyChain?: PlannedArtifact['supplyChain']
   }[] = [
     ...Object.values(lock.images).map((i) => ({
       kind: 'image' as const,
       reference: i.reference,
       digest: i.digest,
       platformManifest: i.platformManifest.digest,
-      blobs: i.blobs,
+      blobs: lockedImageBlobs(i),
       source: servedBy?.get(i.reference) ?? registryOf(i.reference),
+      ...(i.supplyChain?.length
+        ? {
+            supplyChain: i.supplyChain.map((s) => ({
+              kind: s.kind,
+              subject: s.subject,
+              digest: s.manifest.digest,
+              ...(s.tag ? {tag: s.tag} : {}),
+            })),
+          }
+        : {}),
     })),
     ...Object.values(lock.charts).map((c) => ({
       kind: 'chart' as const,
@@ -251,6 +315,7 @@ export async function planOf(
       size,
       cached,
       source: e.source,
+      ...(e.supplyChain ? {supplyChain: e.supplyChain} : {}),
     })
   }
   let totalBytes = 0
@@ -266,13 +331,26 @@ export async function planOf(
  * For `--locked`: re-resolve the lock's tags (HEAD, no downloads) and fail with a ResolveError naming every moved
  * reference (old → new digest). References pinned by digest cannot move and are not asked for.
  */
-export async function checkLockCurrent(lock: Lock, o: RegistryAccessOptions): Promise<void> {
+export async function checkLockCurrent(
+  lock: Lock,
+  o: RegistryAccessOptions & {supplyChain?: SupplyChainMode},
+): Promise<void> {
   await withClient(o, async (client) => {
     const indexes = new ChartIndexCache(client)
     type Check = {what: string; run: () => Promise<string | undefined>; locked: string}
     const checks: Check[] = []
     for (const image of Object.values(lock.images)) {
       const ref = parseReference(image.reference)
+      // A cosign tag moves when the image is signed again: the lock pins the signatures it had.
+      for (const s of image.supplyChain ?? []) {
+        if (!s.tag || s.kind === 'referrer' || (o.supplyChain === 'skip' && !s.listed)) continue
+        checks.push({
+          what: `${s.kind} ${ref.registry}/${ref.repository}:${s.tag}`,
+          locked: s.manifest.digest,
+          run: async () =>
+            (await client.withEndpoints(ref.registry, ref.repository, (ep) => client.headManifest(ep, s.tag!))).value,
+        })
+      }
       if (ref.digest) continue
       checks.push({
         what: image.reference,

@@ -1,13 +1,22 @@
 import type {BlobStore} from '../cache/store.js'
 import {invalidProfiles, ResolveError} from '../errors.js'
-import {chartKey, type Lock} from '../lock/types.js'
+import {chartKey, withoutCarriedSupplyChain, type Lock} from '../lock/types.js'
 import type {Platform} from '../oci/descriptor.js'
 import {formatPlatform} from '../oci/platform.js'
 import {collectContent, loadProfiles, renderFinding, validateProfiles, type LoadedProfile} from '../profile/index.js'
 import type {Arch} from '../profile/types.js'
 import {silentLogger, type Logger} from '../util/log.js'
 import {checkChartContent} from './chart-content.js'
-import {checkLockCurrent, readLock, resolveArtifacts, type RegistryAccessOptions, type ResolvePlan} from './index.js'
+import {parseReference} from '../registry/reference.js'
+import {parseSupplyChainReference} from '../supply/cosign.js'
+import {
+  checkLockCurrent,
+  readLock,
+  resolveArtifacts,
+  type RegistryAccessOptions,
+  type ResolvePlan,
+  type SupplyChainMode,
+} from './index.js'
 
 // The service behind `profile resolve` and the first half of `bundle build`: load and validate the profiles (refuse
 // invalid ones before any network access), collect what they name, then pin it in a lock — by resolving every
@@ -38,6 +47,8 @@ export interface LockRequest {
   store: BlobStore
   /** Build from this lock instead of resolving (--locked --lock-file). */
   lockedFile?: string
+  /** `carry` (default) or `skip` the images' signatures, attestations, SBOMs and referrers. */
+  supplyChain?: SupplyChainMode
 }
 
 export interface LockedProfiles extends ValidProfiles {
@@ -68,15 +79,20 @@ export async function loadValidProfiles(request: ProfileRequest): Promise<ValidP
 export async function lockProfiles(valid: ValidProfiles, request: LockRequest): Promise<LockedProfiles> {
   const {content, platform, profiles} = valid
   const logger = request.registry.logger ?? silentLogger
+  const supplyChain = request.supplyChain ?? 'carry'
   if (request.lockedFile) {
-    const lock = await readLock(request.lockedFile)
+    // The lock drives: it carries the supply-chain artefacts it pins (none in a lock resolved with skip or by an
+    // earlier airpack), and skip drops all but those listed by hand.
+    const read = await readLock(request.lockedFile)
+    const lock = supplyChain === 'skip' ? withoutCarriedSupplyChain(read) : read
     checkLockCovers(lock, content, platform.architecture, request.lockedFile)
     logger.info(`Checking that no tag of ${request.lockedFile} moved…`)
-    await checkLockCurrent(lock, request.registry)
+    await checkLockCurrent(lock, {...request.registry, supplyChain})
     return {...valid, lock}
   }
   const {lock, plan} = await resolveArtifacts(content, {
     ...request.registry,
+    supplyChain,
     platform,
     store: request.store,
     profiles: profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256})),
@@ -109,12 +125,25 @@ export async function chartContentWarnings(
   return warnings
 }
 
+/** A supply-chain reference listed in a profile is pinned as a listed artefact of an image of its repository. */
+function lockPinsListed(lock: Lock, reference: string): boolean {
+  const ref = parseSupplyChainReference(reference)!
+  return Object.values(lock.images).some((image) => {
+    const r = parseReference(image.reference)
+    if (r.registry !== ref.registry || r.repository !== ref.repository) return false
+    return (image.supplyChain ?? []).some((s) => s.listed && s.tag === ref.tag)
+  })
+}
+
 /** Under --locked, the lock must pin exactly what the profiles ask for now. */
 function checkLockCovers(lock: Lock, content: CollectedContent, arch: string, lockFile: string): void {
   const problems: string[] = []
   if (lock.platform.architecture !== arch)
     problems.push(`the lock is for ${formatPlatform(lock.platform)}, the build for --arch ${arch}`)
-  const wantImages = new Set(content.images.map((i) => i.reference))
+  const listedSupply = content.images.filter((i) => parseSupplyChainReference(i.reference))
+  const wantImages = new Set(content.images.filter((i) => !listedSupply.includes(i)).map((i) => i.reference))
+  for (const {reference} of listedSupply)
+    if (!lockPinsListed(lock, reference)) problems.push(`the profiles list ${reference}, which the lock does not pin`)
   const wantCharts = new Set(content.charts.map((c) => chartKey(c.repository, c.name, c.version)))
   for (const ref of wantImages)
     if (!lock.images[ref]) problems.push(`the profiles need image ${ref}, which the lock does not pin`)

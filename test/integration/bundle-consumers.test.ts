@@ -1,5 +1,5 @@
-import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {execFileSync} from 'node:child_process'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -7,6 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {buildDefinitionTgz} from '../../src/bundle/definition.js'
 import {writeBundle} from '../../src/bundle/writer.js'
 import {fixtureLock, type FixtureImage} from '../helpers/bundle-fixtures.js'
+import {startContainerd, type TestContainerd} from '../helpers/containerd.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 
 // The real consumers of a bundle (PRODUCT.md §4): skopeo reads it as an OCI archive after `zstd -d`, and a
@@ -98,68 +99,23 @@ describe.each([1, 2] as const)('bundle format %i', (formatVersion) => {
   })
 
   describe('containerd', () => {
-    let dir: string
-    let child: ChildProcess | undefined
-    let socket: string
+    let containerd: TestContainerd
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(os.tmpdir(), 'airpack-ctd-'))
-      socket = path.join(dir, 'containerd.sock')
-      mkdirSync(path.join(dir, 'root'))
-      const config = [
-        'version = 2',
-        `root = ${JSON.stringify(path.join(dir, 'root'))}`,
-        `state = ${JSON.stringify(path.join(dir, 'state'))}`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
-        '[grpc]',
-        `  address = ${JSON.stringify(socket)}`,
-        '[ttrpc]',
-        `  address = ${JSON.stringify(socket + '.ttrpc')}`,
-      ].join('\n')
-      writeFileSync(path.join(dir, 'config.toml'), config + '\n')
-      child = spawn('containerd', ['--config', path.join(dir, 'config.toml')], {stdio: 'ignore'})
-      const deadline = Date.now() + 20_000
-      for (;;) {
-        if (existsSync(socket)) {
-          try {
-            execFileSync('ctr', ['--address', socket, 'version'], {stdio: 'pipe'})
-            break
-          } catch {}
-        }
-        if (Date.now() > deadline) throw new Error('containerd did not start within 20 s')
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      containerd = await startContainerd()
     })
 
     afterAll(async () => {
-      if (child && child.exitCode === null) {
-        const exited = new Promise((r) => child!.once('exit', r))
-        child.kill('SIGTERM')
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
-        if (child.exitCode === null) child.kill('SIGKILL')
-      }
-      // Unpacked snapshots may hold overlay mounts briefly; ignore what cannot be removed.
-      try {
-        execFileSync('bash', ['-c', `grep -o "${dir}[^ ]*" /proc/mounts | xargs -r umount -l`], {stdio: 'ignore'})
-      } catch {}
-      rmSync(dir, {recursive: true, force: true})
+      await containerd?.stop()
     })
 
     it('imports the bundle from a pipe and lists every image under its original name and index digest', () => {
       const out = execFileSync('bash', [
         '-c',
-        `zstd -dc "${bundle}" | ctr --address "${socket}" -n k8s.io images import --platform linux/amd64 -`,
+        `zstd -dc "${bundle}" | ctr --address "${containerd.socket}" -n k8s.io images import --platform linux/amd64 -`,
       ]).toString()
       expect(out).toContain('unpacking')
-      const listed = execFileSync('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'ls']).toString()
-      const rows = new Map(
-        listed
-          .trim()
-          .split('\n')
-          .slice(1)
-          .map((line) => line.split(/\s+/))
-          .map((cols) => [cols[0], cols[2]]),
-      )
+      const rows = containerd.images()
       for (const img of images) expect(rows.get(img.locked.reference), img.locked.reference).toBe(img.locked.digest)
       expect(rows.has('airpack.local/spc/site:latest')).toBe(true)
       expect(charts.length).toBeGreaterThan(0)

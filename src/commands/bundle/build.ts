@@ -15,6 +15,7 @@ import {
   parseVars,
   registryAccessFrom,
   registryFlags,
+  supplyChainFlag,
   varFlag,
 } from '../../flags.js'
 
@@ -98,6 +99,7 @@ Needs the zstd program (apt-get install zstd).`
       default: '1',
     })(),
     'cache-dir': cacheDirFlag,
+    'supply-chain': supplyChainFlag(),
     var: varFlag,
     mode: modeFlag(),
   }
@@ -116,6 +118,7 @@ Needs the zstd program (apt-get install zstd).`
       outputDir: flags.output,
       lockFile: flags['lock-file'],
       locked: flags.locked,
+      supplyChain: flags['supply-chain'],
       registry: registryAccessFrom(flags),
       signKeyFile: flags['sign-key'],
       partSize,

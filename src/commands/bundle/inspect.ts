@@ -33,8 +33,14 @@ It does not check the content: use \`airpack bundle verify\` for that.`
     this.log('Profiles:')
     for (const p of report.profiles) this.log(`  ${p.name} ${p.version}  sha256:${p.sha256}`)
     this.log('Artifacts:')
-    for (const a of report.artifacts)
+    for (const a of report.artifacts.filter((x) => !x.subject)) {
       this.log(`  ${a.kind.padEnd(10)} ${a.reference}  ${a.digest}  ${formatBytes(a.contentSize ?? a.size)}`)
+      // Each image's signatures, attestations, SBOMs and referrers, under it.
+      for (const s of a.supplyChain ?? [])
+        this.log(
+          `    ${s.kind.padEnd(12)} ${s.reference}  ${s.digest}  (of ${s.subject === a.digest ? a.digest : `platform manifest ${s.subject}`})`,
+        )
+    }
     this.log(
       `Totals:    ${t.artifacts} artifact(s), ${t.blobs} blobs, ${formatBytes(t.blobBytes)} of content, ${formatBytes(t.tarBytes)} tar, ${formatBytes(t.compressedBytes)} compressed${t.parts > 1 ? ` in ${t.parts} parts` : ''}`,
     )

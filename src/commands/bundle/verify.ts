@@ -19,7 +19,9 @@ bundle, its seek table and every frame; airpack/bundle.json is the
 first entry; every entry is a regular file with a safe relative path, listed in bundle.json with the same size and
 sha256, and appears once; nothing is missing; every blob matches its digest; every manifest's config and layers
 are present, and every image index child is present or recorded as an omitted platform. With --public-key, the
-signature of bundle.json and the detached NAME.tar.zst.sig beside the bundle (when present) must verify.
+signature of bundle.json and the detached NAME.tar.zst.sig beside the bundle (when present) must verify. With
+--cosign-key, every image must carry a cosign signature (sha256-<hex>.sig) that verifies with that key and whose
+payload names the image's index or platform digest, as \`cosign verify --key\` would check it at the registry.
 
 Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what is wrong), 2 unreadable input.`
 
@@ -35,12 +37,17 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
     'public-key': Flags.string({
       description: 'PEM public key: the bundle must carry a valid signature made with its private key.',
     }),
+    'cosign-key': Flags.string({
+      description:
+        'PEM public key of a cosign key pair (cosign.pub): every image in the bundle must carry a cosign signature made with it over its digest.',
+    }),
   }
 
   async run(): Promise<BundleReport> {
     const {args, flags} = await this.parse(BundleVerify)
     const publicKey = flags['public-key'] ? await loadPublicKey(flags['public-key']) : undefined
-    const report = await readBundle(args.bundle, {mode: 'verify', publicKey})
+    const cosignKey = flags['cosign-key'] ? await loadPublicKey(flags['cosign-key'], '--cosign-key') : undefined
+    const report = await readBundle(args.bundle, {mode: 'verify', publicKey, cosignKey})
     const t = report.totals
     this.log(`OK ${args.bundle}: bundle ${report.name} for ${formatPlatform(report.platform)}`)
     this.log(
@@ -55,6 +62,10 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
         `  signature: ${sig.algorithm ?? 'detached only'}${sig.publicKeyFingerprint ? ` key ${sig.publicKeyFingerprint}` : ''}; bundle.json ${sig.inner}, detached ${sig.detached}${publicKey ? '' : ' (pass --public-key to check)'}`,
       )
     }
+    if (report.cosign)
+      this.log(
+        `  cosign: ${report.cosign.images.length} image(s) signed with key ${report.cosign.publicKeyFingerprint}, every signature valid`,
+      )
     this.log(`Identity: ${report.identity}`)
     return report
   }

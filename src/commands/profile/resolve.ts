@@ -9,6 +9,7 @@ import {
   profileFlags,
   registryAccessFrom,
   registryFlags,
+  supplyChainFlag,
 } from '../../flags.js'
 import {formatPlatform} from '../../oci/platform.js'
 import {writeLock, type ResolvePlan} from '../../resolve/index.js'
@@ -48,6 +49,7 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
     ...registryFlags,
     concurrency: concurrencyFlag,
     'cache-dir': cacheDirFlag,
+    'supply-chain': supplyChainFlag(),
   }
 
   async run(): Promise<ResolveResult> {
@@ -63,6 +65,7 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
         hint: 'Run `airpack profile validate` with the same arguments for the full report, fix the errors, then resolve again.',
       },
       registry: {...registryAccessFrom(flags), logger: this.logger},
+      supplyChain: flags['supply-chain'],
       store: new BlobStore(flags['cache-dir'] ?? defaultCacheDir()),
     })
     if (flags['lock-file']) await writeLock(flags['lock-file'], lock)
@@ -81,6 +84,8 @@ function renderPlan(plan: ResolvePlan, platform: string, lockFile?: string): str
     lines.push(
       `        size      ${formatBytes(a.size)}${a.cached > 0 ? ` (${formatBytes(a.cached)} cached)` : ''} from ${a.source}`,
     )
+    for (const s of a.supplyChain ?? [])
+      lines.push(`        ${s.kind.padEnd(9)} ${s.tag ?? s.digest} (of ${s.subject === a.platformManifest ? 'the platform manifest' : 'the index'})`)
   }
   lines.push(
     `Total after deduplication: ${plan.uniqueBlobs} blobs, ${formatBytes(plan.totalBytes)}; already cached: ${formatBytes(plan.cachedBytes)}; to download: ${formatBytes(plan.totalBytes - plan.cachedBytes)}`,
