@@ -338,7 +338,13 @@ export async function pushCosignSignature(
   const manifest = await pushArtifact(
     reg,
     repo,
-    [{blob: payload, mediaType: SUPPLY_MT.simpleSigning, annotations: {'dev.cosignproject.cosign/signature': signature}}],
+    [
+      {
+        blob: payload,
+        mediaType: SUPPLY_MT.simpleSigning,
+        annotations: {'dev.cosignproject.cosign/signature': signature},
+      },
+    ],
     {tag},
   )
   return {tag, manifest, payload, signature}

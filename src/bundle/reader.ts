@@ -619,8 +619,7 @@ async function streamBundle(
       )
     }
     checkLayout(manifest, scan.seen, scan.kept, problem)
-    if (ctx.cosignKey)
-      cosign = checkCosignSignatures(manifest, scan.kept, ctx.cosignKey, problem)
+    if (ctx.cosignKey) cosign = checkCosignSignatures(manifest, scan.kept, ctx.cosignKey, problem)
     signatures = checkSignatures(
       Object.assign(scan, {manifest}),
       source,

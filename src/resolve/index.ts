@@ -188,7 +188,8 @@ export async function resolveArtifacts(
           r.reason instanceof InvalidReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
         failures.push({what, where: where(job.list), error})
       }
-      if (failures.length === 0) failures.push(...(await attachListedSupplyChain(client, listedSupply, lockImages, store)))
+      if (failures.length === 0)
+        failures.push(...(await attachListedSupplyChain(client, listedSupply, lockImages, store)))
       if (failures.length > 0) throw failuresError(failures, jobs.length + listedSupply.length)
 
       const lock: Lock = {

@@ -72,7 +72,8 @@ function sameRepository(a: string, b: string): boolean {
 export function carriedFor(image: BundleArtifact, artifacts: readonly BundleArtifact[]): BundleArtifact[] {
   const subjects = new Set([image.digest, image.platformManifest?.digest])
   return artifacts.filter(
-    (a) => isSupplyChainKind(a.kind) && a.subject && subjects.has(a.subject) && sameRepository(a.reference, image.reference),
+    (a) =>
+      isSupplyChainKind(a.kind) && a.subject && subjects.has(a.subject) && sameRepository(a.reference, image.reference),
   )
 }
 

@@ -73,7 +73,12 @@ export async function resolveListedSupplyChain(
     ? [await cosignArtifact(lookup, listed.subject, suffix)].filter((a) => a !== undefined)
     : await onEndpoints(lookup, (ep) => referrersFromTag(lookup, ep, listed.subject))
   if (!found?.length)
-    throw new RegistryError('not-found', `${listed.reference} not found`, parseReference(listed.reference).registry, 404)
+    throw new RegistryError(
+      'not-found',
+      `${listed.reference} not found`,
+      parseReference(listed.reference).registry,
+      404,
+    )
   return found.map((a) => ({...a, listed: true}))
 }
 

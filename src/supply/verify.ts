@@ -38,7 +38,11 @@ export function checkCosignSignatures(
     const outcome = signatures.map((s) => checkSignature(s, document, key))
     const valid = outcome.findIndex((o) => o === 'valid')
     if (valid >= 0) {
-      images.push({reference: image.reference, subject: signatures[valid].subject!, signature: signatures[valid].reference})
+      images.push({
+        reference: image.reference,
+        subject: signatures[valid].subject!,
+        signature: signatures[valid].reference,
+      })
       continue
     }
     const named = outcome.findIndex((o) => o !== 'bad-signature')

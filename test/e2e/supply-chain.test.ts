@@ -262,9 +262,12 @@ describe('--supply-chain skip and hand-listed artefacts', () => {
     const x = extract(built.bundle)
     const kinds = x.bundleJson.artifacts.map((a: any) => [a.kind, a.reference])
     expect(kinds).toContainEqual(['signature', sigRef])
-    expect(kinds.filter((k: any) => k[0] === 'image').map((k: any) => k[1]).sort()).toEqual(
-      [app.reference, tool.reference].sort(),
-    )
+    expect(
+      kinds
+        .filter((k: any) => k[0] === 'image')
+        .map((k: any) => k[1])
+        .sort(),
+    ).toEqual([app.reference, tool.reference].sort())
     const lock = JSON.parse(readFileSync(path.join(built.out, 'listed.lock.json'), 'utf8'))
     expect(lock.images[sigRef]).toBeUndefined()
     expect(lock.images[app.reference].supplyChain).toMatchObject([{kind: 'signature', listed: true}])

@@ -118,16 +118,22 @@ describe('the lock', () => {
 
   it('fetches the artefacts with the image, each blob once', () => {
     expect(lockedImageBlobs(image()).map((b) => b.digest)).toEqual([D('a'), D('b'), D('c')])
-    expect(lockedImageBlobs(image([signatureOf()])).map((b) => b.digest)).toEqual([D('a'), D('b'), D('c'), D('d'), D('e')])
+    expect(lockedImageBlobs(image([signatureOf()])).map((b) => b.digest)).toEqual([
+      D('a'),
+      D('b'),
+      D('c'),
+      D('d'),
+      D('e'),
+    ])
   })
 
   it('--supply-chain skip keeps only the artefacts listed by hand', () => {
     const carried = signatureOf()
     const listed = {...signatureOf(true), tag: `sha256-${'a'.repeat(64)}.att`, kind: 'attestation' as const}
     expect(withoutCarriedSupplyChain(lockOf(image([carried]))).images['ghcr.io/x/app:1.0'].supplyChain).toBeUndefined()
-    expect(withoutCarriedSupplyChain(lockOf(image([carried, listed]))).images['ghcr.io/x/app:1.0'].supplyChain).toEqual([
-      listed,
-    ])
+    expect(withoutCarriedSupplyChain(lockOf(image([carried, listed]))).images['ghcr.io/x/app:1.0'].supplyChain).toEqual(
+      [listed],
+    )
   })
 })
 
@@ -216,7 +222,9 @@ describe('verify --cosign-key', () => {
   })
 
   it('names the unsigned image, the one signed with another key, and a payload that names another digest', () => {
-    expect(run(bundleOf(undefined)).problems).toEqual([expect.stringContaining('image ghcr.io/x/app:1.0 is not signed')])
+    expect(run(bundleOf(undefined)).problems).toEqual([
+      expect.stringContaining('image ghcr.io/x/app:1.0 is not signed'),
+    ])
     const other = generateKeyPairSync('ec', {namedCurve: 'prime256v1'}).publicKey
     expect(run(bundleOf(D('a')), {...key, key: other}).problems).toEqual([
       expect.stringContaining('no cosign signature of it verifies with the given key'),

@@ -85,7 +85,9 @@ function renderPlan(plan: ResolvePlan, platform: string, lockFile?: string): str
       `        size      ${formatBytes(a.size)}${a.cached > 0 ? ` (${formatBytes(a.cached)} cached)` : ''} from ${a.source}`,
     )
     for (const s of a.supplyChain ?? [])
-      lines.push(`        ${s.kind.padEnd(9)} ${s.tag ?? s.digest} (of ${s.subject === a.platformManifest ? 'the platform manifest' : 'the index'})`)
+      lines.push(
+        `        ${s.kind.padEnd(9)} ${s.tag ?? s.digest} (of ${s.subject === a.platformManifest ? 'the platform manifest' : 'the index'})`,
+      )
   }
   lines.push(
     `Total after deduplication: ${plan.uniqueBlobs} blobs, ${formatBytes(plan.totalBytes)}; already cached: ${formatBytes(plan.cachedBytes)}; to download: ${formatBytes(plan.totalBytes - plan.cachedBytes)}`,
