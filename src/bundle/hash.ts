@@ -134,6 +134,15 @@ export interface EntryHash {
   digest(): Promise<string>
 }
 
+/** An entry's hash in this thread (node:crypto): for entries too small to be worth a worker. */
+export function nodeEntryHash(): EntryHash {
+  const hash = createHash('sha256')
+  return {
+    write: (piece) => void hash.update(piece),
+    digest: async () => hash.digest('hex'),
+  }
+}
+
 /**
  * The hashes a reader needs over an uncompressed tar, in one pass on one worker thread: the whole stream's (the
  * identity) and each entry's. Chunks are copied once into 1 MiB slabs that travel to the worker and back (a
@@ -277,4 +286,145 @@ export class TarHashes {
 function handled<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => {})
   return promise
+}
+
+// The program of a range-hashing worker (CommonJS, evaluated, like TAR_HASH_WORKER). It opens the bundle's files
+// itself and reads a task's bytes with blocking reads into one reused buffer (a worker has nothing else to do),
+// following the task's layout: HASH runs are hashed, CHECK runs compared with the expected bytes, SKIP runs passed.
+const RANGE_HASH_WORKER = `
+const {parentPort} = require('node:worker_threads')
+const {createHash} = require('node:crypto')
+const {openSync, readSync} = require('node:fs')
+const WINDOW = 4 * 1024 * 1024 + 4096
+const buf = Buffer.allocUnsafe(WINDOW)
+let files = []
+function fill(offset, length) {
+  let done = 0
+  for (const f of files) {
+    if (done === length) break
+    const at = offset + done
+    if (at >= f.start + f.size) continue
+    const want = Math.min(length - done, f.start + f.size - at)
+    let got = 0
+    while (got < want) {
+      const n = readSync(f.fd, buf, done + got, want - got, at - f.start + got)
+      if (n === 0) throw new Error(f.path + ' ended while reading it')
+      got += n
+    }
+    done += want
+  }
+  if (done !== length) throw new Error('the file ended at ' + (offset + done) + ' while reading it')
+}
+function run(t) {
+  const hash = createHash('sha256')
+  const seg = t.segments
+  let end = t.start
+  for (let i = 1; i < seg.length; i += 2) end += seg[i]
+  let winStart = t.start
+  let winEnd = t.start
+  let pos = t.start
+  let e = 0
+  for (let i = 0; i < seg.length; i += 2) {
+    if (seg[i] === 2) {
+      pos += seg[i + 1]
+      continue
+    }
+    let left = seg[i + 1]
+    while (left > 0) {
+      if (pos >= winEnd) {
+        winStart = pos
+        winEnd = Math.min(end, pos + WINDOW)
+        fill(winStart, winEnd - winStart)
+      }
+      const take = Math.min(left, winEnd - pos)
+      const piece = buf.subarray(pos - winStart, pos - winStart + take)
+      if (seg[i] === 0) hash.update(piece)
+      else {
+        const want = t.expected.subarray(e, e + take)
+        if (!piece.equals(want))
+          throw new Error('a block header at byte ' + pos + ' of the file is not the raw block the seek table implies')
+        e += take
+      }
+      pos += take
+      left -= take
+    }
+  }
+  return hash.digest('hex')
+}
+parentPort.on('message', (m) => {
+  if (m.t === 'files') {
+    files = m.files.map((f) => ({...f, fd: openSync(f.path, 'r')}))
+    return
+  }
+  try {
+    parentPort.postMessage({id: m.id, hex: run(m)})
+  } catch (error) {
+    parentPort.postMessage({id: m.id, error: String(error && error.message ? error.message : error)})
+  }
+})
+`
+
+/** A range of a file to hash in a worker: where it starts and its (kind, length) runs (RawLayout of the reader). */
+export interface RangeHashTask {
+  start: number
+  segments: number[]
+  expected: Buffer
+}
+
+/**
+ * Hashes ranges of one file (or a split file's parts) on worker threads, so that `bundle verify` of a format 2
+ * bundle hashes its large entries on every core while the main thread walks the tar. Each task goes to the worker
+ * with the fewest bytes outstanding; the files are opened once per worker and read with blocking reads there.
+ */
+export class RangeHashers {
+  private readonly workers: {worker: Worker; outstanding: number}[] = []
+  private readonly pending = new Map<number, {resolve: (hex: string) => void; reject: (e: Error) => void}>()
+  private nextId = 0
+  private failed: Error | undefined
+
+  constructor(files: {path: string; start: number; size: number}[], count: number) {
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(RANGE_HASH_WORKER, {eval: true})
+      const slot = {worker, outstanding: 0}
+      worker.on('message', (m: {id: number; hex?: string; error?: string}) => {
+        const p = this.pending.get(m.id)
+        this.pending.delete(m.id)
+        if (m.error !== undefined) p?.reject(new Error(m.error))
+        else p?.resolve(m.hex!)
+      })
+      worker.on('error', (error) => this.fail(error))
+      worker.on('exit', (code) => this.fail(new Error(`a hash worker exited early (${code})`)))
+      worker.postMessage({t: 'files', files})
+      this.workers.push(slot)
+    }
+  }
+
+  /** The sha256 (hex) of the task's HASH bytes; rejects naming a CHECK run that does not match. */
+  hash(task: RangeHashTask, bytes: number): Promise<string> {
+    if (this.failed) return Promise.reject(this.failed)
+    const slot = this.workers.reduce((a, b) => (b.outstanding < a.outstanding ? b : a))
+    slot.outstanding += bytes
+    const id = this.nextId++
+    const done = handled(
+      new Promise<string>((resolve, reject) => this.pending.set(id, {resolve, reject})).finally(() => {
+        slot.outstanding -= bytes
+      }),
+    )
+    slot.worker.postMessage({id, start: task.start, segments: task.segments, expected: task.expected})
+    return done
+  }
+
+  private fail(error: Error): void {
+    this.failed ??= error
+    for (const p of this.pending.values()) p.reject(this.failed)
+    this.pending.clear()
+  }
+
+  destroy(): void {
+    for (const {worker} of this.workers) {
+      worker.removeAllListeners('exit')
+      void worker.terminate()
+    }
+    this.fail(new Error('hashing stopped'))
+  }
 }

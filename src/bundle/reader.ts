@@ -1,4 +1,5 @@
 import {stat} from 'node:fs/promises'
+import {availableParallelism} from 'node:os'
 import path from 'node:path'
 
 import {IntegrityError} from '../errors.js'
@@ -21,7 +22,15 @@ import {
   SEEKABLE_FORMAT_VERSION,
   type BundleManifest,
 } from './format.js'
-import {PIPE_AHEAD, streamHash, TarHashes, type StreamHash} from './hash.js'
+import {
+  nodeEntryHash,
+  PIPE_AHEAD,
+  RangeHashers,
+  streamHash,
+  TarHashes,
+  type EntryHash,
+  type StreamHash,
+} from './hash.js'
 import {streamVerifier, verifyDocument, type StreamVerifier, type VerifyingKey} from './sign.js'
 import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
 import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
@@ -320,8 +329,11 @@ async function readDetachedSignature(
  * (listed, right size, right sha256, a safe regular file, once), JSON documents kept for the layout check.
  */
 class TarScan {
-  /** The identity and every entry's sha256, in one pass on one worker thread. */
-  readonly hashes = new TarHashes()
+  /**
+   * A large entry's hash computed elsewhere (format 2: from its raw frames on a worker thread), or undefined to
+   * hash it from the bytes the parser passes. The entry's sink then asks the parser to skip its body.
+   */
+  delegate: ((h: TarEntryHeader) => Promise<string> | undefined) | undefined
   /** Entries whose digest is still being computed. */
   readonly finishing: Promise<void>[] = []
   manifest: BundleManifest | undefined
@@ -339,6 +351,8 @@ class TarScan {
     private readonly problem: Problem,
     /** The file ends with a seek table (format 2): bundle.json must say so. */
     private readonly seekable: boolean,
+    /** A hash for one entry's bytes (format 1: on the worker that also hashes the whole tar). */
+    private readonly entryHash: () => EntryHash,
   ) {}
 
   readonly onEntry = (h: TarEntryHeader): EntrySink | undefined => {
@@ -413,13 +427,15 @@ class TarScan {
     expected: {size: number; sha256: string} | undefined,
     isSig: boolean,
   ): EntrySink {
-    const hash = this.hashes.entry()
     // Blobs within the document budget that look like JSON are kept in memory to check manifests' references;
     // index.json and oci-layout always are, so they must fit it too. All kept documents share one budget.
     const isDocument = h.path === INDEX_JSON || h.path === OCI_LAYOUT || isSig
     if (isDocument)
       fatalOnOverBudget(() => checkDeclaredSize(isSig ? 'signature' : 'bundleJsonEntry', h.size, `entry ${h.path}`))
     const keep = isDocument || (h.path.startsWith(BLOBS_DIR) && h.size <= limitBytes('bundleJsonEntry'))
+    const elsewhere = keep ? undefined : this.delegate?.(h)
+    if (elsewhere) return this.delegatedSink(h, expected, elsewhere)
+    const hash = this.entryHash()
     let chunks: Buffer[] | undefined = keep ? [] : undefined
     return {
       data: (c) => {
@@ -443,6 +459,24 @@ class TarScan {
         this.finishing.push(done)
       },
     }
+  }
+
+  /** An entry hashed elsewhere: its body is skipped here, its digest checked when it comes. */
+  private delegatedSink(
+    h: TarEntryHeader,
+    expected: {size: number; sha256: string} | undefined,
+    sha256: Promise<string>,
+  ): EntrySink {
+    const done = sha256.then(
+      (hex) => this.checkDigest(h, expected, hex),
+      (error: Error) => {
+        // Counted as seen (its problem is this one, not a missing entry).
+        this.seen.set(h.path, {size: h.size, sha256: ''})
+        this.problem(`entry ${h.path} is corrupt: ${error.message}`)
+      },
+    )
+    this.finishing.push(done)
+    return {skip: true, data: () => {}, end: () => {}}
   }
 
   private checkDigest(h: TarEntryHeader, expected: {sha256: string} | undefined, sha256: string): void {
@@ -473,65 +507,132 @@ interface CompressedTaps {
 async function pumpTar(
   source: BundleSource,
   scan: TarScan,
+  hashes: TarHashes,
   taps: CompressedTaps,
   problems: string[],
   problem: Problem,
-  seekable: SeekableReader | undefined,
 ): Promise<{tarHex: string; tarBytes: number}> {
   const parser = new TarParser(scan.onEntry)
-  const zstd = seekable ? undefined : startDecompressor()
-  const tarChunks: AsyncIterable<Buffer> = seekable
-    ? seekable.read(0, seekable.size)
-    : (zstd!.stdout! as AsyncIterable<Buffer>)
+  const zstd = startDecompressor()
   const waiting: Promise<void>[] = [] // hash writes waiting on the worker
-  let stop = false
+  const stop = {stopped: false}
   let tarBytes = 0
-  const feed = (async () => {
-    if (!zstd && !taps.hash && !taps.verifier) return
-    for await (const chunk of readCompressed(source)) {
-      if (stop) break
-      const w = taps.hash?.write(chunk)
-      if (w) await w
-      taps.verifier?.update(chunk)
-      if (!zstd) continue
-      zstd.stdin.write(chunk)
-      if (zstd.stdin.writableLength > PIPE_AHEAD) {
-        if (zstd.stdin.destroyed) break
-        await drained(zstd.stdin)
-      }
-    }
-    if (!stop) zstd?.stdin.end()
-  })()
+  const feed = feedCompressed(source, taps, zstd, stop)
   try {
-    for await (const chunk of tarChunks) {
-      const w = scan.hashes.chunk(chunk)
+    for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
+      const w = hashes.chunk(chunk)
       tarBytes += chunk.length
       parser.push(chunk)
       if (w) waiting.push(w)
       if (waiting.length > 0) await Promise.all(waiting.splice(0))
     }
     await feed
-    await zstd?.done
+    await zstd.done
     parser.end()
     await Promise.all(scan.finishing)
-    return {tarHex: await scan.hashes.digest(), tarBytes}
+    return {tarHex: await hashes.digest(), tarBytes}
   } catch (error) {
-    stop = true
-    const stopped = zstd?.stop() ?? Promise.resolve(undefined)
-    scan.hashes.destroy()
+    stop.stopped = true
+    const stopped = zstd.stop()
+    hashes.destroy()
     taps.hash?.destroy()
     await Promise.allSettled([...waiting, ...scan.finishing])
     await feed.catch(() => {})
     const zstdError = await stopped
     if (error instanceof Fatal || error instanceof TarFormatError) problem(error.message)
-    else if (seekable && error instanceof IntegrityError)
-      problem(error.message) // FRAME_INVALID, named with its offset
     else if (zstdError)
       problem(
         `the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`,
       )
     else throw error
     throw unreadable(source, problems)
+  }
+}
+
+/**
+ * The compressed bytes, read once, into the taps (the parts file's checksum, the detached signature) and, for
+ * format 1, into the zstd child. Format 2 reads them only when a tap needs them.
+ */
+async function feedCompressed(
+  source: BundleSource,
+  taps: CompressedTaps,
+  zstd: ReturnType<typeof startDecompressor> | undefined,
+  stop: {stopped: boolean},
+): Promise<void> {
+  if (!zstd && !taps.hash && !taps.verifier) return
+  for await (const chunk of readCompressed(source)) {
+    if (stop.stopped) break
+    const w = taps.hash?.write(chunk)
+    if (w) await w
+    taps.verifier?.update(chunk)
+    if (!zstd) continue
+    zstd.stdin.write(chunk)
+    if (zstd.stdin.writableLength > PIPE_AHEAD) {
+      if (zstd.stdin.destroyed) break
+      await drained(zstd.stdin)
+    }
+  }
+  if (!stop.stopped) zstd?.stdin.end()
+}
+
+/** Entries smaller than this are hashed on the main thread as they are read: a worker round trip is not worth it. */
+const DELEGATE_MIN_BYTES = 1024 * 1024
+
+/** Hash workers for a format 2 verify: one per core beside the main thread's share, at least one, at most two. */
+function rangeHasherCount(): number {
+  return Math.max(1, Math.min(2, availableParallelism()))
+}
+
+/**
+ * Format 2 verify: the tar walked by ranges through the seek table. Headers, small entries and the JSON documents
+ * are read on the main thread (frames decoded or read in place); every large entry in raw frames is hashed from
+ * the file by a worker thread (RangeHashers), its block headers checked on the way, while the walk goes on, so the
+ * content is hashed on every core and never crosses threads. A failure becomes BUNDLE_INVALID naming the entry,
+ * or the frame and its offset.
+ */
+async function pumpSeekableTar(
+  source: BundleSource,
+  scan: TarScan,
+  taps: CompressedTaps,
+  problems: string[],
+  problem: Problem,
+  seekable: SeekableReader,
+): Promise<{tarBytes: number}> {
+  const hashers = new RangeHashers(seekable.parts, rangeHasherCount())
+  const parser = new TarParser(scan.onEntry)
+  scan.delegate = (h) => {
+    const layout = h.size >= DELEGATE_MIN_BYTES ? seekable.rawLayout(parser.offset, h.size) : undefined
+    return layout ? hashers.hash(layout, h.size) : undefined
+  }
+  const stop = {stopped: false}
+  const feed = feedCompressed(source, taps, undefined, stop)
+  try {
+    let pos = 0
+    while (pos < seekable.size) {
+      if (parser.skipping) {
+        pos += parser.skipBody()
+        continue
+      }
+      const n = Math.min(parser.nextNeed, seekable.size - pos)
+      for await (const piece of seekable.read(pos, n)) parser.push(piece)
+      pos += n
+    }
+    parser.end()
+    await feed
+    await Promise.all(scan.finishing)
+    return {tarBytes: pos}
+  } catch (error) {
+    stop.stopped = true
+    hashers.destroy()
+    taps.hash?.destroy()
+    await Promise.allSettled(scan.finishing)
+    await feed.catch(() => {})
+    if (error instanceof Fatal || error instanceof TarFormatError || error instanceof IntegrityError)
+      problem(error.message) // an IntegrityError here is FRAME_INVALID, named with its offset
+    else throw error
+    throw unreadable(source, problems)
+  } finally {
+    hashers.destroy()
   }
 }
 
@@ -592,11 +693,21 @@ async function streamBundle(
     hash: verify && source.partsFile ? streamHash() : undefined,
     verifier: detachedSig && ctx.publicKey ? streamVerifier(ctx.publicKey) : undefined,
   }
-  const scan = new TarScan(verify, problem, ctx.seekable !== undefined)
-  const {tarHex, tarBytes} = await pumpTar(source, scan, taps, problems, problem, ctx.seekable)
+  // Format 1: the whole tar's sha256 (the identity) and every entry's on one worker. Format 2: the identity is
+  // bundle.json's; small entries are hashed here, large ones by RangeHashers.
+  const tarHashes = ctx.seekable ? undefined : new TarHashes()
+  const scan = new TarScan(
+    verify,
+    problem,
+    ctx.seekable !== undefined,
+    tarHashes ? () => tarHashes.entry() : nodeEntryHash,
+  )
+  const {tarHex, tarBytes} = tarHashes
+    ? await pumpTar(source, scan, tarHashes, taps, problems, problem)
+    : {tarHex: undefined, ...(await pumpSeekableTar(source, scan, taps, problems, problem, ctx.seekable!))}
   const manifest = scan.manifest
   // Format 2's identity is bundle.json's (PRODUCT.md §4), which every entry is checked against here.
-  const identityHex = ctx.seekable && scan.bundleJsonBytes ? sha256Hex(scan.bundleJsonBytes) : tarHex
+  const identityHex = tarHex ?? (scan.bundleJsonBytes ? sha256Hex(scan.bundleJsonBytes) : '')
   if (!manifest) {
     throw new IntegrityError('BUNDLE_INVALID', `${source.input}: the stream holds no ${BUNDLE_JSON}`, {
       details: {bundle: source.input},

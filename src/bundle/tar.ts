@@ -192,6 +192,8 @@ export interface TarEntryHeader {
 export interface EntrySink {
   data(chunk: Buffer): void
   end(): void
+  /** The body is read elsewhere (a format 2 verify hashes it from its frames): a driver may skipBody() it. */
+  skip?: boolean
 }
 
 export class TarFormatError extends Error {
@@ -268,6 +270,36 @@ export class TarParser {
   /** True once the end-of-archive marker was read. */
   get complete(): boolean {
     return this.ended
+  }
+
+  /** Bytes of the archive consumed so far (inside onEntry: where the entry's body starts). */
+  get offset(): number {
+    return this.position
+  }
+
+  /**
+   * Bytes the parser takes before its state changes: the rest of a body, PAX record or padding, or of a header
+   * block. A driver that reads by ranges (a seekable bundle) reads this much next.
+   */
+  get nextNeed(): number {
+    if (this.state === 'body' || this.state === 'pax') return this.remaining
+    if (this.state === 'padding') return this.pad
+    return BLOCK - this.buffer.length
+  }
+
+  /** Inside the body of an entry whose sink does not want its bytes (none, or one that says skip). */
+  get skipping(): boolean {
+    return this.state === 'body' && (this.sink === undefined || this.sink.skip === true)
+  }
+
+  /** Passes over the rest of such a body without its bytes (the sink's end() still runs); returns how many. */
+  skipBody(): number {
+    if (!this.skipping) throw new Error('skipBody outside a skipped body')
+    const n = this.remaining
+    this.position += n
+    this.remaining = 0
+    this.finishBody()
+    return n
   }
 
   push(chunk: Buffer): void {

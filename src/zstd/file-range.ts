@@ -28,6 +28,11 @@ export class ConcatenatedFiles {
     return new ConcatenatedFiles(files, start)
   }
 
+  /** Every file with where it starts in the whole. */
+  get parts(): {path: string; start: number; size: number}[] {
+    return this.files.map((f) => ({path: f.path, start: f.start, size: f.size}))
+  }
+
   /** Exactly `length` bytes from `offset`; throws if the files end (or shrank) before. */
   async read(offset: number, length: number): Promise<Buffer> {
     if (offset < 0 || length < 0 || offset + length > this.size)

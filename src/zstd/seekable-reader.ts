@@ -12,6 +12,7 @@ import {
   rawBlockLocation,
   SKIPPABLE_MAGIC_MAX,
   SKIPPABLE_MAGIC_MIN,
+  writeBlockHeader,
 } from './frame.js'
 import {
   frameAt,
@@ -33,6 +34,11 @@ import {decompressFrame, loadZstdWasm, type ZstdWasm} from './wasm.js'
 export const MAX_DECODED_FRAME = 64 * 1024 * 1024
 /** Raw frames are read this many bytes at a time. */
 const RAW_READ = 1024 * 1024
+/**
+ * The largest window `zstd -d` accepts without --long (ZSTD_WINDOWLOG_LIMIT_DEFAULT): a frame claiming more is not
+ * read in place, since stock zstd would refuse what this reader accepted.
+ */
+const MAX_PLAIN_WINDOW = 2 ** 27
 
 export interface OpenSeekableOptions {
   /** How errors name the file (default: the first path's base name). */
@@ -77,6 +83,22 @@ interface FrameInfo {
   raw: boolean
 }
 
+/**
+ * Where the bytes of a range of the stream sit in the file when every frame covering it is raw: from `start`, a
+ * run of `segments` (kind, length) pairs: HASH bytes are the content, CHECK bytes are block headers that must equal
+ * the next bytes of `expected`, SKIP bytes are frame headers (checked at open) or content outside the range. What a
+ * worker thread needs to hash the range without a zstd decoder, or this reader.
+ */
+export interface RawLayout {
+  start: number
+  segments: number[]
+  expected: Buffer
+}
+
+export const RAW_HASH = 0
+export const RAW_CHECK = 1
+export const RAW_SKIP = 2
+
 export class SeekableReader {
   private readonly info = new Map<number, FrameInfo>()
   private decoded: {index: number; data: Buffer} | undefined
@@ -115,6 +137,11 @@ export class SeekableReader {
   /** Size of the file (all parts), seek table included. */
   get fileSize(): number {
     return this.files.size
+  }
+
+  /** The files the stream is read from, in order, with where each starts in the whole. */
+  get parts(): {path: string; start: number; size: number}[] {
+    return this.files.parts
   }
 
   async close(): Promise<void> {
@@ -157,6 +184,25 @@ export class SeekableReader {
     return pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)
   }
 
+  /**
+   * The file layout of stream bytes [offset, offset + length) when every frame holding them is raw and was checked
+   * (the reader was opened with checkFrames); undefined otherwise (read() decodes such a range).
+   */
+  rawLayout(offset: number, length: number): RawLayout | undefined {
+    if (length <= 0 || offset + length > this.size) return undefined
+    const layout = new RawLayoutBuilder()
+    const end = offset + length
+    for (let at = offset; at < end;) {
+      const frame = frameAt(this.table, at)!
+      const info = this.info.get(frame.index)
+      if (!info?.raw) return undefined
+      const to = Math.min(end, frame.decompressedOffset + frame.decompressedSize)
+      layout.frame(frame, info.headerSize, at - frame.decompressedOffset, to - frame.decompressedOffset)
+      at = to
+    }
+    return layout.done()
+  }
+
   private async frameInfo(frame: LocatedFrame): Promise<FrameInfo> {
     const known = this.info.get(frame.index)
     if (known) return known
@@ -192,7 +238,12 @@ export class SeekableReader {
       )
     }
     const rawLayoutSize = header.headerSize + rawBlockCount(header.contentSize) * BLOCK_HEADER_SIZE + header.contentSize
-    const info = {headerSize: header.headerSize, raw: !header.contentChecksum && frame.compressedSize === rawLayoutSize}
+    const raw =
+      !header.contentChecksum &&
+      header.dictionaryId === 0 &&
+      header.windowSize <= MAX_PLAIN_WINDOW &&
+      frame.compressedSize === rawLayoutSize
+    const info = {headerSize: header.headerSize, raw}
     this.info.set(frame.index, info)
     return info
   }
@@ -266,6 +317,58 @@ export class SeekableReader {
     }
     this.decoded = {index: frame.index, data}
     return data
+  }
+}
+
+/** Accumulates a RawLayout frame by frame, merging neighbouring runs of one kind. */
+class RawLayoutBuilder {
+  private start: number | undefined
+  private readonly segments: number[] = []
+  private readonly headers: Buffer[] = []
+
+  /** Content [from, to) of a raw frame whose header is `headerSize` bytes. */
+  frame(frame: LocatedFrame, headerSize: number, from: number, to: number): void {
+    const first = Math.floor(from / MAX_BLOCK_SIZE)
+    const last = Math.floor((to - 1) / MAX_BLOCK_SIZE)
+    const firstLoc = rawBlockLocation(frame.decompressedSize, headerSize, first)
+    this.at(frame.compressedOffset + firstLoc.offset)
+    for (let k = first; k <= last; k++) {
+      const loc = rawBlockLocation(frame.decompressedSize, headerSize, k)
+      const header = Buffer.alloc(BLOCK_HEADER_SIZE)
+      writeBlockHeader(header, 0, loc.size, 'raw', loc.last)
+      this.headers.push(header)
+      this.add(RAW_CHECK, BLOCK_HEADER_SIZE)
+      const blockStart = k * MAX_BLOCK_SIZE
+      const lo = Math.max(from, blockStart) - blockStart
+      const hi = Math.min(to, blockStart + loc.size) - blockStart
+      this.add(RAW_SKIP, lo)
+      this.add(RAW_HASH, hi - lo)
+      this.add(RAW_SKIP, loc.size - hi)
+    }
+  }
+
+  done(): RawLayout {
+    while (this.segments.length > 0 && this.segments[this.segments.length - 2] === RAW_SKIP) this.segments.length -= 2
+    return {start: this.start ?? 0, segments: this.segments, expected: Buffer.concat(this.headers)}
+  }
+
+  /** Starts the layout at file offset `offset`, or skips up to it from where the last frame ended. */
+  private at(offset: number): void {
+    if (this.start === undefined) this.start = offset
+    else this.add(RAW_SKIP, offset - this.end())
+  }
+
+  private end(): number {
+    let n = this.start ?? 0
+    for (let i = 1; i < this.segments.length; i += 2) n += this.segments[i]
+    return n
+  }
+
+  private add(kind: number, length: number): void {
+    if (length <= 0) return
+    const n = this.segments.length
+    if (n > 0 && this.segments[n - 2] === kind) this.segments[n - 1] += length
+    else this.segments.push(kind, length)
   }
 }
 

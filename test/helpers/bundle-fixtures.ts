@@ -2,7 +2,7 @@
 // shaped exactly as the resolver writes it. Images are real (gzip'd tar layers, configs with diff_ids) so that
 // skopeo and containerd can read the bundles built from them.
 
-import {createHash} from 'node:crypto'
+import {createCipheriv, createHash} from 'node:crypto'
 import {gunzipSync} from 'node:zlib'
 
 import {BlobStore} from '../../src/cache/store.js'
@@ -33,6 +33,11 @@ function configFor(arch: string, layers: Blob[], variant?: string): Blob {
       config: {Cmd: ['/bin/true']},
     }),
   )
+}
+
+/** Deterministic incompressible bytes (AES-CTR keystream). */
+function noise(size: number): Buffer {
+  return createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16)).update(Buffer.alloc(size))
 }
 
 const desc = (mediaType: string, b: Blob): Descriptor => ({mediaType, digest: b.digest, size: b.size})
@@ -178,7 +183,13 @@ export const FIXTURE_PROFILE_DOC = {
 /** A small bundle input: two OCI images sharing a layer, a Docker manifest list, a single manifest, a chart. */
 export async function fixtureLock(
   storeRoot: string,
-  options: {arch?: 'amd64' | 'arm64'; withChart?: boolean; registry?: string} = {},
+  options: {
+    arch?: 'amd64' | 'arm64'
+    withChart?: boolean
+    registry?: string
+    /** Bytes of incompressible content in the layer two images share (a layer of several MiB, raw-framed). */
+    sharedLayerNoise?: number
+  } = {},
 ): Promise<{
   store: BlobStore
   lock: Lock
@@ -189,7 +200,10 @@ export async function fixtureLock(
   const reg = options.registry ?? 'registry.example.com'
   const store = new BlobStore(storeRoot)
   await store.init()
-  const shared = layerOf({'etc/shared': 'a layer two images share'})
+  const shared = layerOf({
+    'etc/shared': 'a layer two images share',
+    ...(options.sharedLayerNoise ? {'etc/noise': noise(options.sharedLayerNoise)} : {}),
+  })
   const images = [
     await fixtureImage(store, `${reg}/team/app:1.0`, {arch, shared}),
     await fixtureImage(store, `${reg}/team/sidecar:2.1`, {arch, shared}),

@@ -11,6 +11,8 @@ import {readBundle} from '../../src/bundle/reader.js'
 import {loadPublicKey, loadSigningKey} from '../../src/bundle/sign.js'
 import {encodeFileHeader, padding} from '../../src/bundle/tar.js'
 import {writeBundle, type WriteBundleOptions} from '../../src/bundle/writer.js'
+import {BLOCK_HEADER_SIZE, MAX_BLOCK_SIZE, parseFrameHeader} from '../../src/zstd/frame.js'
+import {SeekableReader} from '../../src/zstd/seekable-reader.js'
 import {fixtureLock} from '../helpers/bundle-fixtures.js'
 
 // The bundle writer and reader on inputs made directly (a BlobStore and a Lock), without a registry.
@@ -32,11 +34,14 @@ beforeAll(() => {
 afterAll(() => rmSync(root, {recursive: true, force: true}))
 
 let counter = 0
-async function build(extra: Partial<WriteBundleOptions> & {cache?: string; out?: string} = {}) {
+async function build(
+  extra: Partial<WriteBundleOptions> & {cache?: string; out?: string; fixture?: Parameters<typeof fixtureLock>[1]} = {},
+) {
   const id = counter++
   const cache = extra.cache ?? path.join(root, `cache-${id}`)
   const out = extra.out ?? path.join(root, `out-${id}`)
-  const {store, lock, profiles} = await fixtureLock(cache)
+  const {fixture, ...options} = extra
+  const {store, lock, profiles} = await fixtureLock(cache, fixture)
   const definitionTgz = buildDefinitionTgz({
     name: 'demo',
     cloudType: 'edge-native',
@@ -53,7 +58,7 @@ async function build(extra: Partial<WriteBundleOptions> & {cache?: string; out?:
     definitionTgz,
     compressionLevel: 3,
     airpackVersion: '0.1.0',
-    ...extra,
+    ...options,
   })
   await pending.commit()
   return {pending, out, cache, store, lock}
@@ -452,5 +457,65 @@ describe('bundle verify on tampered bundles', () => {
     const e = await verifyError(bad)
     expect(e.exitCode).toBe(5)
     expect(e.message).toMatch(/cut short|truncated|corrupt/)
+  })
+})
+
+describe('format 2 verify: large entries hashed from their raw frames on worker threads', () => {
+  let good: string
+  let bytes: Buffer
+  let big: {path: string; compressedOffset: number; headerSize: number; decompressedSize: number}
+  beforeAll(async () => {
+    // A shared layer of ~9 MiB (raw frames), larger than the 4 MiB a verify keeps in memory: hashed by a worker.
+    const {out, pending} = await build({formatVersion: 2, fixture: {sharedLayerNoise: 9 * 1024 * 1024}})
+    good = path.join(out, 'demo.tar.zst')
+    bytes = readFileSync(good)
+    const layer = pending.manifest.entries.reduce((a, b) => (b.size > a.size ? b : a))
+    expect(layer.size).toBeGreaterThan(8 * 1024 * 1024)
+    const reader = await SeekableReader.open(good)
+    const frame = reader.table.frames.reduce((a, b) => (b.decompressedSize > a.decompressedSize ? b : a))
+    await reader.close()
+    big = {
+      path: layer.path,
+      compressedOffset: frame.compressedOffset,
+      headerSize: parseFrameHeader(bytes.subarray(frame.compressedOffset)).headerSize,
+      decompressedSize: frame.decompressedSize,
+    }
+  })
+
+  /** File offset of raw block `k` of the large frame (its 3-byte header). */
+  const blockAt = (k: number) => big.compressedOffset + big.headerSize + k * (BLOCK_HEADER_SIZE + MAX_BLOCK_SIZE)
+
+  it('verifies, with the identity of bundle.json, whole and from parts cut inside the large frame', async () => {
+    const report = await readBundle(good, {mode: 'verify'})
+    expect(report.formatVersion).toBe(2)
+    const bundleJson = execFileSync('bash', ['-c', `zstd -dc "${good}" | tar -xOf - airpack/bundle.json`])
+    expect(report.identity).toBe(`sha256:${sha(bundleJson)}`)
+    const {out} = await build({formatVersion: 2, fixture: {sharedLayerNoise: 9 * 1024 * 1024}, partSize: 3_000_001})
+    const parts = readdirSync(out).filter((n) => /^demo\.tar\.zst\.\d{3}$/.test(n))
+    expect(parts.length).toBeGreaterThan(3)
+    expect((await readBundle(path.join(out, 'demo.parts.json'), {mode: 'verify'})).identity).toBe(report.identity)
+  })
+
+  it('a flipped byte deep inside the large entry names the entry (exit 5)', async () => {
+    const bad = path.join(root, 'f2-content.tar.zst')
+    const copy = Buffer.from(bytes)
+    copy[blockAt(40) + BLOCK_HEADER_SIZE + 1000] ^= 0x01
+    writeFileSync(bad, copy)
+    const e = await verifyError(bad)
+    expect(e.exitCode).toBe(5)
+    expect(e.message).toContain(big.path)
+    expect(e.message).toMatch(/corrupt/)
+  })
+
+  it('a block header altered inside the large frame (stock zstd would decode other bytes) names the entry (exit 5)', async () => {
+    const bad = path.join(root, 'f2-block.tar.zst')
+    const copy = Buffer.from(bytes)
+    copy[blockAt(30)] |= 0x02 // Block_Type raw → RLE: the size is unchanged, the decoded bytes are not
+    writeFileSync(bad, copy)
+    expect(() => execFileSync('bash', ['-c', `zstd -dc "${bad}" | cmp -s - <(zstd -dc "${good}")`])).toThrow()
+    const e = await verifyError(bad)
+    expect(e.exitCode).toBe(5)
+    expect(e.message).toContain(big.path)
+    expect(e.message).toMatch(/block header/)
   })
 })
