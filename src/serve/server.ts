@@ -6,16 +6,18 @@ import {pipeline} from 'node:stream/promises'
 import type {BundleStore} from '../bundle/store.js'
 import {isAirpackError} from '../errors.js'
 import type {Descriptor} from '../oci/descriptor.js'
-import {isGraphType} from '../oci/media-types.js'
+import {isGraphType, MediaType} from '../oci/media-types.js'
+import {referrersOf} from '../supply/referrers.js'
 import {isDigest} from '../util/digest.js'
 import type {Logger} from '../util/log.js'
 import type {BundleRepositories, Repository} from './repositories.js'
 
 // The read-only OCI distribution API (distribution-spec "pull" and "content discovery") over a bundle store:
-// `/v2/`, manifests and blobs by tag or digest (GET, HEAD, blob Range), tags/list and _catalog. Manifests are
-// served with the media type and exact bytes stored (a sparse index byte for byte), each read whole and verified
-// before a byte is sent; blobs stream straight from the seekable file with backpressure, verified as they go (a
-// blob whose bytes turn out wrong ends its connection before the last byte, so no client keeps it). Anything
+// `/v2/`, manifests and blobs by tag or digest (GET, HEAD, blob Range), tags/list, _catalog and the referrers of a
+// digest (the supply-chain artefacts carried, PRODUCT.md §13; cosign's `.sig` tags are ordinary tags). Manifests
+// are served with the media type and exact bytes stored (a sparse index byte for byte), each read whole and
+// verified before a byte is sent; blobs stream straight from the seekable file with backpressure, verified as they
+// go (a blob whose bytes turn out wrong ends its connection before the last byte, so no client keeps it). Anything
 // that would write answers 405.
 
 export interface ServerOptions {
@@ -97,6 +99,8 @@ export class DistributionApi {
       const repo = this.repository(tags[1])
       return this.json(req, res, 200, {name: repo.name, tags: [...repo.tags.keys()].sort()})
     }
+    const referrers = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(pathname)
+    if (referrers) return this.referrers(req, res, this.repository(referrers[1]), decodeURIComponent(referrers[2]))
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(pathname)
     if (!m) throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${pathname}`)
     const repo = this.repository(m[1])
@@ -137,6 +141,20 @@ export class DistributionApi {
       etag: `"${d.digest}"`,
     })
     this.stats.bytes += req.method === 'HEAD' ? 0 : bytes.length
+    res.end(req.method === 'HEAD' ? undefined : bytes)
+  }
+
+  /** The OCI referrers API: the carried referrers of a subject (cosign 3 signatures, SBOMs), as an image index. */
+  private referrers(req: http.IncomingMessage, res: http.ServerResponse, repo: Repository, digest: string): void {
+    if (!isDigest(digest)) throw new ApiError(400, 'DIGEST_INVALID', 'invalid digest')
+    const artifactType = new URL(req.url ?? '/', 'http://serve').searchParams.get('artifactType') ?? undefined
+    const {index, filtered} = referrersOf(this.store.manifest, repo.name, digest, artifactType)
+    const bytes = Buffer.from(JSON.stringify(index))
+    res.writeHead(200, {
+      'content-type': MediaType.ociIndex,
+      'content-length': String(bytes.length),
+      ...(filtered ? {'oci-filters-applied': 'artifactType'} : {}),
+    })
     res.end(req.method === 'HEAD' ? undefined : bytes)
   }
 

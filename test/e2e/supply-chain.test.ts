@@ -8,6 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {runCli} from '../helpers/cli.js'
 import {startContainerd, type TestContainerd} from '../helpers/containerd.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
+import {serveBundle, type ServedBundle} from '../helpers/serve.js'
 import {
   cosignKeyPair,
   cosignTag,
@@ -17,6 +18,7 @@ import {
   pushCosignSignature,
   pushImage,
   pushReferrer,
+  type Blob,
   type PushedSignature,
   type SeededImage,
 } from '../helpers/seed.js'
@@ -35,6 +37,9 @@ let signature: PushedSignature
 let cosignPub: string
 let otherPub: string
 let appPlatform: string
+let referrer: Blob
+
+const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json'
 
 function write(name: string, data: string | Buffer): string {
   const file = path.join(root, name)
@@ -99,7 +104,7 @@ beforeAll(async () => {
   signature = await pushCosignSignature(reg, 'team/app', app.digest, key.privateKey)
   await pushCosignSbom(reg, 'team/app', app.digest)
   await pushCosignAttestation(reg, 'team/app', appPlatform)
-  await pushReferrer(reg, 'team/app', {digest: app.digest, size: app.bytes.length, mediaType: app.mediaType})
+  referrer = await pushReferrer(reg, 'team/app', {digest: app.digest, size: app.bytes.length, mediaType: app.mediaType})
 }, 120_000)
 
 afterAll(async () => {
@@ -239,6 +244,45 @@ describe('--supply-chain carry', () => {
       await containerd?.stop()
     }
   }, 120_000)
+})
+
+describe('bundle serve puts them back where policy engines look', () => {
+  let served: ServedBundle | undefined
+
+  afterAll(async () => {
+    await served?.stop()
+  })
+
+  it('answers the cosign tags and the referrers API from a format 2 bundle', async () => {
+    const built = await build('served', profileOf('app', [app.reference]), ['--format', '2'])
+    expect(built.res.exitCode, built.res.stderr).toBe(0)
+    served = await serveBundle(built.bundle)
+    const repo = `${served.url}/v2/${reg.host}/team/app`
+    const sig = await fetch(`${repo}/manifests/${signature.tag}`, {
+      headers: {accept: 'application/vnd.oci.image.manifest.v1+json'},
+    })
+    expect(sig.status).toBe(200)
+    expect(sig.headers.get('docker-content-digest')).toBe(signature.manifest.digest)
+    expect(Buffer.from(await sig.arrayBuffer()).equals(signature.manifest.bytes)).toBe(true)
+    const payload = await fetch(`${repo}/blobs/${signature.payload.digest}`)
+    expect(payload.status).toBe(200)
+    expect(Buffer.from(await payload.arrayBuffer()).equals(signature.payload.bytes)).toBe(true)
+    const tags = (await (await fetch(`${repo}/tags/list`)).json()) as {tags: string[]}
+    expect(tags.tags).toEqual(
+      expect.arrayContaining(['1.0', signature.tag, cosignTag(app.digest, 'sbom'), cosignTag(appPlatform, 'att')]),
+    )
+
+    const referrers = await fetch(`${repo}/referrers/${app.digest}`)
+    expect(referrers.status).toBe(200)
+    expect(referrers.headers.get('content-type')).toBe('application/vnd.oci.image.index.v1+json')
+    const index = (await referrers.json()) as {manifests: {digest: string; artifactType: string}[]}
+    expect(index.manifests).toEqual([expect.objectContaining({digest: referrer.digest, artifactType: SIGSTORE_BUNDLE})])
+    const filtered = await fetch(`${repo}/referrers/${app.digest}?artifactType=application/spdx%2Bjson`)
+    expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType')
+    expect(((await filtered.json()) as {manifests: unknown[]}).manifests).toEqual([])
+    const none = (await (await fetch(`${repo}/referrers/${appPlatform}`)).json()) as {manifests: unknown[]}
+    expect(none.manifests).toEqual([])
+  })
 })
 
 describe('--supply-chain skip and hand-listed artefacts', () => {

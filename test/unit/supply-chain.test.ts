@@ -12,6 +12,7 @@ import {
   supplyChainTag,
   verifySimpleSigning,
 } from '../../src/supply/cosign.js'
+import {referrersOf} from '../../src/supply/referrers.js'
 import {checkCosignSignatures} from '../../src/supply/verify.js'
 import {sha256Digest} from '../../src/util/digest.js'
 
@@ -240,5 +241,40 @@ describe('verify --cosign-key', () => {
       a.kind === 'signature' ? {...a, reference: `ghcr.io/y/other:sha256-${'a'.repeat(64)}.sig`} : a,
     )
     expect(carriedFor(moved[0], moved)).toEqual([])
+  })
+})
+
+describe('the referrers API answer of bundle serve', () => {
+  const artifact = (over: Partial<BundleArtifact>): BundleArtifact => ({
+    kind: 'referrer',
+    reference: `ghcr.io/x/app@${D('d')}`,
+    ...desc('d'),
+    source: 'ghcr.io',
+    omittedPlatforms: [],
+    contentSize: 0,
+    subject: D('a'),
+    artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+    ...over,
+  })
+  const manifest = {
+    artifacts: [
+      artifact({}),
+      artifact({reference: `ghcr.io/x/app@${D('e')}`, ...desc('e'), artifactType: 'text/spdx+json'}),
+      artifact({reference: `ghcr.io/y/other@${D('f')}`, ...desc('f')}),
+      artifact({kind: 'signature', reference: `ghcr.io/x/app:sha256-${'a'.repeat(64)}.sig`, ...desc('c')}),
+    ],
+  } as BundleManifest
+
+  it("lists the subject's referrers of that repository only, sorted, filtered by artifactType when asked", () => {
+    const all = referrersOf(manifest, 'ghcr.io/x/app', D('a'))
+    expect(all.filtered).toBe(false)
+    expect(all.index.manifests.map((m) => [m.digest, m.artifactType])).toEqual([
+      [D('d'), 'application/vnd.dev.sigstore.bundle.v0.3+json'],
+      [D('e'), 'text/spdx+json'],
+    ])
+    const sboms = referrersOf(manifest, 'ghcr.io/x/app', D('a'), 'text/spdx+json')
+    expect(sboms.filtered).toBe(true)
+    expect(sboms.index.manifests.map((m) => m.digest)).toEqual([D('e')])
+    expect(referrersOf(manifest, 'ghcr.io/x/app', D('b')).index.manifests).toEqual([])
   })
 })
