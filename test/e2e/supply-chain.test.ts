@@ -256,6 +256,10 @@ describe('bundle serve puts them back where policy engines look', () => {
   it('answers the cosign tags and the referrers API from a format 2 bundle', async () => {
     const built = await build('served', profileOf('app', [app.reference]), ['--format', '2'])
     expect(built.res.exitCode, built.res.stderr).toBe(0)
+    // Format 2's verify reads the signatures through the seek table: the same check, the same answer.
+    const verified = await runCli(['bundle', 'verify', built.bundle, '--cosign-key', cosignPub])
+    expect(verified.exitCode, verified.stderr).toBe(0)
+    expect((await runCli(['bundle', 'verify', built.bundle, '--cosign-key', otherPub])).exitCode).toBe(5)
     served = await serveBundle(built.bundle)
     const repo = `${served.url}/v2/${reg.host}/team/app`
     const sig = await fetch(`${repo}/manifests/${signature.tag}`, {
