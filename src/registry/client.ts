@@ -262,6 +262,11 @@ export class RegistryClient {
     }
   }
 
+  /** Where the endpoint's API answered (https, or plain http after the fallback an insecure registry allows). */
+  async apiBase(ep: Endpoint): Promise<URL> {
+    return new URL((await this.ping(ep)).base.href)
+  }
+
   private async credentialFor(host: string, kind: 'image' | 'helm'): Promise<Credential | undefined> {
     return this.credentials.forHost(host, kind)
   }
@@ -332,7 +337,8 @@ export class RegistryClient {
       } else {
         const url = new URL(realm.href)
         if (challenge.service) url.searchParams.set('service', challenge.service)
-        url.searchParams.set('scope', scope)
+        // Several scopes (push to one repository, mount from another) are several scope parameters.
+        for (const s of scope.split(' ')) url.searchParams.append('scope', s)
         const authorization =
           cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
         res = await this.http.sendWithRetry(url, {authorization})
@@ -369,18 +375,36 @@ export class RegistryClient {
   }
 
   /**
-   * An authenticated request to `<base>/<repo>/<path>`: ping first, authorise for the repository's pull scope,
-   * and answer a 401 once by re-reading the challenge (a registry may require auth only on some paths).
+   * An authenticated request to `<base>/<repo>/<path>`: ping first, authorise for the repository's pull scope
+   * (or `scope`), and answer a 401 once by re-reading the challenge (a registry may require auth only on some paths).
    */
-  async request(ep: Endpoint, path: string, init: SendInit & {kind?: 'image' | 'helm'} = {}): Promise<HttpResponse> {
+  async request(
+    ep: Endpoint,
+    path: string,
+    init: SendInit & {kind?: 'image' | 'helm'; scope?: string} = {},
+  ): Promise<HttpResponse> {
+    const ping = await this.ping(ep)
+    return this.requestUrl(ep, new URL(`${ping.base.pathname}/${ep.repository}/${path}`, ping.base), init)
+  }
+
+  /** `request` to a URL the registry gave (an upload's Location), authorised the same way. */
+  async requestUrl(
+    ep: Endpoint,
+    url: URL,
+    init: SendInit & {kind?: 'image' | 'helm'; scope?: string} = {},
+  ): Promise<HttpResponse> {
     const kind = init.kind ?? 'image'
     const ping = await this.ping(ep)
-    const url = new URL(`${ping.base.pathname}/${ep.repository}/${path}`, ping.base)
-    const scope = pullScope(ep.repository)
+    // Pull unless the caller asks for more (push, and pull from the repository a blob is mounted from).
+    const scope = init.scope ?? pullScope(ep.repository)
+    // A stream body can be sent once: no retry and no second round after a 401 (the caller retries it whole).
+    const once = init.body instanceof Readable
     let challenge = ping.challenge
     let authorization = await this.authorization(ep, challenge, scope, kind)
     for (let round = 0; ; round++) {
-      const res = await this.http.sendWithRetry(url, {...init, authorization})
+      const res = once
+        ? await this.http.send(url, {...init, authorization})
+        : await this.http.sendWithRetry(url, {...init, authorization})
       if (res.status !== 401) {
         if (res.status === 403) {
           await discard(res)
@@ -390,7 +414,7 @@ export class RegistryClient {
       }
       await discard(res)
       const fresh = parseChallenge(res.headers.get('www-authenticate'))
-      if (round === 0 && fresh && (!authorization || fresh.scheme !== challenge?.scheme)) {
+      if (!once && round === 0 && fresh && (!authorization || fresh.scheme !== challenge?.scheme)) {
         challenge = fresh
         authorization = await this.authorization(ep, challenge, scope, kind)
         if (authorization) continue

@@ -41,9 +41,10 @@ export interface HttpOptions {
 }
 
 export interface SendInit {
-  method?: 'GET' | 'HEAD' | 'POST'
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
   headers?: Record<string, string>
-  body?: string
+  /** A stream is sent as it comes (the caller sets content-length) and cannot be sent twice: no retry, no redirect. */
+  body?: string | Buffer | Readable
   /** Sent to the first origin only; dropped when a redirect leaves it. */
   authorization?: string
 }
@@ -127,7 +128,7 @@ export class HttpClient {
     url: URL,
     method: string,
     headers: Record<string, string>,
-    body: string | undefined,
+    body: SendInit['body'],
   ): Promise<HttpResponse> {
     const proxy = this.proxyFor(url)
     const secure = url.protocol === 'https:'
@@ -135,7 +136,8 @@ export class HttpClient {
     const idleMs = this.options.idleTimeoutMs ?? IDLE_TIMEOUT_MS
     const connectMs = this.options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     const outHeaders: Record<string, string> = {...headers, host: url.host}
-    if (body !== undefined) outHeaders['content-length'] = String(Buffer.byteLength(body))
+    if (body !== undefined && !(body instanceof Readable))
+      outHeaders['content-length'] = String(Buffer.byteLength(body))
     let target: http.RequestOptions
     if (proxy && !secure) {
       // Plain HTTP through a proxy: the absolute URL as the request target, the proxy's credentials alongside.
@@ -205,6 +207,14 @@ export class HttpClient {
         settled = true
         resolve(toResponse(url, method, res, req, via, () => timedOut))
       })
+      if (body instanceof Readable) {
+        phase = 'sending the body'
+        // A body that fails (its bytes did not match their digest) aborts the request: the server keeps nothing.
+        body.once('error', (error) => req.destroy(error))
+        body.once('end', () => (phase = 'waiting for the response headers'))
+        body.pipe(req)
+        return
+      }
       phase = 'waiting for the response headers'
       req.end(body)
     })
@@ -224,7 +234,7 @@ export class HttpClient {
       }
       if (authorization) headers.authorization = authorization
       const res = await this.exchange(current, init.method ?? 'GET', headers, init.body)
-      if (res.status < 300 || res.status >= 400 || res.status === 304) return res
+      if (res.status < 300 || res.status >= 400 || res.status === 304 || init.body instanceof Readable) return res
       const location = res.headers.get('location')
       await res.body.cancel()
       if (!location)

@@ -2,6 +2,7 @@ import {readFile} from 'node:fs/promises'
 
 import {BundleStore} from '../bundle/store.js'
 import {UsageError} from '../errors.js'
+import {mirrorsYaml} from '../registry/mirror-config.js'
 import type {Logger} from '../util/log.js'
 import {BundleRepositories} from './repositories.js'
 import {DistributionApi, listen, type RunningServer, type ServeStats} from './server.js'
@@ -45,29 +46,6 @@ export function parseListen(value: string): {host: string; port: number} {
       hint: 'Write --listen 127.0.0.1:5000 (loopback only), 0.0.0.0:5000 (every interface) or [::1]:5000.',
     })
   return {host: m[1] ?? (m[2] || '0.0.0.0'), port}
-}
-
-/** K3s registries.yaml mirroring each host to `endpoint`, keeping the host in the repository path. */
-export function mirrorsYaml(hosts: readonly string[], endpoint: string, caFile?: string): string {
-  const lines = ['mirrors:']
-  for (const host of hosts) {
-    lines.push(
-      `  ${JSON.stringify(host)}:`,
-      '    endpoint:',
-      `      - ${JSON.stringify(endpoint)}`,
-      '    rewrite:',
-      `      ${JSON.stringify('^(.*)$')}: ${JSON.stringify(`${host}/$1`)}`,
-    )
-  }
-  if (caFile) {
-    lines.push(
-      'configs:',
-      `  ${JSON.stringify(new URL(endpoint).host)}:`,
-      '    tls:',
-      `      ca_file: ${JSON.stringify(caFile)}`,
-    )
-  }
-  return lines.join('\n') + '\n'
 }
 
 async function readTls(options: ServeOptions): Promise<{cert: Buffer; key: Buffer} | undefined> {
@@ -124,7 +102,10 @@ export async function startServe(options: ServeOptions): Promise<Serving> {
       name,
       tags: [...repositories.get(name)!.tags.keys()].sort(),
     })),
-    registriesYaml: mirrorsYaml(repositories.hosts(), server.url, tls ? '/path/to/ca.pem' : undefined),
+    registriesYaml: mirrorsYaml(
+      repositories.hosts().map((host) => ({host, endpoint: server.url, pathPrefix: host})),
+      tls ? {caFile: '/path/to/ca.pem'} : {},
+    ),
     pullThroughConfig: `proxy:\n  remoteurl: ${server.url}\n`,
   }
   return {

@@ -6,7 +6,7 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
-import {mirrorsYaml} from '../../src/serve/index.js'
+import {mirrorsYaml} from '../../src/registry/mirror-config.js'
 import {benchProfile} from '../helpers/bench-content.js'
 import {runCli} from '../helpers/cli.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
@@ -261,7 +261,10 @@ describe('a --locked rebuild through a site registry that pulls through bundle s
     const site = await startRegistry({proxy: {remoteurl: s.url}})
     try {
       const viaSite = path.join(dir, 'site.yaml')
-      await writeFile(viaSite, mirrorsYaml(['registry.example.com'], site.url))
+      await writeFile(
+        viaSite,
+        mirrorsYaml([{host: 'registry.example.com', endpoint: site.url, pathPrefix: 'registry.example.com'}]),
+      )
       const rebuilt = await build('rebuilt', viaSite, ['--locked'])
       await run('cmp', [original, rebuilt])
       const report = JSON.parse(await readFile(path.join(dir, 'rebuilt', 'site.report.json'), 'utf8'))

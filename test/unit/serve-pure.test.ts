@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
-import {mirrorsYaml, parseListen} from '../../src/serve/index.js'
+import {mirrorsYaml} from '../../src/registry/mirror-config.js'
+import {parseListen} from '../../src/serve/index.js'
 import {splitReference} from '../../src/serve/repositories.js'
 import {parseRange} from '../../src/serve/server.js'
 import {parse} from 'yaml'
@@ -34,7 +35,12 @@ describe('serve: pure parts', () => {
   })
 
   it('writes K3s mirrors that keep the source host through a rewrite', () => {
-    const doc = parse(mirrorsYaml(['docker.io', 'ghcr.io'], 'https://10.0.0.5:5443', '/etc/ca.pem'))
+    const doc = parse(
+      mirrorsYaml(
+        ['docker.io', 'ghcr.io'].map((host) => ({host, endpoint: 'https://10.0.0.5:5443', pathPrefix: host})),
+        {caFile: '/etc/ca.pem'},
+      ),
+    )
     expect(doc.mirrors['docker.io']).toEqual({endpoint: ['https://10.0.0.5:5443'], rewrite: {'^(.*)$': 'docker.io/$1'}})
     expect(doc.mirrors['ghcr.io'].rewrite).toEqual({'^(.*)$': 'ghcr.io/$1'})
     expect(doc.configs['10.0.0.5:5443'].tls.ca_file).toBe('/etc/ca.pem')
