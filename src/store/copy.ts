@@ -24,9 +24,10 @@
 //   and each blob is copied once however many roots name it, with at most `concurrency` transfers at once over
 //   all of them (`order` in the session picks which waiting transfer goes next). Without a session, each call
 //   has its own.
-// - Progress: `onEvent` receives `bytes` (a chunk arrived), `copied` (pushed; bytes this copy transferred),
-//   `skipped` (the destination had it) for the nodes this call copies; a blob another copy of the same session
-//   is already moving is waited for, not reported twice.
+// - Progress: `onEvent` receives `started` (a transfer begins), `bytes` (a chunk arrived), `copied` (pushed;
+//   bytes this copy transferred, cut attempts included), `skipped` (the destination had it) and `failed` for the
+//   nodes this call copies; a blob another copy of the same session is already moving is waited for, not
+//   reported twice.
 // - When both stores allow it (`RangeReadableStore` source, `ResumingWritableStore` destination) a blob is
 //   pulled by the destination from an offset, so a partial copy resumes; `retry` wraps each blob's transfer.
 // - Failures do not stop the other branches: every blob that could not be copied is collected, its parents are
@@ -44,9 +45,11 @@ import {sha256Digest} from '../util/digest.js'
 import type {RangeReadableStore, ReadableStore, ResumingWritableStore, WritableStore} from './types.js'
 
 export type CopyEvent =
+  | {type: 'started'; descriptor: Descriptor}
   | {type: 'bytes'; descriptor: Descriptor; bytes: number}
   | {type: 'copied'; descriptor: Descriptor; bytes: number}
   | {type: 'skipped'; descriptor: Descriptor}
+  | {type: 'failed'; descriptor: Descriptor; error: unknown}
 
 /** The children of document `d` (its bytes given) that the copy should bring along. */
 export type Successors = (d: Descriptor, bytes: Buffer) => Descriptor[] | Promise<Descriptor[]>
@@ -62,8 +65,8 @@ export interface CopyOptions {
   order?: 'children-first' | 'parents-first'
   /** A document the destination already holds: 'descend' (default) still checks its children, 'prune' does not. */
   existing?: 'descend' | 'prune'
-  /** Wraps each blob's transfer (retries with backoff, resuming when the stores allow it). */
-  retry?: <T>(transfer: () => Promise<T>) => Promise<T>
+  /** Wraps each blob's transfer (retries with backoff; each attempt resumes when the stores allow it). */
+  retry?: (d: Descriptor, transfer: () => Promise<void>) => Promise<void>
 }
 
 export interface CopySummary {
@@ -179,12 +182,28 @@ export async function copyGraph(
   return ctx.summary
 }
 
-/** A parent left out because a child failed; the child's failure is the one reported. */
+/** A parent left out because content under it failed; those failures are the ones reported, by every copy that
+ *  waited for the parent (in a session, the copy that walked the subtree may be another one). */
 class SubtreeIncomplete extends Error {
-  constructor(d: Descriptor) {
+  constructor(
+    d: Descriptor,
+    readonly failures: BlobCopyError[],
+  ) {
     super(`${d.digest}: not copied, some of its content failed`)
     this.name = 'SubtreeIncomplete'
   }
+}
+
+/** The failures under a document's children, or the first unexpected error (a bug) as is. */
+function subtreeFailures(settled: PromiseSettledResult<void>[]): BlobCopyError[] {
+  const failures: BlobCopyError[] = []
+  for (const s of settled) {
+    if (s.status === 'fulfilled') continue
+    if (s.reason instanceof BlobCopyError) failures.push(s.reason)
+    else if (s.reason instanceof SubtreeIncomplete) failures.push(...s.reason.failures)
+    else throw s.reason
+  }
+  return failures
 }
 
 /** One call of copyGraph: its stores, options, what it copied and what failed. */
@@ -208,8 +227,9 @@ class CopyRun {
     try {
       await this.session.once(this.dst, d, () => (isGraphType(d.mediaType) ? this.copyDocument(d) : this.copyBlob(d)))
     } catch (error) {
-      if (error instanceof BlobCopyError && !this.failures.has(error.descriptor.digest))
-        this.failures.set(error.descriptor.digest, error)
+      const failures =
+        error instanceof BlobCopyError ? [error] : error instanceof SubtreeIncomplete ? error.failures : []
+      for (const f of failures) if (!this.failures.has(f.descriptor.digest)) this.failures.set(f.descriptor.digest, f)
       throw error
     }
   }
@@ -220,7 +240,9 @@ class CopyRun {
       try {
         return await fn()
       } catch (error) {
-        throw error instanceof BlobCopyError ? error : new BlobCopyError(d, this.src.name, this.dst.name, error)
+        if (error instanceof BlobCopyError) throw error
+        this.options.onEvent?.({type: 'failed', descriptor: d, error})
+        throw new BlobCopyError(d, this.src.name, this.dst.name, error)
       }
     })
   }
@@ -234,28 +256,54 @@ class CopyRun {
   }
 
   private async copyBlob(d: Descriptor): Promise<void> {
-    await this.step(d, async () => {
-      if (await this.dst.exists(d)) return this.emit({type: 'skipped', descriptor: d})
-      const transfer = () => this.transfer(d)
-      const bytes = await (this.options.retry ? this.options.retry(transfer) : transfer())
-      this.emit({type: 'copied', descriptor: d, bytes})
-    })
+    await this.step(d, () => this.copyBytes(d))
   }
 
-  /** A document: read it (from the destination when it has it), copy its successors, push it in its turn. */
-  private async copyDocument(d: Descriptor): Promise<void> {
-    const existed = await this.step(d, () => this.dst.exists(d))
-    if (existed) {
+  /** `d`'s bytes into the destination unless it holds them (the caller holds a slot); whether it held them. */
+  private async copyBytes(d: Descriptor): Promise<boolean> {
+    if (await this.dst.exists(d)) {
       this.emit({type: 'skipped', descriptor: d})
-      if (this.options.existing === 'prune') return
+      return true
     }
-    const from = existed && isReadable(this.dst) ? this.dst : this.src
-    const bytes = await this.step(d, () => readDocument(from, d))
+    this.emit({type: 'started', descriptor: d})
+    // Counted over every attempt: bytes of a cut attempt crossed the network too.
+    let bytes = 0
+    const received = (n: number) => {
+      bytes += n
+      if (this.options.onEvent) this.emit({type: 'bytes', descriptor: d, bytes: n})
+    }
+    const transfer = () => this.transfer(d, received)
+    await (this.options.retry ? this.options.retry(d, transfer) : transfer())
+    this.emit({type: 'copied', descriptor: d, bytes})
+    return false
+  }
+
+  /**
+   * A document: copy its successors, and push it in its turn. Parents-first into a destination that can be read
+   * back, it is transferred like any blob (so a destination that pulls under its own lock, the cache, fetches it
+   * once across processes) and then read from there; otherwise it is read (from the destination when it has it)
+   * and pushed after its children.
+   */
+  private async copyDocument(d: Descriptor): Promise<void> {
     const parentsFirst = this.options.order === 'parents-first'
-    if (!existed && parentsFirst) await this.pushDocument(d, bytes)
+    let existed: boolean
+    let bytes: Buffer
+    if (parentsFirst && isReadable(this.dst)) {
+      existed = await this.step(d, () => this.copyBytes(d))
+      if (existed && this.options.existing === 'prune') return
+      bytes = await this.step(d, () => readDocument(this.dst as WritableStore & ReadableStore, d))
+    } else {
+      existed = await this.step(d, () => this.dst.exists(d))
+      if (existed) this.emit({type: 'skipped', descriptor: d})
+      if (existed && this.options.existing === 'prune') return
+      const from = existed && isReadable(this.dst) ? this.dst : this.src
+      bytes = await this.step(d, () => readDocument(from, d))
+      if (!existed && parentsFirst) await this.pushDocument(d, bytes)
+    }
     const children = await this.step(d, async () => this.successors(d, bytes))
     const settled = await Promise.allSettled(children.map((c) => this.visit(c)))
-    if (settled.some((s) => s.status === 'rejected')) throw new SubtreeIncomplete(d)
+    const failures = subtreeFailures(settled)
+    if (failures.length > 0) throw new SubtreeIncomplete(d, failures)
     if (!existed && !parentsFirst) await this.pushDocument(d, bytes)
   }
 
@@ -264,31 +312,23 @@ class CopyRun {
     this.emit({type: 'copied', descriptor: d, bytes: bytes.length})
   }
 
-  /** One blob's bytes from source to destination, resumed from an offset when both stores can; returns the
-   *  bytes that crossed. */
-  private async transfer(d: Descriptor): Promise<number> {
-    let bytes = 0
-    const counted = (body: Readable | AsyncIterable<Uint8Array>) =>
-      countChunks(body, (n) => {
-        bytes += n
-        if (this.options.onEvent) this.emit({type: 'bytes', descriptor: d, bytes: n})
-      })
+  /** One attempt at `d`'s bytes from source to destination, resumed from an offset when both stores can. */
+  private async transfer(d: Descriptor, received: (bytes: number) => void): Promise<void> {
     const {src, dst} = this
     if (isRanged(src) && isResuming(dst)) {
       await dst.pushFrom(d, async (offset) => {
         const {body, start} = await src.fetchFrom(d, offset)
-        return {body: counted(body), start}
+        return {body: countChunks(body, received), start}
       })
-      return bytes
+      return
     }
     const body = await src.fetch(d)
     try {
-      await dst.push(d, Readable.from(counted(body), {objectMode: false}))
+      await dst.push(d, Readable.from(countChunks(body, received), {objectMode: false}))
     } catch (error) {
       body.destroy()
       throw error
     }
-    return bytes
   }
 }
 

@@ -256,4 +256,48 @@ describe('copyGraph', () => {
     expect(stored.equals(bytes)).toBe(true)
     expect(summary.bytes).toBe(bytes.length - partial)
   })
+
+  it('a copy waiting on a document another copy of the session walks reports the failure under it too', async () => {
+    const src = new MemoryStore('memory src')
+    const dst = new MemoryStore('memory dst')
+    const lost = layer(src, 'lost')
+    const img = image(src, {amd64: [lost]})
+    src.broken.add(lost.digest)
+    const session = new CopySession()
+    const errors = await Promise.all(
+      [img.index, img.manifests.amd64].map((root) =>
+        copyGraph(src, dst, root, {session}).catch((e: unknown) => e as CopyGraphError),
+      ),
+    )
+    for (const e of errors) {
+      expect(e).toBeInstanceOf(CopyGraphError)
+      expect((e as CopyGraphError).failures.map((f) => f.descriptor.digest)).toEqual([lost.digest])
+    }
+  })
+
+  it('retry wraps each blob transfer; the bytes of a failed attempt are counted', async () => {
+    const src = new MemoryStore('memory src')
+    const l = layer(src, 'x'.repeat(1000))
+    let attempts = 0
+    const dst = new MemoryStore('memory dst')
+    const push = dst.push.bind(dst)
+    dst.push = async (d, content) => {
+      if (++attempts === 1) {
+        for await (const chunk of content) void chunk // read everything, then fail
+        throw new Error('disk hiccup')
+      }
+      return push(d, content)
+    }
+    const retried: string[] = []
+    const summary = await copyGraph(src, dst, l, {
+      retry: async (d, transfer) => {
+        retried.push(d.digest)
+        await transfer().catch(() => transfer())
+      },
+    })
+    expect(retried).toEqual([l.digest])
+    expect(attempts).toBe(2)
+    expect(summary.bytes).toBe(2000)
+    expect(dst.blobs.get(l.digest)?.toString()).toBe('x'.repeat(1000))
+  })
 })
