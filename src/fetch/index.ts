@@ -1,10 +1,19 @@
-import type {BlobStore, IngestResult} from '../cache/store.js'
+import {TruncatedBlobError, type BlobStore, type IngestResult} from '../cache/store.js'
 import {digestMismatch, IntegrityError, ResolveError} from '../errors.js'
 import {lockedImageBlobs, type Lock} from '../lock/types.js'
-import type {Descriptor} from '../oci/descriptor.js'
+import {uniqueByDigest, type Descriptor} from '../oci/descriptor.js'
 import {isGraphType} from '../oci/media-types.js'
-import {createRegistryClient, type RegistryAccessOptions} from '../registry/client.js'
+import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
 import {RegistryError, describeError} from '../registry/errors.js'
+import {isTransient} from '../registry/http.js'
+import {
+  CopyGraphError,
+  CopySession,
+  copyGraph,
+  defaultSuccessors,
+  type CopyEvent,
+  type CopyOptions,
+} from '../store/copy.js'
 import {initStore} from '../resolve/store-init.js'
 import {silentLogger} from '../util/log.js'
 import {settleAll} from '../util/pool.js'
@@ -97,85 +106,124 @@ export function startFetch(lock: Lock, store: BlobStore, o: FetchOptions = {}): 
   return {ready: (digest) => gates.get(digest)?.promise ?? Promise.resolve(), done}
 }
 
-/** One blob to download, the artifact (index into the work list) that downloads it on behalf of all. */
-interface BlobJob {
-  d: Descriptor
-  w: Work
-  index: number
-}
-
-/** What the downloads gave, per digest, and how they failed. */
+/** What the copies gave, per digest, and how they failed. */
 interface CopyOutcome {
   byDigest: Map<string, IngestResult>
   failures: string[]
+  /** Digests already named in `failures`. */
+  failed: Set<string>
   integrity: boolean
   /** Which artifact downloaded a shared blob: its bytes count for that artifact only. */
   owner: Map<string, number>
   perArtifactSeconds: number[]
 }
 
-const isIntegrityFailure = (e: unknown) =>
-  e instanceof IntegrityError || (e instanceof RegistryError && e.failure === 'integrity')
-
-/** Every downloadable blob once, manifests first, then by digest (the bundle's order). */
-function blobJobs(work: Work[]): BlobJob[] {
-  const unique = new Map<string, BlobJob>()
-  for (const [index, w] of work.entries()) {
-    for (const d of w.blobs)
-      if (!w.generated?.has(d.digest) && !unique.has(d.digest)) unique.set(d.digest, {d, w, index})
-  }
-  return [...unique.values()].sort((a, b) => {
-    const ma = isManifestDescriptor(a.d)
-    const mb = isManifestDescriptor(b.d)
-    if (ma !== mb) return ma ? -1 : 1
-    return a.d.digest < b.d.digest ? -1 : a.d.digest > b.d.digest ? 1 : 0
-  })
+/** What a transfer in progress needs from the fetch around it. */
+interface CopyContext {
+  store: BlobStore
+  session: CopySession
+  progress: Progress
+  gates: Map<string, Gate>
+  outcome: CopyOutcome
+  /** The endpoint host that answered the latest read of each digest. */
+  hosts: Map<string, string>
+  /** When each transfer began (an artifact's seconds are those of the transfers it owns). */
+  starts: Map<string, number>
+  retry: CopyOptions['retry']
 }
 
-/** Phase 1: the downloads, deduplicated and bounded; each blob's gate opens as soon as it is in the cache. */
-async function copyBlobs(
-  jobs: BlobJob[],
-  store: BlobStore,
-  concurrency: number,
-  progress: Progress,
-  gates: Map<string, Gate>,
-): Promise<CopyOutcome> {
-  const outcome: CopyOutcome = {
-    byDigest: new Map(),
-    failures: [],
-    integrity: false,
-    owner: new Map(),
-    perArtifactSeconds: [],
-  }
-  const results = await settleAll(jobs, concurrency, async ({d, w, index}) => {
-    try {
-      const cached = await store.size(d.digest)
-      if (cached !== undefined) {
-        progress.add(d.digest, 0, cached)
-        gates.get(d.digest)?.resolve()
-        return {digest: d.digest, size: cached, hit: true, transferred: 0, resumedFrom: 0} satisfies IngestResult
-      }
-      outcome.owner.set(d.digest, index)
-      const t0 = Date.now()
-      const r = await w.fetchBlob(d)
-      progress.add(d.digest, r.transferred, Math.max(0, r.size - r.transferred))
-      outcome.perArtifactSeconds[index] = (outcome.perArtifactSeconds[index] ?? 0) + (Date.now() - t0) / 1000
-      gates.get(d.digest)?.resolve()
-      return r
-    } catch (error) {
-      gates.get(d.digest)?.reject(error)
-      throw error
+/** Manifests first (the writer plans from them), then by digest (the bundle's order). */
+function fetchOrder(a: Descriptor, b: Descriptor): number {
+  const ma = isManifestDescriptor(a)
+  const mb = isManifestDescriptor(b)
+  if (ma !== mb) return ma ? -1 : 1
+  return a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0
+}
+
+/** Phase 1: every artifact's graph copied into the cache in one session (each blob once, `concurrency` at a time);
+ *  each blob's gate opens as soon as it is in the cache. */
+async function copyArtifacts(work: Work[], ctx: CopyContext): Promise<void> {
+  const copies = work.flatMap((w, index) => {
+    // Only what the lock pins: a sparse index descends into the platforms chosen, and a child is copied under
+    // the lock's descriptor of it. Every pinned blob is also a root of its own, so all of them wait in the
+    // session's queue from the start, in fetch order, instead of being discovered manifest by manifest.
+    const pinned = new Map(w.blobs.map((d) => [d.digest, d]))
+    const successors = async (d: Descriptor, bytes: Buffer) =>
+      (await defaultSuccessors(d, bytes)).flatMap((c) => pinned.get(c.digest) ?? [])
+    const roots = uniqueByDigest([w.root, ...w.blobs.filter((d) => !w.generated?.has(d.digest))])
+    const options: CopyOptions = {
+      session: ctx.session,
+      order: 'parents-first',
+      successors,
+      retry: ctx.retry,
+      onEvent: (e) => recordEvent(ctx, w, index, e),
     }
+    return roots.map((root) => copyGraph(w.source, ctx.store, root, options).catch((e: unknown) => failed(ctx, w, e)))
   })
-  for (const [i, r] of results.entries()) {
-    const {d, w} = jobs[i]
-    if (r.status === 'fulfilled') outcome.byDigest.set(d.digest, r.value)
-    else {
-      if (isIntegrityFailure(r.reason)) outcome.integrity = true
-      outcome.failures.push(`${w.reference}: blob ${d.digest} (${d.mediaType}): ${describeError(r.reason)}`)
+  await Promise.all(copies)
+}
+
+/** Progress, gates, report figures and the hosts that served an artifact, from one copy event. */
+function recordEvent(ctx: CopyContext, w: Work, index: number, e: CopyEvent): void {
+  const d = e.descriptor
+  if (e.type === 'started') ctx.starts.set(d.digest, Date.now())
+  else if (e.type === 'skipped') {
+    ctx.outcome.byDigest.set(d.digest, {digest: d.digest, size: d.size, hit: true, transferred: 0, resumedFrom: 0})
+    ctx.progress.add(d.digest, 0, d.size)
+    ctx.gates.get(d.digest)?.resolve()
+  } else if (e.type === 'copied') {
+    const {outcome} = ctx
+    outcome.owner.set(d.digest, index)
+    outcome.byDigest.set(d.digest, {digest: d.digest, size: d.size, hit: false, transferred: e.bytes, resumedFrom: 0})
+    const t0 = ctx.starts.get(d.digest) ?? Date.now()
+    outcome.perArtifactSeconds[index] = (outcome.perArtifactSeconds[index] ?? 0) + (Date.now() - t0) / 1000
+    const host = ctx.hosts.get(d.digest)
+    if (host !== undefined) w.servedBy.add(host)
+    ctx.progress.add(d.digest, e.bytes, Math.max(0, d.size - e.bytes))
+    ctx.gates.get(d.digest)?.resolve()
+  } else if (e.type === 'failed') ctx.gates.get(d.digest)?.reject(e.error)
+}
+
+/** A copy's failures, each blob once (under the first artifact that needed it), as the fetch reports them. */
+function failed(ctx: CopyContext, w: Work, error: unknown): void {
+  const {outcome} = ctx
+  if (!(error instanceof CopyGraphError)) {
+    outcome.failures.push(`${w.reference}: ${describeError(error)}`)
+    return
+  }
+  for (const f of error.failures) {
+    const d = f.descriptor
+    if (outcome.failed.has(d.digest)) continue
+    outcome.failed.add(d.digest)
+    if (f.integrity) outcome.integrity = true
+    outcome.failures.push(`${w.reference}: blob ${d.digest} (${d.mediaType}): ${describeError(f.reason)}`)
+  }
+}
+
+/**
+ * Each blob's transfer under the client's retry policy: transient failures and truncated bodies are retried, each
+ * retry resuming from what the cache's partial file holds; a body still short after the last attempt names the
+ * host that served it.
+ */
+function retryOf(client: RegistryClient, hosts: Map<string, string>): CopyOptions['retry'] {
+  return async (d, transfer) => {
+    let attempts = 0
+    const retryable = (error: unknown) => error instanceof TruncatedBlobError || isTransient(error)
+    try {
+      await client.retry((attempt) => {
+        attempts = attempt + 1
+        return transfer()
+      }, retryable)
+    } catch (error) {
+      if (!(error instanceof TruncatedBlobError)) throw error
+      const host = hosts.get(d.digest) ?? ''
+      throw new RegistryError(
+        'unreachable',
+        `${error.message}, after ${attempts} attempts${host ? ` from ${host}` : ''}`,
+        host,
+      )
     }
   }
-  return outcome
 }
 
 /** Phase 2: generated chart manifests need their archive; skip those whose archive failed (already reported). */
@@ -254,9 +302,28 @@ async function runFetch(lock: Lock, store: BlobStore, o: FetchOptions, gates: Ma
   const client = await createRegistryClient(o)
   const concurrency = o.concurrency ?? 8
   try {
-    const work = workOf(lock, client, store)
+    const hosts = new Map<string, string>()
+    const work = workOf(lock, client, store, (host, d) => hosts.set(d.digest, host))
     const progress = new Progress(o.logger ?? silentLogger, sumUnique(work.flatMap((w) => w.blobs)), work)
-    const outcome = await copyBlobs(blobJobs(work), store, concurrency, progress, gates)
+    const outcome: CopyOutcome = {
+      byDigest: new Map(),
+      failures: [],
+      failed: new Set(),
+      integrity: false,
+      owner: new Map(),
+      perArtifactSeconds: [],
+    }
+    const session = new CopySession({concurrency, order: fetchOrder})
+    await copyArtifacts(work, {
+      store,
+      session,
+      progress,
+      gates,
+      outcome,
+      hosts,
+      starts: new Map(),
+      retry: retryOf(client, hosts),
+    })
     await regenerate(work, concurrency, outcome, gates)
     progress.done()
     throwFailures(outcome)

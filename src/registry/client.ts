@@ -192,19 +192,22 @@ export class RegistryClient {
     return out
   }
 
-  /** Run `fn` against each endpoint in turn until one succeeds. All failures are reported together. */
+  /** Run `fn` against each endpoint in turn until one succeeds. All failures are reported together; a mirror that
+   *  failed is warned about unless `quiet` (per-blob requests: the artifact's resolve already said it). */
   async withEndpoints<T>(
     registry: string,
     repository: string,
     fn: (ep: Endpoint) => Promise<T>,
+    o: {quiet?: boolean} = {},
   ): Promise<{value: T; endpoint: Endpoint}> {
     const failures: {ep: Endpoint; error: unknown}[] = []
     const endpoints = this.endpoints(registry, repository)
     for (const ep of endpoints) {
       try {
         const value = await fn(ep)
-        for (const f of failures)
-          this.logger.warn(`mirror ${f.ep.host} failed, used ${ep.host}: ${describeError(f.error)}`)
+        if (!o.quiet)
+          for (const f of failures)
+            this.logger.warn(`mirror ${f.ep.host} failed, used ${ep.host}: ${describeError(f.error)}`)
         return {value, endpoint: ep}
       } catch (error) {
         failures.push({ep, error})
