@@ -7,7 +7,7 @@ import type {Descriptor} from '../oci/descriptor.js'
 import {isIndexType} from '../oci/media-types.js'
 import {createRegistryClient, type RegistryAccessOptions, type RegistryClient} from '../registry/client.js'
 import {describeError} from '../registry/errors.js'
-import {withRetry} from '../registry/http.js'
+import {retrying} from '../registry/http.js'
 import {hostsTomlFiles, mirrorsYaml, type MirrorTarget} from '../registry/mirror-config.js'
 import {
   BlobPlacement,
@@ -212,7 +212,7 @@ async function copyAll(store: BundleStore, jobs: Job[], o: PushOptions, counters
       o.logger.info(`push: ${formatBytes(moved)} sent`)
     }
   }
-  const retry = <T>(transfer: () => Promise<T>) => withRetry({attempts: 4, retryBaseMs: 500}, transfer)
+  const retry = (_d: Descriptor, transfer: () => Promise<void>) => retrying({attempts: 4, retryBaseMs: 500}, transfer)
   // A sparse index: only the children the bundle carries are copied (the others are other platforms).
   const successors = successorsWhere((child) => store.exists(child))
   const settled = await Promise.allSettled(

@@ -5,13 +5,13 @@ import type {BlobSource} from '../cache/store.js'
 import {UsageError} from '../errors.js'
 import type {Logger} from '../util/log.js'
 import {silentLogger} from '../util/log.js'
-import {basicAuthorization, parseChallenge, pullScope, type Challenge} from './auth.js'
+import {basicAuthorization, parseChallenge, pullScope, withAuth, type Authorizer, type Challenge} from './auth.js'
 import {CredentialStore, type Credential} from './credentials.js'
 import {checkInputFile, readInputText} from '../util/read-input.js'
 import {redactUrl} from '../util/redact.js'
 import {readRemote} from './bounded-body.js'
 import {RegistryError, describeError, errorCode} from './errors.js'
-import {discard, HttpClient, withRetry, type HttpResponse, type SendInit} from './http.js'
+import {discard, HttpClient, retrying, withRetry, type HttpResponse, type RoundTrip, type SendInit} from './http.js'
 import {splitUserinfo} from './url-credentials.js'
 import {MANIFEST_ACCEPT, MediaType} from '../oci/media-types.js'
 import {apiHost} from './reference.js'
@@ -126,6 +126,8 @@ export class RegistryClient {
   private readonly urlCredentials = new Map<string, Credential>()
   private readonly attempts: number
   private readonly retryBaseMs: number
+  /** Every request of this client goes through it: one exchange (redirects followed), retried. */
+  private readonly transport: RoundTrip
 
   constructor(
     private readonly config: RegistriesConfig,
@@ -150,6 +152,10 @@ export class RegistryClient {
       retryBaseMs: this.retryBaseMs,
       env: o.env,
       idleTimeoutMs: o.idleTimeoutMs,
+    })
+    this.transport = withRetry((url, init) => this.http.send(url, init), {
+      attempts: this.attempts,
+      retryBaseMs: this.retryBaseMs,
     })
     this.credentials = new CredentialStore({
       registries: config,
@@ -240,7 +246,7 @@ export class RegistryClient {
   private async doPing(ep: Endpoint): Promise<PingResult> {
     const attempt = async (base: URL, retry: boolean): Promise<PingResult> => {
       const url = new URL(`${base.pathname}/`, base)
-      const res = retry ? await this.http.sendWithRetry(url) : await this.http.send(url)
+      const res = retry ? await this.transport(url) : await this.http.send(url)
       await discard(res)
       if (res.status === 401) return {base, challenge: parseChallenge(res.headers.get('www-authenticate'))}
       return {base}
@@ -332,7 +338,7 @@ export class RegistryClient {
           scope,
         })
         if (challenge.service) form.set('service', challenge.service)
-        res = await this.http.sendWithRetry(realm, {
+        res = await this.transport(realm, {
           method: 'POST',
           body: form.toString(),
           headers: {'content-type': 'application/x-www-form-urlencoded'},
@@ -344,7 +350,7 @@ export class RegistryClient {
         for (const s of scope.split(' ')) url.searchParams.append('scope', s)
         const authorization =
           cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
-        res = await this.http.sendWithRetry(url, {authorization})
+        res = await this.transport(url, {authorization})
       }
       return {
         res,
@@ -378,8 +384,8 @@ export class RegistryClient {
   }
 
   /**
-   * An authenticated request to `<base>/<repo>/<path>`: ping first, authorise for the repository's pull scope
-   * (or `scope`), and answer a 401 once by re-reading the challenge (a registry may require auth only on some paths).
+   * An authenticated request to `<base>/<repo>/<path>`: ping first, then the retried transport authorised for the
+   * repository's pull scope or `scope` (withAuth answers a 401 once from the fresh challenge); a 403 is a denial.
    */
   async request(
     ep: Endpoint,
@@ -402,35 +408,43 @@ export class RegistryClient {
     const scope = init.scope ?? pullScope(ep.repository)
     // A stream body can be sent once: no retry and no second round after a 401 (the caller retries it whole).
     const once = init.body instanceof Readable
-    let challenge = ping.challenge
-    let authorization = await this.authorization(ep, challenge, scope, kind)
-    for (let round = 0; ; round++) {
-      const res = once
-        ? await this.http.send(url, {...init, authorization})
-        : await this.http.sendWithRetry(url, {...init, authorization})
-      if (res.status !== 401) {
-        if (res.status === 403) {
-          await discard(res)
-          throw new RegistryError('denied', `${ep.host} denied access to ${ep.repository} (403)`, ep.host, 403)
-        }
-        return res
-      }
+    const rt: RoundTrip = once ? (u, i) => this.http.send(u, i) : this.transport
+    const res = await withAuth(rt, this.authorizer(ep, ping.challenge, {scope, kind, renew: !once}))(url, init)
+    if (res.status === 403) {
       await discard(res)
-      const fresh = parseChallenge(res.headers.get('www-authenticate'))
-      if (!once && round === 0 && fresh && (!authorization || fresh.scheme !== challenge?.scheme)) {
+      throw new RegistryError('denied', `${ep.host} denied access to ${ep.repository} (403)`, ep.host, 403)
+    }
+    return res
+  }
+
+  /** How requests to one endpoint's repository are authorised: from the ping's challenge, then a fresh one. */
+  private authorizer(
+    ep: Endpoint,
+    pinged: Challenge | undefined,
+    o: {scope: string; kind: 'image' | 'helm'; renew: boolean},
+  ): Authorizer {
+    const {scope, kind} = o
+    let challenge = pinged
+    return {
+      authorization: () => this.authorization(ep, challenge, scope, kind),
+      renew: async (headers, previous) => {
+        const fresh = parseChallenge(headers.get('www-authenticate'))
+        // Anonymous was refused, or the registry wants another scheme here: one more try with that.
+        if (!o.renew || !fresh || (previous && fresh.scheme === challenge?.scheme)) return undefined
         challenge = fresh
-        authorization = await this.authorization(ep, challenge, scope, kind)
-        if (authorization) continue
-      }
-      const cred = await this.credentialFor(ep.host, kind)
-      throw new RegistryError(
-        'unauthorized',
-        cred
-          ? `${ep.host} rejected the credentials (from ${cred.origin}) for ${ep.repository}`
-          : `${ep.host} requires authentication for ${ep.repository} and no credentials were found for it`,
-        ep.host,
-        401,
-      )
+        return this.authorization(ep, challenge, scope, kind)
+      },
+      refused: async () => {
+        const cred = await this.credentialFor(ep.host, kind)
+        return new RegistryError(
+          'unauthorized',
+          cred
+            ? `${ep.host} rejected the credentials (from ${cred.origin}) for ${ep.repository}`
+            : `${ep.host} requires authentication for ${ep.repository} and no credentials were found for it`,
+          ep.host,
+          401,
+        )
+      },
     }
   }
 
@@ -552,7 +566,7 @@ export class RegistryClient {
     if (o.range) headers.range = `bytes=${o.range}-`
     // A Helm index is text that is only parsed, never hashed: let it travel compressed.
     if (o.compressed) headers['accept-encoding'] = 'gzip, br'
-    const res = await this.http.sendWithRetry(url, {authorization, headers})
+    const res = await this.transport(url, {authorization, headers})
     if (res.status === 401 || res.status === 403) {
       await discard(res)
       throw new RegistryError(
@@ -578,7 +592,7 @@ export class RegistryClient {
   /** Retry wrapper with this client's policy (used around whole blob downloads). */
   /** `fn` under this client's retry policy; `retryable` widens or narrows which failures are retried. */
   retry<T>(fn: (attempt: number) => Promise<T>, retryable?: (error: unknown) => boolean): Promise<T> {
-    return withRetry({attempts: this.attempts, retryBaseMs: this.retryBaseMs, retryable}, fn)
+    return retrying({attempts: this.attempts, retryBaseMs: this.retryBaseMs, retryable}, fn)
   }
 }
 

@@ -279,26 +279,8 @@ export class HttpClient {
   }
 
   /** `send` with retries on transient failures; the response of the last attempt is returned or thrown. */
-  async sendWithRetry(url: URL, init: SendInit = {}): Promise<HttpResponse> {
-    return withRetry(this.options, async () => {
-      const res = await this.send(url, init)
-      if (res.status === 429 || res.status >= 500) {
-        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'))
-        await res.body.cancel()
-        throw Object.assign(
-          new RegistryError(
-            'http',
-            `${url.host} answered ${res.status} ${res.statusText}`.trim(),
-            url.host,
-            res.status,
-          ),
-          {
-            retryAfterMs,
-          },
-        )
-      }
-      return res
-    })
+  sendWithRetry(url: URL, init: SendInit = {}): Promise<HttpResponse> {
+    return withRetry((u, i) => this.send(u, i), this.options)(url, init)
   }
 
   async close(): Promise<void> {
@@ -627,7 +609,8 @@ export interface RetryPolicy {
   retryable?: (error: unknown) => boolean
 }
 
-export async function withRetry<T>(o: RetryPolicy, fn: (attempt: number) => Promise<T>): Promise<T> {
+/** `fn` under the retry policy: attempts with backoff while the failure is retryable. */
+export async function retrying<T>(o: RetryPolicy, fn: (attempt: number) => Promise<T>): Promise<T> {
   const retryable = o.retryable ?? isTransient
   for (let attempt = 0; ; attempt++) {
     try {
@@ -643,4 +626,32 @@ export async function withRetry<T>(o: RetryPolicy, fn: (attempt: number) => Prom
       )
     }
   }
+}
+
+/**
+ * One HTTP exchange, request in, response out: go-containerregistry's `http.RoundTripper` shape. Behaviour is
+ * added by wrapping one (`withRetry` here, `withAuth` in ./auth.ts), so each concern is written once and the
+ * client composes them: `withAuth(withRetry(send, policy), authorizer)`.
+ */
+export type RoundTrip = (url: URL, init?: SendInit) => Promise<HttpResponse>
+
+/** `rt` retried with backoff on transient failures and on 429 and 5xx answers (Retry-After honoured); the answer
+ *  of the last attempt is returned, or its failure thrown. */
+export function withRetry(rt: RoundTrip, policy: RetryPolicy): RoundTrip {
+  return (url, init = {}) =>
+    retrying(policy, async () => {
+      const res = await rt(url, init)
+      if (res.status === 429 || res.status >= 500) {
+        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'))
+        await res.body.cancel()
+        const error = new RegistryError(
+          'http',
+          `${url.host} answered ${res.status} ${res.statusText}`.trim(),
+          url.host,
+          res.status,
+        )
+        throw Object.assign(error, {retryAfterMs})
+      }
+      return res
+    })
 }
