@@ -1,6 +1,7 @@
 // Resolve and fetch figures for issue 3, against a loopback docker-registry:
 //
 //   node --import tsx bench/resolve-fetch.ts [--images 200] [--layer-mib 32] [--layers 8] [--reps 3] [--concurrency 8]
+//                                            [--supply-chain carry|skip]
 //
 // 1. resolve: a profile of `--images` multi-arch images (OCI index + attestation, two platforms each) resolved to
 //    digests for linux/amd64 (index + platform manifest + single-manifest config reads, no layers): seconds and
@@ -28,6 +29,7 @@ const {values: args} = parseArgs({
     layers: {type: 'string', default: '8'},
     reps: {type: 'string', default: '3'},
     concurrency: {type: 'string', default: '8'},
+    'supply-chain': {type: 'string', default: 'carry'},
   },
 })
 const images = Number(args.images)
@@ -66,7 +68,14 @@ try {
   const platform = {os: 'linux', architecture: 'amd64'}
   const resolveTimes: number[] = []
   for (let r = 0; r < reps; r++)
-    resolveTimes.push(await secs(() => resolveArtifacts({images: requests, charts: []}, {platform, concurrency})))
+    resolveTimes.push(
+      await secs(() =>
+        resolveArtifacts(
+          {images: requests, charts: []},
+          {platform, concurrency, supplyChain: args['supply-chain'] === 'skip' ? 'skip' : 'carry'},
+        ),
+      ),
+    )
 
   process.stderr.write(`seeding one image of ${layerCount} × ${layerMib} MiB layers…\n`)
   const layers = []

@@ -27,6 +27,12 @@ import {
 /** Statuses of the referrers endpoint that mean "this registry has no referrers API": use the fallback tag. */
 const NO_REFERRERS_API = new Set([404, 405])
 
+/**
+ * Endpoints (by API base) known to have no referrers API, per client: a registry with the API never answers 404 for
+ * a repository that exists (distribution-spec), so one such answer holds for every later image of the run.
+ */
+const withoutReferrersApi = new WeakMap<RegistryClient, Set<string>>()
+
 interface Lookup {
   client: RegistryClient
   /** The image the artefacts belong to, for their references and messages. */
@@ -36,7 +42,8 @@ interface Lookup {
 
 /**
  * Every supply-chain artefact of a resolved image, sorted (subject, kind, tag, digest) so that equal registries
- * give equal locks.
+ * give equal locks. One request at a time: images are resolved `--concurrency` at a time, and that stays the bound
+ * on requests in flight.
  */
 export async function discoverSupplyChain(
   client: RegistryClient,
@@ -44,17 +51,15 @@ export async function discoverSupplyChain(
   store?: BlobStore,
 ): Promise<LockedSupplyArtifact[]> {
   const lookup: Lookup = {client, image: image.reference, store}
-  const subjects = [...new Set([image.digest, image.platformManifest.digest])]
-  const found = await Promise.all(
-    subjects.flatMap((subject) => [
-      ...(Object.keys(COSIGN_SUFFIXES) as CosignSuffix[]).map(async (suffix) => {
-        const a = await cosignArtifact(lookup, subject, suffix)
-        return a ? [a] : []
-      }),
-      referrersOf(lookup, subject),
-    ]),
-  )
-  return sortSupplyChain(found.flat())
+  const found: LockedSupplyArtifact[] = []
+  for (const subject of new Set([image.digest, image.platformManifest.digest])) {
+    for (const suffix of Object.keys(COSIGN_SUFFIXES) as CosignSuffix[]) {
+      const artifact = await cosignArtifact(lookup, subject, suffix)
+      if (artifact) found.push(artifact)
+    }
+    found.push(...(await referrersOf(lookup, subject)))
+  }
+  return sortSupplyChain(found)
 }
 
 /**
@@ -159,10 +164,14 @@ async function cosignArtifact(
 
 /** The referrers of `subject`: from the referrers API, or from the fallback tag where the registry has no API. */
 async function referrersOf(lookup: Lookup, subject: string): Promise<LockedSupplyArtifact[]> {
+  let noApi = withoutReferrersApi.get(lookup.client)
+  if (!noApi) withoutReferrersApi.set(lookup.client, (noApi = new Set()))
   const found = await onEndpoints(lookup, async (ep) => {
+    if (noApi.has(ep.base.href)) return referrersFromTag(lookup, ep, subject)
     const res = await lookup.client.request(ep, `referrers/${subject}`, {headers: {accept: MediaType.ociIndex}})
     if (NO_REFERRERS_API.has(res.status)) {
       await discard(res)
+      noApi.add(ep.base.href)
       return referrersFromTag(lookup, ep, subject)
     }
     if (res.status !== 200) {
