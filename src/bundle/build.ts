@@ -21,10 +21,11 @@ import {buildDefinitionTgz} from './definition.js'
 import {loadSigningKey, type SigningKey} from './sign.js'
 import {formatBytes} from '../util/format.js'
 import type {BundleFormatVersion, BundleManifest} from './format.js'
-import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle} from './writer.js'
+import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle, type WriteBundleOptions} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
 import {initStore} from '../resolve/store-init.js'
 import {inventoryFileName, inventoryOf, serializeInventory} from '../delta/inventory.js'
+import {loadDeltaBases, writeDelta, type DeltaBase, type DeltaMode, type DeltaSummary} from '../delta/build.js'
 import {ensureWritableDir} from '../util/environment.js'
 
 // `airpack bundle build` as a service: validate → resolve (or check the given lock) → fetch → write every output
@@ -53,6 +54,9 @@ export interface BuildOptions {
   airpackVersion: string
   /** SOURCE_DATE_EPOCH, parsed; the only time that may enter the bundle. */
   sourceDateEpoch?: number
+  /** --delta-from: also write NAME.delta.tar.zst against these bases (PRODUCT.md §11). */
+  deltaFrom?: string[]
+  deltaMode?: DeltaMode
   logger?: Logger
 }
 
@@ -87,6 +91,8 @@ export interface BuildReport {
     seconds: number
   }[]
   userData: {site: string; file: string; sha256: string}[]
+  /** With --delta-from: the delta written beside the whole bundle. */
+  delta?: DeltaSummary
   warnings: string[]
   totals: {
     artifacts: number
@@ -200,6 +206,25 @@ interface PackInput {
   logger: Logger
 }
 
+/** What the writer needs for this build's bundle (and its delta, written from the same plan). */
+function writeOptionsOf(options: BuildOptions, input: PackInput): WriteBundleOptions {
+  return {
+    name: options.name,
+    outputDir: input.outputDir,
+    lock: input.lock,
+    store: input.store,
+    profiles: input.profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, document: p.document})),
+    definitionTgz: input.definitionTgz,
+    compressionLevel: options.compressionLevel,
+    formatVersion: options.formatVersion,
+    airpackVersion: options.airpackVersion,
+    sourceDateEpoch: options.sourceDateEpoch,
+    signingKey: input.signingKey,
+    partSize: options.partSize,
+    logger: input.logger,
+  }
+}
+
 /**
  * Fetch by digest only, and pack while fetching: the writer streams each blob (in digest order, the order the
  * fetch follows) as soon as the cache has verified and published it. Only verified bytes enter the tar, and a
@@ -218,22 +243,7 @@ async function fetchAndPack(
     fetchSeconds = (Date.now() - t1) / 1000
     return r
   })
-  const writing = writeBundle({
-    name: options.name,
-    outputDir: input.outputDir,
-    lock: input.lock,
-    store: input.store,
-    profiles: input.profiles.map((p) => ({name: p.name, version: p.version, sha256: p.sha256, document: p.document})),
-    definitionTgz: input.definitionTgz,
-    compressionLevel: options.compressionLevel,
-    formatVersion: options.formatVersion,
-    airpackVersion: options.airpackVersion,
-    sourceDateEpoch: options.sourceDateEpoch,
-    signingKey: input.signingKey,
-    partSize: options.partSize,
-    logger: input.logger,
-    blobReady: fetching.ready,
-  })
+  const writing = writeBundle({...writeOptionsOf(options, input), blobReady: fetching.ready})
   const [fetchResult, writeResult] = await Promise.allSettled([fetchDone, writing])
   if (writeResult.status === 'fulfilled') onPending(writeResult.value)
   // The fetch's error explains a writer that stopped waiting for a blob, so it comes first.
@@ -326,6 +336,7 @@ interface ReportInput {
   seconds: number
   /** The endpoint each artifact was resolved from (absent under --locked, where nothing is resolved). */
   resolvedFrom: ReadonlyMap<string, string>
+  delta?: {pending: PendingBundle; summary: DeltaSummary}
 }
 
 function bundleSection(
@@ -377,7 +388,9 @@ function totalsSection(artifacts: number, input: ReportInput): BuildReport['tota
 function buildReportOf(options: BuildOptions, input: ReportInput, stagedFiles: string[]): BuildReport {
   const artifacts = artifactRows(input.packed.pending, input.packed.fetched, input.resolvedFrom)
   const reportName = `${options.name}.report.json`
-  const files = [...input.packed.pending.files, ...stagedFiles, reportName].filter((f) => !f.startsWith('..')).sort()
+  const files = [...input.packed.pending.files, ...(input.delta?.pending.files ?? []), ...stagedFiles, reportName]
+    .filter((f) => !f.startsWith('..'))
+    .sort()
   return {
     name: options.name,
     identity: input.packed.pending.identity,
@@ -388,6 +401,7 @@ function buildReportOf(options: BuildOptions, input: ReportInput, stagedFiles: s
     bundle: bundleSection(options, input),
     artifacts,
     userData: input.userData,
+    ...(input.delta ? {delta: input.delta.summary} : {}),
     warnings: input.warnings,
     totals: totalsSection(artifacts.length, input),
   }
@@ -409,12 +423,15 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
   const siteDocuments = options.sitesFile
     ? (await buildSiteDocuments(await loadInventory(options.sitesFile), options.mode)).documents
     : []
+  // The bases of --delta-from, before anything is downloaded: a wrong or unreadable base fails fast.
+  const bases: DeltaBase[] = options.deltaFrom?.length ? await loadDeltaBases(options.deltaFrom, valid.platform) : []
   const store = new BlobStore(options.cacheDir ? path.resolve(options.cacheDir) : defaultCacheDir())
   await initStore(store)
   const registry: RegistryAccessOptions = {...options.registry, logger}
 
   const staged = new StagedOutputs(outputDir)
   let pending: PendingBundle | undefined
+  let delta: {pending: PendingBundle; summary: DeltaSummary} | undefined
   const uninstall = installInterruptCleanup(killAllZstd, logger)
   try {
     const t0 = Date.now()
@@ -435,6 +452,9 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     const definitionTgz = definitionFor(valid.profiles, options)
     const packInput = {lock, store, registry, profiles: valid.profiles, definitionTgz, outputDir, signingKey, logger}
     const packed = await fetchAndPack(options, packInput, (p) => (pending = p))
+    // The delta after the whole bundle: its identity is then known, and every blob is in the cache.
+    if (bases.length > 0)
+      delta = await writeDelta(writeOptionsOf(options, packInput), packed.pending, bases, options.deltaMode ?? 'thin')
     // Every chart archive is in the cache now: check what their values.yaml name against the content tags.
     const chartWarnings = await chartContentWarnings({...valid, lock}, store, logger)
     const userData = await stageSideOutputs(staged, options, lock, definitionTgz, siteDocuments)
@@ -458,16 +478,18 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
       resolveSeconds,
       seconds,
       resolvedFrom,
+      delta,
     }
     const report = buildReportOf(options, input, staged.files())
     await staged.stage(`${options.name}.report.json`, canonicalJson(report))
-    await publish(packed.pending, staged, outputDir)
+    await publish([packed.pending, ...(delta ? [delta.pending] : [])], staged, outputDir)
     logger.info(
       `Wrote ${report.files.length} file(s) to ${outputDir} (${formatBytes(packed.pending.compressedSize)} compressed, ${round(seconds, 1)} s)`,
     )
     return report
   } catch (error) {
     await pending?.abort().catch(() => {})
+    await delta?.pending.abort().catch(() => {})
     await staged.abort()
     if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') throw diskFull(outputDir, error)
     throw error
@@ -476,10 +498,10 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
   }
 }
 
-/** Publish: the bundle (and its parts, signature) first, then the rest. */
-async function publish(pending: PendingBundle, staged: StagedOutputs, outputDir: string): Promise<void> {
+/** Publish: the bundle (and its parts, signature) first, then its delta, then the rest. */
+async function publish(bundles: PendingBundle[], staged: StagedOutputs, outputDir: string): Promise<void> {
   try {
-    await pending.commit()
+    for (const pending of bundles) await pending.commit()
     await staged.commit()
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw diskFull(outputDir, error)

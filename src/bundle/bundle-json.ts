@@ -1,12 +1,9 @@
-import path from 'node:path'
-
-import {IntegrityError, UsageError} from '../errors.js'
+import {IntegrityError} from '../errors.js'
 import {OverBudgetError, byteCounter, checkDeclaredSize} from '../limits.js'
+import {tarChunks} from './decompress.js'
 import {BUNDLE_JSON, FORMAT_VERSION, SEEKABLE_FORMAT_VERSION, type BundleManifest} from './format.js'
-import {PIPE_AHEAD} from './hash.js'
-import {openBundleSource, readCompressed, type BundleSource} from './source.js'
-import {drained, TarFormatError, TarParser} from './tar.js'
-import {startDecompressor} from './zstd.js'
+import {openBundleSource, type BundleSource} from './source.js'
+import {TarFormatError, TarParser} from './tar.js'
 
 // A bundle's airpack/bundle.json alone, without the rest of the stream: what `bundle diff` and the delta tools
 // compare. (readBundle in reader.ts reads it as the first step of its one full pass.)
@@ -46,85 +43,75 @@ export interface BundleJsonRead {
  * delta tools, which compare inventories; `verify` is what proves the rest of the bundle matches it.
  */
 export async function readBundleJson(input: string): Promise<BundleJsonRead> {
+  const head = await readHeadEntries(input, (path, index) => {
+    if (index === 0 && path === BUNDLE_JSON) return undefined
+    if (index === 0 && path === DELTA_ENTRY)
+      return `the first entry is ${DELTA_ENTRY}: this is a day-2 delta, not a whole bundle; pass the bundle (or its NAME.inventory.json) instead, or use \`airpack bundle patch\` to make the whole bundle from its base`
+    return `the first entry is ${JSON.stringify(path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`
+  })
+  const bytes = head.entries.get(BUNDLE_JSON)!
+  const manifest = parseBundleJson(bytes)
+  if (typeof manifest === 'string') throw bundleInvalid(input, manifest)
+  return {source: head.source, manifest, bytes}
+}
+
+/** A day-2 delta's first entry (PRODUCT.md §11; its shape is src/delta/format.ts). */
+export const DELTA_ENTRY = 'airpack/delta.json'
+
+function bundleInvalid(
+  input: string,
+  message: string,
+  hint = 'Copy the bundle again from the original, or rebuild it.',
+): IntegrityError {
+  return new IntegrityError('BUNDLE_INVALID', `${input}: ${message}`, {
+    hint,
+    details: {bundle: input, problems: [message]},
+  })
+}
+
+/**
+ * The entries at the start of a bundle or delta, up to and including airpack/bundle.json, each held in memory
+ * (all within bundle.json's budget together); the rest of the stream is never read. `refuse` says why an entry
+ * at that position is not allowed there (the read stops, exit 5), or undefined to keep it.
+ */
+export async function readHeadEntries(
+  input: string,
+  refuse: (path: string, index: number) => string | undefined,
+): Promise<{source: BundleSource; entries: Map<string, Buffer>}> {
   const source = await openBundleSource(input)
-  const invalid = (message: string, hint = 'Copy the bundle again from the original, or rebuild it.') =>
-    new IntegrityError('BUNDLE_INVALID', `${input}: ${message}`, {hint, details: {bundle: input, problems: [message]}})
-  const chunks: Buffer[] = []
-  let bytes: Buffer | undefined
-  let entries = 0
+  const invalid = (message: string, hint?: string) => bundleInvalid(input, message, hint)
+  const entries = new Map<string, Buffer>()
+  let done = false
+  let index = 0
   const countBytes = byteCounter('bundleJson', BUNDLE_JSON)
   const parser = new TarParser((h) => {
-    if (entries++ > 0) return undefined
-    if (h.path !== BUNDLE_JSON || h.type !== 'file')
-      throw new NotBundleJson(
-        `the first entry is ${JSON.stringify(h.path)}, not ${BUNDLE_JSON}: this is not an airpack bundle, or it was repacked`,
-      )
-    checkDeclaredSize('bundleJson', h.size, BUNDLE_JSON)
+    // The rest of the chunk that held bundle.json's end is parsed too: past the head, nothing is kept.
+    if (done) return undefined
+    const why = h.type === 'file' ? refuse(h.path, index++) : `entry ${JSON.stringify(h.path)} is not a regular file`
+    if (why) throw new NotBundleJson(why)
+    checkDeclaredSize('bundleJson', h.size, h.path)
+    const chunks: Buffer[] = []
     return {
       data: (c) => {
         countBytes(c)
         chunks.push(Buffer.from(c))
       },
-      end: () => (bytes = Buffer.concat(chunks)),
+      end: () => {
+        entries.set(h.path, Buffer.concat(chunks))
+        if (h.path === BUNDLE_JSON) done = true
+      },
     }
   })
-  const zstd = startDecompressor()
-  let stop = false
-  let readError: NodeJS.ErrnoException | undefined
-  const feed = (async () => {
-    try {
-      for await (const chunk of readCompressed(source)) {
-        if (stop || zstd.stdin.destroyed) break
-        zstd.stdin.write(chunk)
-        // A closed pipe means zstd stopped (its exit status says why) or we stopped it: nothing more to feed.
-        if (
-          zstd.stdin.writableLength > PIPE_AHEAD &&
-          !(await drained(zstd.stdin).then(
-            () => true,
-            () => false,
-          ))
-        )
-          break
-      }
-    } catch (error) {
-      readError = error as NodeJS.ErrnoException
-    }
-    if (!stop && !zstd.stdin.destroyed) zstd.stdin.end()
-  })()
-  let failure: unknown
   try {
-    for await (const chunk of zstd.stdout! as AsyncIterable<Buffer>) {
+    for await (const chunk of tarChunks(source)) {
       parser.push(chunk)
-      if (bytes) break
+      if (done) break
     }
   } catch (error) {
-    failure = error
+    if (error instanceof OverBudgetError) throw invalid(error.message, error.hint)
+    if (error instanceof NotBundleJson || error instanceof TarFormatError) throw invalid(error.message)
+    throw error
   }
-  stop = true
-  const zstdError = bytes ? undefined : await zstd.stop()
-  if (bytes) await zstd.stop()
-  await feed
-  if (readError) {
-    throw new UsageError(
-      'BUNDLE_UNREADABLE',
-      `${input}: cannot read ${readError.path ? path.basename(readError.path) : 'the bundle'} (${readError.code ?? readError.message})`,
-      {
-        hint: 'Check that every part is present and readable by this user.',
-        details: {bundle: input},
-      },
-    )
-  }
-  if (failure instanceof OverBudgetError) throw invalid(failure.message, failure.hint)
-  if (failure instanceof NotBundleJson || failure instanceof TarFormatError) throw invalid(failure.message)
-  if (failure) throw failure
-  if (!bytes) {
-    if (zstdError)
-      throw invalid(
-        `the compressed stream is corrupt or cut short: ${String((zstdError as Error).message).replace(/^zstd decompression failed: /, '')}`,
-      )
-    throw invalid(`the stream holds no complete ${BUNDLE_JSON}`)
-  }
-  const manifest = parseBundleJson(bytes)
-  if (typeof manifest === 'string') throw invalid(manifest)
-  return {source, manifest, bytes}
+  if (!done) throw invalid(`the stream holds no complete ${BUNDLE_JSON}`)
+  return {source, entries}
 }

@@ -105,6 +105,21 @@ export interface ReadOptions {
   publicKey?: VerifyingKey
   /** verify: every image must carry a cosign signature made with this key (PRODUCT.md §13). */
   cosignKey?: VerifyingKey
+  /** Entries before bundle.json: a day-2 delta's (src/delta/read.ts). */
+  leading?: LeadingEntries
+}
+
+/**
+ * A delta (PRODUCT.md §11) starts with its own entries, then holds a bundle's, less the blobs it borrows from its
+ * base. `accepts` names the entries allowed before bundle.json (read into memory, bounded like bundle.json, and
+ * handed to `onEntry`); `absent` (asked once they were read) lists the entries bundle.json lists that the file does
+ * not carry: they count as present with their listed size and sha256, and the graph walk does not descend into
+ * them (their bytes are the base's to prove).
+ */
+export interface LeadingEntries {
+  accepts(path: string, index: number): boolean
+  onEntry(path: string, bytes: Buffer): void
+  absent(): Map<string, {size: number; sha256: string}>
 }
 
 class Fatal extends Error {}
@@ -112,6 +127,8 @@ class Fatal extends Error {}
 interface SeenEntry {
   size: number
   sha256: string
+  /** Listed but carried elsewhere (a delta's borrowed blob): its size is checked, its content is not walked. */
+  absent?: boolean
 }
 
 /** Why a path may not appear in a bundle, or undefined if it is a plain relative path. */
@@ -168,6 +185,7 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
             cosignKey: options.cosignKey,
             problems,
             seekable,
+            leading: options.leading,
           })
   } finally {
     await seekable?.close()
@@ -343,6 +361,7 @@ class TarScan {
   bundleJsonBytes: Buffer | undefined
   innerSig: Buffer | undefined
   entryCount = 0
+  private leadingCount = 0
   private readonly paths = new Set<string>()
   private readonly countKept = byteCounter('bundleJsonTotal', 'the sum of the JSON documents kept from this bundle')
 
@@ -353,16 +372,31 @@ class TarScan {
     private readonly seekable: boolean,
     /** A hash for one entry's bytes (format 1: on the worker that also hashes the whole tar). */
     private readonly entryHash: () => EntryHash,
+    private readonly leading?: LeadingEntries,
   ) {}
 
   readonly onEntry = (h: TarEntryHeader): EntrySink | undefined => {
-    const index = this.entryCount++
+    if (!this.bundleJsonBytes && h.type === 'file' && this.leading?.accepts(h.path, this.entryCount)) {
+      this.entryCount++
+      this.leadingCount++
+      return this.leadingSink(h)
+    }
+    const index = this.entryCount++ - this.leadingCount
     if (index === 0) return this.bundleJsonSink(h)
     const isSig = h.path === BUNDLE_SIG && index === 1
     const declared = this.checkListed(h, isSig)
     if (!this.verify || !this.acceptable(h)) return undefined
     this.paths.add(h.path)
     return this.entrySink(h, declared, isSig)
+  }
+
+  private leadingSink(h: TarEntryHeader): EntrySink {
+    fatalOnOverBudget(() => checkDeclaredSize('bundleJson', h.size, h.path))
+    const chunks: Buffer[] = []
+    return {
+      data: (c) => void chunks.push(Buffer.from(c)),
+      end: () => this.leading!.onEntry(h.path, Buffer.concat(chunks)),
+    }
   }
 
   private bundleJsonSink(h: TarEntryHeader): EntrySink {
@@ -682,6 +716,7 @@ async function streamBundle(
     cosignKey?: VerifyingKey
     problems: string[]
     seekable?: SeekableReader
+    leading?: LeadingEntries
   },
 ): Promise<StreamState> {
   const {verify, problems} = ctx
@@ -701,6 +736,7 @@ async function streamBundle(
     problem,
     ctx.seekable !== undefined,
     tarHashes ? () => tarHashes.entry() : nodeEntryHash,
+    ctx.leading,
   )
   const {tarHex, tarBytes} = tarHashes
     ? await pumpTar(source, scan, tarHashes, taps, problems, problem)
@@ -719,7 +755,11 @@ async function streamBundle(
   }
   let cosign: CosignResult | undefined
   if (verify) {
-    // Every listed entry must be there.
+    // Every listed entry must be there (or, in a delta, be borrowed: never both).
+    for (const [p, e] of ctx.leading?.absent() ?? []) {
+      if (scan.seen.has(p)) problem(`entry ${p} is carried, but also listed as borrowed from the base`)
+      else scan.seen.set(p, {...e, absent: true})
+    }
     for (const [p] of scan.listed)
       if (!scan.seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
     // The parts file's whole-file checksum.
@@ -818,7 +858,7 @@ class GraphCheck {
     if (!entry) return this.problem(`${owner}: ${d.mediaType} ${d.digest} is missing from the bundle`)
     if (entry.size !== d.size)
       this.problem(`${owner}: ${d.digest} is ${entry.size} bytes, its descriptor says ${d.size}`)
-    if (this.checked.has(d.digest)) return
+    if (this.checked.has(d.digest) || entry.absent) return
     this.checked.add(d.digest)
     if (isIndexType(d.mediaType)) this.walkIndex(d, owner, omitted)
     else if (isManifestType(d.mediaType)) this.walkManifest(d, owner, omitted)

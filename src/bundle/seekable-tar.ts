@@ -47,6 +47,26 @@ export class SeekableTarWriter {
     await this.end(size)
   }
 
+  /** An entry of `size` bytes from a stream (`bundle patch`), each chunk also handed to `onChunk`. */
+  async addStream(
+    path: string,
+    size: number,
+    body: AsyncIterable<Buffer>,
+    mediaType?: string,
+    onChunk?: (chunk: Buffer) => void,
+  ): Promise<void> {
+    await this.begin(path, size, mediaType)
+    let seen = 0
+    for await (const chunk of body) {
+      seen += chunk.length
+      if (seen > size) throw new Error(`${path}: source is longer than its recorded ${size} bytes`)
+      onChunk?.(chunk)
+      await this.put(chunk)
+    }
+    if (seen !== size) throw new Error(`${path}: source ended after ${seen} of ${size} bytes`)
+    await this.end(size)
+  }
+
   /** The two zero blocks that end the tar, as the last frame group; returns the tar's size. */
   async finish(): Promise<number> {
     this.frames.beginSegment('compressed', TAR_END_LENGTH)

@@ -88,6 +88,23 @@ export interface WriteBundleOptions {
    * only after that; without it every blob must already be cached.
    */
   blobReady?: (digest: string) => Promise<void>
+  /** A day-2 delta instead of the whole bundle (src/delta/build.ts, PRODUCT.md §11). */
+  delta?: DeltaHook
+}
+
+/**
+ * What turns the writer's output into a delta: the files are FILE_STEM.tar.zst (and its parts, parts file and
+ * signature), `leading` entries come before bundle.json (computed from the planned bundle.json and entries), and only the
+ * blobs `carries` accepts are written (all without it). Everything else is written exactly as in the whole bundle.
+ */
+export interface DeltaHook {
+  fileStem: string
+  leading?(
+    manifest: BundleManifest,
+    bundleJson: Buffer,
+    entries: readonly {path: string; digest?: string; mediaType?: string}[],
+  ): {path: string; data: Buffer}[]
+  carries?(digest: string): boolean
 }
 
 export interface PendingBundle {
@@ -97,6 +114,8 @@ export interface PendingBundle {
   compressedSize: number
   /** sha256 hex of the whole .tar.zst, when it was computed on the way (split or signed bundles). */
   compressedSha256?: string
+  /** With a signing key: the detached signature of the whole .tar.zst (a delta carries it for `bundle patch`). */
+  detachedSignature?: Buffer
   manifest: BundleManifest
   parts?: PartsFile
   /** Final file names (relative to outputDir) this bundle publishes on commit. */
@@ -474,12 +493,20 @@ export function diskFull(dir: string, cause: unknown): UsageError {
 }
 
 /** The tar of the bundle as it is written: entry by entry, into the compressor of the bundle's format. */
-interface BundleTar {
+export interface BundleTar {
   readonly bytesWritten: number
   /** An entry whose bytes are in memory; `mediaType` is a blob's (format 2 frames by it). */
   addBuffer(path: string, data: Buffer, mediaType?: string): Promise<void>
   /** A blob from the cache (already verified against its digest when it entered the cache). */
   addBlob(entry: PlannedEntry, store: BlobStore): Promise<void>
+  /** An entry streamed from elsewhere (`bundle patch`: a base or a delta), each chunk also handed to `onChunk`. */
+  addStream(
+    path: string,
+    size: number,
+    body: AsyncIterable<Buffer>,
+    mediaType?: string,
+    onChunk?: (chunk: Buffer) => void,
+  ): Promise<void>
   /** The tar's end blocks: its size, and its sha256 when it is the identity (format 1). */
   finish(): Promise<{size: number; sha256?: string}>
   abort(): void
@@ -489,7 +516,7 @@ interface BundleTar {
  * What turns the tar into the .tar.zst: the `zstd` program (format 1) or the seekable frame writer (format 2). The
  * tar is written through `tar`; the compressed bytes go to the output file itself, or out of `stdout` for parts.
  */
-interface Compressor {
+export interface Compressor {
   readonly tar: BundleTar
   readonly stdout?: Readable
   /** All of the tar written: resolves once every compressed byte has been handed on. */
@@ -511,6 +538,7 @@ function zstdCompressor(level: number, mtime: number, outputFile: string | undef
     },
     addBuffer: (path, data) => writer.addBuffer(path, data),
     addBlob: (entry, store) => writer.addStream(entry.path, entry.size, store.openRead(entry.digest!)),
+    addStream: (path, size, body, _mediaType, onChunk) => writer.addStream(path, size, body, onChunk),
     finish: () => writer.finish(),
     abort: () => writer.abort(),
   }
@@ -554,6 +582,7 @@ async function seekableCompressor(level: number, mtime: number, outputFile: stri
         await file.close()
       }
     },
+    addStream: (path, size, body, mediaType, onChunk) => writer.addStream(path, size, body, mediaType, onChunk),
     finish: async () => ({size: await writer.finish()}),
     abort: () => {},
   }
@@ -576,6 +605,20 @@ async function seekableCompressor(level: number, mtime: number, outputFile: stri
   }
 }
 
+/** The compressor of a bundle format, into `outputFile` (or out of `stdout`): also what `bundle patch` writes with. */
+export async function openCompressor(
+  formatVersion: BundleFormatVersion,
+  level: number,
+  mtime: number,
+  outputFile: string | undefined,
+): Promise<Compressor> {
+  return formatVersion === SEEKABLE_FORMAT_VERSION
+    ? seekableCompressor(level, mtime, outputFile)
+    : zstdCompressor(level, mtime, outputFile)
+}
+
+const fileStemOf = (options: WriteBundleOptions) => options.delta?.fileStem ?? options.name
+
 /**
  * Where the compressed bytes go: one file that the compressor writes itself (the fastest), or parts cut from its
  * stdout by writeParts, the detached signature fed on the way.
@@ -594,7 +637,7 @@ class CompressedOutput {
     single: AtomicOutput | undefined,
     readonly compressor: Compressor,
   ) {
-    this.bundleFile = `${options.name}.tar.zst`
+    this.bundleFile = `${fileStemOf(options)}.tar.zst`
     this.single = single
     if (single) this.outputs.push(single)
     this.writeback = single ? new WritebackFlusher(single.tmpPath) : undefined
@@ -618,13 +661,15 @@ class CompressedOutput {
   static async open(options: WriteBundleOptions): Promise<CompressedOutput> {
     const single =
       options.partSize === undefined
-        ? await atomicOutput(path.join(options.outputDir, `${options.name}.tar.zst`))
+        ? await atomicOutput(path.join(options.outputDir, `${fileStemOf(options)}.tar.zst`))
         : undefined
     try {
-      const compressor =
-        options.formatVersion === SEEKABLE_FORMAT_VERSION
-          ? await seekableCompressor(options.compressionLevel, options.sourceDateEpoch ?? 0, single?.tmpPath)
-          : zstdCompressor(options.compressionLevel, options.sourceDateEpoch ?? 0, single?.tmpPath)
+      const compressor = await openCompressor(
+        options.formatVersion ?? FORMAT_VERSION,
+        options.compressionLevel,
+        options.sourceDateEpoch ?? 0,
+        single?.tmpPath,
+      )
       return new CompressedOutput(options, single, compressor)
     } catch (error) {
       await single?.abort()
@@ -665,10 +710,12 @@ class CompressedOutput {
   /** The parts file, or the single file's size and (when signing) its sha256, and the signature file. */
   async seal(
     split: SplitResult | undefined,
-  ): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
+  ): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile; detachedSignature?: Buffer}> {
     const sealed = split ? await this.sealParts(split) : await this.sealSingle()
-    if (this.signer) await this.stage(`${this.bundleFile}.sig`, this.signer.sign())
-    return sealed
+    if (!this.signer) return sealed
+    const detachedSignature = this.signer.sign()
+    await this.stage(`${this.bundleFile}.sig`, detachedSignature)
+    return {...sealed, detachedSignature}
   }
 
   private async sealParts(
@@ -684,7 +731,7 @@ class CompressedOutput {
       parts: split.parts.map((p) => ({name: p.name, size: p.size, sha256: p.sha256})),
       join: `cat ${this.bundleFile}.[0-9][0-9][0-9] > ${this.bundleFile}`,
     }
-    await this.stage(`${this.options.name}.parts.json`, canonicalJson(parts))
+    await this.stage(`${fileStemOf(this.options)}.parts.json`, canonicalJson(parts))
     return {compressedSize: split.size, compressedSha256: split.sha256, parts}
   }
 
@@ -760,20 +807,25 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
     options.compressionLevel,
     formatVersion === FORMAT_VERSION ? await zstdVersion() : undefined,
   )
-  const {manifest, entries, owners} = await planBundle(options, compression)
+  const planned = await planBundle(options, compression)
+  const {manifest, owners} = planned
   const bundleJson = Buffer.from(canonicalJson(manifest))
   const signature = options.signingKey ? signDocument(options.signingKey, bundleJson) : undefined
+  const carries = options.delta?.carries
+  const entries = carries ? planned.entries.filter((e) => !e.digest || carries(e.digest)) : planned.entries
+  const leading = options.delta?.leading?.(manifest, bundleJson, planned.entries) ?? []
 
   const out = await CompressedOutput.open(options)
   const {compressor} = out
   logger.info(
-    `Writing ${out.bundleFile} (format ${formatVersion}): ${entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`,
+    `Writing ${out.bundleFile} (format ${formatVersion}): ${leading.length + entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`,
   )
   const {tar} = compressor
   const stopProgress = progressLines(tar, manifest.totals.blobBytes, logger)
   let tarResult: {sha256?: string; size: number}
   let split: SplitResult | undefined
   try {
+    for (const e of leading) await tar.addBuffer(e.path, e.data)
     await tar.addBuffer(BUNDLE_JSON, bundleJson)
     if (signature) await tar.addBuffer(BUNDLE_SIG, signature)
     await writeEntries(tar, entries, owners, options)
@@ -799,7 +851,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
       manifest,
       files,
       async commit() {
-        await removeStaleOutputs(options.outputDir, options.name, new Set(files))
+        await removeStaleOutputs(options.outputDir, fileStemOf(options), new Set(files))
         for (const o of out.outputs) await o.commit()
       },
       abort: () => out.abort(),

@@ -13,6 +13,8 @@ export interface TestContainerd {
   ctr(args: string[]): string
   /** The k8s.io namespace's images: name → target digest. */
   images(): Map<string, string>
+  /** A shell script with `$CTR` set to `ctr --address SOCKET -n k8s.io`; throws on a non-zero exit. */
+  sh(script: string): string
   stop(): Promise<void>
 }
 
@@ -59,7 +61,8 @@ export async function startContainerd(): Promise<TestContainerd> {
     }
     await new Promise((r) => setTimeout(r, 100))
   }
-  const ctr = (args: string[]) => execFileSync('ctr', ['--address', socket, '-n', 'k8s.io', ...args]).toString()
+  const ctr = (args: string[]) =>
+    execFileSync('ctr', ['--address', socket, '-n', 'k8s.io', ...args], {maxBuffer: 64 << 20}).toString()
   return {
     socket,
     ctr,
@@ -72,6 +75,17 @@ export async function startContainerd(): Promise<TestContainerd> {
           .map((line) => line.split(/\s+/))
           .map((cols) => [cols[0], cols[2]] as [string, string]),
       ),
+    sh(script) {
+      try {
+        return execFileSync('bash', ['-c', script], {
+          env: {...process.env, CTR: `ctr --address ${socket} -n k8s.io`},
+          maxBuffer: 64 << 20,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }).toString()
+      } catch (error) {
+        throw new Error(`${script}: ${String((error as {stderr?: Buffer}).stderr ?? error)}`)
+      }
+    },
     stop,
   }
 }

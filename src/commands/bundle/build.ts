@@ -34,6 +34,8 @@ and writes into --output:
   NAME-definition.tgz      the cluster definition for Local UI (also inside the bundle)
   user-data/SITE/user-data with --sites: one validated #cloud-config per site
   NAME.report.json         what was fetched, from where, cache hits, bytes, seconds, throughput
+  NAME.inventory.json      the bundle's identity and bundle.json: a later --delta-from or bundle diff needs only this
+  NAME.delta.tar.zst       with --delta-from BASE: the day-2 delta, written in addition to the whole NAME.tar.zst
 
 Split parts are plain byte ranges: \`cat NAME.tar.zst.[0-9][0-9][0-9] > NAME.tar.zst\` rebuilds the file (a bare
 NAME.tar.zst.* would also pick up NAME.tar.zst.sig). \`bundle verify\` and \`bundle inspect\` read the parts directly.
@@ -48,12 +50,20 @@ An Ed25519 key signs the file's SHA-256 digest:
   openssl dgst -sha256 -binary NAME.tar.zst > NAME.sha256
   openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in NAME.sha256 -sigfile NAME.tar.zst.sig
 
+Day-2 deltas (--delta-from BASE, repeatable; BASE is a bundle, its first part, its parts file or its
+NAME.inventory.json): the build writes the whole NAME.tar.zst as usual AND NAME.delta.tar.zst (split and signed like
+the bundle): airpack/delta.json, then the bundle's metadata byte for byte, then only the blobs no base holds.
+Sites that hold a base import the delta (after \`bundle verify DELTA --site-content\`); Local UI sites rebuild the
+whole bundle with \`bundle patch BASE DELTA\`. --delta-mode artifacts writes instead an ordinary self-contained
+bundle of only the artifacts whose digest changed.
+
 Needs the zstd program (apt-get install zstd).`
 
   static examples = [
     '<%= config.bin %> bundle build examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64 --name store-v1',
     '<%= config.bin %> bundle build infra.json addons.json --arch arm64 --name retail-2026-06 --sign-key content-key.pem --media fat32 --sites sites.yaml',
     '<%= config.bin %> bundle build infra.json --arch amd64 --name store-v1 --lock-file store-v1.lock.json --locked --json',
+    '<%= config.bin %> bundle build infra.json addons.json --arch amd64 --name store-v2 --delta-from output/store-v1.inventory.json --sign-key content-key.pem',
   ]
 
   static args = profileArgs
@@ -100,6 +110,17 @@ Needs the zstd program (apt-get install zstd).`
     })(),
     'cache-dir': cacheDirFlag,
     'supply-chain': supplyChainFlag(),
+    'delta-from': Flags.string({
+      description:
+        'Also write NAME.delta.tar.zst holding only what BASE lacks (a bundle, its first part, its parts file or its NAME.inventory.json; repeatable: a mixed fleet).',
+      multiple: true,
+    }),
+    'delta-mode': Flags.option({
+      options: ['thin', 'artifacts'] as const,
+      description:
+        'thin = blob-level delta (import over the base, or `bundle patch`); artifacts = an ordinary bundle of only the artifacts whose digest changed (Local UI).',
+      default: 'thin' as const,
+    })(),
     var: varFlag,
     mode: modeFlag(),
   }
@@ -128,6 +149,8 @@ Needs the zstd program (apt-get install zstd).`
       cacheDir: flags['cache-dir'],
       airpackVersion: this.config.version,
       sourceDateEpoch: sourceDateEpochFrom(process.env),
+      deltaFrom: flags['delta-from'],
+      deltaMode: flags['delta-mode'],
       logger: this.logger,
     })
     const t = report.totals
@@ -139,6 +162,13 @@ Needs the zstd program (apt-get install zstd).`
     )
     for (const f of report.files) this.log(`  ${f}`)
     this.log(`Identity: ${report.identity}`)
+    const d = report.delta
+    if (d) {
+      this.log(
+        `Delta (${d.mode}) against ${d.bases.map((b) => b.name).join(', ')}: carries ${d.carried.blobs} blob(s), ${formatBytes(d.carried.bytes)}; borrows ${d.borrowed.blobs}, ${formatBytes(d.borrowed.bytes)}; ${formatBytes(d.compressedBytes)} compressed`,
+      )
+      this.log(`Delta identity: ${d.identity}`)
+    }
     return report
   }
 }
