@@ -65,7 +65,7 @@ function get(url: string): Promise<{status: number; body: Buffer | number}> {
     http
       .get(url, (res) => {
         let n = 0
-        const keep = res.statusCode !== 200 || url.includes('/manifests/') || url.endsWith('/tags/list')
+        const keep = res.statusCode !== 200 || !url.includes('/blobs/')
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => (keep ? chunks.push(c) : (n += c.length)))
         res.on('end', () => resolve({status: res.statusCode ?? 0, body: keep ? Buffer.concat(chunks) : n}))

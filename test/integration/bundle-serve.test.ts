@@ -158,6 +158,16 @@ describe('bundle serve', () => {
     }
   })
 
+  it('--json prints one document when ready (URL, repositories, both configurations), and nothing more at exit', async () => {
+    const s = await serveBundle(fx.bundle, ['--json'])
+    expect(await s.stop()).toBe(0)
+    const doc = JSON.parse(s.stdout())
+    expect(doc).toMatchObject({status: 'ok', url: s.url, identity: fx.identity})
+    expect(doc.repositories).toContainEqual({name: 'registry.example.com/team/app', tags: ['1.0']})
+    expect(doc.registriesYaml).toContain('registry.example.com/$1')
+    expect(doc.pullThroughConfig).toBe(`proxy:\n  remoteurl: ${s.url}\n`)
+  })
+
   it('stops cleanly on SIGTERM (exit 0)', async () => {
     const s = await serveBundle(fx.bundle)
     expect(await s.stop()).toBe(0)
