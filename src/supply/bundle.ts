@@ -7,8 +7,7 @@ import {
 } from '../bundle/format.js'
 import {registryOf, type LockedImage} from '../lock/types.js'
 import {plainDescriptor, type Descriptor} from '../oci/descriptor.js'
-import {parseReference} from '../registry/reference.js'
-import {digestReference, isSupplyChainKind, taggedReference} from './cosign.js'
+import {digestReference, isSupplyChainKind, repositoryOf, taggedReference} from './cosign.js'
 
 // How an image's supply-chain artefacts enter a bundle (PRODUCT.md §13, docs/bundle-format.md): each is an artifact
 // of bundle.json with its kind, subject and image, and a platform-less index.json entry named under airpack's own
@@ -58,22 +57,17 @@ export function supplyChainEntries(image: LockedImage): SupplyChainEntry[] {
   })
 }
 
-/** Whether two references name the same repository (`registry/repository`). */
-function sameRepository(a: string, b: string): boolean {
-  const x = parseReference(a)
-  const y = parseReference(b)
-  return x.registry === y.registry && x.repository === y.repository
-}
-
 /**
  * The supply-chain artefacts a bundle carries for one of its images: those of its repository whose subject is the
  * image's index or platform digest (two references to one image share them; bundle.json names the first).
  */
 export function carriedFor(image: BundleArtifact, artifacts: readonly BundleArtifact[]): BundleArtifact[] {
   const subjects = new Set([image.digest, image.platformManifest?.digest])
+  const repository = repositoryOf(image.reference)
+  if (!repository) return []
   return artifacts.filter(
     (a) =>
-      isSupplyChainKind(a.kind) && a.subject && subjects.has(a.subject) && sameRepository(a.reference, image.reference),
+      isSupplyChainKind(a.kind) && a.subject && subjects.has(a.subject) && repositoryOf(a.reference) === repository,
   )
 }
 

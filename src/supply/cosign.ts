@@ -64,6 +64,16 @@ export function parseSupplyChainReference(reference: string): SupplyChainReferen
   return {reference, registry: ref.registry, repository: ref.repository, tag: ref.tag, ...parsed}
 }
 
+/** `HOST/PATH` of a reference, or undefined when it does not parse (bundle.json is input: it may be hostile). */
+export function repositoryOf(reference: string): string | undefined {
+  try {
+    const ref = parseReference(reference)
+    return `${ref.registry}/${ref.repository}`
+  } catch {
+    return undefined
+  }
+}
+
 /** The reference of an artefact found under a tag of an image's repository: `registry/repository:tag`. */
 export function taggedReference(imageReference: string, tag: string): string {
   const ref = parseReference(imageReference)

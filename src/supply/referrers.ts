@@ -1,7 +1,7 @@
 import type {BundleManifest} from '../bundle/format.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import {MediaType} from '../oci/media-types.js'
-import {parseReference} from '../registry/reference.js'
+import {repositoryOf} from './cosign.js'
 
 // The OCI referrers API's answer (distribution-spec, `GET /v2/<name>/referrers/<digest>`) for a bundle: an image
 // index of the referrers it carries for that subject in that repository, made from bundle.json (each referrer's
@@ -31,13 +31,4 @@ export function referrersOf(
     }))
     .sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
   return {index: {schemaVersion: 2, mediaType: MediaType.ociIndex, manifests}, filtered: Boolean(artifactType)}
-}
-
-function repositoryOf(reference: string): string | undefined {
-  try {
-    const ref = parseReference(reference)
-    return `${ref.registry}/${ref.repository}`
-  } catch {
-    return undefined
-  }
 }

@@ -64,11 +64,11 @@ function checkSignature(
   const doc = parse(document(signature.digest))
   if (!doc) return 'is not a readable manifest in the bundle'
   let reason = 'holds no simple-signing payload'
-  for (const layer of doc.layers ?? []) {
-    if (layer.mediaType !== MediaType.cosignSimpleSigning) continue
-    const payload = document(layer.digest)
+  for (const layer of Array.isArray(doc.layers) ? doc.layers : []) {
+    if (layer?.mediaType !== MediaType.cosignSimpleSigning) continue
+    const payload = typeof layer.digest === 'string' ? document(layer.digest) : undefined
     const sig = layer.annotations?.[COSIGN_SIGNATURE_ANNOTATION]
-    if (!payload || !sig) {
+    if (!payload || typeof sig !== 'string') {
       reason = `has a payload ${layer.digest} without its signature or content`
       continue
     }

@@ -241,6 +241,10 @@ describe('verify --cosign-key', () => {
       a.kind === 'signature' ? {...a, reference: `ghcr.io/y/other:sha256-${'a'.repeat(64)}.sig`} : a,
     )
     expect(carriedFor(moved[0], moved)).toEqual([])
+    // bundle.json is input: a reference that does not parse matches nothing, it does not throw.
+    const hostile = b.manifest.artifacts.map((a) => ({...a, reference: 'NOT A REFERENCE'}))
+    expect(carriedFor(hostile[0], hostile)).toEqual([])
+    expect(carriedFor(b.manifest.artifacts[0], hostile)).toEqual([])
   })
 })
 
