@@ -8,6 +8,8 @@ export const FORMAT_VERSION = 1
 /** The seekable format: one frame group per tar entry, raw frames for compressed blobs, a seek table at the end. */
 export const SEEKABLE_FORMAT_VERSION = 2
 export type BundleFormatVersion = typeof FORMAT_VERSION | typeof SEEKABLE_FORMAT_VERSION
+/** What `bundle build` writes unless told otherwise (`--format 1` still writes the single zstd stream). */
+export const DEFAULT_FORMAT_VERSION: BundleFormatVersion = SEEKABLE_FORMAT_VERSION
 
 export const BUNDLE_JSON = 'airpack/bundle.json'
 export const BUNDLE_SIG = 'airpack/bundle.json.sig'

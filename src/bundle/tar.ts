@@ -318,6 +318,10 @@ export class TarParser {
       }
       if (this.state === 'padding') {
         const take = Math.min(this.pad, chunk.length - offset)
+        // Zeros, as every tar writer pads: other bytes there are covered by no digest (and format 2 verify hashes
+        // entries, not the whole tar).
+        if (chunk.subarray(offset, offset + take).some((b) => b !== 0))
+          throw new TarFormatError('bytes other than zeros in the padding after an entry (corrupt bundle)')
         offset += take
         this.position += take
         this.pad -= take

@@ -26,6 +26,7 @@ import {
   BUNDLE_JSON,
   BUNDLE_SIG,
   DEFINITION_ENTRY,
+  DEFAULT_FORMAT_VERSION,
   FORMAT_VERSION,
   INDEX_JSON,
   SEEKABLE_FORMAT_VERSION,
@@ -74,7 +75,7 @@ export interface WriteBundleOptions {
   /** Bytes of NAME-definition.tgz (see definition.ts). */
   definitionTgz: Buffer
   compressionLevel: number
-  /** 1 (default): one zstd stream from the `zstd` program. 2: the seekable format (PRODUCT.md §4). */
+  /** 1: one zstd stream from the `zstd` program. 2 (default): the seekable format (PRODUCT.md §4). */
   formatVersion?: BundleFormatVersion
   airpackVersion: string
   sourceDateEpoch?: number
@@ -414,7 +415,7 @@ function bundleManifestOf(
   const {artifacts} = plan
   const {signingKey} = options
   return {
-    formatVersion: options.formatVersion ?? FORMAT_VERSION,
+    formatVersion: options.formatVersion ?? DEFAULT_FORMAT_VERSION,
     name: options.name,
     platform: options.lock.platform,
     airpack: {version: options.airpackVersion},
@@ -665,7 +666,7 @@ class CompressedOutput {
         : undefined
     try {
       const compressor = await openCompressor(
-        options.formatVersion ?? FORMAT_VERSION,
+        options.formatVersion ?? DEFAULT_FORMAT_VERSION,
         options.compressionLevel,
         options.sourceDateEpoch ?? 0,
         single?.tmpPath,
@@ -800,7 +801,7 @@ function progressLines(tar: BundleTar, total: number, logger: Logger): () => voi
 export async function writeBundle(options: WriteBundleOptions): Promise<PendingBundle> {
   const logger = options.logger ?? silentLogger
   if (!BUNDLE_NAME_RE.test(options.name)) throw badBundleName(options.name)
-  const formatVersion = options.formatVersion ?? FORMAT_VERSION
+  const formatVersion = options.formatVersion ?? DEFAULT_FORMAT_VERSION
   // Format 2 compresses in this process: the `zstd` program is not needed to write it.
   const compression = compressionOf(
     formatVersion,

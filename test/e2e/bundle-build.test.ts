@@ -355,6 +355,8 @@ describe('bundle build', () => {
       path.join(root, 'seek2-f1'),
       '--cache-dir',
       path.join(root, 'cache-s1'),
+      '--format',
+      '1',
       ...registryArgs(),
       '--json',
     ])

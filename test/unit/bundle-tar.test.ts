@@ -125,6 +125,10 @@ describe('tar parser', () => {
     expect(() => parse(bad)).toThrow(TarFormatError)
     expect(() => parse(bytes.subarray(0, 600))).toThrow(/middle of an entry/)
     expect(() => parse(bytes.subarray(0, 1024))).toThrow(/end-of-archive/)
+    // A byte in the padding after a body: no digest covers it, so it is refused.
+    const padded = Buffer.from(bytes)
+    padded[512 + 5 + 100] = 1
+    expect(() => parse(padded)).toThrow(/padding/)
   })
 
   it('reports links and devices with their type', () => {

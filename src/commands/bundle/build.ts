@@ -105,8 +105,8 @@ Needs the zstd program (apt-get install zstd).`
     format: Flags.option({
       options: ['1', '2'] as const,
       description:
-        'Bundle format: 1 = one zstd stream; 2 = the seekable format of PRODUCT.md §4 (a frame group per tar entry, already-compressed layers stored in raw frames, a seek table at the end; still one plain zstd file).',
-      default: '1',
+        'Bundle format: 2 (default) = the seekable format of PRODUCT.md §4 (a frame group per tar entry, already-compressed layers stored in raw frames, a seek table at the end; still one plain zstd file); 1 = one zstd stream from the zstd program.',
+      default: '2',
     })(),
     'cache-dir': cacheDirFlag,
     'supply-chain': supplyChainFlag(),
