@@ -48,7 +48,7 @@ export interface BuildOptions {
   partSize?: number
   sitesFile?: string
   compressionLevel: number
-  /** Bundle format (1 by default; 2 is the seekable format of PRODUCT.md §4). */
+  /** Bundle format (2, the seekable format of PRODUCT.md §4, by default; 1 is one zstd stream). */
   formatVersion?: BundleFormatVersion
   cacheDir?: string
   airpackVersion: string
@@ -407,9 +407,8 @@ function buildReportOf(options: BuildOptions, input: ReportInput, stagedFiles: s
   }
 }
 
-export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
-  const logger = options.logger ?? silentLogger
-  const started = Date.now()
+/** Everything a build needs before the network: valid profiles, rendered sites, the cache, the registry access. */
+async function prepareBuild(options: BuildOptions, logger: Logger) {
   const {zstd, signingKey, outputDir} = await preflight(options)
   const valid = await loadValidProfiles({
     ...options,
@@ -428,63 +427,108 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
   const store = new BlobStore(options.cacheDir ? path.resolve(options.cacheDir) : defaultCacheDir())
   await initStore(store)
   const registry: RegistryAccessOptions = {...options.registry, logger}
+  return {zstd, signingKey, outputDir, valid, siteDocuments, bases, store, registry}
+}
 
+type Prepared = Awaited<ReturnType<typeof prepareBuild>>
+
+/** The lock: resolved now, or read and checked (--locked); then the space check for what the build will write. */
+async function resolveForBuild(options: BuildOptions, prepared: Prepared, logger: Logger) {
+  const {valid, registry, store, outputDir} = prepared
+  const t0 = Date.now()
+  const {images, charts} = valid.content
+  if (!options.locked)
+    logger.info(
+      `Resolving ${images.length} image reference(s) and ${charts.length} chart(s) for ${formatPlatform(valid.platform)}…`,
+    )
+  const {lock, plan} = await lockProfiles(valid, {
+    registry,
+    store,
+    lockedFile: options.locked ? options.lockFile : undefined,
+    supplyChain: options.supplyChain,
+  })
+  const resolveSeconds = (Date.now() - t0) / 1000
+  // AIRPACK_SKIP_SPACE_CHECK=1: for filesystems whose free-space figure is wrong (some network mounts, quotas).
+  if (process.env.AIRPACK_SKIP_SPACE_CHECK !== '1') await ensureFreeSpace(await spaceNeeds(lock, store, outputDir))
+  const resolvedFrom = new Map((plan?.artifacts ?? []).map((a) => [`${a.kind}\0${a.reference}`, a.source]))
+  return {lock, resolveSeconds, resolvedFrom}
+}
+
+/** Every output besides the bundle, staged under temporary names: lock, definition, user-data, inventory, report. */
+async function stageEverythingElse(
+  options: BuildOptions,
+  prepared: Prepared,
+  resolved: Awaited<ReturnType<typeof resolveForBuild>>,
+  packed: Packed,
+  staged: StagedOutputs,
+  extra: {
+    started: number
+    definitionTgz: Buffer
+    logger: Logger
+    delta?: {pending: PendingBundle; summary: DeltaSummary}
+  },
+): Promise<BuildReport> {
+  const {lock} = resolved
+  const {valid, store} = prepared
+  // Every chart archive is in the cache now: check what their values.yaml name against the content tags.
+  const chartWarnings = await chartContentWarnings({...valid, lock}, store, extra.logger)
+  const userData = await stageSideOutputs(staged, options, lock, extra.definitionTgz, prepared.siteDocuments)
+  // What a later `--delta-from` or `bundle diff` needs of this bundle, without the bundle itself.
+  await staged.stage(
+    inventoryFileName(options.name),
+    serializeInventory(
+      inventoryOf({name: options.name, identity: packed.pending.identity, manifest: packed.pending.manifest}),
+    ),
+  )
+  const input: ReportInput = {
+    lock,
+    packed,
+    zstd: prepared.zstd,
+    signingKey: prepared.signingKey,
+    outputDir: prepared.outputDir,
+    userData,
+    warnings: [...valid.warnings, ...chartWarnings],
+    resolveSeconds: resolved.resolveSeconds,
+    seconds: (Date.now() - extra.started) / 1000,
+    resolvedFrom: resolved.resolvedFrom,
+    delta: extra.delta,
+  }
+  const report = buildReportOf(options, input, staged.files())
+  await staged.stage(`${options.name}.report.json`, canonicalJson(report))
+  return report
+}
+
+export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
+  const logger = options.logger ?? silentLogger
+  const started = Date.now()
+  const prepared = await prepareBuild(options, logger)
+  const {outputDir, valid} = prepared
   const staged = new StagedOutputs(outputDir)
   let pending: PendingBundle | undefined
   let delta: {pending: PendingBundle; summary: DeltaSummary} | undefined
   const uninstall = installInterruptCleanup(killAllZstd, logger)
   try {
-    const t0 = Date.now()
-    const {images, charts} = valid.content
-    if (!options.locked)
-      logger.info(
-        `Resolving ${images.length} image reference(s) and ${charts.length} chart(s) for ${formatPlatform(valid.platform)}…`,
-      )
-    const {lock, plan} = await lockProfiles(valid, {
-      registry,
-      store,
-      lockedFile: options.locked ? options.lockFile : undefined,
-      supplyChain: options.supplyChain,
-    })
-    const resolveSeconds = (Date.now() - t0) / 1000
-    // AIRPACK_SKIP_SPACE_CHECK=1: for filesystems whose free-space figure is wrong (some network mounts, quotas).
-    if (process.env.AIRPACK_SKIP_SPACE_CHECK !== '1') await ensureFreeSpace(await spaceNeeds(lock, store, outputDir))
+    const resolved = await resolveForBuild(options, prepared, logger)
     const definitionTgz = definitionFor(valid.profiles, options)
-    const packInput = {lock, store, registry, profiles: valid.profiles, definitionTgz, outputDir, signingKey, logger}
+    const packInput = {...prepared, lock: resolved.lock, profiles: valid.profiles, definitionTgz, logger}
     const packed = await fetchAndPack(options, packInput, (p) => (pending = p))
     // The delta after the whole bundle: its identity is then known, and every blob is in the cache.
-    if (bases.length > 0)
-      delta = await writeDelta(writeOptionsOf(options, packInput), packed.pending, bases, options.deltaMode ?? 'thin')
-    // Every chart archive is in the cache now: check what their values.yaml name against the content tags.
-    const chartWarnings = await chartContentWarnings({...valid, lock}, store, logger)
-    const userData = await stageSideOutputs(staged, options, lock, definitionTgz, siteDocuments)
-    // What a later `--delta-from` or `bundle diff` needs of this bundle, without the bundle itself.
-    await staged.stage(
-      inventoryFileName(options.name),
-      serializeInventory(
-        inventoryOf({name: options.name, identity: packed.pending.identity, manifest: packed.pending.manifest}),
-      ),
-    )
-    const seconds = (Date.now() - started) / 1000
-    const resolvedFrom = new Map((plan?.artifacts ?? []).map((a) => [`${a.kind}\0${a.reference}`, a.source]))
-    const input = {
-      lock,
-      packed,
-      zstd,
-      signingKey,
-      outputDir,
-      userData,
-      warnings: [...valid.warnings, ...chartWarnings],
-      resolveSeconds,
-      seconds,
-      resolvedFrom,
+    if (prepared.bases.length > 0)
+      delta = await writeDelta(
+        writeOptionsOf(options, packInput),
+        packed.pending,
+        prepared.bases,
+        options.deltaMode ?? 'thin',
+      )
+    const report = await stageEverythingElse(options, prepared, resolved, packed, staged, {
+      started,
+      definitionTgz,
+      logger,
       delta,
-    }
-    const report = buildReportOf(options, input, staged.files())
-    await staged.stage(`${options.name}.report.json`, canonicalJson(report))
+    })
     await publish([packed.pending, ...(delta ? [delta.pending] : [])], staged, outputDir)
     logger.info(
-      `Wrote ${report.files.length} file(s) to ${outputDir} (${formatBytes(packed.pending.compressedSize)} compressed, ${round(seconds, 1)} s)`,
+      `Wrote ${report.files.length} file(s) to ${outputDir} (${formatBytes(packed.pending.compressedSize)} compressed, ${round(report.totals.seconds, 1)} s)`,
     )
     return report
   } catch (error) {

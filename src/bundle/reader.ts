@@ -143,27 +143,26 @@ export function unsafePathReason(p: string): string | undefined {
   return undefined
 }
 
+/** The bundle is refused (exit 5) with every problem found, the first in the message. */
+function bundleInvalid(input: string, problems: string[]): IntegrityError {
+  return new IntegrityError('BUNDLE_INVALID', `${input}: ${problems[0]}`, {
+    hint:
+      problems.length > 1
+        ? `${problems.length} problems found. Do not upload this bundle: copy it again from the original, or rebuild it.`
+        : 'Do not upload this bundle: copy it again from the original, or rebuild it.',
+    details: {bundle: input, problems},
+  })
+}
+
 export async function readBundle(input: string, options: ReadOptions): Promise<BundleReport> {
   const verify = options.mode === 'verify'
   const source = await openBundleSource(input)
   const problems: string[] = []
-  const problem = (message: string) => {
-    if (problems.length < MAX_PROBLEMS) problems.push(message)
-  }
-  const fail = (): never => {
-    throw new IntegrityError('BUNDLE_INVALID', `${input}: ${problems[0]}`, {
-      hint:
-        problems.length > 1
-          ? `${problems.length} problems found. Do not upload this bundle: copy it again from the original, or rebuild it.`
-          : 'Do not upload this bundle: copy it again from the original, or rebuild it.',
-      details: {bundle: input, problems},
-    })
-  }
 
   // 1. Parts first: a bad or missing part is named before anything is decompressed.
   if (verify) {
-    for (const p of await checkParts(source)) problem(p)
-    if (problems.length > 0) fail()
+    for (const p of (await checkParts(source)).slice(0, MAX_PROBLEMS)) problems.push(p)
+    if (problems.length > 0) throw bundleInvalid(input, problems)
   }
 
   // 2. Format 2 ends with a seek table and is read through the seekable reader, which checks the table (and, for
@@ -190,10 +189,15 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
   } finally {
     await seekable?.close()
   }
-  if (verify && problems.length > 0) fail()
+  if (verify && problems.length > 0) throw bundleInvalid(input, problems)
+  return reportOf(source, state)
+}
+
+/** What verify and inspect print: bundle.json's summary, the identity, sizes, parts and signature states. */
+function reportOf(source: BundleSource, state: StreamState): BundleReport {
   const m = state.manifest
   return {
-    bundle: input,
+    bundle: source.input,
     name: m.name,
     formatVersion: m.formatVersion,
     platform: m.platform,
@@ -749,37 +753,56 @@ async function streamBundle(
       details: {bundle: source.input},
     })
   }
-  let signatures: {innerSignature: SignatureStatus; detachedSignature: SignatureStatus} = {
-    innerSignature: manifest.signature ? 'not-checked' : 'absent',
-    detachedSignature: source.detachedSignature ? 'not-checked' : 'absent',
+  const checked = verify
+    ? await checkScanned(Object.assign(scan, {manifest}), source, {...ctx, detachedSig, taps}, problem)
+    : {
+        innerSignature: manifest.signature ? ('not-checked' as const) : ('absent' as const),
+        detachedSignature: source.detachedSignature ? ('not-checked' as const) : ('absent' as const),
+      }
+  return {manifest, identity: identityHex, tarBytes, entryCount: scan.entryCount, ...checked}
+}
+
+/**
+ * verify, once the whole tar went by: every listed entry present, the parts' whole-file checksum, the layout, the
+ * cosign signatures (with a key) and the bundle's own signatures.
+ */
+async function checkScanned(
+  scan: TarScan & {manifest: BundleManifest},
+  source: BundleSource,
+  ctx: {
+    publicKey?: VerifyingKey
+    cosignKey?: VerifyingKey
+    detachedSig?: Buffer
+    taps: CompressedTaps
+    leading?: LeadingEntries
+  },
+  problem: Problem,
+): Promise<{innerSignature: SignatureStatus; detachedSignature: SignatureStatus; cosign?: CosignResult}> {
+  const {manifest} = scan
+  const {taps} = ctx
+  // Every listed entry must be there (or, in a delta, be borrowed: never both).
+  for (const [p, e] of ctx.leading?.absent() ?? []) {
+    if (scan.seen.has(p)) problem(`entry ${p} is carried, but also listed as borrowed from the base`)
+    else scan.seen.set(p, {...e, absent: true})
   }
-  let cosign: CosignResult | undefined
-  if (verify) {
-    // Every listed entry must be there (or, in a delta, be borrowed: never both).
-    for (const [p, e] of ctx.leading?.absent() ?? []) {
-      if (scan.seen.has(p)) problem(`entry ${p} is carried, but also listed as borrowed from the base`)
-      else scan.seen.set(p, {...e, absent: true})
-    }
-    for (const [p] of scan.listed)
-      if (!scan.seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
-    // The parts file's whole-file checksum.
-    const whole = taps.hash ? await taps.hash.digest() : undefined
-    if (source.partsFile && whole && source.partsFile.content.sha256 !== whole) {
-      problem(
-        `the joined parts hash to ${whole}, ${path.basename(source.partsFile.path)} says ${source.partsFile.content.sha256}`,
-      )
-    }
-    checkLayout(manifest, scan.seen, scan.kept, problem)
-    if (ctx.cosignKey) cosign = checkCosignSignatures(manifest, scan.kept, ctx.cosignKey, problem)
-    signatures = checkSignatures(
-      Object.assign(scan, {manifest}),
-      source,
-      {sig: detachedSig, verifier: taps.verifier},
-      ctx.publicKey,
-      problem,
+  for (const [p] of scan.listed)
+    if (!scan.seen.has(p)) problem(`entry ${p} is listed in ${BUNDLE_JSON} but missing from the bundle`)
+  const whole = taps.hash ? await taps.hash.digest() : undefined
+  if (source.partsFile && whole && source.partsFile.content.sha256 !== whole) {
+    problem(
+      `the joined parts hash to ${whole}, ${path.basename(source.partsFile.path)} says ${source.partsFile.content.sha256}`,
     )
   }
-  return {manifest, identity: identityHex, tarBytes, entryCount: scan.entryCount, ...signatures, cosign}
+  checkLayout(manifest, scan.seen, scan.kept, problem)
+  const cosign = ctx.cosignKey ? checkCosignSignatures(manifest, scan.kept, ctx.cosignKey, problem) : undefined
+  const signatures = checkSignatures(
+    scan,
+    source,
+    {sig: ctx.detachedSig, verifier: taps.verifier},
+    ctx.publicKey,
+    problem,
+  )
+  return {...signatures, cosign}
 }
 
 function checkOciLayoutFile(kept: Map<string, Buffer>, problem: Problem): void {
