@@ -798,6 +798,41 @@ function progressLines(tar: BundleTar, total: number, logger: Logger): () => voi
   return () => clearInterval(timer)
 }
 
+/**
+ * The whole tar into the compressor, in order: a delta's leading entries, bundle.json, its signature, every entry.
+ * On a failure everything is stopped and the failure that explains it is thrown (a full disk as DISK_FULL).
+ */
+async function writeTar(
+  out: CompressedOutput,
+  tarEntries: {
+    leading: {path: string; data: Buffer}[]
+    bundleJson: Buffer
+    signature?: Buffer
+    entries: PlannedEntry[]
+    owners: Map<string, string>
+    manifest: BundleManifest
+  },
+  options: WriteBundleOptions,
+): Promise<{tarResult: {sha256?: string; size: number}; split: SplitResult | undefined}> {
+  const {tar} = out.compressor
+  const stopProgress = progressLines(tar, tarEntries.manifest.totals.blobBytes, options.logger ?? silentLogger)
+  try {
+    for (const e of tarEntries.leading) await tar.addBuffer(e.path, e.data)
+    await tar.addBuffer(BUNDLE_JSON, tarEntries.bundleJson)
+    if (tarEntries.signature) await tar.addBuffer(BUNDLE_SIG, tarEntries.signature)
+    await writeEntries(tar, tarEntries.entries, tarEntries.owners, options)
+    const tarResult = await tar.finish()
+    stopProgress()
+    return {tarResult, split: await out.finish()}
+  } catch (error) {
+    stopProgress()
+    tar.abort()
+    const cause = await out.fail(error)
+    if (isDiskFull(cause)) throw diskFull(options.outputDir, cause)
+    throw cause
+  }
+}
+
 export async function writeBundle(options: WriteBundleOptions): Promise<PendingBundle> {
   const logger = options.logger ?? silentLogger
   if (!BUNDLE_NAME_RE.test(options.name)) throw badBundleName(options.name)
@@ -817,29 +852,10 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
   const leading = options.delta?.leading?.(manifest, bundleJson, planned.entries) ?? []
 
   const out = await CompressedOutput.open(options)
-  const {compressor} = out
   logger.info(
     `Writing ${out.bundleFile} (format ${formatVersion}): ${leading.length + entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`,
   )
-  const {tar} = compressor
-  const stopProgress = progressLines(tar, manifest.totals.blobBytes, logger)
-  let tarResult: {sha256?: string; size: number}
-  let split: SplitResult | undefined
-  try {
-    for (const e of leading) await tar.addBuffer(e.path, e.data)
-    await tar.addBuffer(BUNDLE_JSON, bundleJson)
-    if (signature) await tar.addBuffer(BUNDLE_SIG, signature)
-    await writeEntries(tar, entries, owners, options)
-    tarResult = await tar.finish()
-    stopProgress()
-    split = await out.finish()
-  } catch (error) {
-    stopProgress()
-    tar.abort()
-    const cause = await out.fail(error)
-    if (isDiskFull(cause)) throw diskFull(options.outputDir, cause)
-    throw cause
-  }
+  const {tarResult, split} = await writeTar(out, {leading, bundleJson, signature, entries, owners, manifest}, options)
 
   try {
     const sealed = await out.seal(split)

@@ -402,6 +402,11 @@ describe('bundle build', () => {
     // A byte in the middle of the file: a frame or an entry no longer matches.
     const middle = await tampered('middle', (c) => (c[c.length >> 1] ^= 0x01))
     expect(middle.exitCode, middle.stderr).toBe(5)
+    // Cut inside the seek table (a copy that stopped short): no seek table, and bundle.json says format 2.
+    const truncatedCopy = write('tampered/truncated/seek2.tar.zst', bytes.subarray(0, bytes.length - 6))
+    const truncated = await runCli(['bundle', 'verify', truncatedCopy])
+    expect(truncated.exitCode, truncated.stderr).toBe(5)
+    expect(truncated.stderr).toMatch(/seek table|cut short|truncated/i)
   })
 
   it('--locked builds the lock and refuses when a tag moved', async () => {
