@@ -16,6 +16,7 @@ import {
   type PushCounters,
 } from '../registry/writable-repository.js'
 import {splitReference} from '../serve/repositories.js'
+import {writeReferrersFallback} from '../supply/push.js'
 import {copyGraph, CopyGraphError, CopySession, successorsWhere, type CopyEvent} from '../store/copy.js'
 import {formatBytes} from '../util/format.js'
 import type {Logger} from '../util/log.js'
@@ -68,6 +69,8 @@ export interface PushReport {
   bytesUploaded: number
   manifestsPushed: number
   tagsSet: number
+  /** Referrers fallback tags written (`REGISTRY/REPOSITORY:sha256-<hex>`) for a registry without the referrers API. */
+  referrersFallback: string[]
   seconds: number
   registriesOut?: string
   hostsDir?: string
@@ -99,7 +102,10 @@ export function parseTarget(to: string): {registry: string; prefix: string} {
 interface Job {
   kind: string
   reference: string
-  tag: string
+  /** Absent for a referrer (known by digest; the registry lists it by its subject). */
+  tag?: string
+  /** `HOST/PATH` of the reference in the bundle. */
+  sourceRepository: string
   repository: string
   /** What the bundle names (the index for an image). */
   stored: Descriptor
@@ -119,6 +125,12 @@ export async function pushBundle(o: PushOptions): Promise<PushReport> {
       const jobs = planJobs(store, client, registry, prefix, o.index, placement)
       await copyAll(store, jobs, o, placement.counters)
       const artifacts = await tagAll(jobs, registry, o.logger)
+      // Referrers: the registry's referrers API lists them, or they get its fallback tag (PRODUCT.md §13).
+      const referrersFallback = await writeReferrersFallback(
+        client,
+        store.manifest,
+        jobs.filter((j) => j.kind === 'referrer'),
+      )
       const mirrors = await mirrorTargets(client, registry, prefix, jobs)
       if (o.registriesOut) await writeFileAtomic(o.registriesOut, mirrorsYaml(mirrors, mirrorTls(o, registry)))
       if (o.hostsDir) {
@@ -141,6 +153,7 @@ export async function pushBundle(o: PushOptions): Promise<PushReport> {
         bytesUploaded: c.bytesUploaded,
         manifestsPushed: c.manifestsPushed,
         tagsSet: c.tagsSet,
+        referrersFallback,
         seconds: Math.round((Date.now() - started) / 100) / 10,
         ...(o.registriesOut ? {registriesOut: o.registriesOut} : {}),
         ...(o.hostsDir ? {hostsDir: o.hostsDir} : {}),
@@ -166,14 +179,14 @@ function planJobs(
   const jobs: Job[] = []
   for (const {reference, descriptor} of store.references) {
     const split = splitReference(reference)
-    if (!split?.tag) continue
+    const artifact = store.manifest.artifacts.find((a) => a.reference === reference)
+    if (!split || (!split.tag && artifact?.kind !== 'referrer')) continue
     const repository = prefix ? `${prefix}/${split.repository}` : split.repository
     let writer = writers.get(repository)
     if (!writer) {
       writer = new WritableRegistryRepository(client, registry, repository, placement)
       writers.set(repository, writer)
     }
-    const artifact = store.manifest.artifacts.find((a) => a.reference === reference)
     const platform = artifact?.platformManifest
     const root =
       mode === 'platform' && isIndexType(descriptor.mediaType) && platform
@@ -183,6 +196,7 @@ function planJobs(
       kind: artifact?.kind ?? 'artifact',
       reference,
       tag: split.tag,
+      sourceRepository: split.repository,
       repository,
       stored: descriptor,
       root,
@@ -285,7 +299,7 @@ function pushFailure(failed: {job: Job; error: unknown}[], o: PushOptions, count
 async function tagAll(jobs: Job[], registry: string, logger: Logger): Promise<PushedArtifact[]> {
   const out: PushedArtifact[] = []
   for (const job of jobs) {
-    await job.writer.tag(job.root, job.tag)
+    if (job.tag) await job.writer.tag(job.root, job.tag)
     const changed = job.root.digest !== job.stored.digest
     if (changed)
       logger.info(
@@ -294,7 +308,7 @@ async function tagAll(jobs: Job[], registry: string, logger: Logger): Promise<Pu
     out.push({
       kind: job.kind,
       reference: job.reference,
-      pushedAs: `${registry}/${job.repository}:${job.tag}`,
+      pushedAs: `${registry}/${job.repository}${job.tag ? `:${job.tag}` : `@${job.root.digest}`}`,
       digest: job.stored.digest,
       pushedDigest: job.root.digest,
       changed,

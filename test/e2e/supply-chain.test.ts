@@ -289,6 +289,71 @@ describe('bundle serve puts them back where policy engines look', () => {
   })
 })
 
+describe('bundle push puts them back into a site registry', () => {
+  let site: TestRegistry | undefined
+
+  afterAll(async () => {
+    await site?.stop()
+  })
+
+  it('the cosign tags answer 200, and the referrers get the fallback tag distribution 2.8 needs', async () => {
+    // Pushed names keep the source host, and a repository name cannot hold the test registry's port: the image is
+    // named under a host without one (.invalid never resolves), reached through a registries.yaml mirror.
+    const mirrors = write('mirrors.yaml', `mirrors:\n  supply.invalid:\n    endpoint: ["${reg.url}"]\n`)
+    const built = await build('pushed', profileOf('mirrored', ['supply.invalid/team/app:1.0']), [
+      '--format',
+      '2',
+      '--registries',
+      mirrors,
+    ])
+    expect(built.res.exitCode, built.res.stderr).toBe(0)
+    site = await startRegistry()
+    const push = () =>
+      runCli([
+        'bundle',
+        'push',
+        built.bundle,
+        '--to',
+        `${site!.host}/edge`,
+        '--index',
+        'platform',
+        '--insecure-registry',
+        site!.host,
+        '--json',
+      ])
+    const pushed = await push()
+    expect(pushed.exitCode, pushed.stderr + pushed.stdout).toBe(0)
+    const repo = '/v2/edge/supply.invalid/team/app'
+    const accept = {accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'}
+    const sig = await site.fetch(`${repo}/manifests/${signature.tag}`, {headers: accept})
+    expect(sig.status).toBe(200)
+    expect(sig.headers.get('docker-content-digest')).toBe(signature.manifest.digest)
+    await sig.arrayBuffer()
+    for (const tag of [cosignTag(app.digest, 'sbom'), cosignTag(appPlatform, 'att')]) {
+      const res = await site.fetch(`${repo}/manifests/${tag}`, {method: 'HEAD', headers: accept})
+      expect(res.status, tag).toBe(200)
+    }
+    const payload = await site.fetch(`${repo}/blobs/${signature.payload.digest}`)
+    expect(Buffer.from(await payload.arrayBuffer()).equals(signature.payload.bytes)).toBe(true)
+
+    // distribution 2.8 has no referrers API: the fallback tag lists the referrer, which is there by digest.
+    expect(pushed.json().referrersFallback).toEqual([
+      `${site.host}/edge/supply.invalid/team/app:${cosignTag(app.digest)}`,
+    ])
+    const fallback = await site.fetch(`${repo}/manifests/${cosignTag(app.digest)}`, {headers: accept})
+    expect(fallback.status).toBe(200)
+    const index = (await fallback.json()) as {manifests: {digest: string; artifactType: string}[]}
+    expect(index.manifests).toEqual([expect.objectContaining({digest: referrer.digest, artifactType: SIGSTORE_BUNDLE})])
+    const byDigest = await site.fetch(`${repo}/manifests/${referrer.digest}`, {method: 'HEAD', headers: accept})
+    expect(byDigest.status).toBe(200)
+
+    // A second push finds the fallback index complete: nothing to write.
+    const again = await push()
+    expect(again.exitCode, again.stderr).toBe(0)
+    expect(again.json().referrersFallback).toEqual([])
+  })
+})
+
 describe('--supply-chain skip and hand-listed artefacts', () => {
   it('skip carries nothing', async () => {
     const built = await build('unsigned', profileOf('app', [app.reference]), ['--supply-chain', 'skip'])
