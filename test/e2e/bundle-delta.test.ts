@@ -249,6 +249,55 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
     expect(existsSync(refused) ? readdirSync(refused) : []).toEqual([])
   })
 
+  it.runIf(format === 1)(
+    'a delta missing a carried blob, carrying a borrowed one, or with an edited delta.json is refused (exit 5)',
+    async () => {
+      const work = path.join(dir, 'tamper')
+      mkdirSync(work)
+      const deltaFile = file('site-v2', 'site-v2.delta.tar.zst')
+      execFileSync('bash', [
+        '-c',
+        `cd "${work}" && zstd -dc "${deltaFile}" | tar -x && zstd -dc "${deltaFile}" | tar -t > list`,
+      ])
+      const list = readFileSync(path.join(work, 'list'), 'utf8').trim().split('\n')
+      const deltaJson = JSON.parse(readFileSync(path.join(work, 'airpack/delta.json'), 'utf8'))
+      const repack = async (entries: string[], name: string) => {
+        writeFileSync(path.join(work, 'list'), entries.join('\n') + '\n')
+        const out = path.join(dir, `${name}.delta.tar.zst`)
+        execFileSync('bash', [
+          '-c',
+          `cd "${work}" && tar --format=posix --no-recursion -c -T list | zstd -q -c > "${out}"`,
+        ])
+        return runCli(['bundle', 'verify', out, '--public-key', pubFile, '--json'])
+      }
+      const carried = list.filter((e) => e.startsWith('blobs/'))
+      const missing = await repack(
+        list.filter((e) => e !== carried[0]),
+        'missing',
+      )
+      expect(missing.exitCode).toBe(5)
+      expect(missing.json().details.problems).toContain(
+        `entry ${carried[0]} is listed in airpack/bundle.json but missing from the bundle`,
+      )
+
+      const borrowed = `blobs/sha256/${deltaJson.borrowed[0].digest.slice(7)}`
+      execFileSync('bash', [
+        '-c',
+        `cd "${work}" && zstd -dc "${file('site-v1', 'site-v1.tar.zst')}" | tar -x ${borrowed}`,
+      ])
+      const both = await repack([...list, borrowed], 'both')
+      expect(both.exitCode).toBe(5)
+      expect(both.json().details.problems).toContain(
+        `entry ${borrowed} is carried, but also listed as borrowed from the base`,
+      )
+
+      writeFileSync(path.join(work, 'airpack/delta.json'), JSON.stringify({...deltaJson, removed: []}))
+      const edited = await repack(list, 'edited')
+      expect(edited.exitCode).toBe(5)
+      expect(edited.json().message).toMatch(/the signature of airpack\/delta.json does not verify/)
+    },
+  )
+
   it('a delta rebuilt with another cache, --concurrency and the base as a bundle file is byte-identical', async () => {
     const again = await build(
       'site-v2',
