@@ -1,13 +1,15 @@
 // Day-2 update sizes (issue 13): what a blob-level delta carries for a realistic update, against the whole bundle.
 //
-//   node --import tsx bench/delta.ts [--size 1G] [--work-dir DIR] [--keep]
+//   node --import tsx bench/delta.ts [--size 1G] [--format 1|2] [--work-dir DIR] [--keep]
 //
 // Seeds a real registry (Debian's docker-registry on loopback) with six single-platform images: one base layer
 // (30 % of --size) shared by all, and two own layers each (incompressible, like real layers). Builds bundle N of
 // the six; then the update: app-0 rebuilt (its top layer changes, its lower layer and the base stay), app-5
-// removed, app-6 added (the shared base plus two own layers); builds N+1 from the same cache. Then
+// removed, app-6 added (the shared base plus two own layers); builds N+1 from the same cache with
+// `--delta-from N.inventory.json`, which writes the whole N+1 and the real NAME.delta.tar.zst. Then
 // `airpack bundle diff` of N and N+1 (bundles, then their inventory files) gives the blobs a delta would carry,
-// timed to show it reads only bundle.json. Prints the figures as a table and one JSON line.
+// timed to show it reads only bundle.json, and `bundle patch N DELTA` rebuilds N+1 (checked with cmp, timed).
+// Prints the figures as a table and one JSON line.
 
 import {execFileSync} from 'node:child_process'
 import {mkdtemp, rm, stat, writeFile} from 'node:fs/promises'
@@ -32,6 +34,7 @@ const MIB = 2 ** 20
 const {values: args} = parseArgs({
   options: {
     size: {type: 'string', default: '1G'},
+    format: {type: 'string', default: '2'},
     'work-dir': {type: 'string'},
     keep: {type: 'boolean', default: false},
   },
@@ -72,7 +75,7 @@ async function main(): Promise<void> {
       const file = path.join(work, `${name}.json`)
       return writeFile(file, JSON.stringify(benchProfile(refs, 'bench'))).then(() => file)
     }
-    const build = (name: string, file: string) =>
+    const build = (name: string, file: string, extra: string[] = []) =>
       airpack([
         'bundle',
         'build',
@@ -87,6 +90,9 @@ async function main(): Promise<void> {
         path.join(work, 'cache'),
         '--insecure-registry',
         reg.host,
+        '--format',
+        args.format!,
+        ...extra,
         '--json',
       ])
     const n = build('bench-n', await profile('n', refsN))
@@ -103,7 +109,11 @@ async function main(): Promise<void> {
       await layer('bench/app-6', 'app-6/lower', own),
       await layer('bench/app-6', 'app-6/top', own),
     ])
-    const n1 = build('bench-n1', await profile('n1', [bumped, ...refsN.slice(1, 5), added]))
+    const n1 = build('bench-n1', await profile('n1', [bumped, ...refsN.slice(1, 5), added]), [
+      '--delta-from',
+      path.join(work, 'bench-n', 'bench-n.inventory.json'),
+    ])
+    const n1Report = JSON.parse(n1.stdout)
 
     const bundleN = path.join(work, 'bench-n', 'bench-n.tar.zst')
     const bundleN1 = path.join(work, 'bench-n1', 'bench-n1.tar.zst')
@@ -120,6 +130,11 @@ async function main(): Promise<void> {
     const wholeCompressed = (await stat(bundleN1)).size
     const inventoryBytes = (await stat(path.join(work, 'bench-n1', 'bench-n1.inventory.json'))).size
     const deltaBytes = diff.blobs.carried.bytes + diff.metadataBytes
+    const deltaFile = path.join(work, 'bench-n1', 'bench-n1.delta.tar.zst')
+    const deltaFileBytes = (await stat(deltaFile)).size
+    const patched = path.join(work, 'patched')
+    const patch = airpack(['bundle', 'patch', bundleN, deltaFile, '--output', patched, '--json'])
+    execFileSync('cmp', [path.join(patched, 'bench-n1.tar.zst'), bundleN1])
     const figures = {
       size: args.size,
       wholeBlobBytes: diff.blobs.whole.bytes,
@@ -128,6 +143,11 @@ async function main(): Promise<void> {
       carriedBlobBytes: diff.blobs.carried.bytes,
       metadataBytes: diff.metadataBytes,
       deltaShareOfWhole: Number((deltaBytes / wholeCompressed).toFixed(4)),
+      format: Number(args.format),
+      deltaFileBytes,
+      deltaFileShareOfWhole: Number((deltaFileBytes / wholeCompressed).toFixed(4)),
+      deltaBorrowed: n1Report.delta.borrowed,
+      patchSeconds: Number(patch.seconds.toFixed(2)),
       artifacts: {
         added: diff.artifacts.added.length,
         removed: diff.artifacts.removed.length,
@@ -146,6 +166,10 @@ async function main(): Promise<void> {
     console.log(
       `blob-level delta:     ${diff.blobs.carried.count} blobs, ${(diff.blobs.carried.bytes / MIB).toFixed(1)} MiB + ${(diff.metadataBytes / 1024).toFixed(1)} KiB metadata = ${(100 * figures.deltaShareOfWhole).toFixed(1)} % of the whole`,
     )
+    console.log(
+      `NAME.delta.tar.zst:   ${(deltaFileBytes / MIB).toFixed(2)} MiB = ${(100 * figures.deltaFileShareOfWhole).toFixed(1)} % of the whole N+1 (format ${args.format}); borrows ${n1Report.delta.borrowed.blobs} blobs, ${(n1Report.delta.borrowed.bytes / MIB).toFixed(1)} MiB`,
+    )
+    console.log(`bundle patch N DELTA: ${figures.patchSeconds} s, output cmp-identical to the whole N+1`)
     console.log(
       `artifacts:            ${figures.artifacts.added} added, ${figures.artifacts.removed} removed, ${figures.artifacts.changed} changed, ${figures.artifacts.unchanged} unchanged (the definition counts as one)`,
     )

@@ -853,7 +853,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
 
   const out = await CompressedOutput.open(options)
   logger.info(
-    `Writing ${out.bundleFile} (format ${formatVersion}): ${leading.length + entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(manifest.totals.blobBytes)} of blobs`,
+    `Writing ${out.bundleFile} (format ${formatVersion}): ${leading.length + entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(entries.reduce((sum, e) => sum + (e.digest ? e.size : 0), 0))} of blobs`,
   )
   const {tarResult, split} = await writeTar(out, {leading, bundleJson, signature, entries, owners, manifest}, options)
 

@@ -19,6 +19,7 @@ import {
   deltaFileStem,
   planDelta,
   serializeDelta,
+  siteKeptBlobs,
   sideOf,
   type DeltaManifest,
 } from './format.js'
@@ -142,7 +143,8 @@ export async function writeDelta(
 ): Promise<{pending: PendingBundle; summary: DeltaSummary}> {
   const fileStem = deltaFileStem(options.name)
   const target = targetContent(whole, options)
-  const plan = planDelta(target, bases)
+  const kept = siteKeptBlobs(options.lock)
+  const plan = planDelta(target, bases, (digest) => kept.has(digest))
   const baseRows = bases.map((b) => ({name: b.name, identity: b.identity, input: b.input}))
   const borrowed = {blobs: plan.borrowed.length, bytes: plan.borrowed.reduce((s, b) => s + b.size, 0)}
   const write = {...options, blobReady: undefined}

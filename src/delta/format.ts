@@ -1,5 +1,6 @@
 import {DELTA_ENTRY} from '../bundle/bundle-json.js'
 import {BLOBS_DIR, BUNDLE_JSON, SEEKABLE_FORMAT_VERSION, type BundleManifest} from '../bundle/format.js'
+import type {Lock} from '../lock/types.js'
 import {canonicalJson} from '../util/canonical-json.js'
 import {isDigest, sha256Digest} from '../util/digest.js'
 import type {BundleContent} from './content.js'
@@ -82,14 +83,20 @@ const byDigest = (a: {digest: string}, b: {digest: string}) => (a.digest < b.dig
 
 /**
  * What a delta from `bases` to `target` carries and borrows, by digest: a blob is borrowed only when every base
- * holds it (a mixed fleet: the target minus the intersection of the bases' blob sets). Pure.
+ * holds it (a mixed fleet: the target minus the intersection of the bases' blob sets) and, when `siteKeeps` is
+ * given, a site that imported the base still has it (see siteKeptBlobs). Pure.
  */
-export function planDelta(target: BundleContent, bases: BundleContent[]): DeltaPlan {
+export function planDelta(
+  target: BundleContent,
+  bases: BundleContent[],
+  siteKeeps: (digest: string) => boolean = () => true,
+): DeltaPlan {
   const borrowed: BorrowedBlob[] = []
   const carriedSet = new Set<string>()
   let bytes = 0
   for (const [digest, size] of target.blobs) {
-    if (bases.length > 0 && bases.every((b) => b.blobs.get(digest) === size)) borrowed.push({digest, size})
+    if (bases.length > 0 && siteKeeps(digest) && bases.every((b) => b.blobs.get(digest) === size))
+      borrowed.push({digest, size})
     else {
       carriedSet.add(digest)
       bytes += size
@@ -115,6 +122,19 @@ export function planDelta(target: BundleContent, bases: BundleContent[]): DeltaP
     ),
     carries: (digest) => carriedSet.has(digest),
   }
+}
+
+/**
+ * The blobs a containerd that imported a bundle keeps: what its named images reach (index, platform manifest,
+ * config, layers). Charts and supply-chain artefacts are in index.json under airpack's own annotation, so
+ * `ctr images import` stores them without a name, and containerd's garbage collector removes them once the import
+ * ends (measured on 1.6): a delta that borrowed them would fail at the site, so they are always carried.
+ */
+export function siteKeptBlobs(lock: Lock): Set<string> {
+  const kept = new Set<string>()
+  for (const image of Object.values(lock.images))
+    for (const d of [image.digest, image.platformManifest.digest, ...image.blobs.map((b) => b.digest)]) kept.add(d)
+  return kept
 }
 
 /** The artifacts whose digest is new to some base (`--delta-mode artifacts`): added or changed, by kind and reference. */

@@ -1,5 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
+import type {Lock} from '../../src/lock/types.js'
 import {canonicalJson} from '../../src/util/canonical-json.js'
 import {sha256Digest} from '../../src/util/digest.js'
 import {
@@ -8,6 +9,7 @@ import {
   parseDeltaJson,
   planDelta,
   serializeDelta,
+  siteKeptBlobs,
   type DeltaManifest,
 } from '../../src/delta/format.js'
 import {missingAtSite, parseSiteContent} from '../../src/delta/site-content.js'
@@ -47,6 +49,24 @@ describe('planDelta', () => {
   it('compares by digest and size, never by reference: a blob of another size is carried', () => {
     const resized = content('n', [], {base: 99})
     expect(planDelta(n1, [resized]).borrowed).toEqual([])
+  })
+
+  it("carries a blob every base holds when a site's containerd does not keep it (chart and supply-chain content)", () => {
+    const plan = planDelta(n1, [n], (d) => d !== digest('base'))
+    expect(plan.borrowed).toEqual([])
+    expect(plan.carries(digest('base'))).toBe(true)
+    const lock = {
+      images: {
+        a: {
+          digest: digest('i'),
+          platformManifest: {digest: digest('m')},
+          blobs: [{digest: digest('c')}, {digest: digest('l')}],
+          supplyChain: [{blobs: [{digest: digest('sig')}]}],
+        },
+      },
+      charts: {c: {manifest: {digest: digest('chart')}, blobs: [{digest: digest('tgz')}]}},
+    } as unknown as Lock
+    expect([...siteKeptBlobs(lock)].sort()).toEqual([digest('i'), digest('m'), digest('c'), digest('l')].sort())
   })
 
   it('borrowed blobs come sorted by digest', () => {
