@@ -249,9 +249,9 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
     expect(existsSync(refused) ? readdirSync(refused) : []).toEqual([])
   })
 
-  it.runIf(format === 1)(
-    'a delta missing a carried blob, carrying a borrowed one, or with an edited delta.json is refused (exit 5)',
-    async () => {
+  // Repacked with GNU tar, which only a format 1 delta survives (format 2 would lose its seek table, refused first).
+  if (format === 1)
+    it('a delta missing a carried blob, carrying a borrowed one, or with an edited delta.json is refused (exit 5)', async () => {
       const work = path.join(dir, 'tamper')
       mkdirSync(work)
       const deltaFile = file('site-v2', 'site-v2.delta.tar.zst')
@@ -295,8 +295,7 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
       const edited = await repack(list, 'edited')
       expect(edited.exitCode).toBe(5)
       expect(edited.json().message).toMatch(/the signature of airpack\/delta.json does not verify/)
-    },
-  )
+    })
 
   it('a delta rebuilt with another cache, --concurrency and the base as a bundle file is byte-identical', async () => {
     const again = await build(
