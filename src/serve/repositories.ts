@@ -1,7 +1,8 @@
 import type {BundleStore} from '../bundle/store.js'
-import type {Descriptor, ManifestDocument} from '../oci/descriptor.js'
+import type {Descriptor} from '../oci/descriptor.js'
 import {isGraphType} from '../oci/media-types.js'
 import {InvalidReferenceError, parseReference} from '../registry/reference.js'
+import {defaultSuccessors} from '../store/copy.js'
 
 // The distribution API's view of a bundle: repositories named `HOST/PATH` of each artifact's original reference,
 // their tags, and the content reachable from those tags (an image's index, the platform manifest stored, its
@@ -61,17 +62,17 @@ export class BundleRepositories {
   }
 }
 
+/** Records `d` and, for a document the bundle holds, what it names (the copy's own notion of successors). */
 async function walk(store: BundleStore, d: Descriptor, seen: Map<string, Descriptor>): Promise<void> {
   if (seen.has(d.digest)) return
   seen.set(d.digest, d)
   if (!isGraphType(d.mediaType) || !(await store.exists(d))) return
-  let doc: ManifestDocument
+  let children: Descriptor[]
   try {
-    doc = JSON.parse((await store.fetchBytes(d)).toString('utf8')) as ManifestDocument
+    children = defaultSuccessors(d, await store.fetchBytes(d))
   } catch (error) {
     if (error instanceof SyntaxError) return
     throw error
   }
-  const children = [...(doc.manifests ?? []), ...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]
   for (const child of children) if (typeof child?.digest === 'string') await walk(store, child, seen)
 }

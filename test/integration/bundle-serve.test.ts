@@ -4,12 +4,13 @@ import {mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
+import {Agent, request} from 'undici'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import {mirrorsYaml} from '../../src/registry/mirror-config.js'
 import {benchProfile} from '../helpers/bench-content.js'
 import {runCli} from '../helpers/cli.js'
-import {startRegistry, type TestRegistry} from '../helpers/registry.js'
+import {makeTlsMaterial, startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {layerOf, pushImage} from '../helpers/seed.js'
 import {serveBundle, type ServedBundle} from '../helpers/serve.js'
 import {siteBundle, type SiteBundle} from '../helpers/site-bundle.js'
@@ -166,6 +167,23 @@ describe('bundle serve', () => {
     expect(doc.repositories).toContainEqual({name: 'registry.example.com/team/app', tags: ['1.0']})
     expect(doc.registriesYaml).toContain('registry.example.com/$1')
     expect(doc.pullThroughConfig).toBe(`proxy:\n  remoteurl: ${s.url}\n`)
+  })
+
+  it('serves HTTPS with --tls-cert/--tls-key (certificate verified by the client)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airpack-serve-tls-'))
+    const tls = makeTlsMaterial(dir)
+    const s = await serveBundle(fx.bundle, ['--tls-cert', tls.certFile, '--tls-key', tls.keyFile], 'https')
+    const dispatcher = new Agent({connect: {ca: tls.caPem}})
+    try {
+      expect(s.stdout()).toContain(`at https://${s.host}`)
+      const res = await request(`${s.url}/v2/registry.example.com/team/app/manifests/1.0`, {dispatcher})
+      expect(res.statusCode).toBe(200)
+      expect(sha256(Buffer.from(await res.body.arrayBuffer()))).toBe(app().locked.digest)
+    } finally {
+      await dispatcher.close()
+      await s.stop()
+      await rm(dir, {recursive: true, force: true})
+    }
   })
 
   it('stops cleanly on SIGTERM (exit 0)', async () => {
