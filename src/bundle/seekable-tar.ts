@@ -7,7 +7,7 @@ import {BLOCK, encodeFileHeader, padding, type HeaderOptions} from './tar.js'
 // The tar of a format 2 bundle written straight into the seekable frame writer: every entry is one frame group
 // (framing.ts), the same bytes TarWriter writes, but nothing is hashed here (format 2's identity is the sha256 of
 // bundle.json, whose entries were hashed when they were made or verified when they entered the cache) and a blob
-// goes from its cache file into raw frames with one read and one write per 4 MiB, never through a stream.
+// goes from its cache file into raw frames with one read and one write per MiB, never through a stream.
 
 export class SeekableTarWriter {
   private written = 0

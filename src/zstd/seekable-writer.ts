@@ -36,16 +36,19 @@ export const RAW_FRAME_SIZE = 1024 * 1024 * 1024
 /** Bytes queued on `out` before a write waits for it to drain. */
 const OUT_AHEAD = 8 * 1024 * 1024
 /**
- * Content bytes of one chunk read from a file (writeFile): 32 raw blocks, read with one readv straight into their
+ * Content bytes of one chunk read from a file (writeFile): 8 raw blocks, read with one readv straight into their
  * places between the block headers and handed to `out` as one buffer, so a raw frame costs one read and one write
- * per 4 MiB and no copy in this process.
+ * per MiB and no copy in this process. (4 MiB chunks, 8 MiB queued: a warm 1 GiB build took 6.2–9.6 s and 1.4–2.2
+ * system CPU-s against 3.3–3.9 s and 0.65 here, alternated under the same load, and 12 MiB more RSS.)
  */
-const FILE_CHUNK_BLOCKS = 32
+const FILE_CHUNK_BLOCKS = 8
 const FILE_CHUNK = FILE_CHUNK_BLOCKS * MAX_BLOCK_SIZE
 /** A file chunk's buffer: its content and a block header for every block it may start (one more if unaligned). */
 const FILE_CHUNK_BUFFER = FILE_CHUNK + (FILE_CHUNK_BLOCKS + 1) * BLOCK_HEADER_SIZE
-/** File chunk buffers kept for reuse once `out` has written them (the rest are left to the collector). */
-const POOLED_CHUNKS = 4
+/** File chunks queued on `out` before writeFile waits: enough to keep a write in flight while the next is read. */
+const FILE_AHEAD = 3 * FILE_CHUNK
+/** File chunk buffers kept for reuse once `out` has written them: the ones queued, one being read, one spare. */
+const POOLED_CHUNKS = 5
 
 export interface SeekableWriterOptions {
   /** zstd level of compressed frames. */
@@ -176,7 +179,7 @@ export class SeekableWriter extends EventEmitter {
 
   /**
    * Appends `length` bytes of `file` from `position` to the current segment, like write() but read by this writer:
-   * raw segments are read in 4 MiB chunks straight into their places between the block headers (one readv and
+   * raw segments are read in 1 MiB chunks straight into their places between the block headers (one readv and
    * one write per chunk, no copy here); compressed segments straight into the frame buffer. Waits for `out` as
    * it goes. Throws if the file ends early; the bytes must not change while they are read.
    */
@@ -198,7 +201,7 @@ export class SeekableWriter extends EventEmitter {
       this.inBytes += content
       done += content
       if (frame.filled === frame.size) this.closeFrame(segment, frame)
-      await this.waitForRoom()
+      if (this.out.writableLength > FILE_AHEAD) await drained(this.out)
     }
   }
 
