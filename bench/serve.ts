@@ -6,12 +6,12 @@
 // after one warm-up read that puts the file in the page cache: (1) reading the .tar.zst with node (1 MiB reads),
 // the floor any server of this file has; (2) `sha256sum` of the file, what checking it costs with a stock tool;
 // (3) GET of every blob of the bundle from `airpack bundle serve` on loopback, one at a time, each byte read through
-// the seek table and verified; (4) the same GETs four at a time. The machine is shared: the 1-minute load average
-// is recorded with each figure. Prints a table and one JSON line.
+// the seek table and verified; (4) the same GETs four at a time; and the server's peak RSS (VmHWM). The machine
+// is shared: the 1-minute load average is recorded with each figure. Prints a table and one JSON line.
 
 import {execFileSync, spawn} from 'node:child_process'
 import {createReadStream} from 'node:fs'
-import {mkdtemp, rm, stat} from 'node:fs/promises'
+import {mkdtemp, readFile, rm, stat} from 'node:fs/promises'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -121,6 +121,7 @@ async function main(): Promise<void> {
     const size = (await stat(bundle)).size
     await readFileThrough(bundle) // warm the page cache: every figure below reads from memory
     const figures: Figure[] = []
+    let peakRssMiB = 0
     figures.push(await timed('read the .tar.zst (node, 1 MiB reads)', size, () => readFileThrough(bundle)))
     figures.push(await timed('sha256sum of the .tar.zst', size, async () => void execFileSync('sha256sum', [bundle])))
     const port = await freePort()
@@ -139,16 +140,19 @@ async function main(): Promise<void> {
       const blobs = await blobsOf(base)
       figures.push(await timed('bundle serve: GET every blob, one at a time', 0, () => getAll(base, blobs, 1)))
       figures.push(await timed('bundle serve: GET every blob, four at a time', 0, () => getAll(base, blobs, 4)))
+      // The server's peak resident set over both passes: memory stays bounded whatever the bundle's size.
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '')
+      peakRssMiB = Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024)
     } finally {
       child.kill('SIGTERM')
       await new Promise((r) => child.once('exit', r))
     }
-    log(`\n${(size / MIB).toFixed(0)} MiB bundle, ${os.cpus().length} cores`)
+    log(`\n${(size / MIB).toFixed(0)} MiB bundle, ${os.cpus().length} cores; bundle serve peak RSS ${peakRssMiB} MiB`)
     for (const f of figures)
       log(
         `${f.what.padEnd(48)} ${f.seconds.toFixed(2).padStart(7)} s ${String(f.mibPerSecond).padStart(6)} MiB/s  load ${f.load1}`,
       )
-    process.stdout.write(JSON.stringify({bench: 'serve', bundleBytes: size, figures}) + '\n')
+    process.stdout.write(JSON.stringify({bench: 'serve', bundleBytes: size, serveRssMiB: peakRssMiB, figures}) + '\n')
   } finally {
     if (!args.keep && !args['work-dir']) await rm(work, {recursive: true, force: true})
   }

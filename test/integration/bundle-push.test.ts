@@ -153,6 +153,38 @@ describe('bundle push to distribution 2.8', () => {
     }
   })
 
+  it('pushes a split bundle from its parts in place; refuses a format 1 bundle (exit 2)', async () => {
+    const split = await siteBundle({partSize: 4096})
+    const old = await siteBundle({formatVersion: 1})
+    try {
+      const result = await runCli([
+        'bundle',
+        'push',
+        split.bundle,
+        '--to',
+        `${reg.host}/split`,
+        '--index',
+        'platform',
+        '--json',
+      ])
+      expect(result.exitCode, result.stderr).toBe(0)
+      expect(result.json().artifacts).toHaveLength(split.images.length + split.charts.length + 1)
+      const app = split.images.find((i) => i.locked.reference.endsWith('team/app:1.0'))!
+      const {stdout} = await run(
+        'skopeo',
+        ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/split/registry.example.com/team/app:1.0`],
+        {encoding: 'buffer'},
+      )
+      expect(sha256(stdout)).toBe(app.platformDigest)
+      const refused = await runCli(['bundle', 'push', old.bundle, '--to', `${reg.host}/old`])
+      expect(refused.exitCode).toBe(2)
+      expect(refused.stderr).toContain('format 1 bundle')
+    } finally {
+      await rm(split.root, {recursive: true, force: true})
+      await rm(old.root, {recursive: true, force: true})
+    }
+  })
+
   describe('containerd on the site', () => {
     let containerd: TestContainerd
     beforeAll(async () => {
