@@ -193,6 +193,21 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
   return reportOf(source, state)
 }
 
+/** bundle.json's artifacts as verify and inspect report them (also a delta's, src/delta/read.ts). */
+export function artifactRows(m: BundleManifest): BundleReport['artifacts'] {
+  return (m.artifacts ?? []).map((a) => ({
+    kind: a.kind,
+    reference: a.reference,
+    digest: a.digest,
+    mediaType: a.mediaType,
+    size: a.size,
+    contentSize: a.contentSize,
+    ...(a.platform ? {platform: a.platform} : {}),
+    omittedPlatforms: a.omittedPlatforms ?? [],
+    ...supplyChainFields(a, m.artifacts ?? []),
+  }))
+}
+
 /** What verify and inspect print: bundle.json's summary, the identity, sizes, parts and signature states. */
 function reportOf(source: BundleSource, state: StreamState): BundleReport {
   const m = state.manifest
@@ -205,17 +220,7 @@ function reportOf(source: BundleSource, state: StreamState): BundleReport {
     airpackVersion: m.airpack?.version,
     compression: m.compression,
     profiles: m.profiles ?? [],
-    artifacts: (m.artifacts ?? []).map((a) => ({
-      kind: a.kind,
-      reference: a.reference,
-      digest: a.digest,
-      mediaType: a.mediaType,
-      size: a.size,
-      contentSize: a.contentSize,
-      ...(a.platform ? {platform: a.platform} : {}),
-      omittedPlatforms: a.omittedPlatforms ?? [],
-      ...supplyChainFields(a, m.artifacts ?? []),
-    })),
+    artifacts: artifactRows(m),
     totals: {
       artifacts: m.artifacts?.length ?? 0,
       images: m.artifacts?.filter((a) => a.kind === 'image').length ?? 0,

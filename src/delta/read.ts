@@ -1,5 +1,5 @@
 import {BLOBS_DIR} from '../bundle/format.js'
-import {readBundle, type BundleReport, type SignatureStatus} from '../bundle/reader.js'
+import {artifactRows, readBundle, type BundleReport, type SignatureStatus} from '../bundle/reader.js'
 import {verifyDocument, type VerifyingKey} from '../bundle/sign.js'
 import {IntegrityError, ResolveError} from '../errors.js'
 import type {Platform} from '../oci/descriptor.js'
@@ -60,16 +60,7 @@ function reportOf(head: DeltaHead, bundle?: BundleReport): DeltaReport {
     carried: delta.carried,
     borrowed: {blobs: delta.borrowed.length, bytes: sum(delta.borrowed)},
     removed: delta.removed,
-    artifacts: (manifest.artifacts ?? []).map((a) => ({
-      kind: a.kind,
-      reference: a.reference,
-      digest: a.digest,
-      mediaType: a.mediaType,
-      size: a.size,
-      contentSize: a.contentSize,
-      ...(a.platform ? {platform: a.platform} : {}),
-      omittedPlatforms: a.omittedPlatforms ?? [],
-    })),
+    artifacts: artifactRows(manifest),
     totals: {
       compressedBytes: head.source.size,
       parts: head.source.partsFile ? head.source.files.length : 1,

@@ -7,6 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
 import {startContainerd, type TestContainerd} from '../helpers/containerd.js'
+import {startHelmRepo, type HelmRepo} from '../helpers/helm-repo.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
 import {layerOf, pushImage, type SeededImage} from '../helpers/seed.js'
 import {addonProfile} from '../../support/profiles.js'
@@ -43,14 +44,18 @@ const layer = (name: string, kib: number) => layerOf({[`data/${name}`]: randomBy
 describe.each([1, 2] as const)('bundle format %i', (format) => {
   let dir: string
   const images: Record<string, SeededImage> = {}
+  let helm: HelmRepo
   const out = (name: string) => path.join(dir, name)
   const file = (name: string, f: string) => path.join(dir, name, f)
 
   function profileFile(name: string, refs: string[]): string {
     const p = path.join(dir, `${name}.json`)
+    // With a chart (unchanged from N to N+2): containerd drops a chart's unnamed content after each import, so a
+    // delta must carry its blobs again although N holds them.
+    const chart = {repo: helm.url, name: 'web', version: '1.0.0'}
     writeFileSync(
       p,
-      JSON.stringify(addonProfile({name: 'web-addon', labels: {}, pack: 'web', namespace: 'web', images: refs})),
+      JSON.stringify(addonProfile({name: 'web-addon', labels: {}, pack: 'web', namespace: 'web', images: refs, chart})),
     )
     return p
   }
@@ -81,6 +86,9 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
     return res.json()
   }
 
+  const patch = (base: string, delta: string, output: string) =>
+    runCli(['bundle', 'patch', base, delta, '--output', output, '--json'])
+
   let v1: any
   let v2: any
   let profiles: Record<string, string>
@@ -95,6 +103,10 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
       {architecture: 'arm64', layers: [base, layer('arm', 8)]},
     ])
     images.tool = await pushImage(reg, repo('tool'), '2', [{architecture: 'amd64', layers: [layer('tool', 32)]}])
+    const toolRepo = images.tool.reference.slice(0, images.tool.reference.lastIndexOf(':'))
+    helm = await startHelmRepo({
+      charts: [{name: 'web', version: '1.0.0', values: `image:\n  repository: ${toolRepo}\n  tag: "2"\n`}],
+    })
     images.old = await pushImage(reg, repo('old'), '1', [{architecture: 'amd64', layers: [layer('old', 48)]}])
     profiles = {v1: profileFile('v1', [images.app1.reference, images.tool.reference, images.old.reference])}
     v1 = await build('site-v1', profiles.v1)
@@ -109,6 +121,9 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
     profiles.v2 = profileFile('v2', [images.app2.reference, images.tool.reference, images.fresh.reference])
     v2 = await build('site-v2', profiles.v2, ['--delta-from', file('site-v1', 'site-v1.inventory.json')])
   }, 240_000)
+  afterAll(async () => {
+    await helm?.stop()
+  })
 
   it('writes the whole N+1 and NAME.delta.tar.zst: delta.json first, N+1 metadata byte for byte, only the blobs N lacks', async () => {
     expect(v2.files).toEqual(
@@ -129,8 +144,18 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
     const delta = list(file('site-v2', 'site-v2.delta.tar.zst'))
     const old = new Set(list(file('site-v1', 'site-v1.tar.zst')))
     expect(delta.slice(0, 2)).toEqual(['airpack/delta.json', 'airpack/delta.json.sig'])
-    // Everything after delta.json: the whole bundle's entries less the blobs N holds, in the same order.
-    expect(delta.slice(2)).toEqual(whole.filter((e) => !(e.startsWith('blobs/') && old.has(e))))
+    // The chart's blobs (N holds them, but containerd would not have kept them): carried again.
+    const lock = JSON.parse(readFileSync(file('site-v2', 'site-v2.lock.json'), 'utf8'))
+    const chartBlobs = Object.values(
+      lock.charts as Record<string, {manifest: {digest: string}; blobs: {digest: string}[]}>,
+    )
+      .flatMap((c) => [c.manifest, ...c.blobs])
+      .map((d) => `blobs/sha256/${d.digest.slice(7)}`)
+    expect(chartBlobs.length).toBeGreaterThan(0)
+    const lent = (e: string) => e.startsWith('blobs/') && old.has(e) && !chartBlobs.includes(e)
+    // Everything after delta.json: the whole bundle's entries less the blobs N lends, in the same order.
+    expect(delta.slice(2)).toEqual(whole.filter((e) => !lent(e)))
+    for (const c of chartBlobs) expect(old.has(c) && delta.includes(c), c).toBe(true)
     for (const meta of ['airpack/bundle.json', 'airpack/bundle.json.sig', 'index.json', 'oci-layout']) {
       const get = (f: string) => execFileSync('bash', ['-c', `zstd -dc "${f}" | tar -xO ${meta}`])
       expect(get(file('site-v2', 'site-v2.delta.tar.zst')).equals(get(file('site-v2', 'site-v2.tar.zst'))), meta).toBe(
@@ -150,7 +175,7 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
       bases: [{name: 'site-v1', identity: v1.identity}],
     })
     const borrowed = deltaJson.borrowed.map((b: {digest: string}) => `blobs/sha256/${b.digest.slice(7)}`)
-    expect(borrowed).toEqual(whole.filter((e) => e.startsWith('blobs/') && old.has(e)))
+    expect(borrowed).toEqual(whole.filter(lent))
     expect(deltaJson.removed.map((r: {reference: string}) => r.reference).sort()).toEqual(
       ['airpack.local/spc/site-v1:latest', images.old.reference].sort(),
     )
@@ -199,15 +224,7 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
 
   it('patch rebuilds N+1 byte-identical to the whole build (cmp), signed with the same key; refuses a wrong base', async () => {
     const patched = path.join(dir, 'patched-v2')
-    const res = await runCli([
-      'bundle',
-      'patch',
-      file('site-v1', 'site-v1.tar.zst'),
-      file('site-v2', 'site-v2.delta.tar.zst'),
-      '--output',
-      patched,
-      '--json',
-    ])
+    const res = await patch(file('site-v1', 'site-v1.tar.zst'), file('site-v2', 'site-v2.delta.tar.zst'), patched)
     expect(res.exitCode, res.stdout + res.stderr).toBe(0)
     expect(res.json()).toMatchObject({identity: v2.identity, sameFileAsBuild: true})
     execFileSync('cmp', [path.join(patched, 'site-v2.tar.zst'), file('site-v2', 'site-v2.tar.zst')])
@@ -233,15 +250,7 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
     ])
 
     const refused = path.join(dir, 'refused')
-    const wrong = await runCli([
-      'bundle',
-      'patch',
-      file('site-v2', 'site-v2.tar.zst'),
-      file('site-v2', 'site-v2.delta.tar.zst'),
-      '--output',
-      refused,
-      '--json',
-    ])
+    const wrong = await patch(file('site-v2', 'site-v2.tar.zst'), file('site-v2', 'site-v2.delta.tar.zst'), refused)
     expect(wrong.exitCode).toBe(5)
     expect(wrong.json().message).toMatch(
       /is bundle site-v2 \(identity sha256:[a-f0-9]{64}\), but .* applies to site-v1/,
@@ -440,14 +449,7 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
 
       // The chain through patch: patched N+1 + delta N+2 = the whole N+2, byte for byte.
       const patched = path.join(dir, 'patched-v3')
-      const res = await runCli([
-        'bundle',
-        'patch',
-        file('site-v2', 'site-v2.tar.zst'),
-        file('site-v3', 'site-v3.delta.tar.zst'),
-        '--output',
-        patched,
-      ])
+      const res = await patch(file('site-v2', 'site-v2.tar.zst'), file('site-v3', 'site-v3.delta.tar.zst'), patched)
       expect(res.exitCode, res.stderr).toBe(0)
       execFileSync('cmp', [path.join(patched, 'site-v3.tar.zst'), file('site-v3', 'site-v3.tar.zst')])
       expect(v3.identity).toBe(JSON.parse(readFileSync(path.join(patched, 'site-v3.inventory.json'), 'utf8')).identity)
