@@ -370,10 +370,15 @@ function isResuming(store: WritableStore): store is ResumingWritableStore {
   return typeof (store as Partial<ResumingWritableStore>).pushFrom === 'function'
 }
 
-/** At most `limit` tasks at once; waiting tasks start in `order` (first come first served without it). */
+/**
+ * At most `limit` tasks at once; waiting tasks start in `order` (first come first served without it). A task
+ * asked for never starts at once: it waits for the next turn of the event loop, so that everything asked for
+ * together (every root of a fetch, issued in one loop) is ordered before the first slots are given.
+ */
 class Limiter {
   private active = 0
   private readonly waiting: {d: Descriptor; start: () => void}[] = []
+  private draining = false
 
   constructor(
     private readonly limit: number,
@@ -381,15 +386,31 @@ class Limiter {
   ) {}
 
   async run<T>(d: Descriptor, fn: () => Promise<T>): Promise<T> {
-    if (this.active < this.limit) this.active++
-    else await new Promise<void>((start) => this.enqueue({d, start}))
+    await new Promise<void>((start) => {
+      this.enqueue({d, start})
+      this.scheduleDrain()
+    })
     try {
       return await fn()
     } finally {
-      // The slot passes to the next waiting task, or is freed.
-      const next = this.waiting.shift()
-      if (next) next.start()
-      else this.active--
+      this.active--
+      this.drain()
+    }
+  }
+
+  private scheduleDrain(): void {
+    if (this.draining) return
+    this.draining = true
+    setImmediate(() => {
+      this.draining = false
+      this.drain()
+    })
+  }
+
+  private drain(): void {
+    while (this.active < this.limit && this.waiting.length > 0) {
+      this.active++
+      this.waiting.shift()!.start()
     }
   }
 

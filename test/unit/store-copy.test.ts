@@ -169,6 +169,21 @@ describe('copyGraph', () => {
     expect(layerFetches).toEqual([...layerFetches].sort())
   })
 
+  it('orders everything asked for together before giving the first free slots', async () => {
+    const src = new MemoryStore('memory src')
+    const dst = new MemoryStore('memory dst')
+    const layers = Array.from({length: 6}, (_, i) => layer(src, `layer ${i}`))
+    const byDigest = (a: Descriptor, b: Descriptor) => (a.digest < b.digest ? -1 : 1)
+    const session = new CopySession({concurrency: 2, order: byDigest})
+    await Promise.all(
+      [...layers]
+        .sort(byDigest)
+        .reverse()
+        .map((l) => copyGraph(src, dst, l, {session})),
+    )
+    expect(src.fetches).toEqual(layers.map((l) => l.digest).sort())
+  })
+
   it('descends a sparse index only into the children wanted', async () => {
     const src = new MemoryStore('memory src')
     const dst = new MemoryStore('memory dst')
