@@ -328,59 +328,42 @@ export class RegistryClient {
     }
     // The request and the reading of its body are one attempt: a token response cut mid-body is retried too.
     const {res, text} = await this.retry(async () => {
-      let res: HttpResponse
-      if (cred?.identityToken) {
-        // OAuth2 refresh-token grant (Docker `identitytoken`): POST to the realm.
-        const form = new URLSearchParams({
-          grant_type: 'refresh_token',
-          refresh_token: cred.identityToken,
-          client_id: 'airpack',
-          scope,
-        })
-        if (challenge.service) form.set('service', challenge.service)
-        res = await this.transport(realm, {
-          method: 'POST',
-          body: form.toString(),
-          headers: {'content-type': 'application/x-www-form-urlencoded'},
-        })
-      } else {
-        const url = new URL(realm.href)
-        if (challenge.service) url.searchParams.set('service', challenge.service)
-        // Several scopes (push to one repository, mount from another) are several scope parameters.
-        for (const s of scope.split(' ')) url.searchParams.append('scope', s)
-        const authorization =
-          cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
-        res = await this.transport(url, {authorization})
-      }
-      return {
-        res,
-        text: (
-          await readRemote(res.body, 'tokenResponse', `the answer of the token service ${realm.host}`, ep.host)
-        ).toString('utf8'),
-      }
+      const res = await this.requestToken(realm, challenge, scope, cred)
+      const what = `the answer of the token service ${realm.host}`
+      return {res, text: (await readRemote(res.body, 'tokenResponse', what, ep.host)).toString('utf8')}
     })
-    if (res.status === 401 || res.status === 403) {
-      throw new RegistryError(
-        'unauthorized',
-        cred
-          ? `the token service ${realm.host} rejected the credentials for ${ep.host} (from ${cred.origin})`
-          : `the token service ${realm.host} refused anonymous access to ${ep.host}; no credentials found for it`,
-        ep.host,
-        res.status,
-      )
+    return tokenOf(res.status, text, {realm, host: ep.host, cred})
+  }
+
+  /** The token request: OAuth2 refresh-token grant (Docker `identitytoken`) POSTed to the realm, else a GET with
+   *  Basic credentials when there are any. */
+  private requestToken(
+    realm: URL,
+    challenge: Extract<Challenge, {scheme: 'bearer'}>,
+    scope: string,
+    cred: Credential | undefined,
+  ): Promise<HttpResponse> {
+    if (cred?.identityToken) {
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: cred.identityToken,
+        client_id: 'airpack',
+        scope,
+      })
+      if (challenge.service) form.set('service', challenge.service)
+      return this.transport(realm, {
+        method: 'POST',
+        body: form.toString(),
+        headers: {'content-type': 'application/x-www-form-urlencoded'},
+      })
     }
-    if (res.status !== 200)
-      throw new RegistryError('protocol', `the token service ${realm.host} answered ${res.status}`, ep.host, res.status)
-    let body: {token?: string; access_token?: string; expires_in?: number}
-    try {
-      body = JSON.parse(text)
-    } catch {
-      throw new RegistryError('protocol', `the token service ${realm.host} did not answer JSON`, ep.host)
-    }
-    const token = body.token ?? body.access_token
-    if (!token) throw new RegistryError('protocol', `the token service ${realm.host} answered without a token`, ep.host)
-    const lifetime = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60
-    return {token, expiresAt: Date.now() + lifetime * 1000}
+    const url = new URL(realm.href)
+    if (challenge.service) url.searchParams.set('service', challenge.service)
+    // Several scopes (push to one repository, mount from another) are several scope parameters.
+    for (const s of scope.split(' ')) url.searchParams.append('scope', s)
+    const authorization =
+      cred?.username !== undefined ? basicAuthorization(cred.username, cred.password ?? '') : undefined
+    return this.transport(url, {authorization})
   }
 
   /**
@@ -457,28 +440,7 @@ export class RegistryClient {
   private async getManifestOnce(ep: Endpoint, reference: string, kind: 'image' | 'helm'): Promise<FetchedManifest> {
     const res = await this.request(ep, `manifests/${reference}`, {headers: {accept: MANIFEST_ACCEPT}, kind})
     const where = `${ep.host}/${ep.repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`
-    if (res.status === 404) {
-      await discard(res)
-      throw new RegistryError(
-        'not-found',
-        `${where} not found (no such ${reference.startsWith('sha256:') ? 'digest' : 'tag'} or repository)`,
-        ep.host,
-        404,
-      )
-    }
-    if (res.status !== 200) {
-      await discard(res)
-      throw new RegistryError('http', `${where}: the registry answered ${res.status}`, ep.host, res.status)
-    }
-    const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
-    if (contentType === 'text/html') {
-      await discard(res)
-      throw new RegistryError(
-        'protocol',
-        `${ep.host} answered an HTML page instead of the manifest of ${where}; is it a registry (or a login portal)?`,
-        ep.host,
-      )
-    }
+    const contentType = await checkManifestAnswer(res, where, reference, ep.host)
     const bytes = await readRemote(res.body, 'manifest', `the manifest of ${where}`, ep.host)
     const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex')
     const served = res.headers.get('docker-content-digest')
@@ -496,33 +458,7 @@ export class RegistryClient {
         ep.host,
       )
     }
-    let json: ManifestJson
-    try {
-      json = JSON.parse(bytes.toString('utf8'))
-    } catch {
-      throw new RegistryError(
-        'protocol',
-        `${where}: the registry answered ${contentType || 'a body'} that is not a JSON manifest`,
-        ep.host,
-      )
-    }
-    if (json === null || typeof json !== 'object')
-      throw new RegistryError('protocol', `${where}: the manifest is not a JSON object`, ep.host)
-    if (json.schemaVersion === 1 || contentType.startsWith(MediaType.dockerSchema1)) {
-      throw new RegistryError(
-        'protocol',
-        `${where} is a Docker schema 1 manifest, which airpack does not support; re-push the image with a current client`,
-        ep.host,
-      )
-    }
-    const mediaType = json.mediaType ?? (contentType || (json.manifests ? MediaType.ociIndex : MediaType.ociManifest))
-    if (!json.manifests && !json.config) {
-      throw new RegistryError(
-        'protocol',
-        `${where}: the document is neither an image index nor an image manifest`,
-        ep.host,
-      )
-    }
+    const {json, mediaType} = parseManifest(bytes, contentType, where, ep.host)
     return {bytes, digest, mediaType, size: bytes.length, json}
   }
 
@@ -594,6 +530,96 @@ export class RegistryClient {
   retry<T>(fn: (attempt: number) => Promise<T>, retryable?: (error: unknown) => boolean): Promise<T> {
     return retrying({attempts: this.attempts, retryBaseMs: this.retryBaseMs, retryable}, fn)
   }
+}
+
+/** A manifest answer's status and content type checked before its body is read; returns the content type. */
+async function checkManifestAnswer(res: HttpResponse, where: string, reference: string, host: string): Promise<string> {
+  if (res.status === 404) {
+    await discard(res)
+    throw new RegistryError(
+      'not-found',
+      `${where} not found (no such ${reference.startsWith('sha256:') ? 'digest' : 'tag'} or repository)`,
+      host,
+      404,
+    )
+  }
+  if (res.status !== 200) {
+    await discard(res)
+    throw new RegistryError('http', `${where}: the registry answered ${res.status}`, host, res.status)
+  }
+  const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
+  if (contentType === 'text/html') {
+    await discard(res)
+    throw new RegistryError(
+      'protocol',
+      `${host} answered an HTML page instead of the manifest of ${where}; is it a registry (or a login portal)?`,
+      host,
+    )
+  }
+  return contentType
+}
+
+/** A manifest's JSON and media type: an image index or manifest, never schema 1. */
+function parseManifest(
+  bytes: Buffer,
+  contentType: string,
+  where: string,
+  host: string,
+): {json: ManifestJson; mediaType: string} {
+  let json: ManifestJson
+  try {
+    json = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    throw new RegistryError(
+      'protocol',
+      `${where}: the registry answered ${contentType || 'a body'} that is not a JSON manifest`,
+      host,
+    )
+  }
+  if (json === null || typeof json !== 'object')
+    throw new RegistryError('protocol', `${where}: the manifest is not a JSON object`, host)
+  if (json.schemaVersion === 1 || contentType.startsWith(MediaType.dockerSchema1)) {
+    throw new RegistryError(
+      'protocol',
+      `${where} is a Docker schema 1 manifest, which airpack does not support; re-push the image with a current client`,
+      host,
+    )
+  }
+  const mediaType = json.mediaType ?? (contentType || (json.manifests ? MediaType.ociIndex : MediaType.ociManifest))
+  if (!json.manifests && !json.config)
+    throw new RegistryError('protocol', `${where}: the document is neither an image index nor an image manifest`, host)
+  return {json, mediaType}
+}
+
+/** The token in a token service's answer, and until when to use it (60 s when it does not say). */
+function tokenOf(
+  status: number,
+  text: string,
+  o: {realm: URL; host: string; cred: Credential | undefined},
+): {token: string; expiresAt: number} {
+  const {realm, host, cred} = o
+  if (status === 401 || status === 403) {
+    throw new RegistryError(
+      'unauthorized',
+      cred
+        ? `the token service ${realm.host} rejected the credentials for ${host} (from ${cred.origin})`
+        : `the token service ${realm.host} refused anonymous access to ${host}; no credentials found for it`,
+      host,
+      status,
+    )
+  }
+  if (status !== 200)
+    throw new RegistryError('protocol', `the token service ${realm.host} answered ${status}`, host, status)
+  let body: {token?: string; access_token?: string; expires_in?: number}
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new RegistryError('protocol', `the token service ${realm.host} did not answer JSON`, host)
+  }
+  const token = body.token ?? body.access_token
+  if (!token) throw new RegistryError('protocol', `the token service ${realm.host} answered without a token`, host)
+  const lifetime = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60
+  return {token, expiresAt: Date.now() + lifetime * 1000}
 }
 
 function bodyFrom(res: HttpResponse, offset: number, what: string, host: string): {body: Readable; start: number} {

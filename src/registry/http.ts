@@ -138,19 +138,7 @@ export class HttpClient {
     const outHeaders: Record<string, string> = {...headers, host: url.host}
     if (body !== undefined && !(body instanceof Readable))
       outHeaders['content-length'] = String(Buffer.byteLength(body))
-    let target: http.RequestOptions
-    if (proxy && !secure) {
-      // Plain HTTP through a proxy: the absolute URL as the request target, the proxy's credentials alongside.
-      const auth = proxyAuthorization(proxy)
-      if (auth) outHeaders['proxy-authorization'] = auth
-      target = {host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || 80, path: url.href}
-    } else {
-      target = {
-        host: url.hostname.replace(/^\[|\]$/g, ''),
-        port: url.port || (secure ? 443 : 80),
-        path: url.pathname + url.search,
-      }
-    }
+    const target = requestTarget(url, proxy, outHeaders)
     const via = proxy ? ` (through the proxy ${redactUrl(proxy.href).replace(/\/$/, '')})` : ''
     return new Promise<HttpResponse>((resolve, reject) => {
       let settled = false
@@ -172,36 +160,15 @@ export class HttpClient {
         )
         req.destroy(timedOut)
       })
-      req.on('socket', (socket: net.Socket) => {
-        if (!socket.connecting) return
-        const timer = setTimeout(
-          () =>
-            req.destroy(
-              new RegistryError(
-                'unreachable',
-                `cannot reach ${url.host}: no connection within ${duration(connectMs)}${via}`,
-                url.host,
-              ),
-            ),
-          connectMs,
-        )
-        socket.once(secure && !proxy ? 'secureConnect' : 'connect', () => clearTimeout(timer))
-        socket.once('close', () => clearTimeout(timer))
-      })
+      req.on('socket', (socket: net.Socket) =>
+        limitConnect(req, socket, {url, ms: connectMs, via, tlsDirect: secure && !proxy}),
+      )
       req.on('response', (res) => {
         phase = 'receiving the body'
         if (res.statusCode === 407 && proxy) {
           // The proxy's answer, not the registry's: say so (and never with the proxy's password).
           res.resume()
-          fail(
-            new RegistryError(
-              'unauthorized',
-              `the proxy ${redactUrl(proxy.href).replace(/\/$/, '')} refused ${url.host}: 407 ${res.statusMessage ?? ''}`.trim() +
-                ' (check the credentials in HTTP_PROXY)',
-              url.host,
-              407,
-            ),
-          )
+          fail(proxyRefused(proxy, url, res.statusMessage))
           return
         }
         settled = true
@@ -343,28 +310,76 @@ class TunnelAgent extends https.Agent {
             }),
       ),
     )
-    connect.on('connect', (res, socket, head) => {
-      if (res.statusCode !== 200) {
-        socket.destroy()
-        const status = res.statusCode ?? 0
-        // 407 is the standard answer to missing or wrong proxy credentials; some proxies (tinyproxy) send 401.
-        const credentials = status === 407 || status === 401
-        const failure = credentials ? 'unauthorized' : status >= 500 ? 'unreachable' : 'http'
-        const hint = credentials ? ' (check the credentials in HTTPS_PROXY)' : ''
-        const message = `${where} refused the tunnel to ${target}: ${status} ${res.statusMessage ?? ''}`.trim() + hint
-        finish(new RegistryError(failure, message, target, credentials ? 407 : status))
-        return
-      }
-      socket.setTimeout(0)
-      if (head.length > 0) socket.unshift(head)
-      const {host, port, ...rest} = options
-      void port
-      const servername = options.servername ?? (host && !/^[\d.]+$|:/.test(host) ? host : undefined)
-      finish(null, tls.connect({...rest, socket, ...(servername ? {servername} : {})}))
-    })
+    connect.on('connect', (res, socket, head) => finish(...this.throughTunnel(res, socket, head, options, target)))
     connect.end()
     return undefined
   }
+
+  /** The CONNECT answer: TLS to the origin inside the tunnel, or the proxy's refusal named. */
+  private throughTunnel(
+    res: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    options: tls.ConnectionOptions & {host?: string; servername?: string},
+    target: string,
+  ): [Error | null, Duplex?] {
+    if (res.statusCode !== 200) {
+      socket.destroy()
+      const status = res.statusCode ?? 0
+      // 407 is the standard answer to missing or wrong proxy credentials; some proxies (tinyproxy) send 401.
+      const credentials = status === 407 || status === 401
+      const failure = credentials ? 'unauthorized' : status >= 500 ? 'unreachable' : 'http'
+      const hint = credentials ? ' (check the credentials in HTTPS_PROXY)' : ''
+      const where = `the proxy ${redactUrl(this.proxy.href).replace(/\/$/, '')}`
+      const message = `${where} refused the tunnel to ${target}: ${status} ${res.statusMessage ?? ''}`.trim() + hint
+      return [new RegistryError(failure, message, target, credentials ? 407 : status)]
+    }
+    ;(socket as net.Socket).setTimeout(0)
+    if (head.length > 0) socket.unshift(head)
+    const {host, port, ...rest} = options as typeof options & {port?: number}
+    void port
+    const servername = options.servername ?? (host && !/^[\d.]+$|:/.test(host) ? host : undefined)
+    return [null, tls.connect({...rest, socket, ...(servername ? {servername} : {})})]
+  }
+}
+
+/** Where a request goes: the origin, or (plain HTTP through a proxy) the proxy with the absolute URL as the
+ *  request target and the proxy's credentials added to `headers`. */
+function requestTarget(url: URL, proxy: URL | undefined, headers: Record<string, string>): http.RequestOptions {
+  if (proxy && url.protocol !== 'https:') {
+    const auth = proxyAuthorization(proxy)
+    if (auth) headers['proxy-authorization'] = auth
+    return {host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || 80, path: url.href}
+  }
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port || (url.protocol === 'https:' ? 443 : 80),
+    path: url.pathname + url.search,
+  }
+}
+
+/** A new connection that is not up (TCP, or TLS when it is direct) within `ms` fails the request. */
+function limitConnect(
+  req: http.ClientRequest,
+  socket: net.Socket,
+  o: {url: URL; ms: number; via: string; tlsDirect: boolean},
+): void {
+  if (!socket.connecting) return
+  const message = `cannot reach ${o.url.host}: no connection within ${duration(o.ms)}${o.via}`
+  const timer = setTimeout(() => req.destroy(new RegistryError('unreachable', message, o.url.host)), o.ms)
+  socket.once(o.tlsDirect ? 'secureConnect' : 'connect', () => clearTimeout(timer))
+  socket.once('close', () => clearTimeout(timer))
+}
+
+/** A 407 from the proxy for a plain-HTTP request: the proxy's answer, named without its password. */
+function proxyRefused(proxy: URL, url: URL, statusMessage: string | undefined): RegistryError {
+  return new RegistryError(
+    'unauthorized',
+    `the proxy ${redactUrl(proxy.href).replace(/\/$/, '')} refused ${url.host}: 407 ${statusMessage ?? ''}`.trim() +
+      ' (check the credentials in HTTP_PROXY)',
+    url.host,
+    407,
+  )
 }
 
 function proxyAuthorization(proxy: URL): string | undefined {

@@ -87,7 +87,34 @@ export interface RegistriesConfig {
 
 export const emptyRegistriesConfig = (): RegistriesConfig => ({mirrors: new Map(), auth: new Map(), tls: new Map()})
 
+type RegistriesFile = z.infer<typeof RegistriesSchema>
+type MirrorEntry = NonNullable<RegistriesFile['mirrors']>[string]
+type ConfigEntry = NonNullable<RegistriesFile['configs']>[string]
+
 export async function loadRegistriesConfig(file: string): Promise<RegistriesConfig> {
+  const data = await readRegistriesFile(file)
+  const base = path.dirname(path.resolve(file))
+  const out = emptyRegistriesConfig()
+  const problems: string[] = []
+  const fromEndpoints = new Map<string, {username: string; password: string}>()
+  for (const [host, mirror] of Object.entries(data.mirrors ?? {}))
+    out.mirrors.set(canonicalHost(host), mirrorOf(host, mirror, fromEndpoints, problems))
+  for (const [host, cfg] of Object.entries(data.configs ?? {})) {
+    const key = canonicalHost(stripScheme(host))
+    if (cfg.auth) out.auth.set(key, authOf(host, cfg.auth, problems))
+    if (cfg.tls) out.tls.set(key, await tlsOf(host, cfg.tls, base, problems))
+  }
+  for (const [host, auth] of fromEndpoints) if (!out.auth.has(host)) out.auth.set(host, auth)
+  if (problems.length > 0) {
+    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} has ${problems.length} problem(s)`, {
+      details: {file, problems},
+    })
+  }
+  return out
+}
+
+/** The file read, parsed as YAML and checked against the K3s registries.yaml shape (exit 2 otherwise). */
+async function readRegistriesFile(file: string): Promise<RegistriesFile> {
   const text = await readInputText(file, {
     code: 'REGISTRIES_UNREADABLE',
     what: 'the --registries file',
@@ -113,88 +140,89 @@ export async function loadRegistriesConfig(file: string): Promise<RegistriesConf
       },
     )
   }
-  const base = path.dirname(path.resolve(file))
-  const out = emptyRegistriesConfig()
-  const problems: string[] = []
-  const fromEndpoints = new Map<string, {username: string; password: string}>()
-  for (const [host, mirror] of Object.entries(parsed.data.mirrors ?? {})) {
-    const endpoints: URL[] = []
-    for (const [i, raw] of (mirror.endpoint ?? []).entries()) {
-      try {
-        const written = new URL(raw.includes('://') ? raw : `https://${raw}`)
-        if (written.protocol !== 'http:' && written.protocol !== 'https:')
-          throw new Error('only http:// and https:// endpoints exist')
-        // `https://user:pass@mirror` is a credential for that endpoint: kept as its auth (unless configs names one),
-        // and taken out of the URL so it can reach no message, report or DEBUG line.
-        const {url, credential} = splitUserinfo(written)
-        if (credential)
-          fromEndpoints.set(canonicalHost(url.host), {
-            username: credential.username ?? '',
-            password: credential.password ?? '',
-          })
-        endpoints.push(url)
-      } catch (error) {
-        problems.push(
-          `mirrors.${host}.endpoint[${i}]: ${JSON.stringify(redactUrl(raw))} is not a URL (${redactText((error as Error).message)})`,
-        )
-      }
-    }
-    const rewrites: MirrorConfig['rewrites'] = []
-    for (const [pattern, replacement] of Object.entries(mirror.rewrite ?? {})) {
-      try {
-        rewrites.push({pattern: new RegExp(pattern), replacement})
-      } catch (error) {
-        problems.push(
-          `mirrors.${host}.rewrite: ${JSON.stringify(pattern)} is not a regular expression (${(error as Error).message})`,
-        )
-      }
-    }
-    out.mirrors.set(canonicalHost(host), {endpoints, rewrites})
-  }
-  for (const [host, cfg] of Object.entries(parsed.data.configs ?? {})) {
-    const key = canonicalHost(stripScheme(host))
-    if (cfg.auth) {
-      const a = cfg.auth
-      let {username, password} = a
-      if (a.auth) {
-        const decoded = Buffer.from(a.auth, 'base64').toString('utf8')
-        const colon = decoded.indexOf(':')
-        if (colon === -1) problems.push(`configs.${host}.auth.auth: is not base64 of "user:password"`)
-        else {
-          username = decoded.slice(0, colon)
-          password = decoded.slice(colon + 1)
-        }
-      }
-      out.auth.set(key, {username, password, ...(a.identity_token ? {identityToken: a.identity_token} : {})})
-    }
-    if (cfg.tls) {
-      const t = cfg.tls
-      const read = async (field: string, p?: string) => {
-        if (!p) return undefined
-        try {
-          return await readFile(path.resolve(base, p), 'utf8')
-        } catch (error) {
-          problems.push(
-            `configs.${host}.tls.${field}: cannot read ${p} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
-          )
-          return undefined
-        }
-      }
-      out.tls.set(key, {
-        caPem: await read('ca_file', t.ca_file),
-        certPem: await read('cert_file', t.cert_file),
-        keyPem: await read('key_file', t.key_file),
-        insecureSkipVerify: t.insecure_skip_verify,
-      })
+  return parsed.data
+}
+
+/** One mirror: its endpoint URLs (userinfo taken out into `fromEndpoints`) and rewrite rules. */
+function mirrorOf(
+  host: string,
+  mirror: MirrorEntry,
+  fromEndpoints: Map<string, {username: string; password: string}>,
+  problems: string[],
+): MirrorConfig {
+  const endpoints: URL[] = []
+  for (const [i, raw] of (mirror.endpoint ?? []).entries()) {
+    try {
+      const written = new URL(raw.includes('://') ? raw : `https://${raw}`)
+      if (written.protocol !== 'http:' && written.protocol !== 'https:')
+        throw new Error('only http:// and https:// endpoints exist')
+      // `https://user:pass@mirror` is a credential for that endpoint: kept as its auth (unless configs names one),
+      // and taken out of the URL so it can reach no message, report or DEBUG line.
+      const {url, credential} = splitUserinfo(written)
+      if (credential)
+        fromEndpoints.set(canonicalHost(url.host), {
+          username: credential.username ?? '',
+          password: credential.password ?? '',
+        })
+      endpoints.push(url)
+    } catch (error) {
+      problems.push(
+        `mirrors.${host}.endpoint[${i}]: ${JSON.stringify(redactUrl(raw))} is not a URL (${redactText((error as Error).message)})`,
+      )
     }
   }
-  for (const [host, auth] of fromEndpoints) if (!out.auth.has(host)) out.auth.set(host, auth)
-  if (problems.length > 0) {
-    throw new UsageError('REGISTRIES_INVALID', `--registries file ${file} has ${problems.length} problem(s)`, {
-      details: {file, problems},
-    })
+  const rewrites: MirrorConfig['rewrites'] = []
+  for (const [pattern, replacement] of Object.entries(mirror.rewrite ?? {})) {
+    try {
+      rewrites.push({pattern: new RegExp(pattern), replacement})
+    } catch (error) {
+      problems.push(
+        `mirrors.${host}.rewrite: ${JSON.stringify(pattern)} is not a regular expression (${(error as Error).message})`,
+      )
+    }
   }
-  return out
+  return {endpoints, rewrites}
+}
+
+/** A configs.<host>.auth block: username and password, or `auth` (base64 of user:password), and identity_token. */
+function authOf(host: string, a: NonNullable<ConfigEntry['auth']>, problems: string[]) {
+  let {username, password} = a
+  if (a.auth) {
+    const decoded = Buffer.from(a.auth, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    if (colon === -1) problems.push(`configs.${host}.auth.auth: is not base64 of "user:password"`)
+    else {
+      username = decoded.slice(0, colon)
+      password = decoded.slice(colon + 1)
+    }
+  }
+  return {username, password, ...(a.identity_token ? {identityToken: a.identity_token} : {})}
+}
+
+/** A configs.<host>.tls block: the PEM files it names read (relative to the registries file), each failure named. */
+async function tlsOf(
+  host: string,
+  t: NonNullable<ConfigEntry['tls']>,
+  base: string,
+  problems: string[],
+): Promise<HostTls> {
+  const read = async (field: string, p?: string) => {
+    if (!p) return undefined
+    try {
+      return await readFile(path.resolve(base, p), 'utf8')
+    } catch (error) {
+      problems.push(
+        `configs.${host}.tls.${field}: cannot read ${p} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      )
+      return undefined
+    }
+  }
+  return {
+    caPem: await read('ca_file', t.ca_file),
+    certPem: await read('cert_file', t.cert_file),
+    keyPem: await read('key_file', t.key_file),
+    insecureSkipVerify: t.insecure_skip_verify,
+  }
 }
 
 function stripScheme(host: string): string {
