@@ -36,6 +36,29 @@ async function airpack(args: string[]): Promise<void> {
   if (status !== 0) throw new Error(`airpack ${args[0]} ${args[1] ?? ''} exited ${status}`)
 }
 
+/** `buildArgs` run again with the CLI of `checkout` (its own cache and output), every output but the report
+ *  (times, hosts) compared with cmp. */
+async function compareBuild(checkout: string, buildArgs: string[], bundleDir: string, dir: string): Promise<void> {
+  step(`Compare: the same build with ${checkout}`)
+  const args = [...buildArgs]
+  args[args.indexOf('--output') + 1] = path.join(dir, 'bundle')
+  args[args.indexOf('--cache-dir') + 1] = path.join(dir, 'cache')
+  // Asynchronous like airpack(): the stand-in Helm repository answers from this process's event loop.
+  const child = spawn('node', [path.join(checkout, 'bin', 'run.js'), ...args], {cwd: root, stdio: 'inherit'})
+  const status = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  if (status !== 0) throw new Error(`${checkout}: bundle build exited ${status}`)
+  for (const f of [
+    'demo-store.tar.zst',
+    'demo-store.tar.zst.sig',
+    'demo-store.lock.json',
+    'demo-store.inventory.json',
+    'demo-store-definition.tgz',
+  ]) {
+    execFileSync('cmp', [path.join(bundleDir, f), path.join(dir, 'bundle', f)], {stdio: 'inherit'})
+    process.stderr.write(`  cmp ${f}: identical\n`)
+  }
+}
+
 async function main() {
   await rm(out, {recursive: true, force: true})
   await mkdir(out, {recursive: true})
@@ -99,7 +122,7 @@ async function main() {
 
     step('Build the bundle: resolve, fetch into the cache, write, sign, render per-site user-data')
     const bundleDir = path.join(out, 'bundle')
-    await airpack([
+    const buildArgs = [
       'bundle',
       'build',
       profiles[0],
@@ -119,7 +142,13 @@ async function main() {
       '--sites',
       'examples/sites/sites.yaml',
       ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
-    ])
+    ]
+    await airpack(buildArgs)
+
+    // AIRPACK_DEMO_COMPARE=<another checkout, built>: the same build with that checkout's CLI against the same
+    // servers (a refactoring's byte-identity evidence: ports and keys are only equal within one demo run).
+    const other = process.env.AIRPACK_DEMO_COMPARE
+    if (other) await compareBuild(other, buildArgs, bundleDir, path.join(out, 'compare'))
 
     step('At the site: verify the stick with the public key, then look inside')
     await airpack(['bundle', 'verify', path.join(bundleDir, 'demo-store.tar.zst'), '--public-key', pub])
