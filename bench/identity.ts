@@ -43,7 +43,8 @@ function build(checkout: string, profile: string, registry: string, cache: strin
       path.join(checkout, 'bin', 'run.js'),
       ...['bundle', 'build', profile, '--arch', 'amd64', '--name', 'identity'],
       ...['--insecure-registry', registry, '--cache-dir', cache, '--output', output],
-      ...(args.format !== '1' ? ['--format', args.format!] : []),
+      '--format',
+      args.format!,
     ],
     {stdio: ['ignore', 'ignore', 'inherit']},
   )
