@@ -253,49 +253,87 @@ export interface ResolveChartContext {
 export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartContext): Promise<Served<LockedChart>> {
   const kind = chartSourceKind(req.repository)
   if (kind === 'oci') return resolveOciChart(req, ctx)
-  let archiveUrl: URL
-  let expected: string | undefined
-  if (kind === 'tgz') {
-    archiveUrl = new URL(req.repository)
-  } else {
-    let base: URL
-    try {
-      base = indexUrl(req.repository)
-    } catch {
-      throw new RegistryError(
-        'protocol',
-        `chart repository ${JSON.stringify(req.repository)} is not a URL`,
-        req.repository,
-      )
-    }
-    const entries = (await ctx.indexes.get(req.repository))[req.name]
-    if (!entries || entries.length === 0) {
-      throw new RegistryError('not-found', `chart ${req.name} is not in ${base.href}`, base.host, 404)
-    }
-    const entry = pickIndexEntry(entries, req.version)
-    if (!entry) {
-      const known = entries
-        .map((e) => String(e.version))
-        .slice(0, 8)
-        .join(', ')
-      throw new RegistryError(
-        'not-found',
-        `chart ${req.name} has no version ${req.version} in ${base.href} (it has ${known}${entries.length > 8 ? ', …' : ''})`,
-        base.host,
-        404,
-      )
-    }
-    if (!entry.urls?.[0])
-      throw new RegistryError('protocol', `${base.href}: ${req.name} ${entry.version} has no urls`, base.host)
-    archiveUrl = new URL(entry.urls[0], base)
-    if (entry.digest) expected = entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
-  }
+  const {archiveUrl, expected} =
+    kind === 'tgz' ? {archiveUrl: new URL(req.repository), expected: undefined} : await archiveFromIndex(req, ctx)
   const archive = await downloadArchive(archiveUrl, expected, ctx)
+  const meta = await archiveMetadata(req, archiveUrl, ctx.store.blobPath(archive.digest), kind === 'tgz')
+  const {config, manifest} = chartManifest(meta, archive)
+  const configDigest = await ctx.store.putBytes(config)
+  const manifestDigest = await ctx.store.putBytes(manifest)
+  const manifestDesc: Descriptor = {mediaType: MediaType.ociManifest, digest: manifestDigest, size: manifest.length}
+  // The lock, the plan and the report record the URLs masked: a password in them never leaves this process.
+  const locked: LockedChart = {
+    repository: redactUrl(req.repository),
+    name: req.name,
+    version: req.version,
+    digest: archive.digest,
+    size: archive.size,
+    manifest: manifestDesc,
+    blobs: [
+      manifestDesc,
+      {mediaType: MediaType.helmConfig, digest: configDigest, size: config.length},
+      {mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size},
+    ],
+    reference: chartReference(req.repository, req.name, meta.version),
+    url: redactUrl(archiveUrl.href),
+  }
+  return {locked, servedBy: archiveUrl.host}
+}
+
+/** A classic repository's index entry for the chart: its archive URL and the digest the index gives it. */
+async function archiveFromIndex(
+  req: ChartRequestLike,
+  ctx: ResolveChartContext,
+): Promise<{archiveUrl: URL; expected: string | undefined}> {
+  let base: URL
+  try {
+    base = indexUrl(req.repository)
+  } catch {
+    throw new RegistryError(
+      'protocol',
+      `chart repository ${JSON.stringify(req.repository)} is not a URL`,
+      req.repository,
+    )
+  }
+  const entries = (await ctx.indexes.get(req.repository))[req.name]
+  if (!entries || entries.length === 0) {
+    throw new RegistryError('not-found', `chart ${req.name} is not in ${base.href}`, base.host, 404)
+  }
+  const entry = pickIndexEntry(entries, req.version)
+  if (!entry) {
+    const known = entries
+      .map((e) => String(e.version))
+      .slice(0, 8)
+      .join(', ')
+    throw new RegistryError(
+      'not-found',
+      `chart ${req.name} has no version ${req.version} in ${base.href} (it has ${known}${entries.length > 8 ? ', …' : ''})`,
+      base.host,
+      404,
+    )
+  }
+  if (!entry.urls?.[0])
+    throw new RegistryError('protocol', `${base.href}: ${req.name} ${entry.version} has no urls`, base.host)
+  const expected = entry.digest
+    ? entry.digest.startsWith('sha256:')
+      ? entry.digest
+      : `sha256:${entry.digest}`
+    : undefined
+  return {archiveUrl: new URL(entry.urls[0], base), expected}
+}
+
+/** The Chart.yaml of a downloaded archive, checked to be the chart and version asked for. */
+async function archiveMetadata(
+  req: ChartRequestLike,
+  archiveUrl: URL,
+  file: string,
+  direct: boolean,
+): Promise<ChartMetadata> {
   let meta: ChartMetadata
   try {
-    meta = await readChartMetadata(ctx.store.blobPath(archive.digest))
+    meta = await readChartMetadata(file)
   } catch (error) {
-    const inner = kind === 'tgz' ? await nestedChartArchives(ctx.store.blobPath(archive.digest), req.name) : []
+    const inner = direct ? await nestedChartArchives(file, req.name) : []
     // A release bundle (the trident packs' trident-installer-X.tar.gz) carries the chart one level down.
     const nested =
       inner.length > 0
@@ -321,27 +359,7 @@ export async function resolveChart(req: ChartRequestLike, ctx: ResolveChartConte
       archiveUrl.host,
     )
   }
-  const {config, manifest} = chartManifest(meta, archive)
-  const configDigest = await ctx.store.putBytes(config)
-  const manifestDigest = await ctx.store.putBytes(manifest)
-  const manifestDesc: Descriptor = {mediaType: MediaType.ociManifest, digest: manifestDigest, size: manifest.length}
-  // The lock, the plan and the report record the URLs masked: a password in them never leaves this process.
-  const locked: LockedChart = {
-    repository: redactUrl(req.repository),
-    name: req.name,
-    version: req.version,
-    digest: archive.digest,
-    size: archive.size,
-    manifest: manifestDesc,
-    blobs: [
-      manifestDesc,
-      {mediaType: MediaType.helmConfig, digest: configDigest, size: config.length},
-      {mediaType: MediaType.helmChart, digest: archive.digest, size: archive.size},
-    ],
-    reference: chartReference(req.repository, req.name, meta.version),
-    url: redactUrl(archiveUrl.href),
-  }
-  return {locked, servedBy: archiveUrl.host}
+  return meta
 }
 
 async function downloadArchive(

@@ -21,36 +21,9 @@ export async function resolveImage(
 ): Promise<Served<LockedImage>> {
   const ref = parseReference(reference)
   const target = ref.digest ?? ref.tag ?? 'latest'
-  const {value, endpoint} = await client.withEndpoints(ref.registry, ref.repository, async (ep) => {
-    const root = await client.getManifest(ep, target)
-    if (!isIndexType(root.mediaType) && !root.json.manifests) {
-      const config = await checkSinglePlatform(client, ep, root, reference, platform, store)
-      return {root, platformManifest: root, omitted: [] as Platform[], chosenPlatform: config}
-    }
-    const {chosen, omitted, available} = selectPlatform(root.json.manifests ?? [], platform)
-    if (!chosen) {
-      throw new RegistryError(
-        'platform',
-        `${reference} has no manifest for ${formatPlatform(platform)} (it has ${available.map(formatPlatform).join(', ') || 'no platforms'})`,
-        ep.host,
-      )
-    }
-    const pm = await client.getManifest(ep, chosen.digest)
-    if (pm.json.manifests)
-      throw new RegistryError(
-        'protocol',
-        `${reference}: the ${formatPlatform(platform)} entry is itself an index; nested indexes are not supported`,
-        ep.host,
-      )
-    if (pm.size !== chosen.size) {
-      throw new RegistryError(
-        'integrity',
-        `${reference}: the ${formatPlatform(platform)} manifest is ${pm.size} bytes, the index says ${chosen.size}`,
-        ep.host,
-      )
-    }
-    return {root, platformManifest: pm, omitted, chosenPlatform: chosen.platform}
-  })
+  const {value, endpoint} = await client.withEndpoints(ref.registry, ref.repository, (ep) =>
+    chooseManifests(client, ep, {reference, target, platform, store}),
+  )
   const {root, platformManifest: pm, omitted, chosenPlatform} = value
   if (store) {
     await store.putBytes(root.bytes, root.digest)
@@ -75,6 +48,43 @@ export async function resolveImage(
     omittedPlatforms: omitted,
   }
   return {locked, servedBy: endpoint.host}
+}
+
+/** The root manifest at one endpoint and the platform manifest chosen from it (the root itself when single). */
+async function chooseManifests(
+  client: RegistryClient,
+  ep: Endpoint,
+  o: {reference: string; target: string; platform: Platform; store?: BlobStore},
+) {
+  const {reference, platform} = o
+  const root = await client.getManifest(ep, o.target)
+  if (!isIndexType(root.mediaType) && !root.json.manifests) {
+    const config = await checkSinglePlatform(client, ep, root, reference, platform, o.store)
+    return {root, platformManifest: root, omitted: [] as Platform[], chosenPlatform: config}
+  }
+  const {chosen, omitted, available} = selectPlatform(root.json.manifests ?? [], platform)
+  if (!chosen) {
+    throw new RegistryError(
+      'platform',
+      `${reference} has no manifest for ${formatPlatform(platform)} (it has ${available.map(formatPlatform).join(', ') || 'no platforms'})`,
+      ep.host,
+    )
+  }
+  const pm = await client.getManifest(ep, chosen.digest)
+  if (pm.json.manifests)
+    throw new RegistryError(
+      'protocol',
+      `${reference}: the ${formatPlatform(platform)} entry is itself an index; nested indexes are not supported`,
+      ep.host,
+    )
+  if (pm.size !== chosen.size) {
+    throw new RegistryError(
+      'integrity',
+      `${reference}: the ${formatPlatform(platform)} manifest is ${pm.size} bytes, the index says ${chosen.size}`,
+      ep.host,
+    )
+  }
+  return {root, platformManifest: pm, omitted, chosenPlatform: chosen.platform}
 }
 
 /**

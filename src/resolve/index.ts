@@ -138,66 +138,24 @@ export async function resolveArtifacts(
   try {
     await initStore(store)
     return await withClient(o, async (client) => {
-      // Cosign tags listed by hand are artefacts of an image, not images: attached to it once it is resolved.
-      const listedSupply = req.images.filter((r) => parseSupplyChainReference(r.reference))
-      const images = groupBy(
-        req.images.filter((r) => !parseSupplyChainReference(r.reference)),
-        (r) => r.reference,
-      )
-      const charts = groupBy(req.charts, (r) => chartKey(r.repository, r.name, r.version))
-      const indexes = new ChartIndexCache(client)
-      const failures: Failure[] = []
-      const lockImages: Record<string, LockedImage> = {}
-      const lockCharts: Record<string, LockedChart> = {}
+      const {jobs, listedSupply} = jobsOf(req)
+      const ctx: JobContext = {client, o, store: store!, indexes: new ChartIndexCache(client), images: {}, charts: {}}
       // Which endpoint served each artifact (reference → host): for the plan, never for the lock.
       const servedBy = new Map<string, string>()
-      const where = (list: {profile?: string; pack?: string; file?: string; line?: number}[]) =>
-        origin(list[0]) + (list.length > 1 ? ` and ${list.length - 1} more` : '')
-
-      type Job =
-        {kind: 'image'; key: string; list: ImageRequestLike[]} | {kind: 'chart'; key: string; list: ChartRequestLike[]}
-      const jobs: Job[] = [
-        ...[...images].map(([key, list]) => ({kind: 'image' as const, key, list})),
-        ...[...charts].map(([key, list]) => ({kind: 'chart' as const, key, list})),
-      ]
       const settled = await settleAll(jobs, concurrency, async (job) => {
-        if (job.kind === 'image') {
-          const served = await resolveImage(client, job.key, o.platform, store)
-          if ((o.supplyChain ?? 'carry') === 'carry') {
-            const supplyChain = await discoverSupplyChain(client, served.locked, store)
-            if (supplyChain.length > 0) served.locked.supplyChain = supplyChain
-          }
-          lockImages[job.key] = served.locked
-          servedBy.set(served.locked.reference, served.servedBy)
-        } else {
-          const served = await resolveChart(job.list[0], {client, store: store!, indexes})
-          lockCharts[job.key] = served.locked
-          servedBy.set(served.locked.reference, served.servedBy)
-        }
+        const served = await resolveJob(job, ctx)
+        servedBy.set(served.reference, served.servedBy)
       })
-      for (const [i, r] of settled.entries()) {
-        if (r.status === 'fulfilled') continue
-        const job = jobs[i]
-        // Bad usage (an unreadable credentials file, a failing credential helper) is not an artifact problem.
-        if (isAirpackError(r.reason) && r.reason.exitCode === ExitCode.usage) throw r.reason
-        const what =
-          job.kind === 'image'
-            ? job.key
-            : `chart ${job.list[0].name} ${job.list[0].version} from ${job.list[0].repository}`
-        const error =
-          r.reason instanceof InvalidReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
-        failures.push({what, where: where(job.list), error})
-      }
+      const failures = jobFailures(settled, jobs)
       if (failures.length === 0)
-        failures.push(...(await attachListedSupplyChain(client, listedSupply, lockImages, store)))
+        failures.push(...(await attachListedSupplyChain(client, listedSupply, ctx.images, ctx.store)))
       if (failures.length > 0) throw failuresError(failures, jobs.length + listedSupply.length)
-
       const lock: Lock = {
         lockVersion: 1,
         platform: o.platform,
         // Sorted keys in memory too, so every consumer iterates artifacts in one order whatever finished first.
-        images: sortedRecord(lockImages),
-        charts: sortedRecord(lockCharts),
+        images: sortedRecord(ctx.images),
+        charts: sortedRecord(ctx.charts),
         files: {},
         profiles: o.profiles ?? [],
       }
@@ -207,6 +165,74 @@ export async function resolveArtifacts(
   } finally {
     if (tmpStoreDir) await rm(tmpStoreDir, {recursive: true, force: true})
   }
+}
+
+type Job =
+  {kind: 'image'; key: string; list: ImageRequestLike[]} | {kind: 'chart'; key: string; list: ChartRequestLike[]}
+
+/** What the jobs of one resolve share: the client, options, store, chart indexes and the lock entries made. */
+interface JobContext {
+  client: RegistryClient
+  o: ResolveOptions
+  store: BlobStore
+  indexes: ChartIndexCache
+  images: Record<string, LockedImage>
+  charts: Record<string, LockedChart>
+}
+
+/** One job per image and per chart, each with every place it is asked for; cosign tags listed by hand are
+ *  artefacts of an image, not images: they are attached to it once it is resolved. */
+function jobsOf(req: {images: ImageRequestLike[]; charts: ChartRequestLike[]}): {
+  jobs: Job[]
+  listedSupply: ImageRequestLike[]
+} {
+  const listedSupply = req.images.filter((r) => parseSupplyChainReference(r.reference))
+  const images = groupBy(
+    req.images.filter((r) => !parseSupplyChainReference(r.reference)),
+    (r) => r.reference,
+  )
+  const charts = groupBy(req.charts, (r) => chartKey(r.repository, r.name, r.version))
+  const jobs: Job[] = [
+    ...[...images].map(([key, list]) => ({kind: 'image' as const, key, list})),
+    ...[...charts].map(([key, list]) => ({kind: 'chart' as const, key, list})),
+  ]
+  return {jobs, listedSupply}
+}
+
+/** One job's lock entry (an image with its supply chain unless skipped, or a chart); where it was served from. */
+async function resolveJob(job: Job, ctx: JobContext): Promise<{reference: string; servedBy: string}> {
+  const {client, o, store} = ctx
+  if (job.kind === 'image') {
+    const served = await resolveImage(client, job.key, o.platform, store)
+    if ((o.supplyChain ?? 'carry') === 'carry') {
+      const supplyChain = await discoverSupplyChain(client, served.locked, store)
+      if (supplyChain.length > 0) served.locked.supplyChain = supplyChain
+    }
+    ctx.images[job.key] = served.locked
+    return {reference: served.locked.reference, servedBy: served.servedBy}
+  }
+  const served = await resolveChart(job.list[0], {client, store, indexes: ctx.indexes})
+  ctx.charts[job.key] = served.locked
+  return {reference: served.locked.reference, servedBy: served.servedBy}
+}
+
+/** The failed jobs, each naming its artifact and where it is asked for; bad usage (an unreadable credentials
+ *  file, a failing credential helper) is not an artifact problem and is thrown as is. */
+function jobFailures(settled: PromiseSettledResult<void>[], jobs: Job[]): Failure[] {
+  const failures: Failure[] = []
+  const where = (list: {profile?: string; pack?: string; file?: string; line?: number}[]) =>
+    origin(list[0]) + (list.length > 1 ? ` and ${list.length - 1} more` : '')
+  for (const [i, r] of settled.entries()) {
+    if (r.status === 'fulfilled') continue
+    const job = jobs[i]
+    if (isAirpackError(r.reason) && r.reason.exitCode === ExitCode.usage) throw r.reason
+    const what =
+      job.kind === 'image' ? job.key : `chart ${job.list[0].name} ${job.list[0].version} from ${job.list[0].repository}`
+    const error =
+      r.reason instanceof InvalidReferenceError ? new RegistryError('protocol', r.reason.message, '') : r.reason
+    failures.push({what, where: where(job.list), error})
+  }
+  return failures
 }
 
 /**
@@ -265,6 +291,36 @@ export async function planOf(
   }
   const unique = new Map<string, number>()
   const artifacts: PlannedArtifact[] = []
+  for (const e of planEntries(lock, servedBy)) {
+    let size = 0
+    let cached = 0
+    for (const b of e.blobs) {
+      size += b.size
+      if (await isCached(b.digest)) cached += b.size
+      unique.set(b.digest, b.size)
+    }
+    artifacts.push({
+      kind: e.kind,
+      reference: e.reference,
+      digest: e.digest,
+      ...(e.platformManifest ? {platformManifest: e.platformManifest} : {}),
+      size,
+      cached,
+      source: e.source,
+      ...(e.supplyChain ? {supplyChain: e.supplyChain} : {}),
+    })
+  }
+  let totalBytes = 0
+  let cachedBytes = 0
+  for (const [digest, size] of unique) {
+    totalBytes += size
+    if (await isCached(digest)) cachedBytes += size
+  }
+  return {artifacts, totalBytes, uniqueBlobs: unique.size, cachedBytes}
+}
+
+/** Every artifact of the lock as the plan lists it (by reference), with its blobs and the endpoint that served it. */
+function planEntries(lock: Lock, servedBy?: ReadonlyMap<string, string>) {
   const entries: {
     kind: 'image' | 'chart'
     reference: string
@@ -300,32 +356,7 @@ export async function planOf(
       source: servedBy?.get(c.reference) ?? registryOf(c.reference),
     })),
   ]
-  for (const e of entries.sort((a, b) => (a.reference < b.reference ? -1 : a.reference > b.reference ? 1 : 0))) {
-    let size = 0
-    let cached = 0
-    for (const b of e.blobs) {
-      size += b.size
-      if (await isCached(b.digest)) cached += b.size
-      unique.set(b.digest, b.size)
-    }
-    artifacts.push({
-      kind: e.kind,
-      reference: e.reference,
-      digest: e.digest,
-      ...(e.platformManifest ? {platformManifest: e.platformManifest} : {}),
-      size,
-      cached,
-      source: e.source,
-      ...(e.supplyChain ? {supplyChain: e.supplyChain} : {}),
-    })
-  }
-  let totalBytes = 0
-  let cachedBytes = 0
-  for (const [digest, size] of unique) {
-    totalBytes += size
-    if (await isCached(digest)) cachedBytes += size
-  }
-  return {artifacts, totalBytes, uniqueBlobs: unique.size, cachedBytes}
+  return entries.sort((a, b) => (a.reference < b.reference ? -1 : a.reference > b.reference ? 1 : 0))
 }
 
 /**
@@ -338,69 +369,10 @@ export async function checkLockCurrent(
 ): Promise<void> {
   await withClient(o, async (client) => {
     const indexes = new ChartIndexCache(client)
-    type Check = {what: string; run: () => Promise<string | undefined>; locked: string}
-    const checks: Check[] = []
-    for (const image of Object.values(lock.images)) {
-      const ref = parseReference(image.reference)
-      // A cosign tag moves when the image is signed again: the lock pins the signatures it had.
-      for (const s of image.supplyChain ?? []) {
-        if (!s.tag || s.kind === 'referrer' || (o.supplyChain === 'skip' && !s.listed)) continue
-        checks.push({
-          what: `${s.kind} ${ref.registry}/${ref.repository}:${s.tag}`,
-          locked: s.manifest.digest,
-          run: async () =>
-            (await client.withEndpoints(ref.registry, ref.repository, (ep) => client.headManifest(ep, s.tag!))).value,
-        })
-      }
-      if (ref.digest) continue
-      checks.push({
-        what: image.reference,
-        locked: image.digest,
-        run: async () =>
-          (await client.withEndpoints(ref.registry, ref.repository, (ep) => client.headManifest(ep, ref.tag!))).value,
-      })
-    }
-    for (const chart of Object.values(lock.charts)) {
-      const kind = chartSourceKind(chart.repository)
-      const what = `chart ${chart.name} ${chart.version} from ${chart.repository}`
-      if (kind === 'oci') {
-        const {registry, repository} = lockedOciLocation(chart)
-        checks.push({
-          what,
-          locked: chart.manifest.digest,
-          run: async () =>
-            (
-              await client.withEndpoints(registry, repository, (ep) =>
-                client.headManifest(ep, chartTag(chart.version), 'helm'),
-              )
-            ).value,
-        })
-      } else {
-        // A classic index names the archive's digest when it has one; otherwise (and for a direct .tgz URL) the
-        // archive is hashed as it streams by, without being stored. A moved index entry (another URL) counts too.
-        checks.push({
-          what,
-          locked: chart.digest,
-          run: async () => {
-            let url = chart.url ? new URL(chart.url) : new URL(chart.repository)
-            if (kind === 'classic') {
-              const entries = (await indexes.get(chart.repository))[chart.name] ?? []
-              const entry = pickIndexEntry(entries, chart.version)
-              if (!entry)
-                throw new RegistryError(
-                  'not-found',
-                  `${chart.name} ${chart.version} is no longer in ${indexUrl(chart.repository).href}`,
-                  indexUrl(chart.repository).host,
-                  404,
-                )
-              if (entry.digest) return entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
-              if (entry.urls?.[0]) url = new URL(entry.urls[0], indexUrl(chart.repository))
-            }
-            return hashUrl(client, url)
-          },
-        })
-      }
-    }
+    const checks: LockCheck[] = [
+      ...Object.values(lock.images).flatMap((image) => imageChecks(image, client, o.supplyChain)),
+      ...Object.values(lock.charts).map((chart) => chartCheck(chart, client, indexes)),
+    ]
     const settled = await settleAll(checks, o.concurrency ?? DEFAULT_CONCURRENCY, (c) => c.run())
     const moved: string[] = []
     const failures: Failure[] = []
@@ -421,6 +393,62 @@ export async function checkLockCurrent(
     }
     if (failures.length > 0) throw failuresError(failures, checks.length, 'checked')
   })
+}
+
+/** One locked reference to look up again: what it is, the digest the lock pins, the digest it has now. */
+type LockCheck = {what: string; run: () => Promise<string | undefined>; locked: string}
+
+/** An image's tag (not a digest reference) and its cosign tags (they move when the image is signed again). */
+function imageChecks(image: LockedImage, client: RegistryClient, supplyChain?: SupplyChainMode): LockCheck[] {
+  const ref = parseReference(image.reference)
+  const head = (tag: string) => async () =>
+    (await client.withEndpoints(ref.registry, ref.repository, (ep) => client.headManifest(ep, tag))).value
+  const checks: LockCheck[] = []
+  for (const s of image.supplyChain ?? []) {
+    if (!s.tag || s.kind === 'referrer' || (supplyChain === 'skip' && !s.listed)) continue
+    checks.push({
+      what: `${s.kind} ${ref.registry}/${ref.repository}:${s.tag}`,
+      locked: s.manifest.digest,
+      run: head(s.tag),
+    })
+  }
+  if (!ref.digest) checks.push({what: image.reference, locked: image.digest, run: head(ref.tag!)})
+  return checks
+}
+
+/** An OCI chart's tag; a classic chart's index entry (its digest, or the archive hashed as it streams by, not
+ *  stored; a moved entry, another URL, counts too); a direct .tgz URL's archive. */
+function chartCheck(chart: LockedChart, client: RegistryClient, indexes: ChartIndexCache): LockCheck {
+  const kind = chartSourceKind(chart.repository)
+  const what = `chart ${chart.name} ${chart.version} from ${chart.repository}`
+  if (kind === 'oci') {
+    const {registry, repository} = lockedOciLocation(chart)
+    const run = async () =>
+      (
+        await client.withEndpoints(registry, repository, (ep) =>
+          client.headManifest(ep, chartTag(chart.version), 'helm'),
+        )
+      ).value
+    return {what, locked: chart.manifest.digest, run}
+  }
+  const run = async () => {
+    let url = chart.url ? new URL(chart.url) : new URL(chart.repository)
+    if (kind === 'classic') {
+      const entries = (await indexes.get(chart.repository))[chart.name] ?? []
+      const entry = pickIndexEntry(entries, chart.version)
+      if (!entry)
+        throw new RegistryError(
+          'not-found',
+          `${chart.name} ${chart.version} is no longer in ${indexUrl(chart.repository).href}`,
+          indexUrl(chart.repository).host,
+          404,
+        )
+      if (entry.digest) return entry.digest.startsWith('sha256:') ? entry.digest : `sha256:${entry.digest}`
+      if (entry.urls?.[0]) url = new URL(entry.urls[0], indexUrl(chart.repository))
+    }
+    return hashUrl(client, url)
+  }
+  return {what, locked: chart.digest, run}
 }
 
 async function hashUrl(client: RegistryClient, url: URL): Promise<string> {
