@@ -215,6 +215,14 @@ const TYPE_BY_FLAG: Record<string, TarEntryType> = {
   '6': 'fifo',
 }
 
+/** A header block's checksum (its bytes summed, the checksum field counted as spaces) against the one it records. */
+function checkHeaderSum(block: Buffer): void {
+  let stored = 0
+  for (let i = 0; i < BLOCK; i++) stored += i >= 148 && i < 156 ? 0x20 : block[i]
+  if (parseOctal(block.subarray(148, 156)) !== stored)
+    throw new TarFormatError('tar header checksum mismatch (corrupt bundle)')
+}
+
 function parseOctal(field: Buffer): number {
   const text = field.toString('ascii').replace(/\0.*$/s, '').trim()
   if (text === '') return 0
@@ -375,10 +383,7 @@ export class TarParser {
       return
     }
     if (this.zeroBlocks > 0) throw new TarFormatError('a lone zero block inside the tar')
-    let stored = 0
-    for (let i = 0; i < BLOCK; i++) stored += i >= 148 && i < 156 ? 0x20 : block[i]
-    if (parseOctal(block.subarray(148, 156)) !== stored)
-      throw new TarFormatError('tar header checksum mismatch (corrupt bundle)')
+    checkHeaderSum(block)
     const typeFlag = String.fromCharCode(block[156])
     let size = parseOctal(block.subarray(124, 136))
     if (typeFlag === 'x') {

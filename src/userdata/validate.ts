@@ -43,71 +43,16 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
     ...(options.file ? {file: options.file} : {}),
     ...f,
   })
-
-  const firstLine = text.split(/\r?\n/, 1)[0]
-  if (firstLine.trimEnd() !== CLOUD_CONFIG_HEADER) {
-    findings.push(
-      at({
-        path: '',
-        severity: 'error',
-        line: 1,
-        message: firstLine.startsWith('\uFEFF')
-          ? 'the file starts with a byte-order mark before #cloud-config'
-          : `the first line is ${firstLine.trim() ? `'${firstLine.slice(0, 40)}'` : 'empty'}, not '#cloud-config'`,
-        hint: 'Put `#cloud-config` alone on the first line; the installer ignores user-data without it.',
-      }),
-    )
-  }
-
+  const header = headerFinding(text)
+  if (header) findings.push(at(header))
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, {...YAML_OPTIONS, lineCounter})
-  if (doc.errors.length > 0) {
-    for (const error of doc.errors) {
-      findings.push(
-        at({
-          path: '',
-          severity: 'error',
-          line: error.linePos?.[0].line,
-          message: `YAML syntax: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
-        }),
-      )
-    }
-    return {valid: false, findings}
-  }
-  let value: unknown
-  try {
-    value = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
-  } catch (error) {
-    // yaml refuses alias bombs (a few lines that expand to gigabytes) with a ReferenceError.
-    findings.push(
-      at({
-        path: '',
-        severity: 'error',
-        message: `YAML: ${(error as Error).message}`,
-        hint: 'Write the values out instead of through many nested aliases (*name).',
-      }),
-    )
-    return {valid: false, findings}
-  }
-  if (value === null || value === undefined) {
-    findings.push(
-      at({
-        path: '',
-        severity: 'warning',
-        message: 'holds no keys; the agent runs with its defaults (central management)',
-        hint: 'Add `stylus.managementMode: local` for a locally managed host.',
-      }),
-    )
+  const parsed = documentValue(doc)
+  if ('findings' in parsed) {
+    findings.push(...parsed.findings.map(at))
     return {valid: !findings.some((f) => f.severity === 'error'), findings}
   }
-  if (!isMap(doc.contents)) {
-    findings.push(
-      at({path: '', severity: 'error', line: 2, message: `the document is ${typeName(value)}, not a map of keys`}),
-    )
-    return {valid: false, findings}
-  }
-
-  for (const {segments, ...f} of checkUserDataObject(value as Record<string, unknown>)) {
+  for (const {segments, ...f} of checkUserDataObject(parsed.value)) {
     findings.push(at({...f, ...lineOf(doc, lineCounter, segments)}))
   }
   // Document order reads best: by line, the header and syntax findings first.
@@ -116,6 +61,73 @@ export function validateUserData(text: string, options: {file?: string} = {}): V
     .sort((a, b) => (a.f.line ?? 0) - (b.f.line ?? 0) || a.i - b.i)
     .map(({f: {line, ...rest}}) => (line ? {...rest, line} : rest))
   return {valid: !sorted.some((f) => f.severity === 'error'), findings: sorted}
+}
+
+/** The installer ignores user-data whose first line is not `#cloud-config`. */
+function headerFinding(text: string): Omit<UserDataFinding, 'file'> | undefined {
+  const firstLine = text.split(/\r?\n/, 1)[0]
+  if (firstLine.trimEnd() === CLOUD_CONFIG_HEADER) return undefined
+  return {
+    path: '',
+    severity: 'error',
+    line: 1,
+    message: firstLine.startsWith('\uFEFF')
+      ? 'the file starts with a byte-order mark before #cloud-config'
+      : `the first line is ${firstLine.trim() ? `'${firstLine.slice(0, 40)}'` : 'empty'}, not '#cloud-config'`,
+    hint: 'Put `#cloud-config` alone on the first line; the installer ignores user-data without it.',
+  }
+}
+
+/** The document as a map of keys, or why it cannot be checked further (syntax, alias bombs, empty, not a map). */
+function documentValue(
+  doc: ReturnType<typeof parseDocument>,
+): {value: Record<string, unknown>} | {findings: Omit<UserDataFinding, 'file'>[]} {
+  if (doc.errors.length > 0) {
+    return {
+      findings: doc.errors.map((error) => ({
+        path: '',
+        severity: 'error' as const,
+        line: error.linePos?.[0].line,
+        message: `YAML syntax: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+      })),
+    }
+  }
+  let value: unknown
+  try {
+    value = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
+  } catch (error) {
+    // yaml refuses alias bombs (a few lines that expand to gigabytes) with a ReferenceError.
+    const message = `YAML: ${(error as Error).message}`
+    return {
+      findings: [
+        {
+          path: '',
+          severity: 'error',
+          message,
+          hint: 'Write the values out instead of through many nested aliases (*name).',
+        },
+      ],
+    }
+  }
+  if (value === null || value === undefined) {
+    return {
+      findings: [
+        {
+          path: '',
+          severity: 'warning',
+          message: 'holds no keys; the agent runs with its defaults (central management)',
+          hint: 'Add `stylus.managementMode: local` for a locally managed host.',
+        },
+      ],
+    }
+  }
+  if (!isMap(doc.contents))
+    return {
+      findings: [
+        {path: '', severity: 'error', line: 2, message: `the document is ${typeName(value)}, not a map of keys`},
+      ],
+    }
+  return {value: value as Record<string, unknown>}
 }
 
 /** A finding on a parsed document: its path both formatted and as segments (to find its line). */
@@ -165,21 +177,8 @@ function fromZodIssue(issue: z.core.$ZodIssue, doc: unknown): RawFinding[] {
         }
       })
     }
-    case 'invalid_type': {
-      if (value === undefined) return [error(`is required (${expectedName(issue.expected)})`)]
-      let hint: string | undefined
-      if (issue.expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
-        hint = `Quote the value so YAML keeps it a string${typeof value === 'number' ? ' (unquoted, 0042 is read as a number)' : ' (unquoted, yes and on are read as true)'}.`
-      } else if (issue.expected === 'boolean' && typeof value === 'string') {
-        hint = 'Write true or false without quotes.'
-      } else if ((issue.expected === 'number' || issue.expected === 'int') && typeof value === 'string') {
-        hint = 'Write the number without quotes.'
-      }
-      // A number where a string belongs is shown by type only: YAML already changed it (0042 reads as 34).
-      const gotText =
-        value === null ? 'null' : issue.expected === 'string' && typeof value === 'number' ? typeName(value) : got
-      return [error(`expected ${expectedName(issue.expected)}, got ${gotText}`, hint)]
-    }
+    case 'invalid_type':
+      return [error(...invalidType(issue.expected, value, got))]
     case 'invalid_value':
       return [error(`${secret ? 'the value' : shown(value)} is not one of ${issue.values.map(String).join(', ')}`)]
     case 'invalid_union':
@@ -207,6 +206,22 @@ function fromZodIssue(issue: z.core.$ZodIssue, doc: unknown): RawFinding[] {
     default:
       return [error(issue.message)]
   }
+}
+
+/** A value of the wrong type: what was expected and found, and how YAML's reading of it is fixed. */
+function invalidType(expected: string, value: unknown, got: string): [string, string?] {
+  if (value === undefined) return [`is required (${expectedName(expected)})`]
+  let hint: string | undefined
+  if (expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
+    hint = `Quote the value so YAML keeps it a string${typeof value === 'number' ? ' (unquoted, 0042 is read as a number)' : ' (unquoted, yes and on are read as true)'}.`
+  } else if (expected === 'boolean' && typeof value === 'string') {
+    hint = 'Write true or false without quotes.'
+  } else if ((expected === 'number' || expected === 'int') && typeof value === 'string') {
+    hint = 'Write the number without quotes.'
+  }
+  // A number where a string belongs is shown by type only: YAML already changed it (0042 reads as 34).
+  const gotText = value === null ? 'null' : expected === 'string' && typeof value === 'number' ? typeName(value) : got
+  return [`expected ${expectedName(expected)}, got ${gotText}`, hint]
 }
 
 function expectedName(expected: string): string {
