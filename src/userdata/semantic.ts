@@ -114,46 +114,7 @@ function checkInterface(path: PathSegment[], nic: Doc, add: Add): void {
     return
   }
   if (ipAddress === undefined) return
-  let host: ParsedCidr | undefined
-  if (ipAddress.includes('/')) {
-    host = parseCidr(ipAddress)
-    if (host && nic.mask !== undefined) {
-      const mask = parseMask(nic.mask as string | number, host.family)
-      if (mask !== undefined && mask !== host.prefix) {
-        add(
-          [...path, 'mask'],
-          'error',
-          `says /${mask} but ipAddress '${ipAddress}' says /${host.prefix}`,
-          'Give the mask once, in ipAddress (10.42.0.10/24), and remove `mask`.',
-        )
-      }
-    }
-  } else {
-    const ip = parseIp(ipAddress)
-    if (!ip) return
-    if (nic.mask === undefined) {
-      add(
-        [...path, 'ipAddress'],
-        'error',
-        `'${ipAddress}' has no mask`,
-        `Write it as ${ipAddress}/${ip.family === 4 ? 24 : 64} (with your prefix length), or set \`mask\`.`,
-      )
-      return
-    }
-    const mask = parseMask(nic.mask as string | number, ip.family)
-    if (mask === undefined) {
-      add(
-        [...path, 'mask'],
-        'error',
-        `'${String(nic.mask)}' is not a netmask`,
-        ip.family === 4
-          ? 'Give a prefix length (24) or a contiguous mask (255.255.255.0).'
-          : 'Give a prefix length, e.g. 64.',
-      )
-      return
-    }
-    host = {...ip, prefix: mask}
-  }
+  const host = ipAddress.includes('/') ? cidrHost(path, nic, ipAddress, add) : maskedHost(path, nic, ipAddress, add)
   if (!host) return
   const unusable = unusableHostReason(host)
   if (unusable)
@@ -163,32 +124,70 @@ function checkInterface(path: PathSegment[], nic: Doc, add: Add): void {
       `'${ipAddress}' ${unusable}`,
       'Give the address of this host inside the subnet.',
     )
+  if (typeof nic.gateway === 'string') checkGateway([...path, 'gateway'], nic.gateway, host, add)
+}
 
-  if (typeof nic.gateway === 'string') {
-    const gateway = parseIp(nic.gateway)
-    if (!gateway) return
-    const subnet = `${host.address}/${host.prefix}`
-    if (gateway.family !== host.family) {
+/** `ipAddress` written with its prefix: a `mask` beside it must say the same. */
+function cidrHost(path: PathSegment[], nic: Doc, ipAddress: string, add: Add): ParsedCidr | undefined {
+  const host = parseCidr(ipAddress)
+  if (host && nic.mask !== undefined) {
+    const mask = parseMask(nic.mask as string | number, host.family)
+    if (mask !== undefined && mask !== host.prefix) {
       add(
-        [...path, 'gateway'],
+        [...path, 'mask'],
         'error',
-        `'${nic.gateway}' is an IPv${gateway.family} address but ipAddress is IPv${host.family}`,
-      )
-    } else if (gateway.value === host.value) {
-      add(
-        [...path, 'gateway'],
-        'error',
-        `'${nic.gateway}' is the host's own address`,
-        'Give the address of the router on this subnet.',
-      )
-    } else if (!inSubnet(gateway, host)) {
-      add(
-        [...path, 'gateway'],
-        'error',
-        `'${nic.gateway}' is not inside the subnet of ${subnet}`,
-        'The gateway must be reachable on this interface: check the address and the mask.',
+        `says /${mask} but ipAddress '${ipAddress}' says /${host.prefix}`,
+        'Give the mask once, in ipAddress (10.42.0.10/24), and remove `mask`.',
       )
     }
+  }
+  return host
+}
+
+/** `ipAddress` without a prefix: `mask` must give one. */
+function maskedHost(path: PathSegment[], nic: Doc, ipAddress: string, add: Add): ParsedCidr | undefined {
+  const ip = parseIp(ipAddress)
+  if (!ip) return undefined
+  if (nic.mask === undefined) {
+    add(
+      [...path, 'ipAddress'],
+      'error',
+      `'${ipAddress}' has no mask`,
+      `Write it as ${ipAddress}/${ip.family === 4 ? 24 : 64} (with your prefix length), or set \`mask\`.`,
+    )
+    return undefined
+  }
+  const mask = parseMask(nic.mask as string | number, ip.family)
+  if (mask === undefined) {
+    add(
+      [...path, 'mask'],
+      'error',
+      `'${String(nic.mask)}' is not a netmask`,
+      ip.family === 4
+        ? 'Give a prefix length (24) or a contiguous mask (255.255.255.0).'
+        : 'Give a prefix length, e.g. 64.',
+    )
+    return undefined
+  }
+  return {...ip, prefix: mask}
+}
+
+/** The gateway: same family as the host, not the host itself, inside its subnet. */
+function checkGateway(path: PathSegment[], written: string, host: ParsedCidr, add: Add): void {
+  const gateway = parseIp(written)
+  if (!gateway) return
+  const subnet = `${host.address}/${host.prefix}`
+  if (gateway.family !== host.family) {
+    add(path, 'error', `'${written}' is an IPv${gateway.family} address but ipAddress is IPv${host.family}`)
+  } else if (gateway.value === host.value) {
+    add(path, 'error', `'${written}' is the host's own address`, 'Give the address of the router on this subnet.')
+  } else if (!inSubnet(gateway, host)) {
+    add(
+      path,
+      'error',
+      `'${written}' is not inside the subnet of ${subnet}`,
+      'The gateway must be reachable on this interface: check the address and the mask.',
+    )
   }
 }
 
