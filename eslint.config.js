@@ -20,6 +20,28 @@ export default tseslint.config(
     },
   },
   {
+    // Functions a reader can hold in their head (issue 11): at most 60 lines of code. A data table longer than
+    // that is exempted where it stands, with an eslint-disable comment saying so.
+    files: ['src/**'],
+    rules: {'max-lines-per-function': ['error', {max: 60, skipBlankLines: true, skipComments: true}]},
+  },
+  {
+    // The bundle writer, reader, build, hash and zstd: format2 (issue 12) is splitting these; a warning until then.
+    files: ['src/bundle/writer.ts', 'src/bundle/build.ts', 'src/bundle/reader.ts', 'src/bundle/hash.ts', 'src/zstd/**'],
+    rules: {'max-lines-per-function': ['warn', {max: 60, skipBlankLines: true, skipComments: true}]},
+  },
+  {
+    // Not split yet (issue 11 follow-up): deltas (issue 13) owns src/delta and is changing it; the profile checks
+    // are long rule sequences still to be cut into named checks. A warning until then.
+    files: [
+      'src/delta/**',
+      'src/profile/definition.ts',
+      'src/profile/normalize.ts',
+      'src/profile/validate.ts',
+    ],
+    rules: {'max-lines-per-function': ['warn', {max: 60, skipBlankLines: true, skipComments: true}]},
+  },
+  {
     // Tests, benchmarks and fixtures read JSON of any shape and build hostile input on purpose.
     files: ['test/**', 'bench/**', 'support/**'],
     rules: {
