@@ -565,7 +565,11 @@ function checkAgent(
       }),
     )
   }
-  if (mode !== 'agent') return
+  if (mode === 'agent') checkAgentUpgrade(infra, k8s, version, emit)
+}
+
+/** Agents older than a limit cannot move to the Kubernetes packs released after it (agent mode). */
+function checkAgentUpgrade(infra: LoadedProfile, k8s: PackModel, version: string, emit: Emit): void {
   for (const limit of AGENT_UPGRADE_LIMITS) {
     if (!semver.lt(version, limit.agentBelow)) continue
     const blocked = limit.packs.find(
@@ -723,38 +727,35 @@ function checkVariables(profiles: LoadedProfile[], options: ValidateOptions, emi
       const {value} = variableValue(ctx, profile, variable.name)
       if (value === undefined || value === '') return
       const resolved = resolveMacros(value, ctx, profile).value ?? value
-      const format = typeof variable.format === 'string' ? variable.format : 'string'
-      const check = FORMATS[format]
-      if (check && !check(resolved)) {
-        emit(
-          profileFinding(profile, {
-            code: 'AP-VAR-FORMAT',
-            severity: 'error',
-            message: `variable "${variable.name}" = ${JSON.stringify(variable.isSensitive ? '***' : resolved)} is not a valid ${format}`,
-            hint: `Pass --var ${variable.name}=<${format}>.`,
-            ...where,
-          }),
-        )
-        return
-      }
-      if (typeof variable.regex === 'string' && variable.regex !== '') {
-        let re: RegExp | undefined
-        try {
-          re = new RegExp(variable.regex)
-        } catch {
-          re = undefined
-        }
-        if (re && !re.test(resolved)) {
-          emit(
-            profileFinding(profile, {
-              code: 'AP-VAR-FORMAT',
-              severity: 'error',
-              message: `variable "${variable.name}" = ${JSON.stringify(variable.isSensitive ? '***' : resolved)} does not match its regex ${variable.regex}`,
-              hint: `Pass a value matching ${variable.regex} with --var ${variable.name}=VALUE.`,
-              ...where,
-            }),
-          )
-        }
-      }
+      const problem = variableValueProblem(variable, resolved)
+      if (problem) emit(profileFinding(profile, {code: 'AP-VAR-FORMAT', severity: 'error', ...problem, ...where}))
     })
+}
+
+/** A variable's value against its format, then its regex: the message and hint when it fails one. */
+function variableValueProblem(
+  variable: LoadedProfile['variables'][number],
+  resolved: string,
+): {message: string; hint: string} | undefined {
+  const shown = JSON.stringify(variable.isSensitive ? '***' : resolved)
+  const format = typeof variable.format === 'string' ? variable.format : 'string'
+  const check = FORMATS[format]
+  if (check && !check(resolved)) {
+    return {
+      message: `variable "${variable.name}" = ${shown} is not a valid ${format}`,
+      hint: `Pass --var ${variable.name}=<${format}>.`,
+    }
+  }
+  if (typeof variable.regex !== 'string' || variable.regex === '') return undefined
+  let re: RegExp | undefined
+  try {
+    re = new RegExp(variable.regex)
+  } catch {
+    re = undefined
+  }
+  if (!re || re.test(resolved)) return undefined
+  return {
+    message: `variable "${variable.name}" = ${shown} does not match its regex ${variable.regex}`,
+    hint: `Pass a value matching ${variable.regex} with --var ${variable.name}=VALUE.`,
+  }
 }
