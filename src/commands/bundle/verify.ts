@@ -41,6 +41,7 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
     '<%= config.bin %> bundle verify store-v1.tar.zst.000 --json',
     '<%= config.bin %> bundle verify store-v2.delta.tar.zst --public-key content-pub.pem --site-content site-content.txt',
     '<%= config.bin %> bundle verify store-v2.delta.tar.zst --base store-v1.tar.zst',
+    '<%= config.bin %> bundle verify /media/usb/store-v1.tar.zst --cosign-key cosign.pub',
   ]
 
   static args = bundleArgs

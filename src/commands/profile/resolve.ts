@@ -28,7 +28,9 @@ export default class ProfileResolve extends BaseCommand<ResolveResult> {
 mirrors and credentials given, without downloading layers: the image index (or manifest list) digest, the manifest
 chosen for --arch, and the size of everything a bundle would carry. Prints the plan (totals after deduplication of
 shared layers, and how much is already in the cache) and, with --lock-file, writes the lock that \`bundle build
---locked\` builds from. Every artifact that cannot be resolved is listed at once.
+--locked\` builds from. Every artifact that cannot be resolved is listed at once. With --supply-chain carry (the
+default) each image's cosign signature, attestation and SBOM tags and OCI referrers are pinned too (absent ones are
+fine, broken ones are errors); a cosign tag listed in a profile is pinned as its image's artefact, not as an image.
 
 Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 an artifact could not be resolved,
 5 a registry served content that does not match its digest.`
@@ -37,6 +39,7 @@ Exit codes: 0 resolved, 2 bad usage or unreadable input, 3 invalid profiles, 4 a
     '<%= config.bin %> profile resolve examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64 --lock-file edge.lock.json',
     '<%= config.bin %> profile resolve profile.json --arch arm64 --registries /etc/rancher/k3s/registries.yaml --json',
     '<%= config.bin %> profile resolve profile.json --arch amd64 --cred-file palette-creds.json --insecure-registry registry.local:5000',
+    '<%= config.bin %> profile resolve profile.json --arch amd64 --supply-chain skip --lock-file edge.lock.json',
   ]
 
   static args = profileArgs
