@@ -25,7 +25,9 @@ import {
 // Whole builds through the CLI, some at zstd level 19, on a 2-core machine shared with other suites.
 vi.setConfig({testTimeout: 240_000, hookTimeout: 240_000})
 
-const LEVEL = ['--compression-level', '19']
+// Format 1: these tests watch the `zstd` child that packs a format 1 bundle (format 2, the default since a364b79,
+// compresses in-process and has none to wait for or kill).
+const LEVEL = ['--format', '1', '--compression-level', '19']
 let fx: FaultFixture
 let cleanHash: string
 
