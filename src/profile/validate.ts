@@ -82,101 +82,121 @@ function checkProfiles(profiles: LoadedProfile[], emit: Emit): void {
   )
   const seenPacks = new Map<string, LoadedProfile>()
   for (const profile of profiles) {
-    const addon = profile.type === 'add-on'
-    const allowed = addon ? CLOUD_TYPES.addon : CLOUD_TYPES.infra
-    if (!allowed.includes(profile.cloudType)) {
+    checkProfileKind(profile, emit)
+    const byLayer = checkPacks(profile, seenPacks, emit)
+    checkLayers(profile, byLayer, emit)
+  }
+}
+
+/** An Edge profile's cloud type, and a system profile (not what Edge clusters are built from). */
+function checkProfileKind(profile: LoadedProfile, emit: Emit): void {
+  const addon = profile.type === 'add-on'
+  const allowed = addon ? CLOUD_TYPES.addon : CLOUD_TYPES.infra
+  if (!allowed.includes(profile.cloudType)) {
+    emit(
+      profileFinding(profile, {
+        code: 'AP-CLOUD-TYPE',
+        severity: 'error',
+        message: `cloudType is "${profile.cloudType}"; an Edge ${addon ? 'add-on' : 'cluster'} profile must say ${allowed.map((c) => `"${c}"`).join(' or ')}`,
+        hint: 'Model the profile for Edge Native in Palette (cloud type edge-native) and export it again.',
+        path: 'spec.template.cloudType',
+        ...(profile.fileLines?.cloudType ? {line: profile.fileLines.cloudType} : {}),
+      }),
+    )
+  }
+  if (profile.type === 'system') {
+    emit(
+      profileFinding(profile, {
+        code: 'AP-PROFILE-TYPE',
+        severity: 'warning',
+        message: 'this is a system profile; Edge clusters are built from infrastructure, full and add-on profiles',
+        hint: 'Export the cluster profile (infra, full or add-on) instead.',
+        path: 'spec.template.type',
+        ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {}),
+      }),
+    )
+  }
+}
+
+/** Each pack once across all profiles, on a layer airpack checks; returns the profile's packs by layer. */
+function checkPacks(
+  profile: LoadedProfile,
+  seenPacks: Map<string, LoadedProfile>,
+  emit: Emit,
+): Map<string, PackModel[]> {
+  const byLayer = new Map<string, PackModel[]>()
+  for (const pack of profile.packs) {
+    const sameLayer = byLayer.get(pack.layer)
+    if (sameLayer) sameLayer.push(pack)
+    else byLayer.set(pack.layer, [pack])
+    const prior = seenPacks.get(pack.name)
+    if (prior) {
       emit(
-        profileFinding(profile, {
-          code: 'AP-CLOUD-TYPE',
+        packFinding(profile, pack, {
+          code: 'AP-PACK-DUPLICATE',
           severity: 'error',
-          message: `cloudType is "${profile.cloudType}"; an Edge ${addon ? 'add-on' : 'cluster'} profile must say ${allowed.map((c) => `"${c}"`).join(' or ')}`,
-          hint: 'Model the profile for Edge Native in Palette (cloud type edge-native) and export it again.',
-          path: 'spec.template.cloudType',
-          ...(profile.fileLines?.cloudType ? {line: profile.fileLines.cloudType} : {}),
+          message: `pack "${pack.name}" is also in profile "${prior.name}"${prior === profile ? ' (twice in this profile)' : ''}`,
+          hint: 'A pack may appear once across all profiles of a cluster; remove one of them.',
+          path: 'name',
         }),
       )
-    }
-    if (profile.type === 'system') {
+    } else seenPacks.set(pack.name, profile)
+    if (!KNOWN_LAYERS.has(pack.layer)) {
       emit(
-        profileFinding(profile, {
-          code: 'AP-PROFILE-TYPE',
+        packFinding(profile, pack, {
+          code: 'AP-LAYER-UNKNOWN',
           severity: 'warning',
-          message: 'this is a system profile; Edge clusters are built from infrastructure, full and add-on profiles',
-          hint: 'Export the cluster profile (infra, full or add-on) instead.',
-          path: 'spec.template.type',
-          ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {}),
+          message: `layer "${pack.layer}" is not one airpack checks (os, k8s, cni, csi, addon)`,
+          hint: 'Check the pack layer; it is bundled, but not validated against the matrix.',
+          path: 'layer',
         }),
       )
     }
-    const byLayer = new Map<string, PackModel[]>()
-    for (const pack of profile.packs) {
-      const sameLayer = byLayer.get(pack.layer)
-      if (sameLayer) sameLayer.push(pack)
-      else byLayer.set(pack.layer, [pack])
-      const prior = seenPacks.get(pack.name)
-      if (prior) {
+  }
+  return byLayer
+}
+
+/** An infrastructure or full profile holds one OS, Kubernetes and CNI layer; an add-on profile none of them. */
+function checkLayers(profile: LoadedProfile, byLayer: Map<string, PackModel[]>, emit: Emit): void {
+  if (isInfra(profile)) {
+    for (const layer of INFRA_LAYERS) {
+      const packs = byLayer.get(layer) ?? []
+      if (packs.length === 0) {
         emit(
-          packFinding(profile, pack, {
-            code: 'AP-PACK-DUPLICATE',
+          profileFinding(profile, {
+            code: 'AP-LAYER-MISSING',
             severity: 'error',
-            message: `pack "${pack.name}" is also in profile "${prior.name}"${prior === profile ? ' (twice in this profile)' : ''}`,
-            hint: 'A pack may appear once across all profiles of a cluster; remove one of them.',
-            path: 'name',
+            message: `the ${profile.type} profile has no ${layer} layer`,
+            hint: `An infrastructure or full profile holds exactly one OS, one Kubernetes and one CNI layer; add the ${layer} pack.`,
+            path: 'spec.template.packs',
+            ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {}),
           }),
         )
-      } else seenPacks.set(pack.name, profile)
-      if (!KNOWN_LAYERS.has(pack.layer)) {
+      }
+      for (const extra of packs.slice(1)) {
         emit(
-          packFinding(profile, pack, {
-            code: 'AP-LAYER-UNKNOWN',
-            severity: 'warning',
-            message: `layer "${pack.layer}" is not one airpack checks (os, k8s, cni, csi, addon)`,
-            hint: 'Check the pack layer; it is bundled, but not validated against the matrix.',
+          packFinding(profile, extra, {
+            code: 'AP-LAYER-DUPLICATE',
+            severity: 'error',
+            message: `a second ${layer} layer ("${extra.name}", besides "${packs[0]!.name}")`,
+            hint: `Keep one ${layer} pack in the profile.`,
             path: 'layer',
           }),
         )
       }
     }
-    if (isInfra(profile)) {
-      for (const layer of INFRA_LAYERS) {
-        const packs = byLayer.get(layer) ?? []
-        if (packs.length === 0) {
-          emit(
-            profileFinding(profile, {
-              code: 'AP-LAYER-MISSING',
-              severity: 'error',
-              message: `the ${profile.type} profile has no ${layer} layer`,
-              hint: `An infrastructure or full profile holds exactly one OS, one Kubernetes and one CNI layer; add the ${layer} pack.`,
-              path: 'spec.template.packs',
-              ...(profile.fileLines?.type ? {line: profile.fileLines.type} : {}),
-            }),
-          )
-        }
-        for (const extra of packs.slice(1)) {
-          emit(
-            packFinding(profile, extra, {
-              code: 'AP-LAYER-DUPLICATE',
-              severity: 'error',
-              message: `a second ${layer} layer ("${extra.name}", besides "${packs[0]!.name}")`,
-              hint: `Keep one ${layer} pack in the profile.`,
-              path: 'layer',
-            }),
-          )
-        }
-      }
-    } else if (profile.type === 'add-on') {
-      for (const pack of profile.packs) {
-        if ((INFRA_LAYERS as readonly string[]).includes(pack.layer)) {
-          emit(
-            packFinding(profile, pack, {
-              code: 'AP-LAYER-ADDON',
-              severity: 'error',
-              message: `an add-on profile holds a ${pack.layer} layer ("${pack.name}")`,
-              hint: 'OS, Kubernetes and CNI belong in the one infrastructure or full profile; move the pack there.',
-              path: 'layer',
-            }),
-          )
-        }
+  } else if (profile.type === 'add-on') {
+    for (const pack of profile.packs) {
+      if ((INFRA_LAYERS as readonly string[]).includes(pack.layer)) {
+        emit(
+          packFinding(profile, pack, {
+            code: 'AP-LAYER-ADDON',
+            severity: 'error',
+            message: `an add-on profile holds a ${pack.layer} layer ("${pack.name}")`,
+            hint: 'OS, Kubernetes and CNI belong in the one infrastructure or full profile; move the pack there.',
+            path: 'layer',
+          }),
+        )
       }
     }
   }
