@@ -202,6 +202,9 @@ describe.each([1, 2] as const)('bundle format %i', (format) => {
     expect(json.kind).toBe('delta')
     expect(json.carried.blobs).toBe(v2.delta.carried.blobs)
     expect(json.borrowed).toEqual(v2.delta.borrowed)
+    const cosign = await runCli(['bundle', 'verify', deltaFile, '--cosign-key', pubFile])
+    expect(cosign.exitCode).toBe(2)
+    expect(cosign.stderr).toContain('--cosign-key checks a whole bundle')
     // bundle diff refuses a delta where a bundle is expected, saying what it is.
     const diff = await runCli(['bundle', 'diff', file('site-v1', 'site-v1.tar.zst'), deltaFile])
     expect(diff.exitCode).not.toBe(0)

@@ -74,6 +74,11 @@ Exit codes: 0 the bundle is intact, 5 it is not (the message says exactly what i
       if (error?.code === 'ERR_AIRPACK_DELTA_INVALID') throw error
       return undefined
     })
+    if (head && cosignKey)
+      this.error(
+        `${args.bundle} is a day-2 delta: --cosign-key checks a whole bundle; run it on the bundle \`airpack bundle patch\` writes`,
+        {exit: 2},
+      )
     if (head)
       return this.renderDelta(
         await verifyDelta(head, {publicKey, base: flags.base, siteContent: flags['site-content']}),
