@@ -141,6 +141,8 @@ async function main() {
       key,
       '--sites',
       'examples/sites/sites.yaml',
+      // AIRPACK_DEMO_FORMAT=1|2 pins the bundle format (to compare with a checkout whose default differs).
+      ...(process.env.AIRPACK_DEMO_FORMAT ? ['--format', process.env.AIRPACK_DEMO_FORMAT] : []),
       ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
     ]
     await airpack(buildArgs)
