@@ -15,7 +15,7 @@ import {
   WritableRegistryRepository,
   type PushCounters,
 } from '../registry/writable-repository.js'
-import {splitReference} from '../serve/repositories.js'
+import {hostPathComponent, splitReference} from '../serve/repositories.js'
 import {writeReferrersFallback} from '../supply/push.js'
 import {copyGraph, CopyGraphError, CopySession, successorsWhere, type CopyEvent} from '../store/copy.js'
 import {formatBytes} from '../util/format.js'
@@ -324,11 +324,14 @@ async function mirrorTargets(
   prefix: string,
   jobs: Job[],
 ): Promise<MirrorTarget[]> {
-  const hosts = [...new Set(jobs.map((j) => splitReference(j.reference)!.repository.split('/')[0]))].sort()
+  const hosts = [...new Set(jobs.map((j) => splitReference(j.reference)!.host))].sort()
   const endpoint = client.endpoints(registry, prefix || 'library').find((e) => !e.mirror)!
   const base = await client.apiBase(endpoint)
   const origin = `${base.protocol}//${base.host}`
-  return hosts.map((host) => ({host, endpoint: origin, pathPrefix: prefix ? `${prefix}/${host}` : host}))
+  return hosts.map((host) => {
+    const component = hostPathComponent(host)
+    return {host, endpoint: origin, pathPrefix: prefix ? `${prefix}/${component}` : component}
+  })
 }
 
 function mirrorTls(o: PushOptions, registry: string): {caFile?: string; insecureSkipVerify?: boolean} {

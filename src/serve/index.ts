@@ -4,7 +4,7 @@ import {BundleStore} from '../bundle/store.js'
 import {UsageError} from '../errors.js'
 import {mirrorsYaml} from '../registry/mirror-config.js'
 import type {Logger} from '../util/log.js'
-import {BundleRepositories} from './repositories.js'
+import {BundleRepositories, hostPathComponent} from './repositories.js'
 import {DistributionApi, listen, type RunningServer, type ServeStats} from './server.js'
 
 // `bundle serve`: a format 2 bundle behind the read-only distribution API, and the configuration a site needs to
@@ -103,7 +103,7 @@ export async function startServe(options: ServeOptions): Promise<Serving> {
       tags: [...repositories.get(name)!.tags.keys()].sort(),
     })),
     registriesYaml: mirrorsYaml(
-      repositories.hosts().map((host) => ({host, endpoint: server.url, pathPrefix: host})),
+      repositories.hosts().map((host) => ({host, endpoint: server.url, pathPrefix: hostPathComponent(host)})),
       tls ? {caFile: '/path/to/ca.pem'} : {},
     ),
     pullThroughConfig: `proxy:\n  remoteurl: ${server.url}\n`,

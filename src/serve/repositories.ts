@@ -11,17 +11,32 @@ import {defaultSuccessors} from '../store/copy.js'
 
 export interface Repository {
   name: string
+  /** The source registry host the repository's references name (`registry.local:5000`). */
+  host: string
   /** tag → the descriptor it points at. */
   tags: Map<string, Descriptor>
   /** Every digest the repository's content names, with the descriptor that named it first. */
   content: Map<string, Descriptor>
 }
 
-/** `HOST/PATH` and the tag of a full reference (`docker.io/library/nginx:1.27`, `host/x@sha256:…`). */
-export function splitReference(reference: string): {repository: string; tag?: string} | undefined {
+/**
+ * The source host as the first component of a repository path. A port's `:` is not allowed in a repository name
+ * (the distribution spec's path-component grammar: a registry answers 404 and clients refuse the name), so it
+ * becomes `_`: `registry.local:5000/team/app` is served and pushed as `registry.local_5000/team/app`.
+ */
+export function hostPathComponent(host: string): string {
+  return host
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '_')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+}
+
+/** `HOST/PATH` and the tag of a full reference (`docker.io/library/nginx:1.27`, `host/x@sha256:…`); `host` is the
+ *  registry as the reference names it, `repository` starts with its path component. */
+export function splitReference(reference: string): {host: string; repository: string; tag?: string} | undefined {
   try {
     const ref = parseReference(reference)
-    return {repository: `${ref.registry}/${ref.repository}`, tag: ref.tag}
+    return {host: ref.registry, repository: `${hostPathComponent(ref.registry)}/${ref.repository}`, tag: ref.tag}
   } catch (error) {
     if (error instanceof InvalidReferenceError) return undefined
     throw error
@@ -39,7 +54,7 @@ export class BundleRepositories {
       if (!split) continue
       let repo = byName.get(split.repository)
       if (!repo) {
-        repo = {name: split.repository, tags: new Map(), content: new Map()}
+        repo = {name: split.repository, host: split.host, tags: new Map(), content: new Map()}
         byName.set(split.repository, repo)
       }
       if (split.tag) repo.tags.set(split.tag, descriptor)
@@ -58,7 +73,7 @@ export class BundleRepositories {
 
   /** The source hosts of the bundle's repositories (`docker.io`, `ghcr.io`), for mirror configurations. */
   hosts(): string[] {
-    return [...new Set(this.names().map((n) => n.slice(0, n.indexOf('/'))))].sort()
+    return [...new Set([...this.byName.values()].map((r) => r.host))].sort()
   }
 }
 
