@@ -31,7 +31,6 @@ export default tseslint.config(
     files: [
       'src/delta/**',
       'src/profile/definition.ts',
-      'src/profile/normalize.ts',
       'src/profile/validate.ts',
     ],
     rules: {'max-lines-per-function': ['warn', {max: 60, skipBlankLines: true, skipComments: true}]},
