@@ -17,6 +17,7 @@ import {
   findDistribution,
   kubernetesVersion,
   osFamily,
+  type DistributionEntry,
 } from '../matrix/index.js'
 import {agentArch, isNoProviderImage, scanContent} from './content.js'
 import {macroContext, resolveMacros, variableValue} from './macros.js'
@@ -229,6 +230,30 @@ function osFacts(profile: LoadedProfile, provider: ImageRequest | undefined): Os
   return {pack, ...(family ? {family} : {}), ...(providerDistribution ? {providerDistribution} : {}), fipsImage}
 }
 
+/** Emits a finding about one pack of the infrastructure profile. */
+type PackAt = (
+  pack: PackModel | undefined,
+  f: Omit<Finding, 'file' | 'profile' | 'pack' | 'fileLine'> & {valuesLine?: boolean},
+) => void
+
+/** What every matrix check of the infrastructure profile reads: the build target and the OS layer's facts. */
+interface MatrixContext {
+  mode: ValidateOptions['mode']
+  arch: ValidateOptions['arch']
+  os: OsFacts
+  at: PackAt
+}
+
+/** The checks that need a known Kubernetes distribution (the k8s pack is one of the Edge distributions). */
+interface DistributionContext extends MatrixContext {
+  k8s: PackModel
+  dist: DistributionEntry
+}
+
+/**
+ * The infrastructure profile against the support matrix: the OS pack first, then (with a known Edge distribution)
+ * version, mode/arch, OS, FIPS and CNI, then the built-in CNI, image pull and agent checks. Findings keep this order.
+ */
 function checkMatrix(
   infra: LoadedProfile,
   profiles: LoadedProfile[],
@@ -240,54 +265,70 @@ function checkMatrix(
   const k8s = infra.packs.find((p) => p.layer === 'k8s')
   const cni = infra.packs.find((p) => p.layer === 'cni')
   const provider = images.find((i) => i.kind === 'os-provider' && i.profile === infra.name)
-  const os = osFacts(infra, provider)
-  const at = (
-    pack: PackModel | undefined,
-    f: Omit<Finding, 'file' | 'profile' | 'pack' | 'fileLine'> & {valuesLine?: boolean},
-  ) => emit(packFinding(infra, pack, f))
-
-  if (os.pack) {
-    if (!OS_PACKS.some((o) => o.pack === os.pack!.name)) {
-      at(os.pack, {
-        code: 'AP-OS-PACK',
-        severity: 'warning',
-        message: `OS pack "${os.pack.name}" is not one of the Edge OS packs (${OS_PACKS.map((o) => o.pack).join(', ')})`,
-        hint: 'Edge clusters use BYOS Edge OS (edge-native-byoi) with a provider image built by EdgeForge/CanvOS.',
-        path: 'name',
-      })
-    }
-    if (os.pack.name === 'edge-native-byoi') {
-      const values = parseValues(os.pack)
-      const uri = values.error ? undefined : packOption(values, 'system.uri')
-      if (mode === 'appliance' && uri && (uri.value === undefined || isNoProviderImage(uri.value))) {
-        at(os.pack, {
-          code: 'AP-OS-URI-MISSING',
-          severity: 'error',
-          message:
-            uri.value === undefined
-              ? 'the BYOS Edge OS pack names no provider image (options.system.uri); appliance mode installs from a provider image'
-              : `options.system.uri is ${JSON.stringify(uri.value)} (the Agent Mode preset: no provider image); appliance mode needs a provider image`,
-          hint: 'Set options.system.uri to the provider image EdgeForge/CanvOS built (registry/repo:<k8s-dist>-<k8s-version>-<pe-version>-<tag>) and list it in pack.content.images, or build for --mode agent.',
-          path: 'options.system.uri',
-          ...(uri.line === undefined ? {} : {valuesLine: true, line: uri.line}),
-        })
-      }
-      const major = semver.coerce(os.pack.version)?.major
-      if (mode === 'agent' && major !== undefined && major < 2) {
-        at(os.pack, {
-          code: 'AP-OS-AGENT-PACK',
-          severity: 'warning',
-          message: `agent mode uses BYOS Edge OS 2.0.x with the Agent Mode preset; this pack is ${os.pack.version}`,
-          hint: 'Use edge-native-byoi 2.0.x and toggle the Agent Mode preset in the OS layer.',
-          path: 'version',
-        })
-      }
-    }
+  const ctx: MatrixContext = {
+    mode,
+    arch,
+    os: osFacts(infra, provider),
+    at: (pack, f) => emit(packFinding(infra, pack, f)),
   }
 
+  checkOsPack(ctx)
   if (!k8s) return
-  const known = DISTRIBUTIONS.some((d) => d.pack === k8s.name)
-  if (!known) {
+  const dist = knownDistribution(ctx, k8s)
+  if (!dist) return
+  const dctx: DistributionContext = {...ctx, k8s, dist}
+  for (const check of DISTRIBUTION_CHECKS) check(dctx)
+  if (cni) {
+    checkCniPack(dctx, cni)
+    checkBuiltinCni(infra, k8s, cni, emit)
+  }
+  checkAlwaysPull(infra, k8s, emit)
+  checkAgent(infra, profiles, k8s, mode, images, emit)
+}
+
+/** The OS pack is an Edge OS pack, and the BYOS pack fits the mode (a provider image in appliance mode, 2.0.x in agent mode). */
+function checkOsPack({mode, os, at}: MatrixContext): void {
+  if (!os.pack) return
+  if (!OS_PACKS.some((o) => o.pack === os.pack!.name)) {
+    at(os.pack, {
+      code: 'AP-OS-PACK',
+      severity: 'warning',
+      message: `OS pack "${os.pack.name}" is not one of the Edge OS packs (${OS_PACKS.map((o) => o.pack).join(', ')})`,
+      hint: 'Edge clusters use BYOS Edge OS (edge-native-byoi) with a provider image built by EdgeForge/CanvOS.',
+      path: 'name',
+    })
+  }
+  if (os.pack.name !== 'edge-native-byoi') return
+  const values = parseValues(os.pack)
+  const uri = values.error ? undefined : packOption(values, 'system.uri')
+  if (mode === 'appliance' && uri && (uri.value === undefined || isNoProviderImage(uri.value))) {
+    at(os.pack, {
+      code: 'AP-OS-URI-MISSING',
+      severity: 'error',
+      message:
+        uri.value === undefined
+          ? 'the BYOS Edge OS pack names no provider image (options.system.uri); appliance mode installs from a provider image'
+          : `options.system.uri is ${JSON.stringify(uri.value)} (the Agent Mode preset: no provider image); appliance mode needs a provider image`,
+      hint: 'Set options.system.uri to the provider image EdgeForge/CanvOS built (registry/repo:<k8s-dist>-<k8s-version>-<pe-version>-<tag>) and list it in pack.content.images, or build for --mode agent.',
+      path: 'options.system.uri',
+      ...(uri.line === undefined ? {} : {valuesLine: true, line: uri.line}),
+    })
+  }
+  const major = semver.coerce(os.pack.version)?.major
+  if (mode === 'agent' && major !== undefined && major < 2) {
+    at(os.pack, {
+      code: 'AP-OS-AGENT-PACK',
+      severity: 'warning',
+      message: `agent mode uses BYOS Edge OS 2.0.x with the Agent Mode preset; this pack is ${os.pack.version}`,
+      hint: 'Use edge-native-byoi 2.0.x and toggle the Agent Mode preset in the OS layer.',
+      path: 'version',
+    })
+  }
+}
+
+/** The matrix entry of the Kubernetes pack (the FIPS variant when the provider image is one), or an error if none. */
+function knownDistribution({os, at}: MatrixContext, k8s: PackModel): DistributionEntry | undefined {
+  if (!DISTRIBUTIONS.some((d) => d.pack === k8s.name)) {
     at(k8s, {
       code: 'AP-K8S-DISTRO',
       severity: 'error',
@@ -295,11 +336,13 @@ function checkMatrix(
       hint: `Use one of ${[...new Set(DISTRIBUTIONS.map((d) => d.pack))].join(', ')} (Edge Native variants of PXK-E, K3s, RKE2, Canonical).`,
       path: 'name',
     })
-    return
+    return undefined
   }
-  const dist = findDistribution(k8s.name, os.providerDistribution === 'kubeadm-fips')!
+  return findDistribution(k8s.name, os.providerDistribution === 'kubeadm-fips')!
+}
 
-  // Version
+/** The Kubernetes version is one, within the supported range, and (if not) how far outside the known or documented one. */
+function checkK8sVersion({k8s, dist, at}: DistributionContext): void {
   const version = kubernetesVersion(k8s.version)
   const range = dist.kubernetes
   if (!version) {
@@ -335,8 +378,10 @@ function checkMatrix(
       path: 'version',
     })
   }
+}
 
-  // Mode and architecture
+/** The distribution supports the deployment mode, and then the architecture in that mode. */
+function checkModeAndArch({mode, arch, k8s, dist, at}: DistributionContext): void {
   if (dist.modes[mode] === 'unsupported') {
     const alternatives = DISTRIBUTIONS.filter((d) => d.modes[mode] === 'supported' && !d.fips).map((d) => d.pack)
     at(k8s, {
@@ -346,62 +391,66 @@ function checkMatrix(
       hint: `In ${mode} mode use ${[...new Set(alternatives)].join(', ')}, or build for ${mode === 'agent' ? 'appliance' : 'agent'} mode.`,
       path: 'name',
     })
-  } else {
-    const support = dist.arch[mode][arch]
-    if (support === 'unsupported') {
-      at(k8s, {
-        code: 'AP-ARCH-UNSUPPORTED',
-        severity: 'error',
-        message: `${dist.name} does not support ${arch.toUpperCase()}`,
-        hint: `Use ${arch === 'arm64' ? 'PXK-E (edge-k8s) or K3s (edge-k3s) on ARM64, or AMD64 hosts' : 'another distribution'}.`,
-        path: 'name',
-      })
-    } else if (support === 'unverified') {
-      at(k8s, {
-        code: 'AP-ARCH-UNVERIFIED',
-        severity: 'warning',
-        message: `${mode} mode on ${arch.toUpperCase()} is only verified on the Nvidia Jetson Orin device family`,
-        hint: 'Use Jetson Orin hosts, or test the hardware first.',
-        path: 'name',
-      })
-    }
+    return
   }
-
-  // OS
-  if (os.family && !dist.os.includes(os.family) && !(mode === 'agent' && dist.pack !== 'edge-canonical')) {
-    if (dist.pack === 'edge-canonical') {
-      at(os.pack, {
-        code: 'AP-OS-UNSUPPORTED',
-        severity: 'error',
-        message: `${dist.name} runs on Ubuntu only; the OS layer is ${os.family}`,
-        hint: 'Build the provider image from an Ubuntu base, or pick another distribution.',
-        path: 'options.system.osName',
-      })
-    } else {
-      at(os.pack, {
-        code: 'AP-OS-UNVERIFIED',
-        severity: 'warning',
-        message: `${dist.name} is documented on ${dist.os.join(', ')}; the OS layer is ${os.family}`,
-        hint: 'Test this OS before deploying, or build from a documented base image.',
-        path: 'options.system.osName',
-      })
-    }
-  }
-  if (
-    os.providerDistribution &&
-    !dist.providerDistributions.includes(os.providerDistribution) &&
-    !DISTRIBUTIONS.filter((d) => d.pack === k8s.name).some((d) =>
-      d.providerDistributions.includes(os.providerDistribution!),
-    )
-  ) {
-    at(os.pack, {
-      code: 'AP-OS-K8S-MISMATCH',
+  const support = dist.arch[mode][arch]
+  if (support === 'unsupported') {
+    at(k8s, {
+      code: 'AP-ARCH-UNSUPPORTED',
       severity: 'error',
-      message: `the provider image is built for "${os.providerDistribution}" but the Kubernetes layer is ${k8s.name}`,
-      hint: `Rebuild the provider image with K8S_DISTRIBUTION=${dist.providerDistributions[0]} or use the matching Kubernetes pack.`,
-      path: 'options.system.k8sDistribution',
+      message: `${dist.name} does not support ${arch.toUpperCase()}`,
+      hint: `Use ${arch === 'arm64' ? 'PXK-E (edge-k8s) or K3s (edge-k3s) on ARM64, or AMD64 hosts' : 'another distribution'}.`,
+      path: 'name',
+    })
+  } else if (support === 'unverified') {
+    at(k8s, {
+      code: 'AP-ARCH-UNVERIFIED',
+      severity: 'warning',
+      message: `${mode} mode on ${arch.toUpperCase()} is only verified on the Nvidia Jetson Orin device family`,
+      hint: 'Use Jetson Orin hosts, or test the hardware first.',
+      path: 'name',
     })
   }
+}
+
+/** The OS family is one the distribution runs on (in agent mode only Canonical cares: the agent brings the rest). */
+function checkOsFamily({mode, os, dist, at}: DistributionContext): void {
+  if (!os.family || dist.os.includes(os.family) || (mode === 'agent' && dist.pack !== 'edge-canonical')) return
+  if (dist.pack === 'edge-canonical') {
+    at(os.pack, {
+      code: 'AP-OS-UNSUPPORTED',
+      severity: 'error',
+      message: `${dist.name} runs on Ubuntu only; the OS layer is ${os.family}`,
+      hint: 'Build the provider image from an Ubuntu base, or pick another distribution.',
+      path: 'options.system.osName',
+    })
+  } else {
+    at(os.pack, {
+      code: 'AP-OS-UNVERIFIED',
+      severity: 'warning',
+      message: `${dist.name} is documented on ${dist.os.join(', ')}; the OS layer is ${os.family}`,
+      hint: 'Test this OS before deploying, or build from a documented base image.',
+      path: 'options.system.osName',
+    })
+  }
+}
+
+/** The provider image was built for this Kubernetes pack (any matrix variant of it). */
+function checkProviderDistribution({os, k8s, dist, at}: DistributionContext): void {
+  const built = os.providerDistribution
+  if (!built || dist.providerDistributions.includes(built)) return
+  if (DISTRIBUTIONS.filter((d) => d.pack === k8s.name).some((d) => d.providerDistributions.includes(built))) return
+  at(os.pack, {
+    code: 'AP-OS-K8S-MISMATCH',
+    severity: 'error',
+    message: `the provider image is built for "${built}" but the Kubernetes layer is ${k8s.name}`,
+    hint: `Rebuild the provider image with K8S_DISTRIBUTION=${dist.providerDistributions[0]} or use the matching Kubernetes pack.`,
+    path: 'options.system.k8sDistribution',
+  })
+}
+
+/** A FIPS OS image needs a FIPS distribution, and in agent mode a RHEL or Rocky host. */
+function checkFips({mode, os, dist, at}: DistributionContext): void {
   if (os.fipsImage && !dist.fips) {
     at(os.pack, {
       code: 'AP-FIPS',
@@ -420,44 +469,50 @@ function checkMatrix(
       path: 'options.system.osName',
     })
   }
+}
 
-  // CNI
-  if (cni) {
-    const misnamed = MISNAMED_PACKS[cni.name]
-    if (misnamed || !CNI_PACKS.some((c) => c.pack === cni.name)) {
-      at(cni, {
-        code: 'AP-CNI-UNKNOWN',
-        severity: 'warning',
-        message: misnamed ? `there is no pack "${cni.name}"` : `CNI pack "${cni.name}" is not in the Edge CNI list`,
-        hint: misnamed ? `Use ${misnamed}.` : `Edge CNIs: ${CNI_PACKS.map((c) => c.pack).join(', ')}.`,
-        path: 'name',
-      })
-    } else if (
-      cni.name !== 'cni-custom' &&
-      !dist.cnis.includes(cni.name) &&
-      !(mode === 'agent' && dist.pack === 'edge-k8s' && cni.name === 'cni-cilium-oss')
-    ) {
-      at(cni, {
-        code: 'AP-CNI-UNLISTED',
-        severity: 'warning',
-        message: `${cni.name} is not in the ${dist.name} table (${dist.cnis.join(', ')})`,
-        hint: 'The combination is not documented; test it, or use a listed CNI.',
-        path: 'name',
-      })
-    }
-    if (mode === 'agent' && cni.name === 'cni-flannel') {
-      at(cni, {
-        code: 'AP-CNI-UNVERIFIED',
-        severity: 'warning',
-        message: 'Flannel is not verified for locally managed clusters in agent mode',
-        hint: 'Prefer Calico in agent mode with local management.',
-        path: 'name',
-      })
-    }
-    checkBuiltinCni(infra, k8s, cni, emit)
+/** The distribution checks, in the order their findings are reported. */
+const DISTRIBUTION_CHECKS: ((ctx: DistributionContext) => void)[] = [
+  checkK8sVersion,
+  checkModeAndArch,
+  checkOsFamily,
+  checkProviderDistribution,
+  checkFips,
+]
+
+/** The CNI pack exists, is an Edge CNI listed for the distribution, and is verified for the mode. */
+function checkCniPack({mode, dist, at}: DistributionContext, cni: PackModel): void {
+  const misnamed = MISNAMED_PACKS[cni.name]
+  if (misnamed || !CNI_PACKS.some((c) => c.pack === cni.name)) {
+    at(cni, {
+      code: 'AP-CNI-UNKNOWN',
+      severity: 'warning',
+      message: misnamed ? `there is no pack "${cni.name}"` : `CNI pack "${cni.name}" is not in the Edge CNI list`,
+      hint: misnamed ? `Use ${misnamed}.` : `Edge CNIs: ${CNI_PACKS.map((c) => c.pack).join(', ')}.`,
+      path: 'name',
+    })
+  } else if (
+    cni.name !== 'cni-custom' &&
+    !dist.cnis.includes(cni.name) &&
+    !(mode === 'agent' && dist.pack === 'edge-k8s' && cni.name === 'cni-cilium-oss')
+  ) {
+    at(cni, {
+      code: 'AP-CNI-UNLISTED',
+      severity: 'warning',
+      message: `${cni.name} is not in the ${dist.name} table (${dist.cnis.join(', ')})`,
+      hint: 'The combination is not documented; test it, or use a listed CNI.',
+      path: 'name',
+    })
   }
-  checkAlwaysPull(infra, k8s, emit)
-  checkAgent(infra, profiles, k8s, mode, images, emit)
+  if (mode === 'agent' && cni.name === 'cni-flannel') {
+    at(cni, {
+      code: 'AP-CNI-UNVERIFIED',
+      severity: 'warning',
+      message: 'Flannel is not verified for locally managed clusters in agent mode',
+      hint: 'Prefer Calico in agent mode with local management.',
+      path: 'name',
+    })
+  }
 }
 
 function configOf(pack: PackModel): {config?: Record<string, unknown>; line?: number} {
