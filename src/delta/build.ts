@@ -148,26 +148,7 @@ export async function writeDelta(
   const baseRows = bases.map((b) => ({name: b.name, identity: b.identity, input: b.input}))
   const borrowed = {blobs: plan.borrowed.length, bytes: plan.borrowed.reduce((s, b) => s + b.size, 0)}
   const write = {...options, blobReady: undefined}
-  if (mode === 'artifacts') {
-    const keep = changedArtifactKeys(target, bases)
-    const lock = lockOf(options.lock, keep)
-    const pending = await writeBundle({...write, lock, delta: {fileStem}})
-    const artifacts = pending.manifest.artifacts.map((a) => artifactKey(a))
-    return {
-      pending,
-      summary: {
-        mode,
-        files: pending.files,
-        identity: pending.identity,
-        compressedBytes: pending.compressedSize,
-        bases: baseRows,
-        carried: {blobs: pending.manifest.totals.blobs, bytes: pending.manifest.totals.blobBytes},
-        borrowed: {blobs: 0, bytes: 0},
-        removed: plan.removed,
-        artifacts,
-      },
-    }
-  }
+  if (mode === 'artifacts') return writeArtifactsBundle(write, target, bases, plan.removed, baseRows)
   let deltaJson: Buffer = Buffer.alloc(0)
   const pending = await writeBundle({
     ...write,
@@ -196,6 +177,34 @@ export async function writeDelta(
       carried: plan.carried,
       borrowed,
       removed: plan.removed,
+    },
+  }
+}
+
+/** `--delta-mode artifacts`: an ordinary, self-contained bundle of the artifacts whose digests changed or were added. */
+async function writeArtifactsBundle(
+  write: WriteBundleOptions,
+  target: ReturnType<typeof targetContent>,
+  bases: DeltaBase[],
+  removed: DeltaSummary['removed'],
+  baseRows: DeltaSummary['bases'],
+): Promise<{pending: PendingBundle; summary: DeltaSummary}> {
+  const keep = changedArtifactKeys(target, bases)
+  const lock = lockOf(write.lock, keep)
+  const pending = await writeBundle({...write, lock, delta: {fileStem: deltaFileStem(write.name)}})
+  const artifacts = pending.manifest.artifacts.map((a) => artifactKey(a))
+  return {
+    pending,
+    summary: {
+      mode: 'artifacts',
+      files: pending.files,
+      identity: pending.identity,
+      compressedBytes: pending.compressedSize,
+      bases: baseRows,
+      carried: {blobs: pending.manifest.totals.blobs, bytes: pending.manifest.totals.blobBytes},
+      borrowed: {blobs: 0, bytes: 0},
+      removed,
+      artifacts,
     },
   }
 }

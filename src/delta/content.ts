@@ -84,10 +84,34 @@ export function contentOf(
   if (typeof manifest.name !== 'string' || manifest.name === '') throw invalid('has no name')
   if (!Array.isArray(manifest.entries)) throw invalid('has no entries list')
   if (!Array.isArray(manifest.artifacts)) throw invalid('has no artifacts list')
+  const {blobs, metadataBytes} = blobsOf(manifest.entries as unknown[], where.bundleJsonSize, invalid)
+  const artifacts = artifactsOf(manifest.artifacts as unknown[], blobs, invalid)
+  return {
+    input: where.input,
+    from: where.from,
+    name: manifest.name,
+    formatVersion: manifest.formatVersion,
+    platform: manifest.platform,
+    ...(where.identity ? {identity: where.identity} : {}),
+    bundleJsonSha256: where.bundleJsonSha256,
+    artifacts,
+    blobs,
+    metadataBytes,
+  }
+}
+
+type Invalid = (why: string) => Error
+
+/** The blobs (digest → size) bundle.json's entries list, and the bytes of every other entry. */
+function blobsOf(
+  entries: unknown[],
+  bundleJsonSize: number,
+  invalid: Invalid,
+): {blobs: Map<string, number>; metadataBytes: number} {
   const blobs = new Map<string, number>()
   const paths = new Set<string>()
-  let metadataBytes = where.bundleJsonSize
-  for (const e of manifest.entries as unknown[]) {
+  let metadataBytes = bundleJsonSize
+  for (const e of entries) {
     const entry = e as {path?: unknown; size?: unknown; sha256?: unknown}
     if (
       typeof entry?.path !== 'string' ||
@@ -110,8 +134,13 @@ export function contentOf(
       throw invalid(`lists blob ${entry.path} with sha256 ${entry.sha256}: a blob is named by its digest`)
     blobs.set(`sha256:${hex}`, size)
   }
+  return {blobs, metadataBytes}
+}
+
+/** bundle.json's artifacts by kind and reference; each must name a blob it lists. */
+function artifactsOf(records: unknown[], blobs: Map<string, number>, invalid: Invalid): Map<string, ArtifactRecord> {
   const artifacts = new Map<string, ArtifactRecord>()
-  for (const a of manifest.artifacts as unknown[]) {
+  for (const a of records) {
     const artifact = a as Partial<ArtifactRecord>
     if (
       typeof artifact?.kind !== 'string' ||
@@ -136,16 +165,5 @@ export function contentOf(
       contentSize: Number(artifact.contentSize) || 0,
     })
   }
-  return {
-    input: where.input,
-    from: where.from,
-    name: manifest.name,
-    formatVersion: manifest.formatVersion,
-    platform: manifest.platform,
-    ...(where.identity ? {identity: where.identity} : {}),
-    bundleJsonSha256: where.bundleJsonSha256,
-    artifacts,
-    blobs,
-    metadataBytes,
-  }
+  return artifacts
 }

@@ -85,34 +85,8 @@ export function diffContents(oldContent: BundleContent, newContent: BundleConten
   }
   const removed = [...oldContent.artifacts].filter(([key]) => !newContent.artifacts.has(key)).map(([, a]) => a)
 
-  // A reference that left and one that arrived with the same kind and digest: the same content under a new name.
-  added.sort(byReference((a) => a.reference))
-  removed.sort(byReference((a) => a.reference))
-  const retagged: BundleDiff['artifacts']['retagged'] = []
-  const stillRemoved: ArtifactRecord[] = []
-  const unmatched = new Set(added)
-  for (const r of removed) {
-    const match = added.find((a) => unmatched.has(a) && a.kind === r.kind && a.digest === r.digest)
-    if (match) {
-      unmatched.delete(match)
-      retagged.push({kind: r.kind, oldReference: r.reference, newReference: match.reference, digest: r.digest})
-    } else stillRemoved.push(r)
-  }
-
-  const tally = (): BlobTally => ({count: 0, bytes: 0})
-  const blobs = {carried: tally(), borrowed: tally(), dropped: tally(), whole: tally()}
-  for (const [digest, size] of newContent.blobs) {
-    const t = oldContent.blobs.has(digest) ? blobs.borrowed : blobs.carried
-    t.count++
-    t.bytes += size
-    blobs.whole.count++
-    blobs.whole.bytes += size
-  }
-  for (const [digest, size] of oldContent.blobs) {
-    if (newContent.blobs.has(digest)) continue
-    blobs.dropped.count++
-    blobs.dropped.bytes += size
-  }
+  const {retagged, stillRemoved, unmatched} = matchRetagged(added, removed)
+  const blobs = tallyBlobs(oldContent, newContent)
 
   const warnings: string[] = []
   if (!samePlatform(oldContent.platform, newContent.platform)) {
@@ -144,4 +118,42 @@ export function diffContents(oldContent: BundleContent, newContent: BundleConten
     identical,
     warnings,
   }
+}
+
+/** A reference that left and one that arrived with the same kind and digest: the same content under a new name. */
+function matchRetagged(added: ArtifactRecord[], removed: ArtifactRecord[]) {
+  added.sort(byReference((a) => a.reference))
+  removed.sort(byReference((a) => a.reference))
+  const retagged: BundleDiff['artifacts']['retagged'] = []
+  const stillRemoved: ArtifactRecord[] = []
+  const unmatched = new Set(added)
+  for (const r of removed) {
+    const match = added.find((a) => unmatched.has(a) && a.kind === r.kind && a.digest === r.digest)
+    if (match) {
+      unmatched.delete(match)
+      retagged.push({kind: r.kind, oldReference: r.reference, newReference: match.reference, digest: r.digest})
+    } else stillRemoved.push(r)
+  }
+
+  return {retagged, stillRemoved, unmatched}
+}
+
+/** The blobs of NEW a delta from OLD carries or borrows, the blobs OLD had that NEW drops, and NEW's whole. */
+function tallyBlobs(oldContent: BundleContent, newContent: BundleContent): BundleDiff['blobs'] {
+  const tally = (): BlobTally => ({count: 0, bytes: 0})
+  const blobs = {carried: tally(), borrowed: tally(), dropped: tally(), whole: tally()}
+  for (const [digest, size] of newContent.blobs) {
+    const t = oldContent.blobs.has(digest) ? blobs.borrowed : blobs.carried
+    t.count++
+    t.bytes += size
+    blobs.whole.count++
+    blobs.whole.bytes += size
+  }
+  for (const [digest, size] of oldContent.blobs) {
+    if (newContent.blobs.has(digest)) continue
+    blobs.dropped.count++
+    blobs.dropped.bytes += size
+  }
+
+  return blobs
 }

@@ -59,23 +59,7 @@ export function serializeInventory(inventory: BundleInventory): string {
  * when it is not an inventory or was altered (its bundleJson no longer hashes to bundleJsonSha256).
  */
 export async function readInventory(file: string): Promise<BundleInventory> {
-  let text: string
-  try {
-    // An inventory is bundle.json plus a few hundred bytes: the same budget.
-    text = (await readFileBounded(file, 'bundleJson', file)).toString('utf8')
-  } catch (error) {
-    if (error instanceof OverBudgetError)
-      throw new IntegrityError('INVENTORY_INVALID', error.message, {hint: error.hint, details: {file}})
-    const code = (error as NodeJS.ErrnoException).code
-    throw new UsageError(
-      code === 'ENOENT' ? 'INVENTORY_NOT_FOUND' : 'INVENTORY_UNREADABLE',
-      `${file}: cannot read the inventory (${code ?? (error as Error).message})`,
-      {
-        hint: `Pass a bundle (NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json) or the NAME${INVENTORY_SUFFIX} its build wrote.`,
-        details: {file},
-      },
-    )
-  }
+  const text = await readInventoryText(file)
   const invalid = (
     why: string,
     hint = `Use the NAME${INVENTORY_SUFFIX} exactly as \`airpack bundle build\` wrote it, or the bundle itself.`,
@@ -120,4 +104,24 @@ export async function readInventory(file: string): Promise<BundleInventory> {
       `"name" is ${JSON.stringify(parsed.name)} but its bundleJson names ${JSON.stringify(parsed.bundleJson.name)}`,
     )
   return parsed as BundleInventory
+}
+
+/** The inventory's text, within bundle.json's size budget: exit 2 when it cannot be read, 5 when over budget. */
+async function readInventoryText(file: string): Promise<string> {
+  try {
+    // An inventory is bundle.json plus a few hundred bytes: the same budget.
+    return (await readFileBounded(file, 'bundleJson', file)).toString('utf8')
+  } catch (error) {
+    if (error instanceof OverBudgetError)
+      throw new IntegrityError('INVENTORY_INVALID', error.message, {hint: error.hint, details: {file}})
+    const code = (error as NodeJS.ErrnoException).code
+    throw new UsageError(
+      code === 'ENOENT' ? 'INVENTORY_NOT_FOUND' : 'INVENTORY_UNREADABLE',
+      `${file}: cannot read the inventory (${code ?? (error as Error).message})`,
+      {
+        hint: `Pass a bundle (NAME.tar.zst, NAME.tar.zst.000, NAME.parts.json) or the NAME${INVENTORY_SUFFIX} its build wrote.`,
+        details: {file},
+      },
+    )
+  }
 }

@@ -105,18 +105,14 @@ export async function rebuildTarget(
   sink: Compressor = discardingSink(head.manifest.sourceDateEpoch ?? 0),
 ): Promise<RebuildResult> {
   const {side} = await matchBase(head, baseInput)
-  const {manifest, delta} = head
+  const {delta} = head
   const rawFrames = new Set(delta.target.rawFrames ?? [])
   const borrowed = new Set(delta.borrowed.map((b) => `${BLOBS_DIR}${b.digest.slice('sha256:'.length)}`))
   const deltaTar = new TarPuller(tarChunks(head.source))
   const baseHash = streamHash()
   const baseTar = new TarPuller(tarChunks(await openBundleSource(baseInput)), (c) => baseHash.write(c))
   const {tar} = sink
-  const problem = (message: string, code = 'DELTA_INVALID') =>
-    new IntegrityError(code, message, {
-      hint: 'Copy the delta and the base again from the originals; if this persists, rebuild the delta.',
-      details: {delta: head.input, base: baseInput, problems: [message]},
-    })
+  const problem = patchProblem(head.input, baseInput)
 
   /** Copies the next entry of `from` into the tar, checking its path, size and sha256. */
   const copy = async (from: TarPuller, entry: {path: string; size: number; sha256: string}, what: string) => {
@@ -134,55 +130,20 @@ export async function rebuildTarget(
   }
 
   try {
-    await expectDelta(DELTA_ENTRY)
-    if (delta.signature) await expectDelta(DELTA_SIG)
-    const sha256 = (data: Buffer) => sha256Hex(data)
-    await expectDelta(BUNDLE_JSON)
-    await copy(deltaTar, {path: BUNDLE_JSON, size: head.bundleJson.length, sha256: sha256(head.bundleJson)}, head.input)
-    if (manifest.signature) {
-      const h = await expectDelta(BUNDLE_SIG)
-      const chunks: Buffer[] = []
-      for await (const c of deltaTar.body()) chunks.push(c)
-      const sig = Buffer.concat(chunks)
-      if (sig.length !== h.size) throw wrongEntry(head, BUNDLE_SIG, h.path)
-      await tar.addBuffer(BUNDLE_SIG, sig)
-    }
-    for (const entry of manifest.entries) {
-      if (!borrowed.has(entry.path)) {
-        const h = await deltaTar.next()
-        if (h?.path !== entry.path) throw wrongEntry(head, entry.path, h?.path)
-        if (h.size !== entry.size)
-          throw problem(`${head.input}: entry ${entry.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${entry.size}`)
-        await copy(deltaTar, entry, head.input)
-        continue
-      }
-      // The base's blobs are in digest order too: skip to this one.
-      let h = await baseTar.next()
-      while (h && !(h.path.startsWith(BLOBS_DIR) && h.path >= entry.path)) h = await baseTar.next()
-      if (h?.path !== entry.path)
-        throw problem(
-          `${baseInput} lacks ${entry.path}, which ${head.input} borrows from it (the base is not bundle ${side.name}, or it was altered)`,
-          'DELTA_BASE_INCOMPLETE',
-        )
-      await copy(baseTar, entry, baseInput)
-    }
+    await copyHeadEntries(head, expectDelta, deltaTar, tar, copy)
+    await copyTargetEntries({head, side, baseInput, borrowed, deltaTar, baseTar, copy, problem})
     const extra = await deltaTar.next()
     if (extra) throw problem(`${head.input}: entry ${extra.path} is not listed in ${BUNDLE_JSON}`)
     const written = await tar.finish()
     await baseTar.drain()
-    const baseTarSha = `sha256:${await baseHash.digest()}`
-    const baseIdentity = side.formatVersion === SEEKABLE_FORMAT_VERSION ? side.bundleJsonSha256 : baseTarSha
-    if (side.formatVersion !== SEEKABLE_FORMAT_VERSION && baseTarSha !== side.identity)
-      throw problem(
-        `${baseInput} has identity ${baseTarSha}, but ${head.input} applies to ${side.name} with identity ${side.identity} (same bundle.json, other bytes: the base was altered)`,
-        'DELTA_WRONG_BASE',
-      )
-    const identity =
-      manifest.formatVersion === SEEKABLE_FORMAT_VERSION ? sha256Digest(head.bundleJson) : `sha256:${written.sha256}`
-    if (identity !== delta.target.identity)
-      throw problem(
-        `the rebuilt bundle ${manifest.name} has identity ${identity}, but ${DELTA_ENTRY} says ${delta.target.identity}`,
-      )
+    const {identity, baseIdentity} = checkIdentities(
+      head,
+      side,
+      baseInput,
+      `sha256:${await baseHash.digest()}`,
+      written,
+      problem,
+    )
     return {tarBytes: written.size, identity, base: {...side, identity: baseIdentity, input: baseInput}}
   } catch (error) {
     tar.abort()
@@ -192,6 +153,102 @@ export async function rebuildTarget(
     await deltaTar.close()
     await baseTar.close()
   }
+}
+
+type Problem = (message: string, code?: string) => IntegrityError
+
+/** An integrity failure of a patch, naming the delta and the base. */
+function patchProblem(deltaInput: string, baseInput: string): Problem {
+  return (message, code = 'DELTA_INVALID') =>
+    new IntegrityError(code, message, {
+      hint: 'Copy the delta and the base again from the originals; if this persists, rebuild the delta.',
+      details: {delta: deltaInput, base: baseInput, problems: [message]},
+    })
+}
+
+/** delta.json (and its signature) are skipped; N+1's bundle.json and its signature are copied into the tar. */
+async function copyHeadEntries(
+  head: DeltaHead,
+  expectDelta: (p: string) => Promise<{path: string; size: number}>,
+  deltaTar: TarPuller,
+  tar: Compressor['tar'],
+  copy: (from: TarPuller, entry: {path: string; size: number; sha256: string}, what: string) => Promise<void>,
+): Promise<void> {
+  await expectDelta(DELTA_ENTRY)
+  if (head.delta.signature) await expectDelta(DELTA_SIG)
+  await expectDelta(BUNDLE_JSON)
+  await copy(
+    deltaTar,
+    {path: BUNDLE_JSON, size: head.bundleJson.length, sha256: sha256Hex(head.bundleJson)},
+    head.input,
+  )
+  if (head.manifest.signature) {
+    const h = await expectDelta(BUNDLE_SIG)
+    const chunks: Buffer[] = []
+    for await (const c of deltaTar.body()) chunks.push(c)
+    const sig = Buffer.concat(chunks)
+    if (sig.length !== h.size) throw wrongEntry(head, BUNDLE_SIG, h.path)
+    await tar.addBuffer(BUNDLE_SIG, sig)
+  }
+}
+
+/** N+1's entries in bundle.json's order: carried ones from the delta, borrowed ones from the base (skipping the
+ *  base's other entries: its blobs are in digest order too). */
+async function copyTargetEntries(o: {
+  head: DeltaHead
+  side: Awaited<ReturnType<typeof matchBase>>['side']
+  baseInput: string
+  borrowed: Set<string>
+  deltaTar: TarPuller
+  baseTar: TarPuller
+  copy: (from: TarPuller, entry: {path: string; size: number; sha256: string}, what: string) => Promise<void>
+  problem: Problem
+}): Promise<void> {
+  const {head, side, baseInput, borrowed, deltaTar, baseTar, copy, problem} = o
+  for (const entry of head.manifest.entries) {
+    if (!borrowed.has(entry.path)) {
+      const h = await deltaTar.next()
+      if (h?.path !== entry.path) throw wrongEntry(head, entry.path, h?.path)
+      if (h.size !== entry.size)
+        throw problem(`${head.input}: entry ${entry.path} is ${h.size} bytes, ${BUNDLE_JSON} says ${entry.size}`)
+      await copy(deltaTar, entry, head.input)
+      continue
+    }
+    // The base's blobs are in digest order too: skip to this one.
+    let h = await baseTar.next()
+    while (h && !(h.path.startsWith(BLOBS_DIR) && h.path >= entry.path)) h = await baseTar.next()
+    if (h?.path !== entry.path)
+      throw problem(
+        `${baseInput} lacks ${entry.path}, which ${head.input} borrows from it (the base is not bundle ${side.name}, or it was altered)`,
+        'DELTA_BASE_INCOMPLETE',
+      )
+    await copy(baseTar, entry, baseInput)
+  }
+}
+
+/** The base's identity (format 1: the tar just read must hash to it) and N+1's, which must be delta.json's. */
+function checkIdentities(
+  head: DeltaHead,
+  side: Awaited<ReturnType<typeof matchBase>>['side'],
+  baseInput: string,
+  baseTarSha: string,
+  written: {sha256?: string},
+  problem: Problem,
+): {identity: string; baseIdentity: string} {
+  const {manifest, delta} = head
+  const baseIdentity = side.formatVersion === SEEKABLE_FORMAT_VERSION ? side.bundleJsonSha256 : baseTarSha
+  if (side.formatVersion !== SEEKABLE_FORMAT_VERSION && baseTarSha !== side.identity)
+    throw problem(
+      `${baseInput} has identity ${baseTarSha}, but ${head.input} applies to ${side.name} with identity ${side.identity} (same bundle.json, other bytes: the base was altered)`,
+      'DELTA_WRONG_BASE',
+    )
+  const identity =
+    manifest.formatVersion === SEEKABLE_FORMAT_VERSION ? sha256Digest(head.bundleJson) : `sha256:${written.sha256}`
+  if (identity !== delta.target.identity)
+    throw problem(
+      `the rebuilt bundle ${manifest.name} has identity ${identity}, but ${DELTA_ENTRY} says ${delta.target.identity}`,
+    )
+  return {identity, baseIdentity}
 }
 
 export interface PatchReport {
@@ -216,22 +273,9 @@ export async function patchBundle(options: {
   logger?: Logger
 }): Promise<PatchReport> {
   const logger = options.logger ?? silentLogger
-  if (isInventoryPath(options.base))
-    throw new UsageError('PATCH_NEEDS_BUNDLE', `${options.base} is an inventory: patch needs the base bundle's bytes`, {
-      hint: 'Pass the base bundle itself (NAME.tar.zst, its first part or NAME.parts.json).',
-    })
-  const head = await readDeltaHead(options.delta)
-  if (!head)
-    throw new UsageError('NOT_A_DELTA', `${options.delta} is a whole bundle, not a delta (no ${DELTA_ENTRY})`, {
-      hint: 'Pass the NAME.delta.tar.zst that `bundle build --delta-from` wrote; a whole bundle needs no patching.',
-    })
+  const head = await readPatchInputs(options.base, options.delta)
   const {manifest, delta} = head
-  const outputDir = path.resolve(options.outputDir)
-  await ensureWritableDir(outputDir, {
-    code: 'OUTPUT_UNWRITABLE',
-    what: 'the output directory',
-    hint: 'Choose a directory on a writable file system with --output DIR, or fix its permissions.',
-  })
+  const outputDir = await writableOutputDir(options.outputDir)
   const warnings: string[] = []
   const outputs: AtomicOutput[] = []
   const bundleFile = delta.target.file
@@ -249,25 +293,15 @@ export async function patchBundle(options: {
     const result = await rebuildTarget(head, options.base, compressor)
     await compressor.close()
     const compressed = await compressedFacts(out.tmpPath)
-    const recorded = delta.target.compressed
-    let sameFileAsBuild: boolean | undefined
-    if (recorded) {
-      sameFileAsBuild = recorded.sha256 === compressed.sha256
-      if (sameFileAsBuild && recorded.detachedSignature) {
-        const sig = await atomicOutput(path.join(outputDir, `${bundleFile}.sig`))
-        outputs.push(sig)
-        await writeFile(sig.tmpPath, Buffer.from(recorded.detachedSignature, 'base64'))
-      } else if (!sameFileAsBuild)
-        warnings.push(
-          `${bundleFile} holds the same tar (identity ${result.identity}) but is not the build's compressed file${manifest.formatVersion === SEEKABLE_FORMAT_VERSION ? '' : ` (zstd ${await zstdVersion()} here, ${manifest.compression.version} at the build)`}: the build's detached signature does not apply to it; bundle.json's signature still does`,
-        )
-    }
-    const inventory = await atomicOutput(path.join(outputDir, inventoryFileName(manifest.name)))
-    outputs.push(inventory)
-    await writeFile(
-      inventory.tmpPath,
-      serializeInventory(inventoryOf({name: manifest.name, identity: result.identity, manifest})),
+    const sameFileAsBuild = await carryBuildSignature(
+      head,
+      compressed.sha256,
+      result.identity,
+      outputDir,
+      outputs,
+      warnings,
     )
+    outputs.push(await stageInventory(outputDir, manifest, result.identity))
     for (const o of outputs) await o.commit()
     return {
       bundle: path.join(outputDir, bundleFile),
@@ -287,6 +321,74 @@ export async function patchBundle(options: {
     for (const o of outputs) await o.abort()
     throw error
   }
+}
+
+/** The base must be a bundle's bytes (not its inventory) and the delta a delta; its head is read. */
+async function readPatchInputs(base: string, deltaInput: string): Promise<DeltaHead> {
+  if (isInventoryPath(base))
+    throw new UsageError('PATCH_NEEDS_BUNDLE', `${base} is an inventory: patch needs the base bundle's bytes`, {
+      hint: 'Pass the base bundle itself (NAME.tar.zst, its first part or NAME.parts.json).',
+    })
+  const head = await readDeltaHead(deltaInput)
+  if (!head)
+    throw new UsageError('NOT_A_DELTA', `${deltaInput} is a whole bundle, not a delta (no ${DELTA_ENTRY})`, {
+      hint: 'Pass the NAME.delta.tar.zst that `bundle build --delta-from` wrote; a whole bundle needs no patching.',
+    })
+  return head
+}
+
+/** When the patched file is byte for byte the build's, the build's detached signature (recorded in the delta)
+ *  applies to it and is written beside it; otherwise a warning says why it does not. */
+async function carryBuildSignature(
+  head: DeltaHead,
+  compressedSha256: string,
+  identity: string,
+  outputDir: string,
+  outputs: AtomicOutput[],
+  warnings: string[],
+): Promise<boolean | undefined> {
+  const {manifest, delta} = head
+  const bundleFile = delta.target.file
+  const recorded = delta.target.compressed
+  let sameFileAsBuild: boolean | undefined
+  if (recorded) {
+    sameFileAsBuild = recorded.sha256 === compressedSha256
+    if (sameFileAsBuild && recorded.detachedSignature) {
+      const sig = await atomicOutput(path.join(outputDir, `${bundleFile}.sig`))
+      outputs.push(sig)
+      await writeFile(sig.tmpPath, Buffer.from(recorded.detachedSignature, 'base64'))
+    } else if (!sameFileAsBuild)
+      warnings.push(
+        `${bundleFile} holds the same tar (identity ${identity}) but is not the build's compressed file${manifest.formatVersion === SEEKABLE_FORMAT_VERSION ? '' : ` (zstd ${await zstdVersion()} here, ${manifest.compression.version} at the build)`}: the build's detached signature does not apply to it; bundle.json's signature still does`,
+      )
+  }
+  return sameFileAsBuild
+}
+
+async function writableOutputDir(dir: string): Promise<string> {
+  const outputDir = path.resolve(dir)
+  await ensureWritableDir(outputDir, {
+    code: 'OUTPUT_UNWRITABLE',
+    what: 'the output directory',
+    hint: 'Choose a directory on a writable file system with --output DIR, or fix its permissions.',
+  })
+  return outputDir
+}
+
+/** NAME.inventory.json of the patched bundle, as a whole build writes it, under a temporary name. */
+async function stageInventory(
+  outputDir: string,
+  manifest: DeltaHead['manifest'],
+  identity: string,
+): Promise<AtomicOutput> {
+  const inventory = await atomicOutput(path.join(outputDir, inventoryFileName(manifest.name)))
+  try {
+    await writeFile(inventory.tmpPath, serializeInventory(inventoryOf({name: manifest.name, identity, manifest})))
+  } catch (error) {
+    await inventory.abort()
+    throw error
+  }
+  return inventory
 }
 
 async function compressedFacts(file: string): Promise<{size: number; sha256: string}> {
