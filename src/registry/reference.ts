@@ -107,3 +107,27 @@ export function normalizeReference(raw: string): string {
 export function apiHost(registry: string): string {
   return registry === DOCKER_HUB ? 'registry-1.docker.io' : registry
 }
+
+/**
+ * The source host as the first component of a repository path. A port's `:` is not allowed in a repository name
+ * (the distribution spec's path-component grammar: a registry answers 404 and clients refuse the name), so it
+ * becomes `_`: `registry.local:5000/team/app` is served and pushed as `registry.local_5000/team/app`.
+ */
+export function hostPathComponent(host: string): string {
+  return host
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '_')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+}
+
+/** The repository a reference's content has on a site (`bundle serve`, `bundle push`): `HOST/PATH`, the host made a
+ *  path component; undefined for a reference that does not parse. */
+export function siteRepositoryOf(reference: string): string | undefined {
+  try {
+    const ref = parseReference(reference)
+    return `${hostPathComponent(ref.registry)}/${ref.repository}`
+  } catch (error) {
+    if (error instanceof InvalidReferenceError) return undefined
+    throw error
+  }
+}

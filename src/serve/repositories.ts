@@ -1,7 +1,9 @@
 import type {BundleStore} from '../bundle/store.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import {isGraphType} from '../oci/media-types.js'
-import {InvalidReferenceError, parseReference} from '../registry/reference.js'
+import {hostPathComponent, InvalidReferenceError, parseReference} from '../registry/reference.js'
+
+export {hostPathComponent}
 import {defaultSuccessors} from '../store/copy.js'
 
 // The distribution API's view of a bundle: repositories named `HOST/PATH` of each artifact's original reference,
@@ -17,18 +19,6 @@ export interface Repository {
   tags: Map<string, Descriptor>
   /** Every digest the repository's content names, with the descriptor that named it first. */
   content: Map<string, Descriptor>
-}
-
-/**
- * The source host as the first component of a repository path. A port's `:` is not allowed in a repository name
- * (the distribution spec's path-component grammar: a registry answers 404 and clients refuse the name), so it
- * becomes `_`: `registry.local:5000/team/app` is served and pushed as `registry.local_5000/team/app`.
- */
-export function hostPathComponent(host: string): string {
-  return host
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]+/g, '_')
-    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
 }
 
 /** `HOST/PATH` and the tag of a full reference (`docker.io/library/nginx:1.27`, `host/x@sha256:…`); `host` is the

@@ -7,7 +7,8 @@ import type {RegistryClient} from '../registry/client.js'
 import {discard} from '../registry/http.js'
 import type {WritableRegistryRepository} from '../registry/writable-repository.js'
 import {sha256Digest} from '../util/digest.js'
-import {repositoryOf, supplyChainTag} from './cosign.js'
+import {siteRepositoryOf} from '../registry/reference.js'
+import {supplyChainTag} from './cosign.js'
 import {referrersOf} from './referrers.js'
 
 // `bundle push` puts the carried referrers back where policy engines look (PRODUCT.md §13). An OCI 1.1 registry
@@ -17,7 +18,7 @@ import {referrersOf} from './referrers.js'
 // `.att` and `.sbom` tags need nothing here: they are ordinary tags, pushed and tagged with the rest.)
 
 export interface ReferrersTarget {
-  /** `HOST/PATH` of the referrer in the bundle. */
+  /** The site form of `HOST/PATH` of the referrer in the bundle (siteRepositoryOf: the port's `:` made `_`). */
   sourceRepository: string
   writer: WritableRegistryRepository
 }
@@ -33,7 +34,7 @@ export async function writeReferrersFallback(
   for (const {sourceRepository, writer} of targets) {
     const subjects = new Set(
       (manifest.artifacts ?? [])
-        .filter((a) => a.kind === 'referrer' && a.subject && repositoryOf(a.reference) === sourceRepository)
+        .filter((a) => a.kind === 'referrer' && a.subject && siteRepositoryOf(a.reference) === sourceRepository)
         .map((a) => a.subject!),
     )
     for (const subject of subjects) {

@@ -1,7 +1,7 @@
 import type {BundleManifest} from '../bundle/format.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import {MediaType} from '../oci/media-types.js'
-import {repositoryOf} from './cosign.js'
+import {siteRepositoryOf} from '../registry/reference.js'
 
 // The OCI referrers API's answer (distribution-spec, `GET /v2/<name>/referrers/<digest>`) for a bundle: an image
 // index of the referrers it carries for that subject in that repository, made from bundle.json (each referrer's
@@ -21,7 +21,7 @@ export function referrersOf(
   artifactType?: string,
 ): ReferrersAnswer {
   const manifests = (manifest.artifacts ?? [])
-    .filter((a) => a.kind === 'referrer' && a.subject === subject && repositoryOf(a.reference) === repository)
+    .filter((a) => a.kind === 'referrer' && a.subject === subject && siteRepositoryOf(a.reference) === repository)
     .filter((a) => !artifactType || a.artifactType === artifactType)
     .map((a) => ({
       mediaType: a.mediaType,

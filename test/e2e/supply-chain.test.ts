@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {hostPathComponent} from '../../src/serve/repositories.js'
 import {runCli} from '../helpers/cli.js'
 import {startContainerd, type TestContainerd} from '../helpers/containerd.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
@@ -261,7 +262,8 @@ describe('bundle serve puts them back where policy engines look', () => {
     expect(verified.exitCode, verified.stderr).toBe(0)
     expect((await runCli(['bundle', 'verify', built.bundle, '--cosign-key', otherPub])).exitCode).toBe(5)
     served = await serveBundle(built.bundle)
-    const repo = `${served.url}/v2/${reg.host}/team/app`
+    // The source host's port becomes `_PORT` in a repository name (a ':' is not allowed there).
+    const repo = `${served.url}/v2/${hostPathComponent(reg.host)}/team/app`
     const sig = await fetch(`${repo}/manifests/${signature.tag}`, {
       headers: {accept: 'application/vnd.oci.image.manifest.v1+json'},
     })
