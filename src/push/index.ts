@@ -15,7 +15,7 @@ import {
   WritableRegistryRepository,
   type PushCounters,
 } from '../registry/writable-repository.js'
-import {hostPathComponent, splitReference} from '../serve/repositories.js'
+import {hostPathComponent, splitSiteReference} from '../registry/reference.js'
 import {writeReferrersFallback} from '../supply/push.js'
 import {copyGraph, CopyGraphError, CopySession, successorsWhere, type CopyEvent} from '../store/copy.js'
 import {formatBytes} from '../util/format.js'
@@ -178,7 +178,7 @@ function planJobs(
   const writers = new Map<string, WritableRegistryRepository>()
   const jobs: Job[] = []
   for (const {reference, descriptor} of store.references) {
-    const split = splitReference(reference)
+    const split = splitSiteReference(reference)
     const artifact = store.manifest.artifacts.find((a) => a.reference === reference)
     if (!split || (!split.tag && artifact?.kind !== 'referrer')) continue
     const repository = prefix ? `${prefix}/${split.repository}` : split.repository
@@ -324,7 +324,7 @@ async function mirrorTargets(
   prefix: string,
   jobs: Job[],
 ): Promise<MirrorTarget[]> {
-  const hosts = [...new Set(jobs.map((j) => splitReference(j.reference)!.host))].sort()
+  const hosts = [...new Set(jobs.map((j) => splitSiteReference(j.reference)!.host))].sort()
   const endpoint = client.endpoints(registry, prefix || 'library').find((e) => !e.mirror)!
   const base = await client.apiBase(endpoint)
   const origin = `${base.protocol}//${base.host}`

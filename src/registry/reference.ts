@@ -120,14 +120,20 @@ export function hostPathComponent(host: string): string {
     .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
 }
 
-/** The repository a reference's content has on a site (`bundle serve`, `bundle push`): `HOST/PATH`, the host made a
- *  path component; undefined for a reference that does not parse. */
-export function siteRepositoryOf(reference: string): string | undefined {
+/** `HOST/PATH` on a site (`bundle serve`, `bundle push`: the host made a path component), the tag, and the host as
+ *  the reference names it (`docker.io/library/nginx:1.27`, `host:5000/x@sha256:…`); undefined for a reference that
+ *  does not parse. */
+export function splitSiteReference(reference: string): {host: string; repository: string; tag?: string} | undefined {
   try {
     const ref = parseReference(reference)
-    return `${hostPathComponent(ref.registry)}/${ref.repository}`
+    return {host: ref.registry, repository: `${hostPathComponent(ref.registry)}/${ref.repository}`, tag: ref.tag}
   } catch (error) {
     if (error instanceof InvalidReferenceError) return undefined
     throw error
   }
+}
+
+/** The repository a reference's content has on a site. */
+export function siteRepositoryOf(reference: string): string | undefined {
+  return splitSiteReference(reference)?.repository
 }

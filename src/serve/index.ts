@@ -4,7 +4,8 @@ import {BundleStore} from '../bundle/store.js'
 import {UsageError} from '../errors.js'
 import {mirrorsYaml} from '../registry/mirror-config.js'
 import type {Logger} from '../util/log.js'
-import {BundleRepositories, hostPathComponent} from './repositories.js'
+import {hostPathComponent} from '../registry/reference.js'
+import {BundleRepositories} from './repositories.js'
 import {DistributionApi, listen, type RunningServer, type ServeStats} from './server.js'
 
 // `bundle serve`: a format 2 bundle behind the read-only distribution API, and the configuration a site needs to

@@ -1,9 +1,7 @@
 import type {BundleStore} from '../bundle/store.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import {isGraphType} from '../oci/media-types.js'
-import {hostPathComponent, InvalidReferenceError, parseReference} from '../registry/reference.js'
-
-export {hostPathComponent}
+import {splitSiteReference} from '../registry/reference.js'
 import {defaultSuccessors} from '../store/copy.js'
 
 // The distribution API's view of a bundle: repositories named `HOST/PATH` of each artifact's original reference,
@@ -21,18 +19,6 @@ export interface Repository {
   content: Map<string, Descriptor>
 }
 
-/** `HOST/PATH` and the tag of a full reference (`docker.io/library/nginx:1.27`, `host/x@sha256:…`); `host` is the
- *  registry as the reference names it, `repository` starts with its path component. */
-export function splitReference(reference: string): {host: string; repository: string; tag?: string} | undefined {
-  try {
-    const ref = parseReference(reference)
-    return {host: ref.registry, repository: `${hostPathComponent(ref.registry)}/${ref.repository}`, tag: ref.tag}
-  } catch (error) {
-    if (error instanceof InvalidReferenceError) return undefined
-    throw error
-  }
-}
-
 export class BundleRepositories {
   private constructor(readonly byName: ReadonlyMap<string, Repository>) {}
 
@@ -40,7 +26,7 @@ export class BundleRepositories {
   static async of(store: BundleStore): Promise<BundleRepositories> {
     const byName = new Map<string, Repository>()
     for (const {reference, descriptor} of store.references) {
-      const split = splitReference(reference)
+      const split = splitSiteReference(reference)
       if (!split) continue
       let repo = byName.get(split.repository)
       if (!repo) {

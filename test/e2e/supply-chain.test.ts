@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {hostPathComponent} from '../../src/serve/repositories.js'
+import {hostPathComponent} from '../../src/registry/reference.js'
 import {runCli} from '../helpers/cli.js'
 import {startContainerd, type TestContainerd} from '../helpers/containerd.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'

@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 
 import {mirrorsYaml} from '../../src/registry/mirror-config.js'
 import {parseListen} from '../../src/serve/index.js'
-import {hostPathComponent, splitReference} from '../../src/serve/repositories.js'
+import {hostPathComponent, splitSiteReference} from '../../src/registry/reference.js'
 import {parseRange} from '../../src/serve/server.js'
 import {parse} from 'yaml'
 
@@ -29,23 +29,23 @@ describe('serve: pure parts', () => {
   })
 
   it('names repositories HOST/PATH of the original reference', () => {
-    expect(splitReference('docker.io/library/nginx:1.27')).toEqual({
+    expect(splitSiteReference('docker.io/library/nginx:1.27')).toEqual({
       host: 'docker.io',
       repository: 'docker.io/library/nginx',
       tag: '1.27',
     })
-    expect(splitReference('quay.io/x/y@sha256:' + 'a'.repeat(64))).toEqual({
+    expect(splitSiteReference('quay.io/x/y@sha256:' + 'a'.repeat(64))).toEqual({
       host: 'quay.io',
       repository: 'quay.io/x/y',
       tag: undefined,
     })
-    expect(splitReference('not a reference')).toBeUndefined()
+    expect(splitSiteReference('not a reference')).toBeUndefined()
   })
 
   it('turns a source host with a port into a valid repository path component', () => {
     // The distribution grammar allows no ':' in a repository name: a registry answers 404 to such a push.
     const NAME_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$/
-    expect(splitReference('registry.local:5000/team/app:1')).toEqual({
+    expect(splitSiteReference('registry.local:5000/team/app:1')).toEqual({
       host: 'registry.local:5000',
       repository: 'registry.local_5000/team/app',
       tag: '1',
