@@ -42,7 +42,8 @@ import {supplyChainFields} from '../supply/bundle.js'
 // chained → zstd → tar parser), format 2 (a seek table at the end) through the SeekableReader, which checks the
 // table and every frame on the way. `verify` checks everything PRODUCT.md §4 promises. `inspect` only needs
 // bundle.json and the identity: for format 1 the sha256 of the uncompressed tar (one whole pass); for format 2
-// the sha256 of bundle.json, so it reads only bundle.json's frames.
+// the sha256 of bundle.json, so it decodes only bundle.json's frames (after checking every frame's header against
+// the seek table, as verify does).
 //
 // Format 2 verify still hashes the tar on one thread in one pass, like format 1; hashing entries on both cores by
 // the seek table is a later optimisation.
@@ -165,11 +166,13 @@ export async function readBundle(input: string, options: ReadOptions): Promise<B
     if (problems.length > 0) throw bundleInvalid(input, problems)
   }
 
-  // 2. Format 2 ends with a seek table and is read through the seekable reader, which checks the table (and, for
-  // verify, every frame's header) as it opens. Parts that cannot be read leave it to the format 1 path to say so.
+  // 2. Format 2 ends with a seek table and is read through the seekable reader, which checks the table and every
+  // frame's header against it as it opens: inspect too, which decodes only bundle.json's frames but reports the
+  // table's sizes, so a tampered table is exit 5 there as well (a few bytes read per frame, nothing decoded). Parts
+  // that cannot be read leave it to the format 1 path to say so.
   const paths = source.files.map((f) => f.path)
   const seekable = (await hasSeekTable(paths).catch(() => false))
-    ? await SeekableReader.open(paths, {name: input, checkFrames: verify}) // inspect touches only bundle.json's frames
+    ? await SeekableReader.open(paths, {name: input})
     : undefined
 
   // 3. One pass over the stream (inspect of format 2: over bundle.json only).

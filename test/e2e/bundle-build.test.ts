@@ -383,44 +383,78 @@ describe('bundle build', () => {
     const ok = await runCli(['bundle', 'verify', file, '--json'])
     expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0)
 
-    const tampered = async (name: string, edit: (b: Buffer) => void) => {
+    // Every tampered copy is refused by verify and by inspect alike (PRODUCT.md §2: exit 5 for a tampered or
+    // incomplete bundle). Inspect decodes only bundle.json's frames, but it must not report a table it never checked.
+    /** `edit` changes the copy in place, or returns the bytes to write instead (a truncated copy). */
+    const tampered = async (name: string, edit: (b: Buffer) => unknown) => {
       const copy = Buffer.from(bytes)
-      edit(copy)
-      const target = write(`tampered/${name}/seek2.tar.zst`, copy)
-      return runCli(['bundle', 'verify', target])
+      const edited = edit(copy)
+      const target = write(`tampered/${name}/seek2.tar.zst`, Buffer.isBuffer(edited) ? edited : copy)
+      const [verify, inspect] = await Promise.all([
+        runCli(['bundle', 'verify', target]),
+        runCli(['bundle', 'inspect', target]),
+      ])
+      for (const [command, result] of [
+        ['verify', verify],
+        ['inspect', inspect],
+      ] as const) {
+        expect(result.exitCode, `${name}: bundle ${command}\n${result.stdout}${result.stderr}`).toBe(5)
+        expect(result.stderr, `${name}: bundle ${command}`).toMatch(/seek2\.tar\.zst/)
+        expect(result.stderr, `${name}: bundle ${command}`).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m)
+      }
+      return verify
     }
+    const footer = parseSeekTableFooter(bytes.subarray(bytes.length - SEEK_TABLE_FOOTER_SIZE))
+    if ('problem' in footer) throw new Error(footer.problem)
+    const tableSize = seekTableSize(footer.frameCount, footer.checksums)
+    const tableBytes = bytes.subarray(bytes.length - tableSize)
+    const frames = parseSeekTable(tableBytes, bytes.length).frames
+    /** File offset of frame i's entry in the seek table (Compressed_Size, then Decompressed_Size). */
+    const entryAt = (i: number) => bytes.length - tableSize + 8 + i * 8
+    const add = (c: Buffer, at: number, delta: number) => c.writeUInt32LE(c.readUInt32LE(at) + delta, at)
     // The last frame's Compressed_Size in the seek table (footer: 4 frames count, 1 descriptor, 4 magic).
     const table = await tampered('table', (c) =>
       c.writeUInt32LE(c.readUInt32LE(c.length - 9 - 8) + 1, c.length - 9 - 8),
     )
-    expect(table.exitCode, table.stderr).toBe(5)
-    expect(table.stderr).toMatch(/seek2\.tar\.zst/)
     expect(table.stderr).toMatch(/compressed sizes|seek table/i)
+    // Sizes that still add up, moved between two frames far from bundle.json's: the frames' headers disagree.
+    const late = frames.length - 3
+    expect(frames[late].compressedOffset).toBeGreaterThan(frames[0].compressedSize)
+    const shifted = await tampered('shifted', (c) => {
+      add(c, entryAt(late), 1)
+      add(c, entryAt(late + 1), -1)
+    })
+    expect(shifted.stderr).toMatch(new RegExp(`frame ${late + 1} .*seek table does not match`))
+    // A late frame's Decompressed_Size: the tar would be read with a 5-byte hole.
+    const grown = await tampered('grown', (c) => add(c, entryAt(late) + 4, 5))
+    expect(grown.stderr).toMatch(new RegExp(`frame ${late} .*its header records \\d+ bytes of content, the seek table`))
+    // Number_Of_Frames, and the skippable frame's magic.
+    await tampered('count', (c) => add(c, c.length - 9, 1))
+    await tampered('skippable', (c) => (c[c.length - tableSize] ^= 0xff))
     // The first frame's magic number.
     const frame = await tampered('frame', (c) => (c[0] ^= 0xff))
-    expect(frame.exitCode, frame.stderr).toBe(5)
     expect(frame.stderr).toMatch(/frame 0/)
     // A byte in the middle of the largest frame (a layer's): its entry no longer matches bundle.json. (The middle of
     // the file, used before, can fall inside bundle.json or its signature, whose bytes only a key or the published
-    // identity can judge, so a verify without them rightly passes: the test then failed by chance.)
-    const footer = parseSeekTableFooter(bytes.subarray(bytes.length - SEEK_TABLE_FOOTER_SIZE))
-    if ('problem' in footer) throw new Error(footer.problem)
-    const tableBytes = bytes.subarray(bytes.length - seekTableSize(footer.frameCount, footer.checksums))
-    const largest = parseSeekTable(tableBytes, bytes.length).frames.reduce((a, b) =>
-      b.compressedSize > a.compressedSize ? b : a,
-    )
-    const middle = await tampered(
-      'middle',
-      (c) => (c[largest.compressedOffset + (largest.compressedSize >> 1)] ^= 0x01),
-    )
+    // identity can judge, so a verify without them rightly passes: the test then failed by chance.) Inspect does not
+    // read a layer, so only verify is asked.
+    const largest = frames.reduce((a, b) => (b.compressedSize > a.compressedSize ? b : a))
+    const middleCopy = Buffer.from(bytes)
+    middleCopy[largest.compressedOffset + (largest.compressedSize >> 1)] ^= 0x01
+    const middle = await runCli(['bundle', 'verify', write('tampered/middle/seek2.tar.zst', middleCopy)])
     expect(middle.exitCode, middle.stderr).toBe(5)
     expect(middle.stderr).toMatch(/blobs\/sha256\//)
-    // Cut inside the seek table (a copy that stopped short): no seek table, and bundle.json says format 2.
-    const truncatedCopy = write('tampered/truncated/seek2.tar.zst', bytes.subarray(0, bytes.length - 6))
-    const truncated = await runCli(['bundle', 'verify', truncatedCopy])
-    expect(truncated.exitCode, truncated.stderr).toBe(5)
-    expect(truncated.stderr).toMatch(/seek table|cut short|truncated/i)
-  })
+    // Cut inside the seek table (a copy that stopped short), or without it: no seek table, and bundle.json says
+    // format 2.
+    for (const [name, cut] of [
+      ['truncated', 6],
+      ['truncated-1', 1],
+      ['untabled', tableSize],
+    ] as const) {
+      const truncated = await tampered(name, (c) => c.subarray(0, c.length - cut))
+      expect(truncated.stderr).toMatch(/seek table|cut short|truncated/i)
+    }
+  }, 180_000)
 
   it('--locked builds the lock and refuses when a tag moved', async () => {
     const out = path.join(root, 'out-locked')
