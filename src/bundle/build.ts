@@ -12,7 +12,7 @@ import {serializeLock, type FetchReport, type RegistryAccessOptions, type Supply
 import {startFetch} from '../fetch/index.js'
 import {chartContentWarnings, loadValidProfiles, lockProfiles} from '../resolve/profiles.js'
 import {ensureFreeSpace, type SpaceNeed} from '../util/disk.js'
-import {atomicOutput, pendingTemporaryOutputs, type AtomicOutput} from '../util/atomic.js'
+import {atomicOutput, pendingTemporaryOutputs, removeAbandonedTemporaries, type AtomicOutput} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
 import {sha256Hex} from '../util/digest.js'
 import {silentLogger, type Logger} from '../util/log.js'
@@ -171,6 +171,8 @@ async function preflight(options: BuildOptions): Promise<{zstd: string; signingK
     what: 'the output directory',
     hint: 'Choose a directory on a writable file system with --output DIR, or fix its permissions.',
   })
+  // Before the free-space check: what an earlier build of NAME killed mid-write left takes the space this one needs.
+  await removeAbandonedTemporaries(outputDir, options.name)
   return {zstd, signingKey, outputDir}
 }
 

@@ -93,6 +93,13 @@ async function readPartsFile(file: string): Promise<PartsFile> {
   return parsed
 }
 
+function bundleNotFound(input: string): UsageError {
+  return new UsageError('BUNDLE_NOT_FOUND', `${input}: no such file`, {
+    hint: 'Pass NAME.tar.zst, its first part NAME.tar.zst.000, or NAME.parts.json.',
+    details: {file: input},
+  })
+}
+
 export async function openBundleSource(input: string): Promise<BundleSource> {
   const abs = path.resolve(input)
   const dir = path.dirname(abs)
@@ -106,6 +113,8 @@ export async function openBundleSource(input: string): Promise<BundleSource> {
     bundleFile = PART_RE.exec(base)![1]
     partsPath = path.join(dir, `${bundleFile.slice(0, -'.tar.zst'.length)}.parts.json`)
     if (!(await exists(partsPath))) {
+      // A part that is not there either is a wrong path (exit 2), not a split bundle missing its parts file.
+      if (!(await exists(abs))) throw bundleNotFound(input)
       throw new IntegrityError(
         'PARTS_FILE_MISSING',
         `${input} is a part of a split bundle, but ${path.basename(partsPath)} is not beside it`,
@@ -122,11 +131,7 @@ export async function openBundleSource(input: string): Promise<BundleSource> {
         ? path.join(dir, `${base.slice(0, -'.tar.zst'.length)}.parts.json`)
         : undefined
       if (candidate && (await exists(candidate))) partsPath = candidate
-      else
-        throw new UsageError('BUNDLE_NOT_FOUND', `${input}: no such file`, {
-          hint: 'Pass NAME.tar.zst, its first part NAME.tar.zst.000, or NAME.parts.json.',
-          details: {file: input},
-        })
+      else throw bundleNotFound(input)
     }
   }
 

@@ -2,13 +2,16 @@
 // completes, re-downloads only what was missing, and produces the identical bundle; SIGINT stops cleanly with a
 // message and leaves no partial output under a final name. The fault proxy's hold tells the test exactly when a
 // blob is in flight; a zstd child of the airpack process tells it that packing has begun (level 19 makes packing
-// last seconds rather than milliseconds).
+// last seconds rather than milliseconds). Format 2 (issue 12) packs in-process while the blobs arrive: its tests
+// hold the tar's last layer mid-download and kill once the partial bundle file has grown past the layers before it.
 
+import {generateKeyPairSync} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {readdir, readFile, stat} from 'node:fs/promises'
+import {readdir, readFile, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
+import {runCli} from '../helpers/cli.js'
 import {
   amd64Layers,
   BUNDLE_NAME,
@@ -152,6 +155,119 @@ describe('interrupted builds', () => {
       expect(await finalOutputs(output)).toEqual([])
       // A clean stop also removes its temporary files.
       expect(await listFiles(output)).toEqual([])
+      expect(await unverifiedCacheBlobs(cache)).toEqual([])
+    })
+  }
+})
+
+// Format 2 has no zstd child: the airpack process writes the seekable frames itself, while the blobs arrive (cold)
+// and from the cache (warm). Killed mid-write, it leaves only hidden `.NAME….partial` files; the rerun must publish
+// exactly the bundle an uninterrupted build publishes. Once whole, once split into parts and signed (RSA: a
+// deterministic signature, so the `.sig` and the bundle.json.sig inside compare byte for byte too).
+describe('interrupted format 2 builds', () => {
+  const PARTIAL = new RegExp(`^\\.${BUNDLE_NAME}\\..*\\.partial$`)
+  const variants: {label: string; extra: () => string[]}[] = [
+    {label: 'whole', extra: () => ['--format', '2']},
+    {label: 'split and signed', extra: () => ['--format', '2', '--split', '1M', '--sign-key', signingKey]},
+  ]
+  let signingKey: string
+  /** The cache of an uninterrupted build: the layers' sizes. */
+  let cleanCache: string
+  /** Per variant: every published file of an uninterrupted build and its sha256 (the report, which has timings, aside). */
+  const clean = new Map<string, Map<string, string>>()
+
+  /** Hidden temporary files the build left in `output`, with their sizes. */
+  async function partials(output: string): Promise<{name: string; size: number}[]> {
+    const names = (await listFiles(output)).filter((f) => PARTIAL.test(path.basename(f)))
+    return Promise.all(names.map(async (name) => ({name, size: (await stat(path.join(output, name))).size})))
+  }
+
+  async function published(output: string): Promise<Map<string, string>> {
+    const files = (await finalOutputs(output)).filter((f) => !f.endsWith('.report.json'))
+    return new Map(await Promise.all(files.map(async (f) => [f, await sha256File(path.join(output, f))] as const)))
+  }
+
+  beforeAll(async () => {
+    signingKey = path.join(fx.dir, 'sign-rsa.pem')
+    const pair = generateKeyPairSync('rsa', {modulusLength: 2048})
+    await writeFile(signingKey, pair.privateKey.export({type: 'pkcs8', format: 'pem'}) as string)
+    cleanCache = await fx.fresh('cache')
+    for (const v of variants) {
+      const output = await fx.fresh('out')
+      fx.proxy.setPlan({})
+      const result = await fx.build({cache: cleanCache, output, extra: v.extra()})
+      expect(result.exitCode, result.stderr).toBe(0)
+      expect(await partials(output)).toEqual([])
+      clean.set(v.label, await published(output))
+    }
+    expect([...clean.get('split and signed')!.keys()]).toEqual(
+      expect.arrayContaining([
+        `${BUNDLE_NAME}.tar.zst.000`,
+        `${BUNDLE_NAME}.tar.zst.001`,
+        `${BUNDLE_NAME}.tar.zst.sig`,
+      ]),
+    )
+  }, 240_000)
+
+  for (const v of variants) {
+    it(`SIGKILL while packing (${v.label}), then a re-run: nothing published, a verified cache, the identical bundle`, async () => {
+      const cache = await fx.fresh('cache')
+      const output = await fx.fresh('out')
+      fx.proxy.setPlan({})
+      fx.proxy.resetCounters()
+      // Blobs go into the tar sorted by digest: hold the last layer, so every blob before it is packed while it waits.
+      const layers = amd64Layers(fx.content).sort()
+      const last = layers.at(-1)!
+      const before = layers.slice(0, -1)
+      const beforeBytes = (
+        await Promise.all(
+          before.map(async (d) => (await stat(path.join(cleanCache, 'blobs', 'sha256', d.slice(7)))).size),
+        )
+      ).reduce((a, b) => a + b, 0)
+      const held = fx.proxy.holdBlobs({afterBytes: 256 * 1024, digests: [last]})
+      const child = fx.spawnBuild({cache, output, extra: v.extra()})
+      await held
+      const written = await waitFor(
+        'the partial bundle to hold the layers before the held one',
+        async () => {
+          const files = await partials(output)
+          const bytes = files.reduce((sum, f) => sum + f.size, 0)
+          return bytes > beforeBytes ? {files, bytes} : undefined
+        },
+        120_000,
+      )
+      child.kill('SIGKILL')
+      const killed = await child
+      fx.proxy.release()
+      expect(killed.signal).toBe('SIGKILL')
+      if (process.env.AIRPACK_FAULT_DEBUG)
+        console.log(`killed with ${written.bytes} bytes in ${written.files.map((f) => f.name).join(', ')}`)
+
+      // Nothing under a final name, only hidden partial files; every cached blob hashes to its name.
+      expect(await finalOutputs(output)).toEqual([])
+      const left = await partials(output)
+      expect(left.length).toBeGreaterThan(0)
+      expect(await listFiles(output)).toEqual(left.map((f) => f.name))
+      expect(await unverifiedCacheBlobs(cache)).toEqual([])
+      // The partial file is never taken for the bundle: the bundle's name does not exist (exit 2), and the partial
+      // itself, read as a bundle, is an incomplete one (exit 5).
+      const first = v.label === 'whole' ? `${BUNDLE_NAME}.tar.zst` : `${BUNDLE_NAME}.tar.zst.000`
+      const missing = await runCli(['bundle', 'verify', path.join(output, first)])
+      expect(missing.exitCode, missing.stderr).toBe(2)
+      const biggest = left.reduce((a, b) => (b.size > a.size ? b : a))
+      const incomplete = await runCli(['bundle', 'verify', path.join(output, biggest.name)])
+      expect(incomplete.exitCode, incomplete.stderr).toBe(5)
+
+      const cached = await cachedDigests(cache)
+      for (const d of before) expect(cached.has(d), d).toBe(true)
+      fx.proxy.resetCounters()
+      const rerun = await fx.build({cache, output, extra: v.extra()})
+      expect(rerun.exitCode, rerun.stderr).toBe(0)
+      // The blobs that were complete were not fetched again.
+      expect([...cached].filter((d) => fx.proxy.counters.perDigest[d] !== undefined)).toEqual([])
+      // Byte for byte what the uninterrupted build published, and the killed run's partial files are gone.
+      expect(await published(output)).toEqual(clean.get(v.label))
+      expect(await partials(output)).toEqual([])
       expect(await unverifiedCacheBlobs(cache)).toEqual([])
     })
   }
