@@ -311,7 +311,7 @@ describe('bundle build', () => {
     })
   })
 
-  it('--format 2 is byte-identical across caches and --concurrency; a tampered seek table, frame or content is exit 5', async () => {
+  it('--format 2 is byte-identical across caches and --concurrency; verify and inspect refuse a tampered seek table or frame (exit 5), verify a tampered layer; format 1 still verifies and inspects', async () => {
     const build = (name: string, cache: string, concurrency: string) =>
       runCli([
         'bundle',
@@ -382,6 +382,26 @@ describe('bundle build', () => {
 
     const ok = await runCli(['bundle', 'verify', file, '--json'])
     expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0)
+    const shown = await runCli(['bundle', 'inspect', file, '--json'])
+    expect(shown.exitCode, shown.stderr).toBe(0)
+    expect(shown.json()).toMatchObject({formatVersion: 2, identity: a.json().identity})
+
+    // Format 1 bundles still verify and inspect; their identity is the sha256 of the tar.
+    const f1File = path.join(root, 'seek2-f1', 'seek2.tar.zst')
+    const f1Tar =
+      'sha256:' +
+      execFileSync('bash', ['-c', `zstd -dc "${f1File}" | sha256sum`])
+        .toString()
+        .split(' ')[0]
+    const [f1Verify, f1Inspect] = await Promise.all([
+      runCli(['bundle', 'verify', f1File, '--json']),
+      runCli(['bundle', 'inspect', f1File, '--json']),
+    ])
+    expect(f1Verify.exitCode, f1Verify.stdout + f1Verify.stderr).toBe(0)
+    expect(f1Inspect.exitCode, f1Inspect.stderr).toBe(0)
+    for (const report of [f1Verify.json(), f1Inspect.json(), f1.json()]) expect(report).toMatchObject({identity: f1Tar})
+    expect(f1Inspect.json()).toMatchObject({formatVersion: 1, name: 'seek2'})
+    expect(f1Inspect.json().artifacts).toEqual(shown.json().artifacts)
 
     // Every tampered copy is refused by verify and by inspect alike (PRODUCT.md §2: exit 5 for a tampered or
     // incomplete bundle). Inspect decodes only bundle.json's frames, but it must not report a table it never checked.
@@ -436,14 +456,18 @@ describe('bundle build', () => {
     expect(frame.stderr).toMatch(/frame 0/)
     // A byte in the middle of the largest frame (a layer's): its entry no longer matches bundle.json. (The middle of
     // the file, used before, can fall inside bundle.json or its signature, whose bytes only a key or the published
-    // identity can judge, so a verify without them rightly passes: the test then failed by chance.) Inspect does not
-    // read a layer, so only verify is asked.
+    // identity can judge, so a verify without them rightly passes: the test then failed by chance.)
     const largest = frames.reduce((a, b) => (b.compressedSize > a.compressedSize ? b : a))
     const middleCopy = Buffer.from(bytes)
     middleCopy[largest.compressedOffset + (largest.compressedSize >> 1)] ^= 0x01
-    const middle = await runCli(['bundle', 'verify', write('tampered/middle/seek2.tar.zst', middleCopy)])
+    const middleFile = write('tampered/middle/seek2.tar.zst', middleCopy)
+    const middle = await runCli(['bundle', 'verify', middleFile])
     expect(middle.exitCode, middle.stderr).toBe(5)
     expect(middle.stderr).toMatch(/blobs\/sha256\//)
+    // Inspect decodes only bundle.json's frames (random access by the seek table): a layer's byte is not its to see.
+    const middleInspect = await runCli(['bundle', 'inspect', middleFile, '--json'])
+    expect(middleInspect.exitCode, middleInspect.stderr).toBe(0)
+    expect(middleInspect.json().identity).toBe(a.json().identity)
     // Cut inside the seek table (a copy that stopped short), or without it: no seek table, and bundle.json says
     // format 2.
     for (const [name, cut] of [
