@@ -431,6 +431,19 @@ describe('SeekableReader', () => {
     )
     expect(e.code).toBe('ERR_AIRPACK_FRAME_INVALID')
     expect(e.message).toMatch(/frame 1 .*no zstd frame magic.*seek table does not match/)
+    // The first frame 1 byte longer, the last 1 byte shorter: every frame in between is misplaced (their headers
+    // are read concurrently), and the first of them in file order is the one named.
+    const last = table.frames.length - 1
+    e = await refusal(
+      SeekableReader.open(
+        tamper((b) => {
+          b.writeUInt32LE(b.readUInt32LE(tableStart + 8) + 1, tableStart + 8)
+          b.writeUInt32LE(b.readUInt32LE(tableStart + 8 + 8 * last) - 1, tableStart + 8 + 8 * last)
+        }),
+      ),
+    )
+    expect(last).toBeGreaterThan(3)
+    expect(e.message).toMatch(/frame 1 .*seek table does not match/)
     // A decompressed size changed: the frame's header disagrees.
     e = await refusal(
       SeekableReader.open(tamper((b) => b.writeUInt32LE(b.readUInt32LE(tableStart + 12) + 5, tableStart + 12))),
