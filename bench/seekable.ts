@@ -31,7 +31,7 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
 import {encodeFileHeader, padding} from '../src/bundle/tar.js'
-import {startCompressor} from '../src/bundle/zstd.js'
+import {startCompressor, type ZstdProcess} from '../src/bundle/zstd.js'
 import {SeekableReader} from '../src/zstd/seekable-reader.js'
 import {SeekableWriter} from '../src/zstd/seekable-writer.js'
 import {parseSize} from '../support/bench-content.js'
@@ -140,11 +140,11 @@ async function runVariant(variant: Variant, files: InputFile[], outFile: string,
     process.stdout.write(hash.digest('hex'))
     return
   }
-  let zstd: ReturnType<typeof startCompressor> | undefined
+  let zstd: ZstdProcess | undefined
   let sink: Writable
   let seekable: SeekableWriter | undefined
   if (variant === 'format1') {
-    zstd = startCompressor({level, outputFile: outFile})
+    zstd = await startCompressor({level, outputFile: outFile})
     sink = zstd.stdin
   } else {
     sink = createWriteStream(outFile)

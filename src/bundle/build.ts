@@ -16,16 +16,15 @@ import {atomicOutput, pendingTemporaryOutputs, removeAbandonedTemporaries, type 
 import {canonicalJson} from '../util/canonical-json.js'
 import {sha256Hex} from '../util/digest.js'
 import {silentLogger, type Logger} from '../util/log.js'
-import {buildSiteDocuments, loadInventory} from '../userdata/index.js'
 import {buildDefinitionTgz} from './definition.js'
 import {loadSigningKey, type SigningKey} from './sign.js'
 import {formatBytes} from '../util/format.js'
-import type {BundleFormatVersion, BundleManifest} from './format.js'
+import {DEFAULT_FORMAT_VERSION, FORMAT_VERSION, type BundleFormatVersion, type BundleManifest} from './format.js'
 import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle, type WriteBundleOptions} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
 import {initStore} from '../resolve/store-init.js'
 import {inventoryFileName, inventoryOf, serializeInventory} from '../delta/inventory.js'
-import {loadDeltaBases, writeDelta, type DeltaBase, type DeltaMode, type DeltaSummary} from '../delta/build.js'
+import type {DeltaBase, DeltaMode, DeltaSummary} from '../delta/build.js'
 import {ensureWritableDir} from '../util/environment.js'
 
 // `airpack bundle build` as a service: validate → resolve (or check the given lock) → fetch → write every output
@@ -76,7 +75,8 @@ export interface BuildReport {
     formatVersion: BundleFormatVersion
     /** What compressed the bundle, as bundle.json records it. */
     compression: BundleManifest['compression']
-    zstdVersion: string
+    /** Format 1: the version of the zstd program that compressed it (format 2 does not run it). */
+    zstdVersion?: string
     parts?: {name: string; size: number; sha256: string}[]
     signature?: {algorithm: string; publicKeyFingerprint: string; file: string}
   }
@@ -156,14 +156,16 @@ function installInterruptCleanup(extra: () => void, logger: Logger): () => void 
 }
 
 /** What does not depend on the network, checked before anything else so that it fails fast. */
-async function preflight(options: BuildOptions): Promise<{zstd: string; signingKey?: SigningKey; outputDir: string}> {
+async function preflight(options: BuildOptions): Promise<{zstd?: string; signingKey?: SigningKey; outputDir: string}> {
   if (!BUNDLE_NAME_RE.test(options.name)) throw badBundleName(options.name)
   if (options.locked && !options.lockFile) {
     throw new UsageError('LOCKED_NEEDS_LOCK', '--locked needs --lock-file FILE (the lock to build from)', {
       hint: 'Write a lock with `airpack profile resolve PROFILE... --arch A --lock-file FILE`, then build with --locked --lock-file FILE.',
     })
   }
-  const zstd = await zstdVersion()
+  // Format 2 compresses in this process (bundle.json records the WebAssembly package): only format 1 runs, and so
+  // needs, the zstd program.
+  const zstd = (options.formatVersion ?? DEFAULT_FORMAT_VERSION) === FORMAT_VERSION ? await zstdVersion() : undefined
   const signingKey = options.signKeyFile ? await loadSigningKey(options.signKeyFile) : undefined
   const outputDir = path.resolve(options.outputDir)
   await ensureWritableDir(outputDir, {
@@ -329,7 +331,7 @@ function artifactRows(
 interface ReportInput {
   lock: Lock
   packed: Packed
-  zstd: string
+  zstd?: string
   signingKey?: SigningKey
   outputDir: string
   userData: BuildReport['userData']
@@ -353,7 +355,7 @@ function bundleSection(
     compressionLevel: options.compressionLevel,
     formatVersion: pending.manifest.formatVersion,
     compression: pending.manifest.compression,
-    zstdVersion: zstd,
+    ...(zstd !== undefined ? {zstdVersion: zstd} : {}),
     ...(pending.parts ? {parts: pending.parts.parts} : {}),
     ...(signingKey
       ? {
@@ -409,6 +411,14 @@ function buildReportOf(options: BuildOptions, input: ReportInput, stagedFiles: s
   }
 }
 
+// The user-data and delta code (with zod, the YAML schemas and the bundle reader) is imported only by the builds
+// whose --sites or --delta-from need it: what every build loads at start-up is part of its wall time.
+
+async function siteDocumentsOf(sitesFile: string, mode: BuildOptions['mode']) {
+  const {buildSiteDocuments, loadInventory} = await import('../userdata/index.js')
+  return (await buildSiteDocuments(await loadInventory(sitesFile), mode)).documents
+}
+
 /** Everything a build needs before the network: valid profiles, rendered sites, the cache, the registry access. */
 async function prepareBuild(options: BuildOptions, logger: Logger) {
   const {zstd, signingKey, outputDir} = await preflight(options)
@@ -421,11 +431,11 @@ async function prepareBuild(options: BuildOptions, logger: Logger) {
     },
   })
   // Sites are rendered (in memory) before anything is downloaded: an invalid inventory fails fast (exit 3).
-  const siteDocuments = options.sitesFile
-    ? (await buildSiteDocuments(await loadInventory(options.sitesFile), options.mode)).documents
-    : []
+  const siteDocuments = options.sitesFile ? await siteDocumentsOf(options.sitesFile, options.mode) : []
   // The bases of --delta-from, before anything is downloaded: a wrong or unreadable base fails fast.
-  const bases: DeltaBase[] = options.deltaFrom?.length ? await loadDeltaBases(options.deltaFrom, valid.platform) : []
+  const bases: DeltaBase[] = options.deltaFrom?.length
+    ? await (await import('../delta/build.js')).loadDeltaBases(options.deltaFrom, valid.platform)
+    : []
   const store = new BlobStore(options.cacheDir ? path.resolve(options.cacheDir) : defaultCacheDir())
   await initStore(store)
   const registry: RegistryAccessOptions = {...options.registry, logger}
@@ -516,12 +526,9 @@ export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
     const packed = await fetchAndPack(options, packInput, (p) => (pending = p))
     // The delta after the whole bundle: its identity is then known, and every blob is in the cache.
     if (prepared.bases.length > 0)
-      delta = await writeDelta(
-        writeOptionsOf(options, packInput),
-        packed.pending,
-        prepared.bases,
-        options.deltaMode ?? 'thin',
-      )
+      delta = await (
+        await import('../delta/build.js')
+      ).writeDelta(writeOptionsOf(options, packInput), packed.pending, prepared.bases, options.deltaMode ?? 'thin')
     const report = await stageEverythingElse(options, prepared, resolved, packed, staged, {
       started,
       definitionTgz,

@@ -16,7 +16,7 @@ import {startDecompressor} from './zstd.js'
  * when the compressed stream is corrupt or cut short, once the stream has been read to its end.
  */
 export async function* tarChunks(source: BundleSource): AsyncGenerator<Buffer> {
-  const zstd = startDecompressor()
+  const zstd = await startDecompressor()
   let stop = false
   let readError: NodeJS.ErrnoException | undefined
   const feed = (async () => {

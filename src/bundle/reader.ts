@@ -34,7 +34,7 @@ import {
 import {streamVerifier, verifyDocument, type StreamVerifier, type VerifyingKey} from './sign.js'
 import {checkParts, openBundleSource, readCompressed, type BundleSource} from './source.js'
 import {drained, TarFormatError, TarParser, type EntrySink, type TarEntryHeader} from './tar.js'
-import {startDecompressor} from './zstd.js'
+import {startDecompressor, type ZstdProcess} from './zstd.js'
 import {checkCosignSignatures, type CosignResult} from '../supply/verify.js'
 import {supplyChainFields} from '../supply/bundle.js'
 
@@ -559,7 +559,7 @@ async function pumpTar(
   problem: Problem,
 ): Promise<{tarHex: string; tarBytes: number}> {
   const parser = new TarParser(scan.onEntry)
-  const zstd = startDecompressor()
+  const zstd = await startDecompressor()
   const waiting: Promise<void>[] = [] // hash writes waiting on the worker
   const stop = {stopped: false}
   let tarBytes = 0
@@ -602,7 +602,7 @@ async function pumpTar(
 async function feedCompressed(
   source: BundleSource,
   taps: CompressedTaps,
-  zstd: ReturnType<typeof startDecompressor> | undefined,
+  zstd: ZstdProcess | undefined,
   stop: {stopped: boolean},
 ): Promise<void> {
   if (!zstd && !taps.hash && !taps.verifier) return

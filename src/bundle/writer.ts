@@ -530,8 +530,8 @@ export interface Compressor {
 }
 
 /** Format 1: the tar streamed into a `zstd` child, hashed on the way (the identity is the tar's sha256). */
-function zstdCompressor(level: number, mtime: number, outputFile: string | undefined): Compressor {
-  const zstd = startCompressor({level, outputFile})
+async function zstdCompressor(level: number, mtime: number, outputFile: string | undefined): Promise<Compressor> {
+  const zstd = await startCompressor({level, outputFile})
   const writer = new TarWriter(zstd.stdin, {mtime})
   const tar: BundleTar = {
     get bytesWritten() {

@@ -1,4 +1,4 @@
-import {execa, type ResultPromise} from 'execa'
+import type {ResultPromise} from 'execa'
 import type {Readable, Writable} from 'node:stream'
 
 import {UsageError} from '../errors.js'
@@ -7,6 +7,12 @@ import {UsageError} from '../errors.js'
 // (ecosystem.md §3). Input is always fed through stdin: zstd records the content size in the frame header for
 // file input, so stdin keeps the output identical whatever the file system. -T0 and -T1/-T2 give identical
 // bytes, so the thread count never changes a bundle.
+//
+// execa is imported on first use, not at load: it costs about 0.1 s of start-up (a hundred modules), and most runs
+// never start zstd (format 2 compresses and reads in this process).
+async function loadExeca() {
+  return (await import('execa')).execa
+}
 
 const INSTALL_HINT =
   'Install the zstd command-line tool: `apt-get install zstd` (Debian/Ubuntu), `dnf install zstd`, or `brew install zstd`.'
@@ -33,6 +39,7 @@ let cachedVersion: string | undefined
 export async function zstdVersion(): Promise<string> {
   if (cachedVersion) return cachedVersion
   try {
+    const execa = await loadExeca()
     const {stdout} = await execa('zstd', ['-V'], {reject: true})
     const match = /v(\d+\.\d+\.\d+)/.exec(String(stdout))
     if (!match) throw new Error(`unexpected \`zstd -V\` output: ${String(stdout)}`)
@@ -66,7 +73,8 @@ export function killAllZstd(): void {
 }
 
 /** zstd with `args`, bytes in through stdin; out through stdout unless `toFile` (then zstd writes the file itself). */
-function spawnZstd(args: string[], what: string, toFile: boolean): ZstdProcess {
+async function spawnZstd(args: string[], what: string, toFile: boolean): Promise<ZstdProcess> {
+  const execa = await loadExeca()
   const child = execa('zstd', args, {
     stdin: 'pipe',
     stdout: toFile ? 'ignore' : 'pipe',
@@ -112,7 +120,7 @@ function spawnZstd(args: string[], what: string, toFile: boolean): ZstdProcess {
 }
 
 /** Compress stdin at `level` into `outputFile` (or to stdout when no file is given). */
-export function startCompressor(options: {level: number; outputFile?: string}): ZstdProcess {
+export function startCompressor(options: {level: number; outputFile?: string}): Promise<ZstdProcess> {
   const args = ['-T0', `-${options.level}`, '-q', '-c']
   if (options.level > 19) args.unshift('--ultra')
   if (options.outputFile) args.splice(args.indexOf('-c'), 1, '-f', '-o', options.outputFile)
@@ -120,6 +128,6 @@ export function startCompressor(options: {level: number; outputFile?: string}): 
 }
 
 /** Decompress whatever is written to stdin; the tar comes out of stdout. */
-export function startDecompressor(): ZstdProcess {
+export function startDecompressor(): Promise<ZstdProcess> {
   return spawnZstd(['-d', '-c', '-q'], 'decompression', false)
 }

@@ -1,76 +1,13 @@
 import {readFile} from 'node:fs/promises'
-import {z} from 'zod'
 
 import {UsageError} from '../errors.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {canonicalJson} from '../util/canonical-json.js'
-import {SUPPLY_CHAIN_KINDS} from '../supply/cosign.js'
 import type {Lock} from './types.js'
 
 // Reading, writing and comparing the lock of PRODUCT.md §5. It is written as canonical JSON (sorted keys, fixed
-// indent) and atomically, so equal resolutions give equal bytes and a crash never leaves half a lock.
-
-const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex digits>')
-const PlatformSchema = z.object({os: z.string(), architecture: z.string(), variant: z.string().optional()})
-const DescriptorSchema = z.object({
-  mediaType: z.string(),
-  digest,
-  size: z.number().int().nonnegative(),
-  platform: PlatformSchema.extend({
-    'os.version': z.string().optional(),
-    'os.features': z.array(z.string()).optional(),
-  }).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  artifactType: z.string().optional(),
-})
-
-export const LockSchema = z.object({
-  lockVersion: z.literal(1),
-  platform: PlatformSchema,
-  images: z.record(
-    z.string(),
-    z.object({
-      reference: z.string(),
-      digest,
-      mediaType: z.string(),
-      size: z.number().int().nonnegative(),
-      platformManifest: DescriptorSchema,
-      blobs: z.array(DescriptorSchema),
-      omittedPlatforms: z.array(PlatformSchema),
-      supplyChain: z
-        .array(
-          z.object({
-            kind: z.enum(SUPPLY_CHAIN_KINDS),
-            subject: digest,
-            tag: z.string().optional(),
-            manifest: DescriptorSchema,
-            blobs: z.array(DescriptorSchema),
-            listed: z.boolean().optional(),
-          }),
-        )
-        .optional(),
-      // Locks before issue 9 recorded the serving endpoint (`source`) and each profile's path (`file`); both are
-      // read and dropped (zod strips unknown keys), so an old lock still works and is rewritten canonically.
-    }),
-  ),
-  charts: z.record(
-    z.string(),
-    z.object({
-      repository: z.string(),
-      name: z.string(),
-      version: z.string(),
-      digest,
-      size: z.number().int().nonnegative(),
-      manifest: DescriptorSchema,
-      blobs: z.array(DescriptorSchema),
-      reference: z.string(),
-      url: z.string().optional(),
-      ociRepository: z.string().optional(),
-    }),
-  ),
-  files: z.record(z.string(), z.object({url: z.string(), sha256: digest, size: z.number().int().nonnegative()})),
-  profiles: z.array(z.object({name: z.string(), version: z.string(), sha256: z.string()})),
-})
+// indent) and atomically, so equal resolutions give equal bytes and a crash never leaves half a lock. Its schema
+// (schema.ts) is loaded only when a lock is read: zod costs about 0.1 s of start-up, and most runs read no lock.
 
 export async function readLock(file: string): Promise<Lock> {
   let text: string
@@ -95,6 +32,7 @@ export async function readLock(file: string): Promise<Lock> {
       details: {file},
     })
   }
+  const {LockSchema} = await import('./schema.js')
   const parsed = LockSchema.safeParse(doc)
   if (!parsed.success) {
     throw new UsageError('LOCK_INVALID', `lock file ${file} is not an airpack lock (version 1)`, {

@@ -5,7 +5,7 @@
 import {readFile} from 'node:fs/promises'
 import {promisify} from 'node:util'
 import {gunzip} from 'node:zlib'
-import {Parser, type ReadEntry} from 'tar'
+import type {ReadEntry} from 'tar'
 
 import {UsageError} from '../errors.js'
 import {LIMITS} from './text.js'
@@ -139,6 +139,8 @@ function readFailure(err: NodeJS.ErrnoException): Refusal {
 export async function readDefinitionEntries(file: string): Promise<DefinitionEntry[]> {
   const entries: DefinitionEntry[] = []
   const tally: ArchiveTally = {count: 0, total: 0, names: new Set<string>()}
+  // node-tar is loaded only for a .tgz input, not at the start-up of every command that reads profiles.
+  const {Parser} = await import('tar')
   return new Promise((resolve, reject) => {
     const parser = new Parser({strict: true})
     let settled = false

@@ -1,4 +1,3 @@
-import {execa} from 'execa'
 import {readFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -135,6 +134,8 @@ export class CredentialStore {
     // Docker Hub's helper entry is keyed by its legacy index URL.
     const serverUrl = host === 'docker.io' ? 'https://index.docker.io/v1/' : host
     const env = this.sources.env ?? process.env
+    // Loaded here, not at start-up (about 0.1 s): most builds run no credential helper.
+    const {execa} = await import('execa')
     const result = await execa(`docker-credential-${name}`, ['get'], {
       input: serverUrl,
       env,

@@ -1,11 +1,11 @@
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {parse as parseYaml} from 'yaml'
-import {z} from 'zod'
 
 import {UsageError} from '../errors.js'
 import {redactText, redactUrl} from '../util/redact.js'
 import {readInputText} from '../util/read-input.js'
+import type {RegistriesFile} from './registries-schema.js'
 import {splitUserinfo} from './url-credentials.js'
 
 // The K3s / RKE2 `registries.yaml` format (docs.k3s.io "Private Registry Configuration"):
@@ -21,43 +21,8 @@ import {splitUserinfo} from './url-credentials.js'
 //
 // Endpoints are tried in order, then the upstream registry itself. As in K3s, rewrites apply to the mirror
 // endpoints only; the upstream is always asked for the name as written. An `http://` endpoint is plain HTTP.
-
-const AuthSchema = z
-  .object({
-    username: z.string().optional(),
-    password: z.string().optional(),
-    auth: z.string().optional(),
-    identity_token: z.string().optional(),
-  })
-  .strict()
-
-const TlsSchema = z
-  .object({
-    ca_file: z.string().optional(),
-    cert_file: z.string().optional(),
-    key_file: z.string().optional(),
-    insecure_skip_verify: z.boolean().optional(),
-  })
-  .strict()
-
-const RegistriesSchema = z
-  .object({
-    mirrors: z
-      .record(
-        z.string(),
-        z
-          .object({
-            endpoint: z.array(z.string()).optional(),
-            rewrite: z.record(z.string(), z.string()).optional(),
-          })
-          .strict(),
-      )
-      .optional(),
-    configs: z
-      .record(z.string(), z.object({auth: AuthSchema.optional(), tls: TlsSchema.optional()}).strict())
-      .optional(),
-  })
-  .strict()
+// The file's schema (registries-schema.ts) is loaded only when a --registries file is read: zod costs about 0.1 s
+// of start-up.
 
 export interface HostAuth {
   username?: string
@@ -87,7 +52,6 @@ export interface RegistriesConfig {
 
 export const emptyRegistriesConfig = (): RegistriesConfig => ({mirrors: new Map(), auth: new Map(), tls: new Map()})
 
-type RegistriesFile = z.infer<typeof RegistriesSchema>
 type MirrorEntry = NonNullable<RegistriesFile['mirrors']>[string]
 type ConfigEntry = NonNullable<RegistriesFile['configs']>[string]
 
@@ -129,6 +93,7 @@ async function readRegistriesFile(file: string): Promise<RegistriesFile> {
       `--registries file ${file} is not valid YAML: ${(error as Error).message}`,
     )
   }
+  const {RegistriesSchema} = await import('./registries-schema.js')
   const parsed = RegistriesSchema.safeParse(doc)
   if (!parsed.success) {
     throw new UsageError(

@@ -1,4 +1,3 @@
-import {execa} from 'execa'
 import {constants} from 'node:fs'
 import {access, mkdtemp, rm, utimes, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -73,6 +72,8 @@ export async function writeSeedIso(options: {
     for (const f of ['user-data', 'meta-data']) await utimes(path.join(staging, f), epoch, epoch)
     const common = ['-output', out.tmpPath, '-volid', 'cidata', '-joliet', '-rock', 'user-data', 'meta-data']
     const args = options.tool.name === 'xorriso' ? ['-as', 'mkisofs', ...common] : ['-quiet', ...common]
+    // Loaded here, not at start-up (about 0.1 s): only --iso runs a program.
+    const {execa} = await import('execa')
     const result = await execa(options.tool.path, args, {
       cwd: staging,
       env: {SOURCE_DATE_EPOCH: String(epoch)},

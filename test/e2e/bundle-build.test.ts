@@ -362,6 +362,8 @@ describe('bundle build', () => {
       '--json',
     ])
     expect(f1.exitCode, f1.stderr).toBe(0)
+    // Format 1 ran the zstd program: the report says which one.
+    expect(f1.json().bundle.zstdVersion).toMatch(/^\d+\.\d+\.\d+$/)
     expect(
       JSON.parse(execFileSync('bash', ['-c', `zstd -dc "${file}" | tar -xOf - airpack/bundle.json`]).toString())
         .entries,
@@ -654,10 +656,17 @@ describe('bundle build', () => {
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
   })
 
-  it('says how to install zstd when it is missing', async () => {
+  // A PATH holding node and nothing else: no zstd program.
+  function pathWithoutZstd(): string {
     const bin = path.join(root, 'bin-without-zstd')
-    mkdirSync(bin, {recursive: true})
-    symlinkSync(process.execPath, path.join(bin, 'node'))
+    if (!existsSync(bin)) {
+      mkdirSync(bin, {recursive: true})
+      symlinkSync(process.execPath, path.join(bin, 'node'))
+    }
+    return bin
+  }
+
+  it('says how to install zstd when a format 1 build needs it and it is missing', async () => {
     const res = await runCli(
       [
         'bundle',
@@ -669,13 +678,54 @@ describe('bundle build', () => {
         'nozstd',
         '--output',
         path.join(root, 'out-nozstd'),
+        '--format',
+        '1',
         ...registryArgs(),
       ],
-      {env: {PATH: bin}},
+      {env: {PATH: pathWithoutZstd()}},
     )
     expect(res.exitCode).toBe(2)
     expect(res.stderr).toContain('apt-get install zstd')
     expect(existsSync(path.join(root, 'out-nozstd'))).toBe(false)
+  })
+
+  it('builds format 2 without the zstd program, which it does not run: the report names the WebAssembly package only', async () => {
+    const out = path.join(root, 'out-nozstd-f2')
+    const args = (name: string, output: string) => [
+      'bundle',
+      'build',
+      profile,
+      '--arch',
+      'amd64',
+      '--name',
+      name,
+      '--output',
+      output,
+      '--cache-dir',
+      path.join(root, 'cache-nozstd'),
+      ...registryArgs(),
+      '--json',
+    ]
+    const res = await runCli(args('nozstd2', out), {env: {PATH: pathWithoutZstd()}})
+    expect(res.exitCode, res.stderr).toBe(0)
+    const report = res.json()
+    expect(report.bundle.formatVersion).toBe(2)
+    expect(report.bundle.compression).toEqual({
+      algorithm: 'zstd',
+      package: '@bokuweb/zstd-wasm',
+      version: '0.0.27',
+      level: 3,
+    })
+    expect(report.bundle).not.toHaveProperty('zstdVersion')
+    // The same bytes as a build with zstd on PATH, and the zstd program reads the file.
+    const withZstd = await runCli(args('nozstd2', path.join(root, 'out-nozstd-f2-path')))
+    expect(withZstd.exitCode, withZstd.stderr).toBe(0)
+    const file = path.join(out, 'nozstd2.tar.zst')
+    expect(readFileSync(file)).toEqual(readFileSync(path.join(root, 'out-nozstd-f2-path', 'nozstd2.tar.zst')))
+    execFileSync('zstd', ['-t', '-q', file])
+    const verify = await runCli(['bundle', 'verify', file, '--json'])
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0)
+    expect(verify.json()).toMatchObject({status: 'ok', identity: report.identity})
   })
 
   it('an interrupted build (SIGTERM) leaves no file that looks finished', async () => {

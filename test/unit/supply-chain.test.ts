@@ -2,7 +2,7 @@ import {generateKeyPairSync, sign} from 'node:crypto'
 import {describe, expect, it} from 'vitest'
 
 import {BLOBS_DIR, type BundleArtifact, type BundleManifest} from '../../src/bundle/format.js'
-import {LockSchema} from '../../src/lock/io.js'
+import {LockSchema} from '../../src/lock/schema.js'
 import {lockedImageBlobs, withoutCarriedSupplyChain, type Lock, type LockedImage} from '../../src/lock/types.js'
 import {carriedFor, supplyChainEntries} from '../../src/supply/bundle.js'
 import {

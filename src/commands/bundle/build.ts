@@ -57,7 +57,8 @@ Sites that hold a base import the delta (after \`bundle verify DELTA --site-cont
 whole bundle with \`bundle patch BASE DELTA\`. --delta-mode artifacts writes instead an ordinary self-contained
 bundle of only the artifacts whose digest changed.
 
-Needs the zstd program (apt-get install zstd).`
+Format 2 compresses in-process; --format 1, and a --delta-from BASE given as a bundle, need the zstd program
+(apt-get install zstd).`
 
   static examples = [
     '<%= config.bin %> bundle build examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64 --name store-v1',
