@@ -1,4 +1,4 @@
-import {discard, type RoundTrip} from './http.js'
+import {discard, type ResponseHeaders, type RoundTrip} from './http.js'
 
 // WWW-Authenticate challenges (RFC 7235 as registries send them):
 //   Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"
@@ -42,7 +42,7 @@ export interface Authorizer {
   authorization(): Promise<string | undefined>
   /** After a 401 answered to `previous`: one more Authorization to try (from the fresh challenge), or undefined
    *  when another try cannot help. */
-  renew(unauthorized: Headers, previous: string | undefined): Promise<string | undefined>
+  renew(unauthorized: ResponseHeaders, previous: string | undefined): Promise<string | undefined>
   /** The error for a 401 that renewing did not fix. */
   refused(): Promise<Error>
 }
