@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-import {execute, settings} from '@oclif/core'
+// oclif's entry points by subpath, not the package index: the index also loads the whole semver package (47
+// files, for a Node version check) and every other export, which no command needs at start-up.
+import {execute} from '@oclif/core/execute'
+import {settings} from '@oclif/core/settings'
 
 // Always the compiled commands in dist/: with NODE_ENV=test or development oclif would otherwise try to register
 // tsx and map dist/ back to TypeScript sources through tsconfig.json — which fails quietly on Node 20 but succeeds

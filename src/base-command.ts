@@ -1,4 +1,7 @@
-import {Command, Errors, Interfaces} from '@oclif/core'
+// oclif by subpath, not the package index (which loads the whole semver package and every export): start-up time.
+import {Command} from '@oclif/core/command'
+import * as Errors from '@oclif/core/errors'
+import type * as Interfaces from '@oclif/core/interfaces'
 import {format} from 'node:util'
 
 import {ExitCode, UsageError, toEnvelope, type ErrorEnvelope} from './errors.js'

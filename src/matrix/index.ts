@@ -1,8 +1,7 @@
 // Queries over the supported matrix (data.ts), and its JSON form for `airpack matrix --json`.
 
-import semver from 'semver'
-
 import {RULES} from '../profile/rules.js'
+import {semver} from '../util/semver.js'
 import {
   AGENT_UPGRADE_LIMITS,
   CLOUD_TYPES,

@@ -3,8 +3,6 @@
 
 import {isIP} from 'node:net'
 
-import semver from 'semver'
-
 import {
   AGENT_UPGRADE_LIMITS,
   CLOUD_TYPES,
@@ -24,6 +22,7 @@ import {macroContext, resolveMacros, variableValue} from './macros.js'
 import type {Finding, ImageRequest, LoadedProfile, PackModel, ValidateOptions, ValidationReport} from './types.js'
 import {profileLocation} from './types.js'
 import {packFinding, packOption, parseValues} from './values.js'
+import {semver} from '../util/semver.js'
 
 const INFRA_LAYERS = ['os', 'k8s', 'cni'] as const
 const KNOWN_LAYERS = new Set(['os', 'k8s', 'cni', 'csi', 'addon'])

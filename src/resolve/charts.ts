@@ -1,10 +1,10 @@
 import {createReadStream} from 'node:fs'
 import {pipeline} from 'node:stream/promises'
 import {createGunzip} from 'node:zlib'
-import semver from 'semver'
 import {parse as parseYaml} from 'yaml'
 
 import {TarParser} from '../bundle/tar.js'
+import {semver} from '../util/semver.js'
 import type {BlobStore} from '../cache/store.js'
 import {byteCounter, checkDeclaredSize} from '../limits.js'
 import type {LockedChart, Served} from '../lock/types.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {BaseCommand} from '../../base-command.js'
 import {buildBundle, sourceDateEpochFrom, type BuildReport} from '../../bundle/build.js'
@@ -57,8 +57,7 @@ Sites that hold a base import the delta (after \`bundle verify DELTA --site-cont
 whole bundle with \`bundle patch BASE DELTA\`. --delta-mode artifacts writes instead an ordinary self-contained
 bundle of only the artifacts whose digest changed.
 
-Format 2 compresses in-process; --format 1, and a --delta-from BASE given as a bundle, need the zstd program
-(apt-get install zstd).`
+Format 2 compresses in-process; --format 1 and a --delta-from bundle need the zstd program (apt-get install zstd).`
 
   static examples = [
     '<%= config.bin %> bundle build examples/profiles/k3s-calico-infra.json examples/profiles/addon-monitoring.json --arch amd64 --name store-v1',
