@@ -20,6 +20,7 @@ import {buildDefinitionTgz} from './definition.js'
 import {loadSigningKey, type SigningKey} from './sign.js'
 import {formatBytes} from '../util/format.js'
 import {DEFAULT_FORMAT_VERSION, FORMAT_VERSION, type BundleFormatVersion, type BundleManifest} from './format.js'
+import {BlobRestartedError} from './follow.js'
 import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle, type WriteBundleOptions} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
 import {initStore} from '../resolve/store-init.js'
@@ -247,13 +248,23 @@ async function fetchAndPack(
     fetchSeconds = (Date.now() - t1) / 1000
     return r
   })
-  const writing = writeBundle({...writeOptionsOf(options, input), blobReady: fetching.ready})
+  const writing = writeBundle({
+    ...writeOptionsOf(options, input),
+    blobReady: fetching.ready,
+    blobGrowing: (digest) => input.store.growing(digest),
+  })
   const [fetchResult, writeResult] = await Promise.allSettled([fetchDone, writing])
   if (writeResult.status === 'fulfilled') onPending(writeResult.value)
   // The fetch's error explains a writer that stopped waiting for a blob, so it comes first.
   if (fetchResult.status === 'rejected') throw fetchResult.reason
-  if (writeResult.status === 'rejected') throw writeResult.reason
-  return {fetched: fetchResult.value, pending: writeResult.value, fetchSeconds, writeSeconds: (Date.now() - t1) / 1000}
+  let pending: PendingBundle
+  if (writeResult.status === 'fulfilled') pending = writeResult.value
+  else if (writeResult.reason instanceof BlobRestartedError) {
+    // Rare: a download started over while it was framed. Every blob is verified in the cache now: write again.
+    pending = await writeBundle(writeOptionsOf(options, input))
+    onPending(pending)
+  } else throw writeResult.reason
+  return {fetched: fetchResult.value, pending, fetchSeconds, writeSeconds: (Date.now() - t1) / 1000}
 }
 
 /** The outputs besides the bundle, all under temporary names until everything is ready. */

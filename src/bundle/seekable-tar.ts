@@ -47,6 +47,28 @@ export class SeekableTarWriter {
     await this.end(size)
   }
 
+  /**
+   * An entry of `size` bytes still being appended to `file` (a blob the fetch is downloading, see follow.ts):
+   * framed in steps, each up to the bytes `upTo(position)` says are written. Its errors are passed on as they are.
+   */
+  async addGrowingFile(
+    path: string,
+    size: number,
+    file: FileHandle,
+    upTo: (position: number) => Promise<number>,
+    mediaType?: string,
+  ): Promise<void> {
+    await this.begin(path, size, mediaType)
+    let position = 0
+    while (position < size) {
+      const end = Math.min(size, await upTo(position))
+      await this.frames.writeFile(file, end - position, position)
+      position = end
+    }
+    this.written += size
+    await this.end(size)
+  }
+
   /** An entry of `size` bytes from a stream (`bundle patch`), each chunk also handed to `onChunk`. */
   async addStream(
     path: string,

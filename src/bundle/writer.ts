@@ -6,7 +6,7 @@ import {PassThrough, type Readable, type Writable} from 'node:stream'
 import {finished} from 'node:stream/promises'
 import {gunzipSync} from 'node:zlib'
 
-import type {BlobStore} from '../cache/store.js'
+import type {BlobStore, GrowingBlob} from '../cache/store.js'
 import {AirpackError, badBundleName, ResolveError, UsageError} from '../errors.js'
 import {registryOf, type Lock} from '../lock/types.js'
 import {plainDescriptor, uniqueByDigest, type Descriptor, type Platform} from '../oci/descriptor.js'
@@ -46,6 +46,7 @@ import {startCompressor, zstdVersion} from './zstd.js'
 import {environmentError} from '../util/environment.js'
 import {formatBytes} from '../util/format.js'
 import {SeekableTarWriter} from './seekable-tar.js'
+import {followBlob} from './follow.js'
 import {SeekableWriter} from '../zstd/seekable-writer.js'
 import {supplyChainEntries} from '../supply/bundle.js'
 import {WASM_PACKAGE, WASM_PACKAGE_VERSION} from '../zstd/wasm.js'
@@ -89,6 +90,9 @@ export interface WriteBundleOptions {
    * only after that; without it every blob must already be cached.
    */
   blobReady?: (digest: string) => Promise<void>
+  /** With `blobReady`: resolves when this process starts downloading the blob, to frame it as it arrives
+   *  (follow.ts); format 2 only. */
+  blobGrowing?: (digest: string) => Promise<GrowingBlob>
   /** A day-2 delta instead of the whole bundle (src/delta/build.ts, PRODUCT.md §11). */
   delta?: DeltaHook
 }
@@ -500,6 +504,8 @@ export interface BundleTar {
   addBuffer(path: string, data: Buffer, mediaType?: string): Promise<void>
   /** A blob from the cache (already verified against its digest when it entered the cache). */
   addBlob(entry: PlannedEntry, store: BlobStore): Promise<void>
+  /** A blob framed while the fetch writes it (follow.ts), where the format can: false if it was not. */
+  followBlob?(entry: PlannedEntry, growing: Promise<GrowingBlob>, ready: Promise<void>): Promise<boolean>
   /** An entry streamed from elsewhere (`bundle patch`: a base or a delta), each chunk also handed to `onChunk`. */
   addStream(
     path: string,
@@ -583,6 +589,10 @@ async function seekableCompressor(level: number, mtime: number, outputFile: stri
         await file.close()
       }
     },
+    followBlob: (entry, growing, ready) =>
+      followBlob(entry.digest!, entry.size, growing, ready, (file, upTo) =>
+        writer.addGrowingFile(entry.path, entry.size, file, upTo, entry.mediaType),
+      ),
     addStream: (path, size, body, mediaType, onChunk) => writer.addStream(path, size, body, mediaType, onChunk),
     finish: async () => ({size: await writer.finish()}),
     abort: () => {},
@@ -759,7 +769,10 @@ class CompressedOutput {
   }
 }
 
-/** Every planned entry into the tar; a blob still being fetched is awaited and checked first. */
+/** Blobs this large are framed while they download (a cold build); smaller ones wait to be in the cache. */
+const FOLLOW_MIN = 1024 * 1024
+
+/** Every planned entry into the tar; a blob still being fetched is awaited and checked first (or followed). */
 async function writeEntries(
   tar: BundleTar,
   entries: PlannedEntry[],
@@ -773,7 +786,11 @@ async function writeEntries(
     }
     // Blobs are verified against their digest before the cache publishes them, so they are copied as is.
     if (options.blobReady) {
-      await options.blobReady(entry.digest!)
+      const ready = options.blobReady(entry.digest!)
+      if (options.blobGrowing && tar.followBlob && entry.size >= FOLLOW_MIN) {
+        if (await tar.followBlob(entry, options.blobGrowing(entry.digest!), ready)) continue
+      }
+      await ready
       const problem = await cacheProblem(options.store, {
         digest: entry.digest!,
         size: entry.size,

@@ -38,6 +38,52 @@ export interface IngestResult {
   resumedFrom: number
 }
 
+/**
+ * A blob this process is downloading into the cache, readable while it grows: `available` bytes from the start of
+ * `path` (the partial file) are written and will not change while `generation` stays the same. The generation
+ * changes when the partial file is thrown away or started over (a server that ignored the Range request of a
+ * retry, a digest mismatch): bytes read under an older generation are then not the blob's. Nothing here is
+ * verified: the blob is verified once its download ends, when the fetch's gate for it opens (`ready`).
+ */
+export interface GrowingBlob {
+  readonly path: string
+  readonly available: number
+  readonly generation: number
+  /** Resolves the next time `available` or `generation` changes, or the download ends. */
+  changed(): Promise<void>
+}
+
+class GrowingPartial implements GrowingBlob {
+  available = 0
+  generation = 0
+  private waiters: (() => void)[] = []
+
+  constructor(readonly path: string) {}
+
+  grew(bytes: number): void {
+    this.available += bytes
+    this.wake()
+  }
+
+  /** The partial file now holds `have` bytes; anything else than what was announced is a new generation. */
+  startsAt(have: number): void {
+    if (have === this.available) return
+    this.generation++
+    this.available = have
+    this.wake()
+  }
+
+  wake(): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w()
+  }
+
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+}
+
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base =
     env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache')
@@ -47,7 +93,47 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 /** The cache, also as a store (`exists`, `fetch`, `push`, `pushFrom`) for `copyGraph`: content named by digest
  *  whatever the repository it came from. */
 export class BlobStore implements Store, ResumingWritableStore {
+  /** Downloads under way in this process, by digest, and who waits for one to start (see growing()). */
+  private readonly partials = new Map<string, GrowingPartial>()
+  private readonly partialWaiters = new Map<string, ((g: GrowingBlob) => void)[]>()
+
   constructor(readonly root: string) {}
+
+  /**
+   * Resolves once this process starts downloading `digest` into the cache (at once if it has), with the partial
+   * file as it grows; never resolves for a blob it does not download (a hit, another process's download): race
+   * it with the fetch's gate for the blob.
+   */
+  growing(digest: string): Promise<GrowingBlob> {
+    const current = this.partials.get(digest)
+    if (current) return Promise.resolve(current)
+    return new Promise((resolve) => {
+      const waiters = this.partialWaiters.get(digest) ?? []
+      waiters.push(resolve)
+      this.partialWaiters.set(digest, waiters)
+    })
+  }
+
+  /** The partial of `digest` this process is writing, announced to whoever waits for it. */
+  private partialOf(digest: string): GrowingPartial {
+    let partial = this.partials.get(digest)
+    if (!partial) {
+      partial = new GrowingPartial(this.partialPath(digest))
+      this.partials.set(digest, partial)
+      for (const resolve of this.partialWaiters.get(digest) ?? []) resolve(partial)
+      this.partialWaiters.delete(digest)
+    }
+    return partial
+  }
+
+  /** The download of `digest` ended (published, or failed for good: followers learn which from the fetch). */
+  private partialEnded(digest: string, discarded: boolean): void {
+    const partial = this.partials.get(digest)
+    if (!partial) return
+    if (discarded) partial.startsAt(-1)
+    partial.wake()
+    this.partials.delete(digest)
+  }
 
   get name(): string {
     return `cache ${this.root}`
@@ -143,7 +229,13 @@ export class BlobStore implements Store, ResumingWritableStore {
     try {
       const raced = await this.size(digest)
       if (raced !== undefined) return {digest, size: raced, hit: true, transferred: 0, resumedFrom: 0}
-      return await this.download(digest, expectedSize, source)
+      const result = await this.download(digest, expectedSize, source)
+      this.partialEnded(digest, false)
+      return result
+    } catch (error) {
+      // A cut stream keeps its partial file for the retry (same generation); a mismatch deleted it.
+      if (error instanceof IntegrityError) this.partialEnded(digest, true)
+      throw error
     } finally {
       await release()
     }
@@ -179,6 +271,8 @@ export class BlobStore implements Store, ResumingWritableStore {
       return this.download(digest, expectedSize, source)
     }
 
+    const growing = this.partialOf(digest)
+    growing.startsAt(have)
     const {body, start} = await source(have)
     // Read after an await or two (opening the partial file, or a restart): an early stream error must not be an
     // unhandled 'error' event; iterating the errored stream still throws it.
@@ -193,6 +287,7 @@ export class BlobStore implements Store, ResumingWritableStore {
       have,
       limit: expectedSize,
       hash,
+      written: (bytes) => growing.grew(bytes),
     })
     const size = have + transferred
     if (expectedSize !== undefined && size !== expectedSize) {
@@ -213,7 +308,7 @@ export class BlobStore implements Store, ResumingWritableStore {
   private async appendBody(
     digest: string,
     body: AsyncIterable<Uint8Array>,
-    o: {have: number; limit?: number; hash: Hash},
+    o: {have: number; limit?: number; hash: Hash; written?: (bytes: number) => void},
   ): Promise<number> {
     const partial = this.partialPath(digest)
     let transferred = 0
@@ -225,9 +320,10 @@ export class BlobStore implements Store, ResumingWritableStore {
       await writing
       if (batchBytes === 0) return
       const chunks = batch
+      const bytes = batchBytes
       batch = []
       batchBytes = 0
-      const w = writeAll(fh, chunks)
+      const w = writeAll(fh, chunks).then(() => o.written?.(bytes))
       w.catch(() => {}) // awaited by the next flush; never an unhandled rejection meanwhile
       writing = w
     }

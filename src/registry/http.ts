@@ -489,7 +489,7 @@ class ResponseStream extends Readable implements ResponseBody {
     encoding: string,
     private readonly timedOut: () => RegistryError | undefined,
   ) {
-    super({highWaterMark: 1 << 20})
+    super({highWaterMark: 1 << 18})
     if (decoder) {
       const d = decoder() as unknown as Readable & NodeJS.WritableStream
       res.on('error', (error) => d.destroy(error))

@@ -112,6 +112,35 @@ describe('bundle build through a faulty link', () => {
     expect(counters.bytesSent).toBeLessThan(size * 1.5)
   })
 
+  it('a cut blob whose retry is answered from byte 0 (Range ignored) while it is being framed: identical bundle', async () => {
+    // The writer frames blobs as they arrive (src/bundle/follow.ts); a download that starts over must not leave
+    // the first attempt's bytes in the bundle: the bundle is written again from the verified cache.
+    // The base layer (shared by every image, the one blob over the writer's 1 MiB threshold here) stalls after 60 %
+    // of its bytes, so the writer is framing it, then is cut; its retry gets the whole body again.
+    const cache = await fx.fresh('cache')
+    const output = await fx.fresh('out')
+    const base = fx.content.images[0]!.platforms.amd64!.layerDigests.find((d) =>
+      fx.content.images.every((i) => i.platforms.amd64!.layerDigests.includes(d)),
+    )!
+    fx.proxy.setPlan({
+      rate: 1,
+      kinds: ['stall'],
+      stallMs: 800,
+      afterStall: 'cut',
+      at: 0.6,
+      digests: [base],
+      maxFaultsPerDigest: 1,
+      routes: {ignoreRange: true},
+    })
+    fx.proxy.resetCounters()
+    const result = await fx.build({cache, output})
+    expect(result.exitCode, result.stderr).toBe(0)
+    expect(fx.proxy.counters.faults.stall).toBe(1)
+    expect(fx.proxy.counters.perDigest[base]!.gets).toBe(2)
+    expect(await sha256File(path.join(output, `${BUNDLE_NAME}.tar.zst`))).toBe(cleanHash)
+    expect(await unverifiedCacheBlobs(cache)).toEqual([])
+  })
+
   it('a flipped byte in a layer: exit 5 naming image and digest, nothing unverified cached, no bundle', async () => {
     const cache = await fx.fresh('cache')
     const output = await fx.fresh('out')
