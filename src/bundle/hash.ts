@@ -1,5 +1,5 @@
 import {spawn, spawnSync} from 'node:child_process'
-import {createHash} from 'node:crypto'
+import {createHash, type KeyObject} from 'node:crypto'
 import {Worker} from 'node:worker_threads'
 
 // SHA-256 of multi-GB streams. Large streams are hashed by node:crypto on a worker thread (TarHashes), so that
@@ -96,8 +96,10 @@ export async function hashFile(file: string, size: number): Promise<string> {
 // A message carries one slab of the stream and the entry pieces within it; the slab goes back to be reused.
 const TAR_HASH_WORKER = `
 const {parentPort} = require('node:worker_threads')
-const {createHash} = require('node:crypto')
+const {createHash, createSign} = require('node:crypto')
 const whole = createHash('sha256')
+let signer
+let signingKey
 const entries = new Map()
 const entry = (id) => {
   let h = entries.get(id)
@@ -108,6 +110,7 @@ parentPort.on('message', (m) => {
   if (m.t === 'c') {
     const v = new Uint8Array(m.b, 0, m.n)
     whole.update(v)
+    if (signer) signer.update(v)
     const s = m.s
     for (let i = 0; i < s.length; i += 3) entry(s[i]).update(v.subarray(s[i + 1], s[i + 2]))
     parentPort.postMessage({t: 'ack', b: m.b}, [m.b])
@@ -116,7 +119,11 @@ parentPort.on('message', (m) => {
     const hex = entry(m.id).digest('hex')
     entries.delete(m.id)
     parentPort.postMessage({t: 'e', id: m.id, hex})
-  } else if (m.t === 'd') parentPort.postMessage({t: 'd', hex: whole.digest('hex')})
+  } else if (m.t === 'd') parentPort.postMessage({t: 'd', hex: whole.digest('hex'), sig: signer && signer.sign(signingKey)})
+  else if (m.t === 'k') {
+    signingKey = m.key
+    signer = createSign('sha256')
+  }
 })
 `
 
@@ -149,8 +156,17 @@ export function nodeEntryHash(): EntryHash {
  * fixed pool: no garbage, at most 4 MiB in flight); an entry's pieces travel as offsets into the slab, so
  * every byte crosses threads once however many hashes it feeds. (A hasher per entry plus one for the identity
  * copied every byte twice and started a thread or a child per large entry; fresh copies per chunk left ~100 MB
- * of transferred buffers waiting for the worker's garbage collector.)
+ * of transferred buffers waiting for the worker's garbage collector.) The same pass serves a file being written
+ * (FileSeal in sign.ts): the whole file's sha256, each part's as an entry, and an ECDSA signature (`signWith`).
  */
+export interface TarHashesOptions {
+  /**
+   * A private key whose SHA-256 signature over the whole stream the worker makes as it hashes (the detached
+   * signature of an ECDSA key: Node signs ECDSA only over data it hashes itself, never over a digest).
+   */
+  signWith?: KeyObject
+}
+
 export class TarHashes {
   private readonly worker = new Worker(TAR_HASH_WORKER, {eval: true})
   private readonly pool: ArrayBuffer[] = []
@@ -165,11 +181,13 @@ export class TarHashes {
   private waiter: {resolve: () => void; reject: (e: unknown) => void} | undefined
   private readonly results = new Map<number | 'whole', {resolve: (hex: string) => void; reject: (e: unknown) => void}>()
   private failed: Error | undefined
+  private signature: Buffer | undefined
 
-  constructor() {
+  constructor(options: TarHashesOptions = {}) {
+    if (options.signWith) this.worker.postMessage({t: 'k', key: options.signWith})
     this.worker.on(
       'message',
-      (m: {t: 'ack'; b: ArrayBuffer} | {t: 'e'; id: number; hex: string} | {t: 'd'; hex: string}) => {
+      (m: {t: 'ack'; b: ArrayBuffer} | {t: 'e'; id: number; hex: string} | {t: 'd'; hex: string; sig?: Uint8Array}) => {
         if (m.t === 'ack') {
           this.inFlight--
           if (this.pool.length < MAX_POOLED_SLABS) this.pool.push(m.b)
@@ -180,6 +198,7 @@ export class TarHashes {
           }
           return
         }
+        if (m.t === 'd' && m.sig) this.signature = Buffer.from(m.sig.buffer, m.sig.byteOffset, m.sig.byteLength)
         const key = m.t === 'e' ? m.id : 'whole'
         this.results.get(key)?.resolve(m.hex)
         this.results.delete(key)
@@ -262,6 +281,12 @@ export class TarHashes {
     } finally {
       this.destroy()
     }
+  }
+
+  /** The whole stream's sha256 (hex), and the signature of `signWith` over the stream; the worker stops afterwards. */
+  async signedDigest(): Promise<{hex: string; signature?: Buffer}> {
+    const hex = await this.digest()
+    return {hex, signature: this.signature}
   }
 
   private ask(key: number | 'whole', message: object): Promise<string> {

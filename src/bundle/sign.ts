@@ -1,9 +1,10 @@
 import {
+  constants,
   createHash,
   createPrivateKey,
   createPublicKey,
-  createSign,
   createVerify,
+  privateEncrypt,
   sign,
   verify,
   type KeyObject,
@@ -11,6 +12,7 @@ import {
 import {readFile} from 'node:fs/promises'
 
 import {UsageError} from '../errors.js'
+import {TarHashes, type EntryHash} from './hash.js'
 
 // Signing with node:crypto only (PRODUCT.md §7). Two signatures:
 //
@@ -126,24 +128,58 @@ export function verifyDocument(key: VerifyingKey, data: Buffer, signature: Buffe
   }
 }
 
-/** Incremental signer for a large file fed chunk by chunk (the .tar.zst, possibly across parts). */
-export interface StreamSigner {
-  update(chunk: Buffer): void
-  sign(): Buffer
+/** DER DigestInfo of a SHA-256 digest up to the digest itself (RFC 8017 §9.2, note 1). */
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex')
+
+/**
+ * The detached signature of a file from the SHA-256 digest of its bytes, for the keys whose signature is a function
+ * of that digest alone: RSA PKCS#1 v1.5 (the DigestInfo padded and raised to the private exponent: byte for byte
+ * what signing the file's bytes with SHA-256 gives) and Ed25519 (which signs the digest, see above). Undefined for
+ * ECDSA: Node signs ECDSA only over data it hashes itself (see FileSeal).
+ */
+export function signFileDigest(signer: SigningKey, sha256: Buffer): Buffer | undefined {
+  if (signer.algorithm === 'ed25519') return sign(null, sha256, signer.key)
+  if (signer.algorithm === 'rsa-sha256')
+    return privateEncrypt(
+      {key: signer.key, padding: constants.RSA_PKCS1_PADDING},
+      Buffer.concat([SHA256_DIGEST_INFO, sha256]),
+    )
+  return undefined
 }
 
-export function streamSigner(signer: SigningKey): StreamSigner {
-  if (signer.algorithm === 'ed25519') {
-    const hash = createHash('sha256')
-    return {
-      update: (chunk) => void hash.update(chunk),
-      sign: () => sign(null, hash.digest(), signer.key),
-    }
+/**
+ * The sha256 of a whole compressed file (and of each of its parts) and its detached signature, computed from the
+ * file's bytes in order as they are written: each chunk is copied once to a hashing worker (TarHashes), so that
+ * sealing a signed or split bundle costs the writing thread no hashing and no reading back. The file is hashed
+ * once: RSA and Ed25519 sign its digest (signFileDigest); an ECDSA key signs in the worker as it hashes.
+ */
+export class FileSeal {
+  private readonly hashes: TarHashes
+
+  constructor(private readonly signer?: SigningKey) {
+    this.hashes = new TarHashes(signer?.algorithm === 'ecdsa-p256-sha256' ? {signWith: signer.key} : {})
   }
-  const s = createSign('sha256')
-  return {
-    update: (chunk) => void s.update(chunk),
-    sign: () => s.sign(signer.key),
+
+  /** The file's next bytes; returns a promise when the caller should wait for the worker (bounded memory). */
+  write(chunk: Buffer): Promise<void> | undefined {
+    return this.hashes.chunk(chunk)
+  }
+
+  /** The hash of a range of the file (a part): fed with pieces of the chunks as they are written. */
+  part(): EntryHash {
+    return this.hashes.entry()
+  }
+
+  /** Once every byte was written: the file's sha256 (hex) and, with a key, its detached signature. */
+  async seal(): Promise<{sha256: string; signature?: Buffer}> {
+    const {hex, signature} = await this.hashes.signedDigest()
+    if (!this.signer) return {sha256: hex}
+    return {sha256: hex, signature: signature ?? signFileDigest(this.signer, Buffer.from(hex, 'hex'))}
+  }
+
+  /** Stop early (on failure). */
+  destroy(): void {
+    this.hashes.destroy()
   }
 }
 

@@ -1,15 +1,15 @@
-import {once} from 'node:events'
-import {createWriteStream, type WriteStream} from 'node:fs'
+import {open, type FileHandle} from 'node:fs/promises'
 import path from 'node:path'
-import type {Readable} from 'node:stream'
+import {Writable} from 'node:stream'
 
 import {UsageError} from '../errors.js'
 import {atomicOutput, type AtomicOutput} from '../util/atomic.js'
-import {streamHash, type StreamHash} from './hash.js'
+import type {EntryHash} from './hash.js'
+import type {FileSeal} from './sign.js'
 
 // Splitting for removable media (PRODUCT.md §8): plain byte ranges of the one .tar.zst, so
-// `cat NAME.tar.zst.* > NAME.tar.zst` rebuilds it. The compressed stream is cut into parts as it comes out of
-// zstd; nothing is written twice and nothing is held in memory beyond one chunk.
+// `cat NAME.tar.zst.* > NAME.tar.zst` rebuilds it. The compressed stream is cut into parts as it is written
+// (BundleFiles); nothing is written twice and nothing is held in memory beyond the writer's queue.
 
 const GIB = 2 ** 30
 
@@ -79,137 +79,174 @@ export interface WrittenPart {
   output: AtomicOutput
 }
 
-export interface SplitResult {
-  parts: WrittenPart[]
+/** What BundleFiles wrote: the whole file's size, and with a seal its sha256, signature and (split) parts. */
+export interface WrittenBundle {
   size: number
-  sha256: string
+  sha256?: string
+  signature?: Buffer
+  parts?: WrittenPart[]
 }
 
-interface OpenPart {
-  stream: WriteStream
-  hash: StreamHash
+/** One file at a (temporary) path, or parts of `partSize` bytes named after `bundleFile` in `dir`. */
+export type BundleFilesTarget = {file: string} | {dir: string; bundleFile: string; partSize: number}
+
+interface OpenFile {
+  handle: FileHandle
+  path: string
   size: number
-  output: AtomicOutput
-  name: string
-  error?: Error
+  /** Bytes handed to this file and not written yet, in order. */
+  queued: Buffer[]
+  /** A part's name, output and hash. */
+  part?: {name: string; output: AtomicOutput; hash?: EntryHash}
 }
 
-/** The parts written so far and the one being written, each hashed, under temporary names. */
-class PartWriter {
-  readonly parts: WrittenPart[] = []
-  private current: OpenPart | undefined
+/**
+ * The compressed bytes of a bundle written into their files as they come: one file, or the parts of a split
+ * bundle (PRODUCT.md §8), plain byte ranges so that `cat NAME.tar.zst.* > NAME.tar.zst` rebuilds the file. With a
+ * seal, every byte is hashed on the way (the whole file, each part) and the detached signature made from it: no
+ * file is read back. The frame writer (format 2) writes here directly; zstd's stdout (format 1) is piped here.
+ *
+ * A chunk is done with once its write callback ran (the seal copies it before): a writer may reuse its buffers.
+ * Queued chunks go to the file with one writev per part. Nothing is published here: the part files are under
+ * temporary names (`outputs`) that the caller commits once the whole build succeeded, or aborts once this stream
+ * has closed.
+ */
+export class BundleFiles extends Writable {
+  /** The part files created so far (split), in order. */
+  readonly outputs: AtomicOutput[] = []
+  private readonly parts: {name: string; size: number; sha256?: Promise<string>; output: AtomicOutput}[] = []
+  private current: OpenFile | undefined
+  private total = 0
+  /** The write or close in progress: a destroy waits for it before closing the file. */
+  private busy: Promise<void> = Promise.resolve()
 
-  constructor(private readonly options: {dir: string; bundleFile: string; partSize: number}) {}
-
-  /** Writes `chunk`, opening and closing parts at every partSize boundary. */
-  async write(chunk: Buffer): Promise<void> {
-    const {partSize} = this.options
-    while (chunk.length > 0) {
-      const c = this.current ?? (await this.openNext())
-      const room = partSize - c.size
-      const piece = chunk.length <= room ? chunk : chunk.subarray(0, room)
-      chunk = chunk.length <= room ? Buffer.alloc(0) : chunk.subarray(room)
-      const partHashing = c.hash.write(piece)
-      if (partHashing) await partHashing
-      c.size += piece.length
-      if (!c.stream.write(piece)) await waitDrain(c.stream)
-      if (c.size === partSize) await this.closeCurrent()
-    }
+  constructor(
+    private readonly target: BundleFilesTarget,
+    private readonly seal?: FileSeal,
+  ) {
+    super()
   }
 
-  private async openNext(): Promise<OpenPart> {
+  /** The file being written now, for a writeback flusher. */
+  get currentPath(): string | undefined {
+    return this.current?.path
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.run(() => this.writeChunks([chunk]), callback)
+  }
+
+  override _writev(chunks: {chunk: Buffer}[], callback: (error?: Error | null) => void): void {
+    this.run(() => this.writeChunks(chunks.map((c) => c.chunk)), callback)
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.run(async () => {
+      // A single file exists even if nothing was written to it.
+      if ('file' in this.target && !this.current && this.total === 0) await this.openNext()
+      await this.closeCurrent()
+    }, callback)
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (error || !this.writableFinished) this.seal?.destroy()
+    const closing = this.busy.then(
+      () => this.current?.handle.close(),
+      () => this.current?.handle.close(),
+    )
+    closing.then(
+      () => callback(error),
+      (closeError: Error) => callback(error ?? closeError),
+    )
+  }
+
+  /** Once the stream finished: the whole file's size, and with a seal its sha256, signature and parts. */
+  async result(): Promise<WrittenBundle> {
+    const parts =
+      'file' in this.target
+        ? undefined
+        : await Promise.all(
+            this.parts.map(async (p) => ({name: p.name, size: p.size, sha256: (await p.sha256)!, output: p.output})),
+          )
+    const sealed = await this.seal?.seal()
+    return {size: this.total, ...sealed, ...(parts ? {parts} : {})}
+  }
+
+  private run(work: () => Promise<void>, callback: (error?: Error | null) => void): void {
+    this.busy = work()
+    this.busy.then(() => callback(), callback)
+  }
+
+  private async writeChunks(chunks: Buffer[]): Promise<void> {
+    const partSize = 'file' in this.target ? Number.POSITIVE_INFINITY : this.target.partSize
+    for (const chunk of chunks) {
+      const hashing = this.seal?.write(chunk)
+      for (let at = 0; at < chunk.length;) {
+        const file = this.current ?? (await this.openNext())
+        const piece = chunk.subarray(at, at + Math.min(partSize - file.size, chunk.length - at))
+        // A piece of the chunk just handed to the seal: the worker hashes it from the same copy.
+        file.part?.hash?.write(piece)
+        file.queued.push(piece)
+        file.size += piece.length
+        this.total += piece.length
+        at += piece.length
+        if (file.size === partSize) await this.closeCurrent()
+      }
+      if (hashing) {
+        if (this.current) await writeQueued(this.current)
+        await hashing
+      }
+    }
+    if (this.current) await writeQueued(this.current)
+  }
+
+  private async openNext(): Promise<OpenFile> {
+    if ('file' in this.target) {
+      const handle = await open(this.target.file, 'w')
+      return (this.current = {handle, path: this.target.file, size: 0, queued: []})
+    }
+    const {dir, bundleFile, partSize} = this.target
     const index = this.parts.length
     if (index >= MAX_PARTS) {
       throw new UsageError(
         'TOO_MANY_PARTS',
-        `the bundle would need more than ${MAX_PARTS} parts of ${this.options.partSize} bytes`,
+        `the bundle would need more than ${MAX_PARTS} parts of ${partSize} bytes`,
         {
           hint: 'Choose a larger --split size.',
         },
       )
     }
-    const name = partName(this.options.bundleFile, index)
-    const output = await atomicOutput(path.join(this.options.dir, name))
-    const stream = createWriteStream(output.tmpPath)
-    const entry: OpenPart = {stream, hash: streamHash(this.options.partSize), size: 0, output, name}
-    // Kept and rethrown at close: a write error (ENOSPC) must fail the build, never drop bytes silently.
-    stream.on('error', (error) => (entry.error = error))
-    this.current = entry
-    return entry
+    const name = partName(bundleFile, index)
+    const output = await atomicOutput(path.join(dir, name))
+    this.outputs.push(output)
+    const handle = await open(output.tmpPath, 'w')
+    const hash = this.seal?.part()
+    return (this.current = {handle, path: output.tmpPath, size: 0, queued: [], part: {name, output, hash}})
   }
 
-  async closeCurrent(): Promise<void> {
-    if (!this.current) return
-    const c = this.current
+  private async closeCurrent(): Promise<void> {
+    const file = this.current
+    if (!file) return
+    await writeQueued(file)
     this.current = undefined
-    c.stream.end()
-    await closed(c.stream)
-    if (c.error) {
-      this.current = c
-      throw c.error
-    }
-    this.parts.push({name: c.name, size: c.size, sha256: await c.hash.digest(), output: c.output})
-  }
-
-  async abort(): Promise<void> {
-    const c = this.current
-    if (c) {
-      c.hash.destroy()
-      c.stream.destroy()
-      // The file may still be being opened: remove it only once the stream has closed.
-      await closed(c.stream)
-      await c.output.abort()
-    }
-    for (const p of this.parts) await p.output.abort()
+    await file.handle.close()
+    if (file.part) this.parts.push({...file.part, size: file.size, sha256: file.part.hash?.digest()})
   }
 }
 
-/**
- * Consumes `source` (zstd's stdout) into parts of at most `partSize` bytes under temporary names in `dir`.
- * `onChunk` sees every byte once, in order (for the detached signature). Nothing is published here: the caller
- * commits the outputs once the whole build succeeded.
- */
-export async function writeParts(
-  source: Readable,
-  options: {dir: string; bundleFile: string; partSize: number; onChunk?: (chunk: Buffer) => void},
-): Promise<SplitResult> {
-  const whole = streamHash()
-  const writer = new PartWriter(options)
-  let total = 0
-  try {
-    for await (const raw of source) {
-      const chunk = raw as Buffer
-      options.onChunk?.(chunk)
-      const hashing = whole.write(chunk)
-      if (hashing) await hashing
-      total += chunk.length
-      await writer.write(chunk)
-    }
-    await writer.closeCurrent()
-  } catch (error) {
-    whole.destroy()
-    await writer.abort()
-    throw error
+/** Writes a file's queued bytes with as few writev calls as it takes (a short write resumes where it stopped). */
+async function writeQueued(file: OpenFile): Promise<void> {
+  let rest = file.queued
+  file.queued = []
+  while (rest.length > 0) {
+    let {bytesWritten} = await file.handle.writev(rest)
+    while (rest.length > 0 && bytesWritten >= rest[0].length) bytesWritten -= rest.shift()!.length
+    if (bytesWritten > 0) rest = [rest[0].subarray(bytesWritten), ...rest.slice(1)]
   }
-  return {parts: writer.parts, size: total, sha256: await whole.digest()}
 }
 
 /** Resolves when the stream has closed, even after an error (events.once would reject on 'error'). */
-function closed(stream: WriteStream): Promise<void> {
+export function closed(stream: Writable): Promise<void> {
   if (stream.closed) return Promise.resolve()
   return new Promise((resolve) => stream.once('close', () => resolve()))
-}
-
-async function waitDrain(stream: WriteStream): Promise<void> {
-  const ac = new AbortController()
-  try {
-    await Promise.race([
-      once(stream, 'drain', {signal: ac.signal}),
-      once(stream, 'error', {signal: ac.signal}).then(([error]) => {
-        throw error
-      }),
-    ])
-  } finally {
-    ac.abort()
-  }
 }

@@ -1,9 +1,8 @@
-import {createHash} from 'node:crypto'
-import {createReadStream, createWriteStream} from 'node:fs'
+import {createReadStream} from 'node:fs'
 import {open, readdir, rm, stat, writeFile, type FileHandle} from 'node:fs/promises'
 import path from 'node:path'
-import {PassThrough, type Readable, type Writable} from 'node:stream'
-import {finished} from 'node:stream/promises'
+import type {Readable} from 'node:stream'
+import {finished, pipeline} from 'node:stream/promises'
 import {gunzipSync} from 'node:zlib'
 
 import type {BlobStore, GrowingBlob} from '../cache/store.js'
@@ -39,8 +38,8 @@ import {
   type BundleManifest,
   type PartsFile,
 } from './format.js'
-import {signDocument, streamSigner, type SigningKey, type StreamSigner} from './sign.js'
-import {writeParts, type SplitResult} from './split.js'
+import {FileSeal, signDocument, type SigningKey} from './sign.js'
+import {BundleFiles, closed, type WrittenBundle} from './split.js'
 import {TarWriter} from './tar.js'
 import {startCompressor, zstdVersion} from './zstd.js'
 import {environmentError} from '../util/environment.js'
@@ -521,7 +520,8 @@ export interface BundleTar {
 
 /**
  * What turns the tar into the .tar.zst: the `zstd` program (format 1) or the seekable frame writer (format 2). The
- * tar is written through `tar`; the compressed bytes go to the output file itself, or out of `stdout` for parts.
+ * tar is written through `tar`; the compressed bytes go to the bundle's files (BundleFiles) or, from a `zstd` child
+ * without an output file, out of `stdout` to be cut into parts.
  */
 export interface Compressor {
   readonly tar: BundleTar
@@ -565,16 +565,16 @@ async function zstdCompressor(level: number, mtime: number, outputFile: string |
 }
 
 /**
- * Format 2: the seekable writer in this process, one frame group per tar entry (framing.ts), into the output file
- * or a pipe for the parts writer. Its compressed frames come from a pinned WebAssembly zstd, so the bytes do not
- * depend on the machine. Blobs go from their cache files into raw frames (seekable-tar.ts); nothing is hashed.
+ * Format 2: the seekable writer in this process, one frame group per tar entry (framing.ts), into the bundle's
+ * files (BundleFiles: one file or its parts, hashed on the way when sealed). Its compressed frames come from a
+ * pinned WebAssembly zstd, so the bytes do not depend on the machine. Blobs go from their cache files into raw
+ * frames (seekable-tar.ts); the tar itself is not hashed.
  */
-async function seekableCompressor(level: number, mtime: number, outputFile: string | undefined): Promise<Compressor> {
-  const dest: Writable = outputFile ? createWriteStream(outputFile) : new PassThrough({highWaterMark: 1 << 20})
+async function seekableCompressor(level: number, mtime: number, dest: BundleFiles): Promise<Compressor> {
   let destError: unknown
   dest.on('error', (error) => (destError ??= error))
-  // A file stream is done with a buffer once its write callback ran; the parts writer's pipe is not.
-  const frames = await SeekableWriter.create(dest, {level, reuseBuffers: outputFile !== undefined})
+  // BundleFiles is done with a buffer once its write callback ran: the frame writer reuses its file buffers.
+  const frames = await SeekableWriter.create(dest, {level, reuseBuffers: true})
   const writer = new SeekableTarWriter(frames, {mtime})
   const tar: BundleTar = {
     get bytesWritten() {
@@ -599,115 +599,127 @@ async function seekableCompressor(level: number, mtime: number, outputFile: stri
   }
   return {
     tar,
-    stdout: outputFile ? undefined : (dest as PassThrough),
     async close() {
       await frames.finish()
       dest.end()
-      // A file is complete once closed; a pipe once ended (the parts writer reports its own end and errors).
-      if (outputFile) await finished(dest)
+      await finished(dest)
       if (destError !== undefined) throw destError
     },
     kill: () => dest.destroy(),
     async stop() {
       dest.destroy()
+      await closed(dest)
       return destError
     },
     inputError: undefined,
   }
 }
 
-/** The compressor of a bundle format, into `outputFile` (or out of `stdout`): also what `bundle patch` writes with. */
+/** The compressor of a bundle format into `outputFile` (what `bundle patch` writes with). */
 export async function openCompressor(
   formatVersion: BundleFormatVersion,
   level: number,
   mtime: number,
-  outputFile: string | undefined,
+  outputFile: string,
 ): Promise<Compressor> {
   return formatVersion === SEEKABLE_FORMAT_VERSION
-    ? seekableCompressor(level, mtime, outputFile)
+    ? seekableCompressor(level, mtime, new BundleFiles({file: outputFile}))
     : zstdCompressor(level, mtime, outputFile)
 }
 
 const fileStemOf = (options: WriteBundleOptions) => options.delta?.fileStem ?? options.name
 
+/** What sealing the compressed bytes gave: their size, and (signed or split) their sha256, signature and parts. */
+interface SealedBundle {
+  compressedSize: number
+  compressedSha256?: string
+  parts?: PartsFile
+  detachedSignature?: Buffer
+}
+
 /**
- * Where the compressed bytes go: one file that the compressor writes itself (the fastest), or parts cut from its
- * stdout by writeParts, the detached signature fed on the way.
+ * Where the compressed bytes go: one file or its parts (BundleFiles), hashed and signed on the way when the bundle
+ * is split or signed. Format 2's frame writer writes them itself; format 1's zstd writes a single file itself (read
+ * back once to sign it) or pipes its stdout into the parts.
  */
 class CompressedOutput {
   readonly outputs: AtomicOutput[] = []
   readonly bundleFile: string
-  readonly signer?: StreamSigner
-  private readonly single?: AtomicOutput
-  private readonly writeback?: WritebackFlusher
-  private readonly parts?: Promise<SplitResult>
-  private partsError: unknown
+  private readonly writeback: WritebackFlusher
+  /** Format 1's stdout into the parts. */
+  private readonly piped?: Promise<void>
+  private filesError: unknown
 
   private constructor(
     private readonly options: WriteBundleOptions,
-    single: AtomicOutput | undefined,
+    private readonly single: AtomicOutput | undefined,
+    private readonly files: BundleFiles | undefined,
+    private readonly seal: FileSeal | undefined,
     readonly compressor: Compressor,
   ) {
     this.bundleFile = `${fileStemOf(options)}.tar.zst`
-    this.single = single
     if (single) this.outputs.push(single)
-    this.writeback = single ? new WritebackFlusher(single.tmpPath) : undefined
-    this.signer = options.signingKey ? streamSigner(options.signingKey) : undefined
-    if (options.partSize !== undefined) {
-      const onChunk = (c: Buffer) => this.signer?.update(c)
-      this.parts = writeParts(compressor.stdout!, {
-        dir: options.outputDir,
-        bundleFile: this.bundleFile,
-        partSize: options.partSize,
-        onChunk,
-      }).catch((error) => {
-        this.partsError = error
+    this.writeback = new WritebackFlusher(() => single?.tmpPath ?? files?.currentPath)
+    files?.on('error', (error) => (this.filesError ??= error))
+    if (files && compressor.stdout) {
+      this.piped = pipeline(compressor.stdout, files).catch((error: unknown) => {
         compressor.kill()
         throw error
       })
-      this.parts.catch(() => {})
+      this.piped.catch(() => {})
     }
   }
 
   static async open(options: WriteBundleOptions): Promise<CompressedOutput> {
-    const single =
-      options.partSize === undefined
-        ? await atomicOutput(path.join(options.outputDir, `${fileStemOf(options)}.tar.zst`))
-        : undefined
+    const stem = fileStemOf(options)
+    const split = options.partSize !== undefined
+    const single = split ? undefined : await atomicOutput(path.join(options.outputDir, `${stem}.tar.zst`))
+    const seal = split || options.signingKey ? new FileSeal(options.signingKey) : undefined
+    const target = single
+      ? {file: single.tmpPath}
+      : {dir: options.outputDir, bundleFile: `${stem}.tar.zst`, partSize: options.partSize!}
+    let files: BundleFiles | undefined
     try {
-      const compressor = await openCompressor(
-        options.formatVersion ?? DEFAULT_FORMAT_VERSION,
-        options.compressionLevel,
-        options.sourceDateEpoch ?? 0,
-        single?.tmpPath,
-      )
-      return new CompressedOutput(options, single, compressor)
+      let compressor: Compressor
+      const level = options.compressionLevel
+      const mtime = options.sourceDateEpoch ?? 0
+      if ((options.formatVersion ?? DEFAULT_FORMAT_VERSION) === SEEKABLE_FORMAT_VERSION) {
+        files = new BundleFiles(target, seal)
+        compressor = await seekableCompressor(level, mtime, files)
+      } else {
+        // zstd writes a single file itself; parts are cut from its stdout.
+        compressor = await zstdCompressor(level, mtime, single?.tmpPath)
+        if (split) files = new BundleFiles(target, seal)
+      }
+      return new CompressedOutput(options, single, files, seal, compressor)
     } catch (error) {
+      files?.destroy()
+      seal?.destroy()
       await single?.abort()
       throw error
     }
   }
 
-  /** The tar is complete: let the compressor finish, and the parts (if any) with it. */
-  async finish(): Promise<SplitResult | undefined> {
+  /** The tar is complete: let the compressor finish, and the files with it. */
+  async finish(): Promise<void> {
     await this.compressor.close()
-    await this.writeback?.stop()
-    return this.parts
+    await this.piped
+    await this.writeback.stop()
   }
 
   /**
    * Stop everything after `error`, and name the failure that explains it. Several things fail together when one
-   * does (zstd, the parts writer, our writes into zstd): a full disk first, then a permission or read-only file
-   * system, then an airpack error, then zstd's own
+   * does (zstd, the files being written, our writes into zstd): a full disk first, then a permission or read-only
+   * file system, then an airpack error, then zstd's own
    * message when our error is only the broken pipe it left behind.
    */
   async fail(error: unknown): Promise<unknown> {
-    await this.writeback?.stop().catch(() => {})
+    await this.writeback.stop().catch(() => {})
     const stopped = this.compressor.stop()
-    await this.parts?.catch(() => {})
+    await this.piped?.catch(() => {})
     const zstdError = await stopped
     const stdinError = this.compressor.inputError
-    const candidates = [this.partsError, zstdError, stdinError, error].filter((e) => e !== undefined)
+    const candidates = [this.filesError, zstdError, stdinError, error].filter((e) => e !== undefined)
     await this.abort()
     return (
       candidates.find(isDiskFull) ??
@@ -719,43 +731,40 @@ class CompressedOutput {
   }
 
   /** The parts file, or the single file's size and (when signing) its sha256, and the signature file. */
-  async seal(
-    split: SplitResult | undefined,
-  ): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile; detachedSignature?: Buffer}> {
-    const sealed = split ? await this.sealParts(split) : await this.sealSingle()
-    if (!this.signer) return sealed
-    const detachedSignature = this.signer.sign()
-    await this.stage(`${this.bundleFile}.sig`, detachedSignature)
-    return {...sealed, detachedSignature}
+  async sealOutputs(): Promise<SealedBundle> {
+    const written = this.files ? await this.files.result() : await this.readBack()
+    const sealed = written.parts ? await this.sealParts(written) : {compressedSize: written.size}
+    const hashed = written.sha256 === undefined ? {} : {compressedSha256: written.sha256}
+    if (!written.signature) return {...sealed, ...hashed}
+    await this.stage(`${this.bundleFile}.sig`, written.signature)
+    return {...sealed, ...hashed, detachedSignature: written.signature}
   }
 
-  private async sealParts(
-    split: SplitResult,
-  ): Promise<{compressedSize: number; compressedSha256?: string; parts?: PartsFile}> {
-    this.outputs.push(...split.parts.map((p) => p.output))
+  private async sealParts(written: WrittenBundle): Promise<{compressedSize: number; parts: PartsFile}> {
+    const split = written.parts!
+    this.outputs.push(...split.map((p) => p.output))
     const parts: PartsFile = {
       formatVersion: 1,
       file: this.bundleFile,
-      size: split.size,
-      sha256: split.sha256,
+      size: written.size,
+      sha256: written.sha256!,
       partSize: this.options.partSize!,
-      parts: split.parts.map((p) => ({name: p.name, size: p.size, sha256: p.sha256})),
+      parts: split.map((p) => ({name: p.name, size: p.size, sha256: p.sha256})),
       join: `cat ${this.bundleFile}.[0-9][0-9][0-9] > ${this.bundleFile}`,
     }
     await this.stage(`${fileStemOf(this.options)}.parts.json`, canonicalJson(parts))
-    return {compressedSize: split.size, compressedSha256: split.sha256, parts}
+    return {compressedSize: written.size, parts}
   }
 
-  private async sealSingle(): Promise<{compressedSize: number; compressedSha256?: string}> {
-    const compressedSize = (await stat(this.single!.tmpPath)).size
-    if (!this.signer) return {compressedSize}
-    // The compressor wrote the file itself (fastest): one streamed read-back for the detached signature.
-    const hash = createHash('sha256')
+  /** A single file the `zstd` program wrote itself (format 1): its size, read back once to seal it when signing. */
+  private async readBack(): Promise<WrittenBundle> {
+    const size = (await stat(this.single!.tmpPath)).size
+    if (!this.seal) return {size}
     for await (const chunk of createReadStream(this.single!.tmpPath, {highWaterMark: 1 << 20})) {
-      hash.update(chunk as Buffer)
-      this.signer.update(chunk as Buffer)
+      const hashing = this.seal.write(chunk as Buffer)
+      if (hashing) await hashing
     }
-    return {compressedSize, compressedSha256: hash.digest('hex')}
+    return {size, ...(await this.seal.seal())}
   }
 
   private async stage(file: string, data: string | Buffer): Promise<void> {
@@ -764,8 +773,14 @@ class CompressedOutput {
     await writeFile(out.tmpPath, data)
   }
 
+  /** Removes every temporary file, the parts being written included (once their stream has closed). */
   async abort(): Promise<void> {
-    for (const o of this.outputs) await o.abort()
+    this.seal?.destroy()
+    if (this.files) {
+      this.files.destroy()
+      await closed(this.files)
+    }
+    for (const o of new Set([...this.outputs, ...(this.files?.outputs ?? [])])) await o.abort()
   }
 }
 
@@ -830,7 +845,7 @@ async function writeTar(
     manifest: BundleManifest
   },
   options: WriteBundleOptions,
-): Promise<{tarResult: {sha256?: string; size: number}; split: SplitResult | undefined}> {
+): Promise<{sha256?: string; size: number}> {
   const {tar} = out.compressor
   const stopProgress = progressLines(tar, tarEntries.manifest.totals.blobBytes, options.logger ?? silentLogger)
   try {
@@ -840,7 +855,8 @@ async function writeTar(
     await writeEntries(tar, tarEntries.entries, tarEntries.owners, options)
     const tarResult = await tar.finish()
     stopProgress()
-    return {tarResult, split: await out.finish()}
+    await out.finish()
+    return tarResult
   } catch (error) {
     stopProgress()
     tar.abort()
@@ -872,10 +888,10 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
   logger.info(
     `Writing ${out.bundleFile} (format ${formatVersion}): ${leading.length + entries.length + 1 + (signature ? 1 : 0)} entries, ${formatBytes(entries.reduce((sum, e) => sum + (e.digest ? e.size : 0), 0))} of blobs`,
   )
-  const {tarResult, split} = await writeTar(out, {leading, bundleJson, signature, entries, owners, manifest}, options)
+  const tarResult = await writeTar(out, {leading, bundleJson, signature, entries, owners, manifest}, options)
 
   try {
-    const sealed = await out.seal(split)
+    const sealed = await out.sealOutputs()
     const files = out.outputs.map((o) => path.basename(o.finalPath))
     return {
       // Format 2's identity is bundle.json's, which pins every entry's size and sha256: `inspect` then reads only it.
@@ -898,19 +914,22 @@ export async function writeBundle(options: WriteBundleOptions): Promise<PendingB
 }
 
 /**
- * Pushes the bundle file's dirty pages to disk while zstd is still writing it, so that the fsync before the
- * rename (which stays, in atomicOutput.commit) finds little left to flush instead of a whole GiB. One flush at
+ * Pushes the bundle file's dirty pages (or its parts') to disk while they are still being written, so that the
+ * fsync before each rename (which stays, in atomicOutput.commit) finds little left to flush instead of a whole
+ * GiB. One flush at
  * a time, off the main thread (libuv's pool). A flush error is kept and thrown by stop(): swallowing it here
  * could hide it from the final fsync.
  */
 class WritebackFlusher {
   private fd: FileHandle | undefined
+  private fdPath: string | undefined
   private inFlight: Promise<void> | undefined
   private error: unknown
   private stopped = false
   private readonly timer: NodeJS.Timeout
 
-  constructor(private readonly file: string) {
+  /** `file` names the file being written now (a split bundle moves from part to part), if any yet. */
+  constructor(private readonly file: () => string | undefined) {
     this.timer = setInterval(() => this.flush(), 250)
     this.timer.unref()
   }
@@ -918,8 +937,16 @@ class WritebackFlusher {
   private flush(): void {
     if (this.inFlight || this.stopped || this.error !== undefined) return
     this.inFlight = (async () => {
-      // zstd creates the file when it starts; until then there is nothing to flush.
-      this.fd ??= await open(this.file, 'r').catch(() => undefined)
+      const file = this.file()
+      if (file !== this.fdPath) {
+        // The previous part is complete: flush the rest of it too.
+        const done = this.fd
+        this.fd = undefined
+        await done?.datasync().finally(() => done.close().catch(() => {}))
+        this.fdPath = file
+      }
+      // The file is created when the first bytes come; until then there is nothing to flush.
+      if (file !== undefined) this.fd ??= await open(file, 'r').catch(() => undefined)
       await this.fd?.datasync()
     })()
       .catch((error: unknown) => {

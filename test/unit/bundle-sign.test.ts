@@ -1,17 +1,18 @@
 import {execFileSync} from 'node:child_process'
-import {generateKeyPairSync} from 'node:crypto'
+import {createHash, createSign, generateKeyPairSync, sign} from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {
+  FileSeal,
   loadPublicKey,
   loadSigningKey,
   signDocument,
-  streamSigner,
   streamVerifier,
   verifyDocument,
+  type SigningKey,
 } from '../../src/bundle/sign.js'
 
 // Signatures made with node:crypto that stock openssl accepts (PRODUCT.md §7).
@@ -40,13 +41,15 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
-function signFile(keyFile: string, file: string): Promise<Buffer> {
-  return loadSigningKey(keyFile).then((k) => {
-    const s = streamSigner(k)
-    const data = readFileSync(file)
-    for (let i = 0; i < data.length; i += 65536) s.update(data.subarray(i, i + 65536))
-    return s.sign()
-  })
+/** The file's bytes through a FileSeal in chunks, as the bundle writer feeds it: its sha256 and signature. */
+async function sealBytes(key: SigningKey | undefined, data: Buffer): Promise<{sha256: string; signature?: Buffer}> {
+  const seal = new FileSeal(key)
+  for (let i = 0; i < data.length; i += 65536) await seal.write(data.subarray(i, i + 65536))
+  return seal.seal()
+}
+
+async function signFile(keyFile: string, file: string): Promise<Buffer> {
+  return (await sealBytes(await loadSigningKey(keyFile), readFileSync(file))).signature!
 }
 
 describe('signing', () => {
@@ -101,10 +104,10 @@ describe('signing', () => {
       const other = await loadPublicKey(keys[name === 'rsa' ? 'ec' : 'rsa'].pub)
       expect(verifyDocument(other, doc, sig)).toBe(false)
 
-      const s = streamSigner(signer)
-      s.update(Buffer.from('part one, '))
-      s.update(Buffer.from('part two'))
-      const detached = s.sign()
+      const seal = new FileSeal(signer)
+      await seal.write(Buffer.from('part one, '))
+      await seal.write(Buffer.from('part two'))
+      const detached = (await seal.seal()).signature!
       const v = streamVerifier(pub)
       v.update(Buffer.from('part one, part two'))
       expect(v.verify(detached)).toBe(true)
@@ -113,6 +116,25 @@ describe('signing', () => {
       expect(bad.verify(detached)).toBe(false)
     })
   }
+
+  it('FileSeal: the sha256 of the bytes fed, and RSA and Ed25519 signatures byte for byte those of signing the bytes themselves', async () => {
+    const data = readFileSync(path.join(dir, 'data.bin'))
+    const sha256 = createHash('sha256').update(data).digest()
+    expect(await sealBytes(undefined, data)).toEqual({sha256: sha256.toString('hex')})
+    const rsa = await loadSigningKey(keys.rsa.priv)
+    const rsaSealed = await sealBytes(rsa, data)
+    expect(rsaSealed.sha256).toBe(sha256.toString('hex'))
+    expect(rsaSealed.signature).toEqual(createSign('sha256').update(data).sign(rsa.key))
+    const ed = await loadSigningKey(keys.ed25519.priv)
+    expect((await sealBytes(ed, data)).signature).toEqual(sign(null, sha256, ed.key))
+    // ECDSA signatures are randomised: the one made in the hashing worker verifies over the bytes.
+    const ec = await loadSigningKey(keys.ec.priv)
+    const ecSealed = await sealBytes(ec, data)
+    expect(ecSealed.sha256).toBe(sha256.toString('hex'))
+    const v = streamVerifier(await loadPublicKey(keys.ec.pub))
+    v.update(data)
+    expect(v.verify(ecSealed.signature!)).toBe(true)
+  })
 
   it('refuses unsupported curves, public keys as signing keys, and missing files, without echoing key material', async () => {
     await expect(loadSigningKey(keys.secp384.priv)).rejects.toMatchObject({
