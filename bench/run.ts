@@ -3,6 +3,7 @@
 //   node --import tsx bench/run.ts [--sizes 1G,4G] [--reps 5] [--images 4] [--platforms amd64,arm64] [--arch amd64]
 //                                  [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR] [--concurrency N] [--keep]
 //                                  [--format 2|1]  (the bundle format airpack writes, and so verifies; default 2)
+//                                  [--sign] [--split-size SIZE]  (the sealed pair's build: signed and/or split)
 //
 // For every size (bytes per platform) it seeds a fresh loopback docker-registry with multi-arch content, writes an
 // exported add-on profile listing the images, then runs the pairs below `--reps` times, alternating which side of a
@@ -14,6 +15,8 @@
 //            (the peer of the same rep; the ratio to the floor is reported beside it)
 //   verify : zstd -d -c bundle | sha256sum  vs  airpack bundle verify bundle      target: speed ratio ≥ 2
 //   size   : (rep 1 only) a warm `--format 1` build: bundle size ratio            target: ≤ 1.01
+//   sealed : airpack warm build vs the same warm build signed (--sign: an RSA key made with openssl) and/or
+//            split (--split-size)                                              target: sealed/plain ≤ 1.1
 // and reports medians, per-pair ratios (median of the per-rep ratios), and airpack's peak memory, airpack and its
 // children (≤ 150 MB, and within 10 % between the smallest and the largest size). Results: a markdown table on
 // stdout and in OUT/results.md, all raw runs in OUT/results.json.
@@ -50,6 +53,8 @@ const {values: args} = parseArgs({
     concurrency: {type: 'string'},
     'compression-level': {type: 'string', default: '3'},
     format: {type: 'string', default: '2'},
+    sign: {type: 'boolean', default: false},
+    'split-size': {type: 'string'},
     'run-timeout': {type: 'string', default: '1800'},
     keep: {type: 'boolean', default: false},
     'no-snapshot': {type: 'boolean', default: false},
@@ -61,16 +66,27 @@ if (args.help) {
   console.log(
     'usage: node --import tsx bench/run.ts [--sizes 1G,4G] [--reps N] [--images N] [--layers-per-image N] [--base-fraction F]\n' +
       '       [--platforms amd64,arm64] [--arch amd64] [--pairs cold,warm,verify] [--work-dir DIR] [--out DIR]\n' +
-      '       [--concurrency N] [--compression-level N] [--format 2|1] [--run-timeout SECONDS] [--keep] [--no-snapshot]',
+      '       [--concurrency N] [--compression-level N] [--format 2|1] [--sign] [--split-size SIZE]\n' +
+      '       [--run-timeout SECONDS] [--keep] [--no-snapshot]',
   )
   process.exit(0)
 }
 
-type Side = 'peer' | 'airpackCold' | 'floor' | 'airpackWarm' | 'zstdSha' | 'airpackVerify' | 'airpackWarmF1'
+type Side =
+  | 'peer'
+  | 'airpackCold'
+  | 'floor'
+  | 'airpackWarm'
+  | 'zstdSha'
+  | 'airpackVerify'
+  | 'airpackWarmF1'
+  | 'airpackWarmPlain'
+  | 'airpackWarmSealed'
 const PAIRS = {
   cold: {a: 'peer', b: 'airpackCold', target: 'airpack/peer ≤ 0.5', limit: 0.5},
   warm: {a: 'floor', b: 'airpackWarm', target: 'airpack warm/peer ≤ 0.2', limit: 0.2},
   verify: {a: 'zstdSha', b: 'airpackVerify', target: 'speed airpack/(zstd -d \\| sha256sum) ≥ 2', limit: 2},
+  sealed: {a: 'airpackWarmPlain', b: 'airpackWarmSealed', target: 'sealed/plain warm ≤ 1.1', limit: 1.1},
 } as const satisfies Record<string, {a: Side; b: Side; target: string; limit: number}>
 type PairName = keyof typeof PAIRS | 'size'
 /** Peak RSS of airpack and its children, in MB (10^6 bytes), and its spread between sizes. */
@@ -93,7 +109,9 @@ const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOStr
 const reps = Number(args.reps)
 const pairs = args.pairs!.split(',').map((p) => p.trim()) as PairName[]
 for (const p of pairs)
-  if (!(p in PAIRS) && p !== 'size') throw new Error(`unknown pair ${p}; use cold, warm, verify, size`)
+  if (!(p in PAIRS) && p !== 'size') throw new Error(`unknown pair ${p}; use cold, warm, verify, size, sealed`)
+if (pairs.includes('sealed') && !args.sign && args['split-size'] === undefined)
+  throw new Error('the sealed pair needs --sign and/or --split-size (what makes the sealed build)')
 const arch = args.arch!
 const level = args['compression-level']!
 const timeoutMs = Number(args['run-timeout']) * 1000
@@ -162,7 +180,8 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
 
     const runs: Run[] = []
     const rssFile = path.join(work, 'rss.txt')
-    const airpackBuild = (cacheDir: string, outputDir: string, format = args.format!) => [
+    const sealFlags = await sealedBuildFlags(work)
+    const airpackBuild = (cacheDir: string, outputDir: string, format = args.format!, extra: string[] = []) => [
       'node',
       BIN,
       'bundle',
@@ -183,6 +202,7 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
       '--format',
       format,
       ...(args.concurrency ? ['--concurrency', args.concurrency] : []),
+      ...extra,
     ]
 
     for (let rep = 1; rep <= reps; rep++) {
@@ -230,13 +250,10 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
           await rm(floorFile, {force: true})
           return m
         },
-        async airpackWarm() {
-          if (!coldDone) return skipped('needs a successful cold build first')
-          await rm(warmOut, {recursive: true, force: true})
-          const m = await measure(airpackBuild(cache, warmOut), {rssFile, timeoutMs})
-          const bundle = await findBundle(warmOut)
-          return {...m, outputBytes: bundle ? await fileSize(bundle) : undefined}
-        },
+        airpackWarm: () => warmBuild(warmOut),
+        // The sealed pair: the plain warm build beside the signed and/or split one, each into its own output.
+        airpackWarmPlain: () => warmBuild(path.join(repDir, 'out-warm-plain'), [], true),
+        airpackWarmSealed: () => warmBuild(path.join(repDir, 'out-warm-sealed'), sealFlags, true),
         async airpackWarmF1() {
           if (!coldDone) return skipped('needs a successful cold build first')
           const f1Out = path.join(repDir, 'out-warm-f1')
@@ -259,8 +276,18 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
           return measure(['node', BIN, 'bundle', 'verify', bundle], {rssFile, timeoutMs})
         },
       }
+      /** A warm build with the cold build's cache into `out` (removed afterwards when `discard`). */
+      async function warmBuild(out: string, extra: string[] = [], discard = false) {
+        if (!coldDone) return skipped('needs a successful cold build first')
+        await rm(out, {recursive: true, force: true})
+        const m = await measure(airpackBuild(cache, out, args.format!, extra), {rssFile, timeoutMs})
+        const bundle = await findBundle(out)
+        const outputBytes = bundle ? await fileSize(bundle) : undefined
+        if (discard) await rm(out, {recursive: true, force: true})
+        return {...m, outputBytes}
+      }
       // The cold pair runs first in every rep: warm and verify need its cache and bundle.
-      for (const pairName of (['cold', 'warm', 'verify', 'size'] as PairName[]).filter(
+      for (const pairName of (['cold', 'warm', 'verify', 'size', 'sealed'] as PairName[]).filter(
         (p) => pairs.includes(p) || (p === 'cold' && pairs.some((q) => q !== 'cold')),
       )) {
         if (pairName === 'size' && rep > 1) continue
@@ -294,6 +321,23 @@ async function benchSize(sizeText: string, workRoot: string): Promise<Record<str
     await registry.stop()
     if (!args.keep) await rm(work, {recursive: true, force: true})
   }
+}
+
+/**
+ * The flags of the sealed pair's build: `--sign-key` with an RSA key made by openssl (the kind Palette signs with;
+ * one signature per build, so its size does not matter) and/or `--split`.
+ */
+async function sealedBuildFlags(work: string): Promise<string[]> {
+  const flags: string[] = []
+  if (args.sign) {
+    const key = path.join(work, 'bench-signing-key.pem')
+    execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072', '-out', key], {
+      stdio: 'ignore',
+    })
+    flags.push('--sign-key', key)
+  }
+  if (args['split-size'] !== undefined) flags.push('--split', args['split-size'])
+  return flags
 }
 
 function skipped(reason: string): Omit<Run, 'side' | 'rep' | 'order'> {
@@ -395,6 +439,7 @@ function markdown(results: Record<string, any>[], meta: Record<string, unknown>)
     '',
     `Machine: ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB; node ${meta.node}; ${meta.zstd}; ${meta.skopeo}. ` +
       `Content: ${meta.images} images × (shared base + ${meta.layersPerImage} own layers), platforms ${meta.platforms}, bundle for linux/${meta.arch}, format ${meta.format}; ${meta.reps} reps, alternating. ` +
+      (meta.sealedBuild ? `Sealed build: ${meta.sealedBuild}. ` : '') +
       `Load average at start: ${meta.loadStart}; at end: ${meta.loadEnd ?? '–'}.`,
     '',
     '| size/platform | pair | A | median A (s) | B | median B (s) | ratio (median of per-rep) | target | met |',
@@ -469,6 +514,9 @@ async function main() {
     reps,
     compressionLevel: level,
     format: args.format,
+    sealedBuild: [args.sign ? '--sign-key (RSA 3072)' : '', args['split-size'] ? `--split ${args['split-size']}` : '']
+      .filter(Boolean)
+      .join(' '),
     loadStart: os
       .loadavg()
       .map((l) => l.toFixed(2))
