@@ -209,39 +209,48 @@ describe('interrupted format 2 builds', () => {
     )
   }, 240_000)
 
+  /**
+   * Starts a build of variant `v` whose tar's last layer is held mid-download, and resolves once the partial bundle
+   * file(s) hold more than every layer before it: the build is packing (format 2 packs while the blobs arrive).
+   */
+  async function buildHeldWhilePacking(v: (typeof variants)[number]) {
+    const cache = await fx.fresh('cache')
+    const output = await fx.fresh('out')
+    fx.proxy.setPlan({})
+    fx.proxy.resetCounters()
+    // Blobs go into the tar sorted by digest: hold the last layer, so every blob before it is packed while it waits.
+    const layers = amd64Layers(fx.content).sort()
+    const last = layers.at(-1)!
+    const before = layers.slice(0, -1)
+    const beforeBytes = (
+      await Promise.all(
+        before.map(async (d) => (await stat(path.join(cleanCache, 'blobs', 'sha256', d.slice(7)))).size),
+      )
+    ).reduce((a, b) => a + b, 0)
+    const held = fx.proxy.holdBlobs({afterBytes: 256 * 1024, digests: [last]})
+    const child = fx.spawnBuild({cache, output, extra: v.extra()})
+    await held
+    const written = await waitFor(
+      'the partial bundle to hold the layers before the held one',
+      async () => {
+        const files = await partials(output)
+        const bytes = files.reduce((sum, f) => sum + f.size, 0)
+        return bytes > beforeBytes ? {files, bytes} : undefined
+      },
+      120_000,
+    )
+    if (process.env.AIRPACK_FAULT_DEBUG)
+      console.log(`packing: ${written.bytes} bytes in ${written.files.map((f) => f.name).join(', ')}`)
+    return {cache, output, child, before}
+  }
+
   for (const v of variants) {
     it(`SIGKILL while packing (${v.label}), then a re-run: nothing published, a verified cache, the identical bundle`, async () => {
-      const cache = await fx.fresh('cache')
-      const output = await fx.fresh('out')
-      fx.proxy.setPlan({})
-      fx.proxy.resetCounters()
-      // Blobs go into the tar sorted by digest: hold the last layer, so every blob before it is packed while it waits.
-      const layers = amd64Layers(fx.content).sort()
-      const last = layers.at(-1)!
-      const before = layers.slice(0, -1)
-      const beforeBytes = (
-        await Promise.all(
-          before.map(async (d) => (await stat(path.join(cleanCache, 'blobs', 'sha256', d.slice(7)))).size),
-        )
-      ).reduce((a, b) => a + b, 0)
-      const held = fx.proxy.holdBlobs({afterBytes: 256 * 1024, digests: [last]})
-      const child = fx.spawnBuild({cache, output, extra: v.extra()})
-      await held
-      const written = await waitFor(
-        'the partial bundle to hold the layers before the held one',
-        async () => {
-          const files = await partials(output)
-          const bytes = files.reduce((sum, f) => sum + f.size, 0)
-          return bytes > beforeBytes ? {files, bytes} : undefined
-        },
-        120_000,
-      )
+      const {cache, output, child, before} = await buildHeldWhilePacking(v)
       child.kill('SIGKILL')
       const killed = await child
       fx.proxy.release()
       expect(killed.signal).toBe('SIGKILL')
-      if (process.env.AIRPACK_FAULT_DEBUG)
-        console.log(`killed with ${written.bytes} bytes in ${written.files.map((f) => f.name).join(', ')}`)
 
       // Nothing under a final name, only hidden partial files; every cached blob hashes to its name.
       expect(await finalOutputs(output)).toEqual([])
@@ -268,6 +277,20 @@ describe('interrupted format 2 builds', () => {
       // Byte for byte what the uninterrupted build published, and the killed run's partial files are gone.
       expect(await published(output)).toEqual(clean.get(v.label))
       expect(await partials(output)).toEqual([])
+      expect(await unverifiedCacheBlobs(cache)).toEqual([])
+    })
+
+    it(`SIGINT while packing (${v.label}): stops with a message, no stack trace, no file left at all`, async () => {
+      const {cache, output, child} = await buildHeldWhilePacking(v)
+      child.kill('SIGINT')
+      const result = await child
+      fx.proxy.release()
+      const said = `${result.stderr}`
+      expect(result.exitCode ?? result.signal, `exit ${result.exitCode} signal ${result.signal}\n${said}`).not.toBe(0)
+      expect(said).toMatch(/interrupt|cancel|SIGINT|stopp|abort/i)
+      expect(said).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m)
+      // A clean stop removes its temporary files too (a SIGKILL cannot: the next build does).
+      expect(await listFiles(output)).toEqual([])
       expect(await unverifiedCacheBlobs(cache)).toEqual([])
     })
   }
