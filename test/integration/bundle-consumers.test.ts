@@ -9,6 +9,8 @@ import {buildDefinitionTgz} from '../../src/bundle/definition.js'
 import {readBundle} from '../../src/bundle/reader.js'
 import {loadPublicKey, loadSigningKey} from '../../src/bundle/sign.js'
 import {writeBundle} from '../../src/bundle/writer.js'
+import {rawFrameSize} from '../../src/zstd/frame.js'
+import {parseSeekTable, parseSeekTableFooter, SEEK_TABLE_FOOTER_SIZE, seekTableSize} from '../../src/zstd/seek-table.js'
 import {fixtureLock, type FixtureImage} from '../helpers/bundle-fixtures.js'
 import {startContainerd, type TestContainerd} from '../helpers/containerd.js'
 import {startRegistry, type TestRegistry} from '../helpers/registry.js'
@@ -25,6 +27,28 @@ const variants = [
   {label: 'bundle format 2', formatVersion: 2, split: false},
   {label: 'bundle format 2, split and signed', formatVersion: 2, split: true},
 ] as const
+
+interface Ref {
+  digest: string
+  mediaType: string
+}
+
+/** The entries of a plain ustar archive (what airpack writes): where each header starts, its size, its length. */
+function tarEntries(tar: Buffer): {path: string; offset: number; size: number; length: number}[] {
+  const out: {path: string; offset: number; size: number; length: number}[] = []
+  const field = (at: number, length: number) =>
+    tar
+      .subarray(at, at + length)
+      .toString('latin1')
+      .replace(/\0.*$/s, '')
+  for (let at = 0; at + 512 <= tar.length && tar[at] !== 0;) {
+    const size = Number.parseInt(field(at + 124, 12).trim(), 8)
+    const length = 512 + Math.ceil(size / 512) * 512
+    out.push({path: field(at, 100), offset: at, size, length})
+    at += length
+  }
+  return out
+}
 
 describe.each(variants)('$label', ({formatVersion, split}) => {
   let root: string
@@ -104,6 +128,55 @@ describe.each(variants)('$label', ({formatVersion, split}) => {
       expect(names.slice(1).filter((n) => n !== 'airpack/bundle.json.sig')).toEqual(listed)
     })
   })
+
+  if (formatVersion === 2) {
+    describe('frames', () => {
+      it('every tar entry is whole frames of its own; compressed media types in raw frames, JSON compressed', () => {
+        const tar = readFileSync(tarFile)
+        const entries = tarEntries(tar)
+        // Each blob's media type, from the manifests and indexes in the tar that name it.
+        const mediaTypes = new Map<string, string>()
+        for (const e of entries.filter((x) => x.path.startsWith('blobs/sha256/'))) {
+          const body = tar.subarray(e.offset + 512, e.offset + 512 + e.size)
+          if (body[0] !== 0x7b) continue
+          const doc = JSON.parse(body.toString()) as {config?: Ref; layers?: Ref[]; manifests?: Ref[]}
+          for (const d of [doc.config, ...(doc.layers ?? []), ...(doc.manifests ?? [])])
+            if (d?.digest) mediaTypes.set(`blobs/sha256/${d.digest.slice(7)}`, d.mediaType)
+        }
+        const bytes = Buffer.concat(files.map((f) => readFileSync(f)))
+        const footer = parseSeekTableFooter(bytes.subarray(bytes.length - SEEK_TABLE_FOOTER_SIZE))
+        if ('problem' in footer) throw new Error(footer.problem)
+        const frames = parseSeekTable(
+          bytes.subarray(bytes.length - seekTableSize(footer.frameCount, footer.checksums)),
+          bytes.length,
+        ).frames
+        const isRaw = (f: (typeof frames)[number]) => f.compressedSize === rawFrameSize(f.decompressedSize)
+        const seen = {raw: 0, compressed: 0}
+        for (const e of [...entries, {path: '(end of archive)', offset: tar.length - 1024, size: 0, length: 1024}]) {
+          const own = frames.filter(
+            (f) => f.decompressedOffset >= e.offset && f.decompressedOffset < e.offset + e.length,
+          )
+          expect(own[0]?.decompressedOffset, `${e.path} starts a frame`).toBe(e.offset)
+          expect(
+            own.reduce((sum, f) => sum + f.decompressedSize, 0),
+            `${e.path} ends with its last frame`,
+          ).toBe(e.length)
+          const mediaType = mediaTypes.get(e.path)
+          if (mediaType && /[+.](gzip|zstd)$/.test(mediaType)) {
+            expect(own.every(isRaw), `${e.path} (${mediaType}) in raw frames`).toBe(true)
+            seen.raw++
+          } else if (e.path === 'airpack/bundle.json' || mediaType?.endsWith('json')) {
+            expect(own.some(isRaw), `${e.path} compressed`).toBe(false)
+            expect(own.reduce((sum, f) => sum + f.compressedSize, 0)).toBeLessThan(e.length)
+            seen.compressed++
+          }
+        }
+        expect(frames.reduce((sum, f) => sum + f.decompressedSize, 0)).toBe(tar.length)
+        expect(seen.raw).toBeGreaterThan(2)
+        expect(seen.compressed).toBeGreaterThan(4)
+      })
+    })
+  }
 
   if (split) {
     describe('parts and signature', () => {
