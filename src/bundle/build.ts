@@ -19,7 +19,13 @@ import {silentLogger, type Logger} from '../util/log.js'
 import {buildDefinitionTgz} from './definition.js'
 import {loadSigningKey, type SigningKey} from './sign.js'
 import {formatBytes} from '../util/format.js'
-import {DEFAULT_FORMAT_VERSION, FORMAT_VERSION, type BundleFormatVersion, type BundleManifest} from './format.js'
+import {
+  DEFAULT_FORMAT_VERSION,
+  FORMAT_VERSION,
+  SEEKABLE_FORMAT_VERSION,
+  type BundleFormatVersion,
+  type BundleManifest,
+} from './format.js'
 import {BlobRestartedError} from './follow.js'
 import {BUNDLE_NAME_RE, diskFull, writeBundle, type PendingBundle, type WriteBundleOptions} from './writer.js'
 import {killAllZstd, zstdVersion} from './zstd.js'
@@ -27,6 +33,7 @@ import {initStore} from '../resolve/store-init.js'
 import {inventoryFileName, inventoryOf, serializeInventory} from '../delta/inventory.js'
 import type {DeltaBase, DeltaMode, DeltaSummary} from '../delta/build.js'
 import {ensureWritableDir} from '../util/environment.js'
+import {loadZstdWasm} from '../zstd/wasm.js'
 
 // `airpack bundle build` as a service: validate → resolve (or check the given lock) → fetch → write every output
 // of PRODUCT.md §3 under temporary names → publish them all. A failure or an interrupt at any step publishes
@@ -524,6 +531,10 @@ async function stageEverythingElse(
 export async function buildBundle(options: BuildOptions): Promise<BuildReport> {
   const logger = options.logger ?? silentLogger
   const started = Date.now()
+  // Format 2 compresses with WebAssembly: its module compiles (off the main thread) while the profiles load and the
+  // registry answers, not at the first frame (a warm 1 GiB build waited ~30 ms there). A failure to load surfaces
+  // where the writer awaits the same promise.
+  if ((options.formatVersion ?? DEFAULT_FORMAT_VERSION) === SEEKABLE_FORMAT_VERSION) void loadZstdWasm().catch(() => {})
   const prepared = await prepareBuild(options, logger)
   const {outputDir, valid} = prepared
   const staged = new StagedOutputs(outputDir)
