@@ -388,6 +388,7 @@ class TarScan {
   ) {}
 
   readonly onEntry = (h: TarEntryHeader): EntrySink | undefined => {
+    if (this.verify) this.checkOwner(h)
     if (!this.bundleJsonBytes && h.type === 'file' && this.leading?.accepts(h.path, this.entryCount)) {
       this.entryCount++
       this.leadingCount++
@@ -447,6 +448,20 @@ class TarScan {
   }
 
   /** A safe path, a regular file, seen once; otherwise a problem, and the entry's bytes are skipped. */
+  /**
+   * Mode and owner exactly as airpack writes them. No digest covers a header, and a format 2 identity is bundle.json's
+   * sha256, so a header altered to setuid or to another owner (its checksum fixed) would otherwise keep the identity
+   * and pass, and `tar -x` as root would restore it.
+   */
+  private checkOwner(h: TarEntryHeader): void {
+    if (h.type !== 'file') return
+    if (h.mode === 0o644 && h.uid === 0 && h.gid === 0 && h.uname === '' && h.gname === '') return
+    const names = h.uname || h.gname ? ` (${JSON.stringify(h.uname)}:${JSON.stringify(h.gname)})` : ''
+    this.problem(
+      `entry ${h.path} is recorded with mode ${h.mode.toString(8).padStart(4, '0')} and owner ${h.uid}:${h.gid}${names}, not 0644 and 0:0 as airpack writes every entry: its tar header was altered`,
+    )
+  }
+
   private acceptable(h: TarEntryHeader): boolean {
     const reason = unsafePathReason(h.path)
     if (reason) {

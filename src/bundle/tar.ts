@@ -187,6 +187,12 @@ export interface TarEntryHeader {
   /** The raw type flag, for messages. */
   typeFlag: string
   linkName: string
+  /** Permission bits and owner as the header records them (PAX records applied): airpack writes 0644, 0:0, no names. */
+  mode: number
+  uid: number
+  gid: number
+  uname: string
+  gname: string
 }
 
 export interface EntrySink {
@@ -233,6 +239,21 @@ function parseOctal(field: Buffer): number {
 function cString(field: Buffer): string {
   const nul = field.indexOf(0)
   return field.subarray(0, nul === -1 ? field.length : nul).toString('utf8')
+}
+
+/** Mode and owner as tar would restore them: a PAX record overrides the header field (a non-number stays NaN, never 0). */
+function ownerOf(
+  block: Buffer,
+  pax: Record<string, string> | undefined,
+): Pick<TarEntryHeader, 'mode' | 'uid' | 'gid' | 'uname' | 'gname'> {
+  const ustar = block.subarray(257, 263).toString('ascii').startsWith('ustar')
+  return {
+    mode: parseOctal(block.subarray(100, 108)),
+    uid: pax?.uid !== undefined ? Number(pax.uid) : parseOctal(block.subarray(108, 116)),
+    gid: pax?.gid !== undefined ? Number(pax.gid) : parseOctal(block.subarray(116, 124)),
+    uname: pax?.uname ?? (ustar ? cString(block.subarray(265, 297)) : ''),
+    gname: pax?.gname ?? (ustar ? cString(block.subarray(297, 329)) : ''),
+  }
 }
 
 function parsePax(data: Buffer): Record<string, string> {
@@ -417,7 +438,7 @@ export class TarParser {
     const linkName = pax?.linkpath ?? cString(block.subarray(157, 257))
     const type = TYPE_BY_FLAG[typeFlag] ?? 'other'
     // Only regular files carry a body we stream; others' sizes still have to be skipped.
-    this.sink = this.onEntry({path: name, size, type, typeFlag, linkName})
+    this.sink = this.onEntry({path: name, size, type, typeFlag, linkName, ...ownerOf(block, pax)})
     this.remaining = size
     this.pad = padding(size).length
     if (size === 0) this.finishBody()

@@ -562,6 +562,34 @@ describe('format 2 verify: large entries hashed from their raw frames on worker 
     expect(e.message).toMatch(/corrupt/)
   })
 
+  it('a tar header altered to setuid or another owner (checksum fixed; no digest covers a header) names the entry (exit 5)', async () => {
+    // The large frame's first raw block starts with the entry's 512-byte tar header.
+    const header = big.compressedOffset + big.headerSize + BLOCK_HEADER_SIZE
+    const edits: [string, (h: Buffer) => void, RegExp][] = [
+      ['setuid', (h) => h.write('0004755\0', 100, 'ascii'), /mode 4755 and owner 0:0/],
+      ['owner', (h) => h.write('0001750\0', 108, 'ascii'), /owner 1000:0/],
+      ['user name', (h) => h.write('root', 265, 'ascii'), /owner 0:0 \("root":""\)/],
+    ]
+    for (const [what, edit, said] of edits) {
+      const copy = Buffer.from(bytes)
+      const h = copy.subarray(header, header + 512)
+      expect(h.toString('ascii', 0, big.path.length), what).toBe(big.path)
+      edit(h)
+      h.write('        ', 148, 'ascii')
+      const sum = h.reduce((a, b) => a + b, 0)
+      h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii')
+      const bad = path.join(root, `f2-header-${what.replace(' ', '-')}.tar.zst`)
+      writeFileSync(bad, copy)
+      // Stock tar reads the altered header without complaint.
+      const listing = execFileSync('bash', ['-o', 'pipefail', '-c', `zstd -dc "${bad}" | tar -tv`]).toString()
+      expect(listing, what).toContain(big.path)
+      const e = await verifyError(bad)
+      expect(e.exitCode, what).toBe(5)
+      expect(e.message, what).toContain(big.path)
+      expect(e.message, what).toMatch(said)
+    }
+  })
+
   it('a block header altered inside the large frame (stock zstd would decode other bytes) names the entry (exit 5)', async () => {
     const bad = path.join(root, 'f2-block.tar.zst')
     const copy = Buffer.from(bytes)
