@@ -6,27 +6,34 @@
 //     the sha256 of the tar it read, or throws an AirpackError (exit 5, or 2 for unreadable input); never another
 //     exception. A byte flipped inside any listed entry's body (a blob, index.json, oci-layout) is always
 //     caught, with exit 5.
+//   - readBundle on format 2 (seekable frames, a seek table): for any mutation of the file, the seek table's end
+//     above all, verify and inspect return a report or throw an AirpackError (exit 2 or 5); a verify that passes
+//     read exactly what stock `zstd -d` decodes.
 //   - loadBundleContent (bundle.json only, for `bundle diff`): the same mutations give a content or an
 //     AirpackError (exit 2 or 5), never another exception.
 
+import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import {PassThrough} from 'node:stream'
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {readBundle} from '../../src/bundle/reader.js'
 import {loadBundleContent} from '../../src/delta/content.js'
 import {TarFormatError, TarParser, type TarEntryHeader} from '../../src/bundle/tar.js'
 import {AirpackError} from '../../src/errors.js'
+import {SeekableWriter} from '../../src/zstd/seekable-writer.js'
 import {rawTar, zstd, type RawTarEntry} from '../fixtures/bad/corpus.js'
 import {int, mulberry32, mutateBytes} from '../fixtures/bad/mutate.js'
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
+const LAYER_SIZE = 3000
 
 /** A valid one-image bundle tar, and the byte ranges of every entry body in it. */
-function validBundle(): {tar: Buffer; bodies: {path: string; start: number; end: number}[]} {
-  const layer = Buffer.from(Array.from({length: 3000}, (_, i) => (i * 7919) & 0xff))
+function validBundle(formatVersion: 1 | 2 = 1): {tar: Buffer; bodies: {path: string; start: number; end: number}[]} {
+  const layer = Buffer.from(Array.from({length: LAYER_SIZE}, (_, i) => (i * 7919) & 0xff))
   const config = Buffer.from(
     JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: ['sha256:' + sha(layer)]}}),
   )
@@ -67,7 +74,7 @@ function validBundle(): {tar: Buffer; bodies: {path: string; start: number; end:
   ]
   const bundleJson = Buffer.from(
     JSON.stringify({
-      formatVersion: 1,
+      formatVersion,
       name: 'fuzz',
       platform: {os: 'linux', architecture: 'amd64'},
       airpack: {version: '0.1.0'},
@@ -101,6 +108,23 @@ function validBundle(): {tar: Buffer; bodies: {path: string; start: number; end:
     offset += 512 + Math.ceil(len / 512) * 512
   }
   return {tar: rawTar(entries), bodies}
+}
+
+/** The tar as format 2 writes it: a frame group per entry (raw for the already-compressed layer), a seek table. */
+async function seekableOf(tar: Buffer, bodies: {path: string; start: number; end: number}[]): Promise<Buffer> {
+  const pieces: Buffer[] = []
+  const out = new PassThrough()
+  out.on('data', (c: Buffer) => pieces.push(c))
+  const writer = await SeekableWriter.create(out, {level: 3})
+  const starts = [...bodies.map((b) => b.start - 512), tar.length - 1024, tar.length]
+  for (let i = 0; i + 1 < starts.length; i++) {
+    const raw = bodies[i] !== undefined && bodies[i]!.end - bodies[i]!.start === LAYER_SIZE
+    writer.beginSegment(raw ? 'raw' : 'compressed', starts[i + 1]! - starts[i]!)
+    if (!writer.write(tar.subarray(starts[i], starts[i + 1]))) await writer.waitForRoom()
+  }
+  await writer.finish()
+  out.end()
+  return Buffer.concat(pieces)
 }
 
 function parseAll(
@@ -276,5 +300,45 @@ describe('bundle reader under fuzzing', () => {
         `flip in ${body.path} at ${at} went unnoticed`,
       ).toBe(5)
     }
+  }, 120_000)
+
+  it('readBundle on format 2: a mutated file (the seek table above all) → a report or an integrity error, never a crash', async () => {
+    const seekable = validBundle(2)
+    const good = await seekableOf(seekable.tar, seekable.bodies)
+    const seed = path.join(dir, 'seed2.tar.zst')
+    writeFileSync(seed, good)
+    const report = await readBundle(seed, {mode: 'verify'})
+    expect(report.formatVersion).toBe(2)
+    const r = mulberry32(SEED + 4)
+    const seen = new Set<string | number>()
+    for (let i = 0; i < 120; i++) {
+      // Half the mutations in the last 64 bytes: the seek table's entries and footer.
+      const tail = i % 2 === 0
+      const cut = tail ? good.length - 64 : 0
+      const bytes = Buffer.concat([good.subarray(0, cut), mutateBytes(r, good.subarray(cut))])
+      const file = path.join(dir, `s-${i}.tar.zst`)
+      writeFileSync(file, bytes)
+      const context = `seed ${SEED + 4} #${i} (${tail ? 'seek table' : 'anywhere'})`
+      for (const mode of ['verify', 'inspect'] as const) {
+        try {
+          const read = await readBundle(file, {mode})
+          seen.add(`${mode} ok`)
+          if (mode !== 'verify') continue
+          // What verify passed is what stock zstd decodes: the same bundle.json, the same tar length.
+          const tarBytes = execFileSync('zstd', ['-q', '-dc', file], {maxBuffer: 1 << 26})
+          expect(tarBytes.length, context).toBe(read.totals.tarBytes)
+          const bundleJson = tarBytes.subarray(512, 512 + Number.parseInt(tarBytes.toString('ascii', 124, 135), 8))
+          expect(read.identity, context).toBe(`sha256:${sha(bundleJson)}`)
+        } catch (error) {
+          if (!(error instanceof AirpackError) || error.exitCode === undefined)
+            throw new Error(
+              `${context}: ${mode} threw ${(error as Error)?.name}: ${(error as Error)?.message}\n${(error as Error)?.stack}`,
+            )
+          expect([2, 5], `${context}: ${mode}: ${error.message}`).toContain(error.exitCode)
+          seen.add(error.exitCode)
+        }
+      }
+    }
+    expect(seen.has(5)).toBe(true)
   }, 120_000)
 })
