@@ -449,16 +449,18 @@ class TarScan {
 
   /** A safe path, a regular file, seen once; otherwise a problem, and the entry's bytes are skipped. */
   /**
-   * Mode and owner exactly as airpack writes them. No digest covers a header, and a format 2 identity is bundle.json's
-   * sha256, so a header altered to setuid or to another owner (its checksum fixed) would otherwise keep the identity
-   * and pass, and `tar -x` as root would restore it.
+   * Mode 0644 and owner 0:0, as airpack writes every entry. No digest covers a header, and a format 2 identity is
+   * bundle.json's sha256, so a header altered to setuid or to another owner (its checksum fixed) would otherwise keep
+   * the identity and pass, and `tar -x` as root would restore it. Owner names may be empty (airpack) or root (a
+   * copy repacked by stock tar as root): tar restores by name before number.
    */
   private checkOwner(h: TarEntryHeader): void {
     if (h.type !== 'file') return
-    if (h.mode === 0o644 && h.uid === 0 && h.gid === 0 && h.uname === '' && h.gname === '') return
+    const rootName = (n: string) => n === '' || n === 'root'
+    if (h.mode === 0o644 && h.uid === 0 && h.gid === 0 && rootName(h.uname) && rootName(h.gname)) return
     const names = h.uname || h.gname ? ` (${JSON.stringify(h.uname)}:${JSON.stringify(h.gname)})` : ''
     this.problem(
-      `entry ${h.path} is recorded with mode ${h.mode.toString(8).padStart(4, '0')} and owner ${h.uid}:${h.gid}${names}, not 0644 and 0:0 as airpack writes every entry: its tar header was altered`,
+      `entry ${h.path} is recorded with mode ${h.mode.toString(8).padStart(4, '0')} and owner ${h.uid}:${h.gid}${names}, not 0644 and root as airpack writes every entry: its tar header was altered`,
     )
   }
 
